@@ -1,0 +1,58 @@
+# Thin targets over the real tools. Everything runs from .venv, which `make test` / `make demo` create.
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+PIP     := $(VPY) -m pip
+DEB_PKGS := keepalived tcpdump iproute2 iputils-ping procps
+PYTEST_ARGS ?=
+
+.PHONY: all deps venv build test unit bench lint demo debug clean
+
+all: build
+
+# Debian packages the tests and the demo need (keepalived is the live interop peer).
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.stamp: pyproject.toml setup.py
+	$(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test,lint]'
+	touch $@
+
+venv: $(VENV)/.stamp
+
+# Rebuild the extensions in place (an editable install does not rebuild on .pyx edits).
+build: venv
+	$(VPY) setup.py -q build_ext --inplace
+
+test: deps build
+	$(VPY) -m pytest -q $(PYTEST_ARGS)
+
+unit: build
+	$(VPY) -m pytest -q tests/unit tests/sim $(PYTEST_ARGS)
+
+# The debug leg: bounds checks and assertions compiled in, then the unit and sim suites.
+debug: venv
+	FASTVRRP_DEBUG=1 $(VPY) setup.py -q build_ext --inplace
+	$(VPY) -m pytest -q tests/unit tests/sim
+	FASTVRRP_FORCE=1 $(VPY) setup.py -q build_ext --inplace
+
+bench: deps build
+	$(VPY) -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,rounds -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check fastvrrp tests bench
+	$(VENV)/bin/ruff format --check fastvrrp tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/cython-lint --max-line-length 110 fastvrrp/*.pyx fastvrrp/*.pxd
+
+demo: deps build
+	$(VENV)/bin/fastvrrp demo
+
+clean:
+	rm -rf build fastvrrp/*.so fastvrrp/_wire.c fastvrrp/_engine.c *.egg-info

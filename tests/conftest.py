@@ -1,0 +1,86 @@
+"""Session-wide rules: real namespaces or a loud failure under CI, and nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from fastvrrp import lab as labmod
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SESSION_PREFIX = f"fvt{os.getpid() % 100000}"
+
+
+def _netns_available() -> str | None:
+    """None if we can make namespaces and veth pairs here, else the reason."""
+    if os.geteuid() != 0:
+        return "not root"
+    if shutil.which("ip") is None:
+        return "iproute2 (ip) is not installed"
+    name = f"{SESSION_PREFIX}probe"
+    p = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if p.returncode != 0:
+        return f"cannot create a network namespace: {p.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    return None
+
+
+@pytest.fixture(scope="session")
+def netns_ok() -> None:
+    why = _netns_available()
+    if why:
+        if IN_CI:
+            pytest.fail(f"network namespaces are required under CI=true: {why}")
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def keepalived_bin(netns_ok) -> str:
+    path = shutil.which("keepalived") or ("/usr/sbin/keepalived" if os.path.exists("/usr/sbin/keepalived") else None)
+    if not path:
+        if IN_CI:
+            pytest.fail("keepalived (Debian package) is required under CI=true; `make deps` installs it")
+        pytest.skip("keepalived is not installed")
+    return path
+
+
+_LABS: list[labmod.Lab] = []
+
+
+@pytest.fixture
+def lab(netns_ok, request):
+    """A fresh Lab whose namespace names carry this session's prefix; closed after the test."""
+    test_id = len(_LABS)
+    lb = labmod.Lab(prefix=f"{SESSION_PREFIX}-{test_id}-")
+    _LABS.append(lb)
+    try:
+        yield lb
+    finally:
+        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+            for p in lb.procs:
+                print(f"--- log of {p.argv[0]} in {p.ns} (pid {p.pid}) ---\n{p.log()[-4000:]}")
+        lb.close()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if a namespace or a process this session started outlived it."""
+    leftovers = [n for n in labmod.list_netns() if n.startswith(SESSION_PREFIX)]
+    alive = [f"{p.argv[0]} pid {p.pid}" for lb in _LABS for p in lb.procs if p.alive()]
+    if leftovers or alive:
+        for n in leftovers:
+            subprocess.run(["ip", "netns", "del", n], capture_output=True)
+        for lb in _LABS:
+            lb.close()
+        msg = f"left behind: namespaces {leftovers} processes {alive}"
+        print("\nERROR: " + msg)
+        session.exitstatus = 1
