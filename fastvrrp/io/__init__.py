@@ -1,0 +1,6 @@
+"""The I/O layer: raw VRRP sockets, netlink (addresses, link events), GARP/NA announcements, sysctls.
+
+Everything here is usable from a uvloop event loop: nothing blocks the loop thread for long, and pyroute2 is
+only used the ways VRRP-NOTES section 2 verified (a one-thread executor owning an `IPRoute`, an `IPRSocket`
+registered with `add_reader`, and pre-encoded netlink batches on a raw socket).
+"""
