@@ -70,3 +70,41 @@ cdef int parse_ipv6(const uint8_t *msg, Py_ssize_t n, const uint8_t *src, const 
 # Write the checksum of a VRRP message in place (field at offset 6), for the given family/version/form.
 cdef void fill_checksum(uint8_t *msg, Py_ssize_t n, int family, int version, int form,
                         const uint8_t *src, const uint8_t *dst) noexcept nogil
+
+# ---- additions (keep the declarations above stable: fastvrrp._engine cimports them) ----------------------
+# Checksum convention, as in the Linux kernel: csum_fold returns the one's complement of the folded sum, i.e.
+# the value to store in a checksum field; over a message that already carries a correct checksum it returns 0.
+# csum_add reads big-endian words; call it in chunks of even length (only the last chunk may be odd).
+
+# Sum of the IPv4 / IPv6 pseudo-header for protocol 112 and a VRRP message of msg_len bytes (RFC 5798 5.2.8).
+cdef uint64_t pseudo4_sum(const uint8_t *src, const uint8_t *dst, Py_ssize_t msg_len) noexcept nogil
+cdef uint64_t pseudo6_sum(const uint8_t *src, const uint8_t *dst, Py_ssize_t msg_len) noexcept nogil
+
+# Patch priority and interval of a built advert in place and update its checksum incrementally (RFC 1624
+# eqn 3). The interval is already in wire units: centiseconds (v3) or seconds (v2). No range checks.
+cdef void patch_advert(uint8_t *msg, int version, uint8_t priority, uint16_t interval) noexcept nogil
+
+# The Python view of a decoded advert (see DESIGN.md "_wire"). make_packet copies everything out of the
+# Advert (no pointer into the caller's buffer survives), so the buffer may be reused right after.
+cdef class Packet:
+    cdef readonly int family
+    cdef readonly int version
+    cdef readonly int type
+    cdef readonly int vrid
+    cdef readonly int priority
+    cdef readonly int count
+    cdef readonly int adver_int_ms
+    cdef readonly int auth_type
+    cdef readonly bytes auth_data
+    cdef readonly int ttl
+    cdef readonly int checksum
+    cdef readonly object checksum_form
+    cdef readonly bytes src
+    cdef readonly bytes dst
+    cdef readonly tuple addresses
+    cdef readonly int msg_len
+    cdef readonly bint valid
+    cdef readonly object reason
+    cdef readonly int reason_code
+
+cdef Packet make_packet(const Advert *a, int reason)
