@@ -1,1 +1,36 @@
 """The sans-I/O VRRP protocol core: no clock, no socket, no asyncio. Every call takes now_ms."""
+
+from .errors import LocalProtocolError
+from .instance import TRANSITIONS, Transition, VrrpInstance
+from .timers import master_down_interval_ms, skew_ms
+from .types import (
+    Action,
+    AddAddresses,
+    Advert,
+    Announce,
+    InstanceConfig,
+    RemoveAddresses,
+    SendAdvert,
+    State,
+    StateChanged,
+    Stats,
+)
+
+__all__ = [
+    "TRANSITIONS",
+    "Action",
+    "AddAddresses",
+    "Advert",
+    "Announce",
+    "InstanceConfig",
+    "LocalProtocolError",
+    "RemoveAddresses",
+    "SendAdvert",
+    "State",
+    "StateChanged",
+    "Stats",
+    "Transition",
+    "VrrpInstance",
+    "master_down_interval_ms",
+    "skew_ms",
+]

@@ -38,6 +38,9 @@ class InstanceConfig:
     lower_prio_no_advert: bool = False  # keepalived: do not answer a lower-priority advert (pre-RFC 9568)
     higher_prio_send_advert: bool = False  # keepalived: send one advert before yielding to a higher priority
     s9_reply_min_ms: int = 0  # the least time between two RFC 9568 S9 replies; 0 = one Adver_Interval
+    owner_ignore_adverts: bool = (
+        False  # keepalived: an address owner discards every advert (RFC 5798 7.1 as written)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,4 +107,13 @@ class Stats:
     address_list_mismatch: int = 0
     s9_replies: int = 0
     s9_suppressed: int = 0
+    # Adverts the core discarded for their meaning (the codec already proved them valid on the wire).
+    vrid_mismatch: int = 0  # RFC 5798 7.1: VRID not ours (the engine demuxes; the core checks again)
+    version_mismatch: int = 0  # RFC 5798 7.1: not the configured version
+    owner_discard: int = 0  # RFC 5798 7.1: we own the addresses and owner_ignore_adverts is set
+    preempt_discard: int = 0  # RFC 5798 6.4.2: backup with preemption discards a lower-priority advert
+    preempt_delayed: int = 0  # keepalived preempt_delay: a lower-priority advert accepted while waiting
+    ignored_not_running: int = 0  # adverts received in INIT or FAULT
+    lower_prio_rx: int = 0  # master heard a lower priority (RFC 5798 6.4.3, the S9 case)
+    priority_changes: int = 0  # set_priority calls that changed the effective priority
     extra: dict[str, int] = field(default_factory=dict)

@@ -1,0 +1,460 @@
+"""One VRRP virtual router, sans I/O: RFC 5798 section 6 (v3) and RFC 3768 section 6 (v2) plus keepalived's
+extensions (nopreempt, preempt_delay, tracked priority, FAULT).
+
+The instance never reads a clock and never sends: every input takes `now_ms` (monotonic integer milliseconds)
+and returns the list of actions the driver applies in order; the driver re-arms one timer at
+`next_deadline_ms` and calls `on_timer` when it is due.
+
+How the module reads (STYLE habit 3):
+- `TRANSITIONS` lists every state change with its trigger, guard and RFC rule, plus the in-state reactions
+  (dst == src); `python -m fastvrrp.core.diagram` draws it. `_go` refuses a change the table does not list.
+- `_DISPATCH` maps (state, trigger) to one handler per state; a missing pair means "ignored in that state".
+- `_enter_*` are the entry actions of each state; leaving MASTER always removes the addresses.
+
+Choices where the RFCs or keepalived leave room (each is tested):
+- keepalived `state MASTER` (start_master) on a non-owner starts as BACKUP and waits Master_Down_Interval
+  like any backup ("the instance will wait between 3 and 4 advert intervals", keepalived.conf(5)); it only
+  forces preemption on, because keepalived clears nopreempt and preempt_delay under `state MASTER` ("for
+  this to work, the initial state must not be MASTER").
+- preempt_delay (keepalived): the first Master_Down timer after startup (or after leaving FAULT) is extended
+  by the delay, and a backup that sees a lower-priority master keeps accepting its adverts for preempt_delay
+  before it starts discarding them (RFC 5798 6.4.2 S4): preemption comes preempt_delay later than without.
+- An address owner stays at 255 whatever set_priority says (keepalived requires weight 0 for owners). By
+  default an owner processes adverts (keepalived's default; RFC 9568 erratum 8298): two owners settle by the
+  address tie-break and the loser waits as a backup at 255. `owner_ignore_adverts` gives RFC 5798 7.1.
+- Leaving FAULT is a fresh startup (RFC 5798 6.4.1): BACKUP with a fresh Master_Down timer, or MASTER at once
+  for an owner.
+- The RFC 9568 immediate advert to a lower priority (S9) does not re-arm the Adver_Timer, and goes out at
+  most once per `s9_reply_min_ms` (0 = one Advertisement_Interval): keepalived answers one to one and can be
+  made to amplify (VRRP-NOTES 1.5 S9a).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import LocalProtocolError
+from .timers import master_down_interval_ms, skew_ms
+from .types import (
+    Action,
+    AddAddresses,
+    Advert,
+    Announce,
+    InstanceConfig,
+    RemoveAddresses,
+    SendAdvert,
+    State,
+    StateChanged,
+    Stats,
+)
+
+INIT, BACKUP, MASTER, FAULT = State.INIT, State.BACKUP, State.MASTER, State.FAULT
+
+# Triggers: the inputs of the state machine.
+START = "start"
+TIMER = "timer"
+ADVERT = "advert"
+SHUTDOWN = "shutdown"
+FAULT_ON = "fault"
+FAULT_OFF = "recover"
+
+OWNER_PRIORITY = 255  # RFC 5798 5.2.4
+RESIGN_PRIORITY = 0  # RFC 5798 5.2.4: the master stops participating
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    src: State
+    trigger: str
+    guard: str
+    dst: State
+    rule: str
+
+
+TRANSITIONS: tuple[Transition, ...] = (
+    # --- Init (RFC 5798 6.4.1)
+    Transition(INIT, START, "priority 255 (address owner)", MASTER, "RFC 5798 6.4.1 (S1)"),
+    Transition(INIT, START, "priority < 255", BACKUP, "RFC 5798 6.4.1 (S1)"),
+    Transition(INIT, START, "a fault is set", FAULT, "keepalived FAULT"),
+    # --- Backup (RFC 5798 6.4.2)
+    Transition(BACKUP, TIMER, "Master_Down_Timer fired", MASTER, "RFC 5798 6.4.2 (S2)"),
+    Transition(BACKUP, ADVERT, "priority 0: Master_Down_Timer = Skew_Time", BACKUP, "RFC 5798 6.4.2 (S3)"),
+    Transition(
+        BACKUP,
+        ADVERT,
+        "!preempt or priority >= local: learn interval, reset timer",
+        BACKUP,
+        "RFC 5798 6.4.2 (S4)",
+    ),
+    Transition(BACKUP, ADVERT, "preempt and priority < local: discard", BACKUP, "RFC 5798 6.4.2 (S4)"),
+    Transition(BACKUP, SHUTDOWN, "", INIT, "RFC 5798 6.4.2 (S5)"),
+    Transition(BACKUP, FAULT_ON, "", FAULT, "keepalived FAULT"),
+    # --- Master (RFC 5798 6.4.3)
+    Transition(MASTER, TIMER, "Adver_Timer fired: send advert", MASTER, "RFC 5798 6.4.3 (S6)"),
+    Transition(MASTER, ADVERT, "priority 0: send advert at once", MASTER, "RFC 5798 6.4.3 (S7)"),
+    Transition(
+        MASTER, ADVERT, "higher priority, or equal from a higher address", BACKUP, "RFC 5798 6.4.3 (S8)"
+    ),
+    Transition(
+        MASTER, ADVERT, "lower priority: discard, send advert (rate-limited)", MASTER, "RFC 9568 6.4.3 (S9)"
+    ),
+    Transition(MASTER, SHUTDOWN, "send priority 0", INIT, "RFC 5798 6.4.3 (S10)"),
+    Transition(MASTER, FAULT_ON, "send priority 0", FAULT, "keepalived FAULT"),
+    # --- Fault (keepalived): leaving it is a fresh startup
+    Transition(FAULT, FAULT_OFF, "priority 255", MASTER, "keepalived FAULT + RFC 5798 6.4.1"),
+    Transition(FAULT, FAULT_OFF, "priority < 255", BACKUP, "keepalived FAULT + RFC 5798 6.4.1"),
+    Transition(FAULT, SHUTDOWN, "", INIT, "keepalived FAULT"),
+)
+
+_LEGAL = frozenset((t.src, t.trigger, t.dst) for t in TRANSITIONS if t.src != t.dst)
+
+
+def _addr_int(addr: bytes) -> int:
+    # RFC 9568 6.4.3: primary addresses compare as unsigned integers in network byte order.
+    return int.from_bytes(addr, "big")
+
+
+class VrrpInstance:
+    """One virtual router (one VRID on one interface and family)."""
+
+    def __init__(self, config: InstanceConfig) -> None:
+        _check_config(config)
+        self.config = config
+        self.state: State = INIT
+        self.owner = config.priority == OWNER_PRIORITY
+        # Effective priority (tracking may move it; an owner stays 255).
+        self.priority: int = config.priority
+        # keepalived clears nopreempt and preempt_delay under `state MASTER`; an owner always preempts
+        # (RFC 5798 6.4.2 / S11).
+        self.preempt: bool = config.preempt or config.start_master or self.owner
+        self.preempt_delay_ms: int = 0 if (config.start_master or self.owner) else config.preempt_delay_ms
+        self.master_adver_interval_ms: int = config.adver_int_ms
+        self.skew_ms: int = 0
+        self.master_down_interval_ms: int = 0
+        self._recompute_timers()
+        self.master_src: bytes | None = None  # the current master's primary address (ours while MASTER)
+        self.stats = Stats()
+        self.faulty = False
+        self._deadline: int | None = None
+        self._preempt_at_ms: int | None = None  # preempt_delay: discard lower-priority adverts from then on
+        self._last_s9_ms: int | None = None
+        self._s9_min_ms = config.s9_reply_min_ms or config.adver_int_ms
+        self._addresses = frozenset(config.addresses)
+        self._own_addr = _addr_int(config.primary_ip)
+
+    # --- public API ----------------------------------------------------------------------------------------
+
+    @property
+    def next_deadline_ms(self) -> int | None:
+        """When on_timer must be called next (Adver_Timer while MASTER, Master_Down_Timer while BACKUP)."""
+        return self._deadline
+
+    def start(self, now_ms: int) -> list[Action]:
+        if self.state is not INIT:
+            raise LocalProtocolError(f"{self.config.name}: start() in state {self.state.name}")
+        return self._dispatch(START, now_ms)
+
+    def on_timer(self, now_ms: int) -> list[Action]:
+        # An early or spurious wake-up (the driver's timer fired for another instance) changes nothing.
+        if self._deadline is None or now_ms < self._deadline:
+            return []
+        return self._dispatch(TIMER, now_ms)
+
+    def on_advert(self, adv: Advert, now_ms: int) -> list[Action]:
+        """A received advert that passed wire validation. Adverts that make no sense to us are dropped and
+        counted here (remote faults never raise)."""
+        st = self.stats
+        cfg = self.config
+        st.adverts_rx += 1
+        if self.state is INIT or self.state is FAULT:
+            st.ignored_not_running += 1
+            return []
+        if adv.vrid != cfg.vrid:  # RFC 5798 7.1: the VRID must be configured here
+            st.vrid_mismatch += 1
+            return []
+        if adv.version != cfg.version:  # RFC 5798 7.1 / RFC 3768 7.1: version must match
+            st.version_mismatch += 1
+            return []
+        if cfg.version == 2:
+            if adv.auth_type != cfg.auth_type:  # RFC 3768 7.1: MUST discard on an auth type mismatch
+                st.auth_mismatch += 1
+                return []
+            if adv.adver_int_ms != cfg.adver_int_ms:  # RFC 3768 7.1: MUST discard on an interval mismatch
+                st.interval_mismatch += 1
+                return []
+        if self.owner and cfg.owner_ignore_adverts:  # RFC 5798 7.1: the owner discards
+            st.owner_discard += 1
+            return []
+        if self._addresses and frozenset(adv.addresses) != self._addresses:
+            # RFC 5798 7.1: MAY check, SHOULD log, continue. RFC 3768 7.1: v2 MUST discard unless the
+            # sender is the owner (priority 255).
+            st.address_list_mismatch += 1
+            if cfg.version == 2 and adv.priority != OWNER_PRIORITY:
+                return []
+        if adv.priority == RESIGN_PRIORITY:
+            st.priority_zero_rx += 1
+        self._last_adv = adv
+        return self._dispatch(ADVERT, now_ms)
+
+    def shutdown(self, now_ms: int) -> list[Action]:
+        if self.state is INIT:
+            return []
+        return self._dispatch(SHUTDOWN, now_ms)
+
+    def set_fault(self, faulty: bool, now_ms: int) -> list[Action]:
+        """keepalived FAULT: an interface or an unweighted tracker is down. In INIT the flag is remembered and
+        start() goes to FAULT."""
+        if faulty == self.faulty:
+            return []
+        self.faulty = faulty
+        if self.state is INIT:
+            return []
+        if faulty:
+            return self._dispatch(FAULT_ON, now_ms)
+        return self._dispatch(FAULT_OFF, now_ms)
+
+    def set_priority(self, effective: int, now_ms: int) -> list[Action]:
+        """The effective priority from tracking (the caller clamps it to 1-254). A master carries it in its
+        next advert (S6); a backup uses it for its next Skew_Time and for the S4 preemption check."""
+        if self.owner:
+            return []  # the address owner stays at 255 (keepalived: owners track with weight 0 only)
+        if not 1 <= effective <= 254:
+            raise LocalProtocolError(f"{self.config.name}: effective priority {effective} outside 1-254")
+        if effective == self.priority:
+            return []
+        self.stats.priority_changes += 1
+        self.priority = effective
+        # The running Master_Down_Timer keeps its deadline; the next reset uses the new Skew_Time.
+        self._recompute_timers()
+        return []
+
+    # --- dispatch and transitions ---------------------------------------------------------------------------
+
+    def _dispatch(self, trigger: str, now_ms: int) -> list[Action]:
+        handler = _DISPATCH.get((self.state, trigger))
+        if handler is None:
+            return []
+        return handler(self, now_ms)
+
+    def _go(
+        self, new: State, trigger: str, reason: str, now_ms: int, pre: list[Action] | None = None
+    ) -> list[Action]:
+        old = self.state
+        if (old, trigger, new) not in _LEGAL:
+            raise LocalProtocolError(f"core bug: no transition {old.name} --{trigger}--> {new.name}")
+        actions: list[Action] = pre if pre is not None else []
+        if old is MASTER:
+            actions.append(RemoveAddresses())  # exit action of MASTER
+        self.state = new
+        actions.extend(_ENTRY[new](self, now_ms))
+        actions.append(StateChanged(old, new, reason))
+        return actions
+
+    def _send(self, priority: int) -> SendAdvert:
+        self.stats.adverts_tx += 1
+        if priority == RESIGN_PRIORITY:
+            self.stats.priority_zero_tx += 1
+        return SendAdvert(priority)
+
+    def _recompute_timers(self) -> None:
+        # RFC 5798 6.1 / RFC 9568: Skew_Time follows the local priority and Master_Adver_Interval.
+        v = self.config.version
+        self.skew_ms = skew_ms(v, self.priority, self.master_adver_interval_ms)
+        self.master_down_interval_ms = master_down_interval_ms(
+            v, self.priority, self.master_adver_interval_ms
+        )
+
+    def _learn_interval(self, adv: Advert) -> None:
+        # v3 backups adopt the master's interval (RFC 5798 6.4.2); v2 intervals match by the 7.1 check.
+        if self.config.version == 3 and adv.adver_int_ms != self.master_adver_interval_ms:
+            self.master_adver_interval_ms = adv.adver_int_ms
+            self._recompute_timers()
+
+    # --- entry actions --------------------------------------------------------------------------------------
+
+    def _enter_init(self, now_ms: int) -> list[Action]:
+        self._deadline = None
+        self.master_src = None
+        self._preempt_at_ms = None
+        return []
+
+    def _enter_backup(self, now_ms: int) -> list[Action]:
+        self.stats.became_backup += 1
+        self._deadline = now_ms + self.master_down_interval_ms
+        return []
+
+    def _enter_master(self, now_ms: int) -> list[Action]:
+        # RFC 5798 6.4.1 / 6.4.2 (S1, S2): send an advert, announce every VIP, arm Adver_Timer.
+        self.stats.became_master += 1
+        self.master_adver_interval_ms = self.config.adver_int_ms
+        self._recompute_timers()
+        self.master_src = self.config.primary_ip
+        self._preempt_at_ms = None
+        self._last_s9_ms = None
+        self._deadline = now_ms + self.config.adver_int_ms
+        return [self._send(self.priority), AddAddresses(), Announce()]
+
+    def _enter_fault(self, now_ms: int) -> list[Action]:
+        self.stats.became_fault += 1
+        self._deadline = None
+        self.master_src = None
+        self._preempt_at_ms = None
+        return []
+
+    # --- per-state handlers --------------------------------------------------------------------------------
+
+    def _startup(self, trigger: str, now_ms: int) -> list[Action]:
+        # RFC 5798 6.4.1: the owner becomes master at once; everyone else waits as a backup with
+        # Master_Adver_Interval = Advertisement_Interval.
+        if trigger == START and self.faulty:
+            return self._go(FAULT, START, "startup with a fault set", now_ms)
+        if self.owner:
+            return self._go(MASTER, trigger, "address owner (priority 255)", now_ms)
+        self.master_adver_interval_ms = self.config.adver_int_ms
+        self._recompute_timers()
+        actions = self._go(BACKUP, trigger, "startup" if trigger == START else "fault cleared", now_ms)
+        if self.preempt and self.preempt_delay_ms:
+            # keepalived preempt_delay: delays the first takeover after startup, too.
+            self._preempt_at_ms = now_ms + self.preempt_delay_ms
+            assert self._deadline is not None
+            self._deadline += self.preempt_delay_ms
+        return actions
+
+    def _init_start(self, now_ms: int) -> list[Action]:
+        return self._startup(START, now_ms)
+
+    def _fault_recover(self, now_ms: int) -> list[Action]:
+        return self._startup(FAULT_OFF, now_ms)
+
+    def _backup_timer(self, now_ms: int) -> list[Action]:
+        return self._go(MASTER, TIMER, "master down timer expired", now_ms)  # S2
+
+    def _backup_advert(self, now_ms: int) -> list[Action]:
+        adv = self._last_adv
+        if adv.priority == RESIGN_PRIORITY:
+            # S3: the master resigns; take over after Skew_Time only, so the best backup wins.
+            self._deadline = now_ms + self.skew_ms
+            return []
+        if self.preempt and adv.priority < self.priority:
+            # S4: with preemption a lower-priority master is ignored and the Master_Down_Timer runs out.
+            if self.preempt_delay_ms:
+                if self._preempt_at_ms is None:
+                    self._preempt_at_ms = now_ms + self.preempt_delay_ms
+                if now_ms < self._preempt_at_ms:
+                    # keepalived preempt_delay: keep following the lower master until the delay is over.
+                    self.stats.preempt_delayed += 1
+                    return self._follow(adv, now_ms)
+            self.stats.preempt_discard += 1
+            return []
+        if adv.priority >= self.priority:
+            self._preempt_at_ms = None  # nothing to preempt any more; a later lower master restarts the delay
+        return self._follow(adv, now_ms)
+
+    def _follow(self, adv: Advert, now_ms: int) -> list[Action]:
+        # S4: adopt the master's interval, recompute the timers, reset Master_Down_Timer.
+        self._learn_interval(adv)
+        self.master_src = adv.src
+        self._deadline = now_ms + self.master_down_interval_ms
+        return []
+
+    def _backup_shutdown(self, now_ms: int) -> list[Action]:
+        return self._go(INIT, SHUTDOWN, "shutdown", now_ms)  # S5: no advert
+
+    def _backup_fault(self, now_ms: int) -> list[Action]:
+        return self._go(FAULT, FAULT_ON, "fault", now_ms)
+
+    def _master_timer(self, now_ms: int) -> list[Action]:
+        # S6: periodic advert with the current (effective) priority.
+        self._deadline = now_ms + self.config.adver_int_ms
+        return [self._send(self.priority)]
+
+    def _master_advert(self, now_ms: int) -> list[Action]:
+        adv = self._last_adv
+        cfg = self.config
+        if adv.priority == RESIGN_PRIORITY:
+            # S7: a peer master resigned; assert ourselves at once and re-arm Adver_Timer.
+            self._deadline = now_ms + cfg.adver_int_ms
+            return [self._send(self.priority)]
+        higher = adv.priority > self.priority
+        if higher or (adv.priority == self.priority and _addr_int(adv.src) > self._own_addr):
+            # S8: yield to a higher priority, or to an equal one from a higher primary address.
+            pre: list[Action] = []
+            if higher and cfg.higher_prio_send_advert:
+                pre.append(self._send(self.priority))  # keepalived higher_prio_send_advert
+            self._learn_interval(adv)
+            actions = self._go(BACKUP, ADVERT, "higher priority master", now_ms, pre)
+            self.master_src = adv.src
+            return actions
+        # S9: lower priority (or equal from a lower address): discard. RFC 9568 adds an immediate advert so
+        # bridges relearn; rate-limited so a hostile segment cannot make us amplify (VRRP-NOTES 1.5 S9a).
+        self.stats.lower_prio_rx += 1
+        if cfg.lower_prio_no_advert:
+            return []
+        if self._last_s9_ms is not None and now_ms - self._last_s9_ms < self._s9_min_ms:
+            self.stats.s9_suppressed += 1
+            return []
+        self._last_s9_ms = now_ms
+        self.stats.s9_replies += 1
+        return [self._send(self.priority)]
+
+    def _master_shutdown(self, now_ms: int) -> list[Action]:
+        # S10: cancel Adver_Timer, send priority 0 so the best backup takes over after Skew_Time.
+        return self._go(INIT, SHUTDOWN, "shutdown", now_ms, [self._send(RESIGN_PRIORITY)])
+
+    def _master_fault(self, now_ms: int) -> list[Action]:
+        # keepalived: a master entering FAULT resigns with priority 0, as on shutdown.
+        return self._go(FAULT, FAULT_ON, "fault", now_ms, [self._send(RESIGN_PRIORITY)])
+
+    def _fault_shutdown(self, now_ms: int) -> list[Action]:
+        return self._go(INIT, SHUTDOWN, "shutdown", now_ms)
+
+    _last_adv: Advert
+
+
+_Handler = Callable[[VrrpInstance, int], list[Action]]
+
+_DISPATCH: dict[tuple[State, str], _Handler] = {
+    (INIT, START): VrrpInstance._init_start,
+    (BACKUP, TIMER): VrrpInstance._backup_timer,
+    (BACKUP, ADVERT): VrrpInstance._backup_advert,
+    (BACKUP, SHUTDOWN): VrrpInstance._backup_shutdown,
+    (BACKUP, FAULT_ON): VrrpInstance._backup_fault,
+    (MASTER, TIMER): VrrpInstance._master_timer,
+    (MASTER, ADVERT): VrrpInstance._master_advert,
+    (MASTER, SHUTDOWN): VrrpInstance._master_shutdown,
+    (MASTER, FAULT_ON): VrrpInstance._master_fault,
+    (FAULT, FAULT_OFF): VrrpInstance._fault_recover,
+    (FAULT, SHUTDOWN): VrrpInstance._fault_shutdown,
+}
+
+_ENTRY: dict[State, _Handler] = {
+    INIT: VrrpInstance._enter_init,
+    BACKUP: VrrpInstance._enter_backup,
+    MASTER: VrrpInstance._enter_master,
+    FAULT: VrrpInstance._enter_fault,
+}
+
+
+def _check_config(c: InstanceConfig) -> None:
+    """Local errors only: the configuration reader should have caught these with file:line already."""
+
+    def bad(why: str) -> LocalProtocolError:
+        return LocalProtocolError(f"{c.name}: {why}")
+
+    if not 1 <= c.vrid <= 255:
+        raise bad(f"VRID {c.vrid} outside 1-255")  # RFC 5798 5.2.3
+    if not 1 <= c.priority <= 255:
+        raise bad(f"priority {c.priority} outside 1-255")  # RFC 5798 5.2.4
+    if c.version not in (2, 3) or c.family not in (4, 6):
+        raise bad(f"version {c.version} family {c.family}")
+    if c.version == 2 and c.family == 6:
+        raise bad("VRRPv2 is IPv4 only")  # RFC 3768
+    if c.version == 3 and not (10 <= c.adver_int_ms <= 40950 and c.adver_int_ms % 10 == 0):
+        raise bad(f"v3 advert interval {c.adver_int_ms} ms is not 1-4095 centiseconds")  # RFC 5798 5.2.7
+    if c.version == 2 and not (1000 <= c.adver_int_ms <= 255000 and c.adver_int_ms % 1000 == 0):
+        raise bad(f"v2 advert interval {c.adver_int_ms} ms is not 1-255 seconds")  # RFC 3768 5.3.7
+    if len(c.primary_ip) != (4 if c.family == 4 else 16):
+        raise bad("primary_ip length does not match the family")
+    if c.preempt_delay_ms < 0 or c.s9_reply_min_ms < 0:
+        raise bad("negative delay")
