@@ -1,0 +1,1026 @@
+# cython: language_level=3
+"""The steady-state hot loop: batched receive and send, demux, the deadline heap and the VRRP fast path.
+
+One Engine per daemon holds every VRRP instance as a numbered *slot*. Per packet and per periodic advert
+nothing here creates a Python object unless Python has to decide something (STYLE.md "Fast path"):
+
+- receive(rx, now_us): recvmmsg in batches until the queue is empty, parse + validate with _wire, demux by
+  (rx socket, VRID) through a flat C array, drop and count by reason, and on the fast path let a backup's
+  unchanged master push its Master_Down deadline (RFC 5798 6.4.2) without waking Python.
+- run(now_us): fire every deadline due within SLACK_US (uvloop rounds timers to 1 ms, VRRP-NOTES 0.4); a
+  master slot queues its pre-rendered adverts and re-arms itself (RFC 5798 6.4.3 Adver_Timer); everything
+  else becomes an EV_TIMER event.
+- flush(): one sendmmsg per tx socket for everything queued.
+
+Time is integer microseconds on a clock the caller owns (the driver passes CLOCK_MONOTONIC): no clock is read
+here, so tests drive the engine with a virtual clock. With fast_path=False the engine decides nothing: every
+due deadline and every valid packet goes up, which is the reference for the differential test.
+
+The deadline structure is a 4-ary min-heap of (key_us, slot) in C arrays with a position index per slot.
+Keys are allowed to lag behind a slot's real deadline when the deadline only moved *later* (a backup pushed
+by its master's advert): the per-packet cost is then one store, and the stale key is repaired when it reaches
+the top of the heap (at most once per Master_Down_Interval per backup). A deadline that moves earlier is
+sifted up at once, so the heap top is never later than the true earliest deadline.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.exc cimport PyErr_SetFromErrno
+from libc.errno cimport EAGAIN, EBADF, EINTR, ENOTSOCK, errno
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcmp, memcpy, memset
+
+from fastvrrp._sys cimport (
+    AF_INET,
+    AF_INET6,
+    CMSG_DATA,
+    CMSG_FIRSTHDR,
+    CMSG_NXTHDR,
+    CMSG_SPACE,
+    IPPROTO_IPV6,
+    IPV6_HOPLIMIT,
+    IPV6_PKTINFO,
+    MSG_DONTWAIT,
+    MSG_TRUNC,
+    cmsghdr,
+    in6_pktinfo,
+    iovec,
+    mmsghdr,
+    recvmmsg,
+    sendmmsg,
+    sockaddr_in,
+    sockaddr_in6,
+    socklen_t,
+)
+from fastvrrp._wire cimport (
+    CS_MESSAGE,
+    CS_PSEUDO,
+    R_AUTH_MISMATCH,
+    R_COUNT,
+    R_LENGTH,
+    R_NO_INSTANCE,
+    R_OK,
+    R_OWN,
+    R_PEER,
+    R_VERSION_MISMATCH,
+    Advert,
+    parse_ipv4,
+    parse_ipv6,
+)
+
+import os as _os
+import socket as _socket
+
+EV_TIMER = 1
+EV_ADVERT = 2
+
+cdef enum:
+    SLACK_US = 500         # fire what is due within 0.5 ms: the loop timer has 1 ms resolution (VRRP-NOTES 5)
+    LATE_US = 1000         # a fire more than 1 ms after its deadline counts as late
+    RXBUF = 4160           # > the largest VRRP datagram: IPv6 8 + 255*16 = 4088; IPv4 60 + 8 + 1020 + 8
+    CMSGBUF = 128          # room for IPV6_HOPLIMIT + IPV6_PKTINFO
+    SEND_CHUNK = 256       # messages per sendmmsg call (the kernel caps vlen at UIO_MAXIOV = 1024)
+    NDROPS = 32            # >= R_COUNT
+    MODE_IDLE = 0          # the deadline (if any) belongs to Python: firing it is an EV_TIMER
+    MODE_MASTER = 1        # fast path: send adverts at each deadline and re-arm
+    MODE_BACKUP = 2        # fast path: the current master's unchanged adverts push the deadline
+
+
+cdef struct Out:
+    # One pre-rendered datagram and where it goes: sa is a sockaddr_in or a sockaddr_in6.
+    uint8_t *msg
+    uint32_t len
+    uint8_t dst[16]
+    uint8_t alen
+    sockaddr_in6 sa
+    socklen_t salen
+
+
+cdef struct QItem:
+    Out *out
+    int32_t slot           # -1 for send_raw
+    bint owned             # out (and its msg) belong to the queue and are freed after flush
+
+
+cdef struct Slot:
+    bint used
+    int32_t rx
+    int32_t tx             # -1: no adverts set
+    uint8_t vrid
+    uint8_t version
+    uint8_t alen           # 4 or 16
+    uint8_t mode
+    uint8_t auth_type
+    uint8_t auth_data[8]
+    uint8_t master_src[16]
+    uint8_t master_prio
+    uint32_t master_adver_int_ms
+    int64_t deadline_us    # -1: none
+    int64_t interval_us
+    int64_t down_us
+    int32_t hpos           # index in the heap, -1 when absent
+    Out *outs
+    int32_t nout
+    uint8_t *peers         # npeers * alen bytes; npeers > 0 means unicast
+    int32_t npeers
+    uint64_t sent
+    uint64_t rx_fast
+    uint64_t events
+    uint64_t fires
+    uint64_t late
+    uint64_t max_late_us
+    uint64_t skipped
+
+
+cdef struct RxSock:
+    int fd
+    uint8_t alen
+    bint check_ttl
+    int policy
+    uint8_t *own
+    int32_t nown
+    uint64_t drops[NDROPS]
+    uint64_t datagrams
+    uint64_t batches
+
+
+cdef struct TxSock:
+    int fd
+    uint8_t alen
+    QItem *q
+    int32_t qn
+    int32_t qcap
+    uint64_t sent
+    uint64_t errors
+    uint64_t calls
+    int last_errno
+
+
+cdef inline int _alen_of(family) except -1:
+    if family in (4, AF_INET):
+        return 4
+    if family in (6, AF_INET6):
+        return 16
+    raise ValueError(f"family must be 4 or 6, not {family!r}")
+
+
+cdef class RxPacket:
+    """A valid received advert handed up to Python (EV_ADVERT). Same attribute names as _wire.Packet."""
+
+    cdef readonly int family, version, type, vrid, priority, count, auth_type, ttl, checksum
+    cdef readonly long adver_int_ms
+    cdef readonly object checksum_form
+    cdef readonly bytes src, dst, auth_data
+    cdef readonly tuple addresses
+
+    @property
+    def valid(self):
+        return True
+
+    @property
+    def reason(self):
+        return None
+
+    @property
+    def src_text(self):
+        return _socket.inet_ntop(_socket.AF_INET if self.family == 4 else _socket.AF_INET6, self.src)
+
+    @property
+    def dst_text(self):
+        return _socket.inet_ntop(_socket.AF_INET if self.family == 4 else _socket.AF_INET6, self.dst)
+
+    @property
+    def address_texts(self):
+        fam = _socket.AF_INET if self.family == 4 else _socket.AF_INET6
+        return tuple(_socket.inet_ntop(fam, a) for a in self.addresses)
+
+    def __repr__(self):
+        return (f"RxPacket(v{self.version} vrid={self.vrid} prio={self.priority} int={self.adver_int_ms}ms "
+                f"src={self.src_text} count={self.count})")
+
+
+cdef RxPacket _packet_from(const Advert *a):
+    cdef RxPacket p = RxPacket.__new__(RxPacket)
+    cdef int alen = 4 if a.family == 4 else 16
+    cdef int i
+    p.family = a.family
+    p.version = a.version
+    p.type = a.type
+    p.vrid = a.vrid
+    p.priority = a.priority
+    p.count = a.count
+    p.auth_type = a.auth_type
+    p.ttl = a.ttl
+    p.checksum = a.checksum
+    p.adver_int_ms = a.adver_int_ms
+    p.checksum_form = "pseudo" if a.checksum_form == CS_PSEUDO else ("message" if a.checksum_form == CS_MESSAGE
+                                                                     else None)
+    p.src = PyBytes_FromStringAndSize(<const char *>a.src, alen)
+    p.dst = PyBytes_FromStringAndSize(<const char *>a.dst, alen)
+    p.auth_data = (PyBytes_FromStringAndSize(<const char *>a.auth_data, 8) if a.auth_data != NULL else b"")
+    p.addresses = tuple([PyBytes_FromStringAndSize(<const char *>(a.addrs + i * alen), alen)
+                         for i in range(a.count)])
+    return p
+
+
+cdef class Engine:
+    """See the module docstring and docs/DESIGN.md "_engine"."""
+
+    cdef Slot *slots
+    cdef int32_t max_slots
+    cdef int32_t nslots_hint       # slots [0, nslots_hint) may be in use
+    cdef RxSock *rxs
+    cdef int32_t nrx
+    cdef TxSock *txs
+    cdef int32_t ntx
+    cdef int32_t max_sockets
+    cdef int32_t *demux            # [rx * 256 + vrid] -> slot, -1 = none
+    cdef int64_t *hk               # heap keys
+    cdef int32_t *hs               # heap slots
+    cdef int32_t hn
+    cdef readonly int batch
+    cdef readonly bint fast_path
+    cdef readonly bint capture
+    cdef mmsghdr *rmsgs
+    cdef iovec *riov
+    cdef uint8_t *rbuf
+    cdef uint8_t *rctl
+    cdef sockaddr_in6 *rnames
+    cdef mmsghdr *smsgs
+    cdef iovec *siov
+    cdef list _sent
+
+    def __cinit__(self, int max_slots=4096, int batch=64, bint fast_path=True, bint capture=False,
+                  int max_sockets=256):
+        if max_slots < 1 or batch < 1 or batch > 1024 or max_sockets < 1:
+            raise ValueError("max_slots >= 1, 1 <= batch <= 1024, max_sockets >= 1")
+        self.max_slots = max_slots
+        self.max_sockets = max_sockets
+        self.batch = batch
+        self.fast_path = fast_path
+        self.capture = capture
+        self._sent = []
+        self.slots = <Slot *>calloc(max_slots, sizeof(Slot))
+        self.rxs = <RxSock *>calloc(max_sockets, sizeof(RxSock))
+        self.txs = <TxSock *>calloc(max_sockets, sizeof(TxSock))
+        self.demux = <int32_t *>malloc(max_sockets * 256 * sizeof(int32_t))
+        self.hk = <int64_t *>malloc(max_slots * sizeof(int64_t))
+        self.hs = <int32_t *>malloc(max_slots * sizeof(int32_t))
+        self.rmsgs = <mmsghdr *>calloc(batch, sizeof(mmsghdr))
+        self.riov = <iovec *>calloc(batch, sizeof(iovec))
+        self.rbuf = <uint8_t *>malloc(batch * RXBUF)
+        self.rctl = <uint8_t *>malloc(batch * CMSGBUF)
+        self.rnames = <sockaddr_in6 *>calloc(batch, sizeof(sockaddr_in6))
+        self.smsgs = <mmsghdr *>calloc(SEND_CHUNK, sizeof(mmsghdr))
+        self.siov = <iovec *>calloc(SEND_CHUNK, sizeof(iovec))
+        if (self.slots == NULL or self.rxs == NULL or self.txs == NULL or self.demux == NULL or self.hk == NULL
+                or self.hs == NULL or self.rmsgs == NULL or self.riov == NULL or self.rbuf == NULL
+                or self.rctl == NULL or self.rnames == NULL or self.smsgs == NULL or self.siov == NULL):
+            raise MemoryError()
+        cdef int i
+        for i in range(max_sockets * 256):
+            self.demux[i] = -1
+        for i in range(max_slots):
+            self.slots[i].hpos = -1
+            self.slots[i].deadline_us = -1
+        for i in range(batch):
+            self.riov[i].iov_base = self.rbuf + i * RXBUF
+            self.riov[i].iov_len = RXBUF
+            self.rmsgs[i].msg_hdr.msg_iov = &self.riov[i]
+            self.rmsgs[i].msg_hdr.msg_iovlen = 1
+            self.rmsgs[i].msg_hdr.msg_name = &self.rnames[i]
+            self.rmsgs[i].msg_hdr.msg_control = self.rctl + i * CMSGBUF
+        for i in range(SEND_CHUNK):
+            self.smsgs[i].msg_hdr.msg_iov = &self.siov[i]
+            self.smsgs[i].msg_hdr.msg_iovlen = 1
+
+    def __dealloc__(self):
+        cdef int i
+        if self.txs != NULL:
+            for i in range(self.ntx):
+                self._drop_queue(i)
+                free(self.txs[i].q)
+        if self.slots != NULL:
+            for i in range(self.nslots_hint):
+                self._free_slot_mem(i)
+        if self.rxs != NULL:
+            for i in range(self.nrx):
+                free(self.rxs[i].own)
+        free(self.slots)
+        free(self.rxs)
+        free(self.txs)
+        free(self.demux)
+        free(self.hk)
+        free(self.hs)
+        free(self.rmsgs)
+        free(self.riov)
+        free(self.rbuf)
+        free(self.rctl)
+        free(self.rnames)
+        free(self.smsgs)
+        free(self.siov)
+
+    # --- sockets ---------------------------------------------------------------------------------------------
+    def add_rx_socket(self, int fd, family, bint check_ttl=True, int policy=0, own=()):
+        """Register a raw VRRP receive socket (non-blocking; the caller keeps it open). `own`: our addresses
+        on that link, whose packets are dropped as R_OWN. Returns the rx id."""
+        cdef int alen = _alen_of(family)
+        if self.nrx >= self.max_sockets:
+            raise ValueError("too many rx sockets (max_sockets)")
+        own = [bytes(a) for a in own]
+        for a in own:
+            if len(a) != alen:
+                raise ValueError(f"own address {a!r} is not {alen} bytes")
+        cdef RxSock *r = &self.rxs[self.nrx]
+        memset(r, 0, sizeof(RxSock))
+        r.fd = fd
+        r.alen = alen
+        r.check_ttl = check_ttl
+        r.policy = policy
+        self._set_addrs(&r.own, &r.nown, own, alen)
+        self.nrx += 1
+        return self.nrx - 1
+
+    def set_own(self, int rx, own):
+        """Replace the own-address list of an rx socket (addresses come and go)."""
+        self._check_rx(rx)
+        cdef RxSock *r = &self.rxs[rx]
+        own = [bytes(a) for a in own]
+        for a in own:
+            if len(a) != r.alen:
+                raise ValueError(f"own address {a!r} is not {r.alen} bytes")
+        free(r.own)
+        r.own = NULL
+        self._set_addrs(&r.own, &r.nown, own, r.alen)
+
+    def add_tx_socket(self, int fd, family):
+        """Register a send socket (the caller keeps it open). Returns the tx id."""
+        cdef int alen = _alen_of(family)
+        if self.ntx >= self.max_sockets:
+            raise ValueError("too many tx sockets (max_sockets)")
+        cdef TxSock *t = &self.txs[self.ntx]
+        memset(t, 0, sizeof(TxSock))
+        t.fd = fd
+        t.alen = alen
+        self.ntx += 1
+        return self.ntx - 1
+
+    cdef int _set_addrs(self, uint8_t **dst, int32_t *n, list addrs, int alen) except -1:
+        cdef int i
+        n[0] = 0
+        dst[0] = NULL
+        if not addrs:
+            return 0
+        dst[0] = <uint8_t *>malloc(len(addrs) * alen)
+        if dst[0] == NULL:
+            raise MemoryError()
+        for i in range(len(addrs)):
+            memcpy(dst[0] + i * alen, PyBytes_AS_STRING(addrs[i]), alen)
+        n[0] = len(addrs)
+        return 0
+
+    cdef int _check_rx(self, int rx) except -1:
+        if rx < 0 or rx >= self.nrx:
+            raise ValueError(f"no rx socket {rx}")
+        return 0
+
+    cdef int _check_tx(self, int tx) except -1:
+        if tx < 0 or tx >= self.ntx:
+            raise ValueError(f"no tx socket {tx}")
+        return 0
+
+    cdef Slot *_slot(self, int s) except NULL:
+        if s < 0 or s >= self.max_slots or not self.slots[s].used:
+            raise ValueError(f"no slot {s}")
+        return &self.slots[s]
+
+    # --- slots -----------------------------------------------------------------------------------------------
+    def add_slot(self, int rx, int vrid, int version, int auth_type=0, auth_data=b"", peers=None):
+        """A VRRP instance listening on rx for vrid. peers: the unicast sources accepted (None = multicast).
+        Returns the slot id. The slot starts idle with no deadline."""
+        self._check_rx(rx)
+        cdef RxSock *r = &self.rxs[rx]
+        if not 1 <= vrid <= 255:
+            raise ValueError("vrid must be 1..255")  # RFC 5798 5.2.3
+        if version not in (2, 3) or (version == 2 and r.alen != 4):
+            raise ValueError("version must be 3, or 2 on IPv4")  # RFC 3768 is IPv4 only
+        if self.demux[rx * 256 + vrid] >= 0:
+            raise ValueError(f"vrid {vrid} already has slot {self.demux[rx * 256 + vrid]} on rx {rx}")
+        auth_data = bytes(auth_data)
+        if len(auth_data) > 8:
+            raise ValueError("auth_data is at most 8 bytes")
+        plist = [bytes(p) for p in (peers or ())]
+        for p in plist:
+            if len(p) != r.alen:
+                raise ValueError(f"peer {p!r} is not {r.alen} bytes")
+        cdef int s = 0
+        while s < self.max_slots and self.slots[s].used:
+            s += 1
+        if s == self.max_slots:
+            raise ValueError("no free slot (max_slots)")
+        cdef Slot *sl = &self.slots[s]
+        memset(sl, 0, sizeof(Slot))
+        sl.used = True
+        sl.rx = rx
+        sl.tx = -1
+        sl.vrid = vrid
+        sl.version = version
+        sl.alen = r.alen
+        sl.mode = MODE_IDLE
+        sl.auth_type = auth_type
+        # RFC 2338 5.3.6: the password is zero-padded to 8 bytes.
+        memcpy(sl.auth_data, PyBytes_AS_STRING(auth_data), len(auth_data))
+        sl.deadline_us = -1
+        sl.hpos = -1
+        self._set_addrs(&sl.peers, &sl.npeers, plist, r.alen)
+        self.demux[rx * 256 + vrid] = s
+        if s >= self.nslots_hint:
+            self.nslots_hint = s + 1
+        return s
+
+    def remove_slot(self, int s):
+        """Forget a slot. Adverts it already queued still go out at the next flush."""
+        cdef Slot *sl = self._slot(s)
+        self._set_deadline(s, -1)
+        self._detach_queued(s)
+        self._free_slot_mem(s)
+        self.demux[sl.rx * 256 + sl.vrid] = -1
+        sl.used = False
+
+    cdef void _free_slot_mem(self, int s) noexcept:
+        cdef Slot *sl = &self.slots[s]
+        cdef int i
+        for i in range(sl.nout):
+            free(sl.outs[i].msg)
+        free(sl.outs)
+        sl.outs = NULL
+        sl.nout = 0
+        free(sl.peers)
+        sl.peers = NULL
+        sl.npeers = 0
+
+    cdef int _detach_queued(self, int s) except -1:
+        # Queued items point into the slot's Out array: give them their own copy before it changes.
+        cdef int t, i
+        cdef QItem *q
+        cdef Out *o
+        for t in range(self.ntx):
+            for i in range(self.txs[t].qn):
+                q = &self.txs[t].q[i]
+                if q.slot == s and not q.owned:
+                    o = _copy_out(q.out)
+                    if o == NULL:
+                        raise MemoryError()
+                    q.out = o
+                    q.owned = True
+        return 0
+
+    def set_adverts(self, int s, int tx, adverts):
+        """What slot s sends: [(dest_packed, ifindex, msg_bytes), ...], one per unicast peer or one multicast.
+        ifindex is the IPv6 scope (sin6_scope_id); IPv4 leaves the interface to the socket (IP_MULTICAST_IF)."""
+        cdef Slot *sl = self._slot(s)
+        self._check_tx(tx)
+        cdef TxSock *t = &self.txs[tx]
+        items = [(bytes(d), int(ifx), bytes(m)) for d, ifx, m in adverts]
+        for d, ifx, m in items:
+            if len(d) != t.alen:
+                raise ValueError(f"destination {d!r} does not match tx socket {tx}'s family")
+        cdef Out *outs = NULL
+        cdef int i
+        if items:
+            outs = <Out *>calloc(len(items), sizeof(Out))
+            if outs == NULL:
+                raise MemoryError()
+            for i in range(len(items)):
+                d, ifx, m = items[i]
+                if _fill_out(&outs[i], d, ifx, m) < 0:
+                    for j in range(i):
+                        free(outs[j].msg)
+                    free(outs)
+                    raise MemoryError()
+        self._detach_queued(s)
+        for i in range(sl.nout):
+            free(sl.outs[i].msg)
+        free(sl.outs)
+        sl.outs = outs
+        sl.nout = len(items)
+        sl.tx = tx
+
+    def master(self, int s, long long interval_us, long long next_us):
+        """Fast path: s sends its adverts at next_us and every interval_us after (RFC 5798 6.4.3).
+        Without the fast path this is timer(s, next_us)."""
+        cdef Slot *sl = self._slot(s)
+        if interval_us <= 0:
+            raise ValueError("interval_us must be > 0")
+        sl.interval_us = interval_us
+        sl.mode = MODE_MASTER if self.fast_path else MODE_IDLE
+        self._set_deadline(s, next_us)
+
+    def backup(self, int s, src, int prio, int adver_int_ms, long long down_us, long long deadline_us):
+        """Fast path: while the master at src keeps advertising prio and adver_int_ms, each of its adverts
+        pushes the deadline to now + down_us (RFC 5798 6.4.2). Without the fast path: timer(s, deadline_us)."""
+        cdef Slot *sl = self._slot(s)
+        src = bytes(src)
+        if len(src) != sl.alen:
+            raise ValueError(f"master source must be {sl.alen} bytes")
+        if not 1 <= prio <= 255:
+            raise ValueError("prio must be 1..255")  # priority 0 always goes to Python (RFC 5798 6.4.2)
+        if down_us <= 0 or adver_int_ms <= 0:
+            raise ValueError("down_us and adver_int_ms must be > 0")
+        memcpy(sl.master_src, PyBytes_AS_STRING(src), sl.alen)
+        sl.master_prio = prio
+        sl.master_adver_int_ms = adver_int_ms
+        sl.down_us = down_us
+        sl.mode = MODE_BACKUP if self.fast_path else MODE_IDLE
+        self._set_deadline(s, deadline_us)
+
+    def timer(self, int s, long long deadline_us):
+        """A deadline owned by Python (-1 = none): firing it is an EV_TIMER; the slot is idle (no fast path)."""
+        cdef Slot *sl = self._slot(s)
+        sl.mode = MODE_IDLE
+        self._set_deadline(s, deadline_us)
+
+    def deadline(self, int s):
+        """The slot's current deadline in us (after fast-path pushes and re-arms), -1 if none."""
+        return self._slot(s).deadline_us
+
+    def mode(self, int s):
+        """'idle', 'master' or 'backup'."""
+        return ("idle", "master", "backup")[self._slot(s).mode]
+
+    def send_now(self, int s):
+        """Queue s's adverts for the next flush (S7, the S9 reply, a takeover). Does not move the deadline."""
+        self._slot(s)
+        self._queue_slot(s)
+
+    def send_raw(self, int tx, dest, int ifindex, msg):
+        """Queue one datagram (e.g. the priority-0 advert of a shutdown) for the next flush."""
+        self._check_tx(tx)
+        dest = bytes(dest)
+        msg = bytes(msg)
+        if len(dest) != self.txs[tx].alen:
+            raise ValueError(f"destination {dest!r} does not match tx socket {tx}'s family")
+        cdef Out *o = <Out *>calloc(1, sizeof(Out))
+        if o == NULL or _fill_out(o, dest, ifindex, msg) < 0:
+            free(o)
+            raise MemoryError()
+        if self._enqueue(tx, o, -1, True) < 0:
+            free(o.msg)
+            free(o)
+            raise MemoryError()
+
+    # --- deadlines ---------------------------------------------------------------------------------------------
+    def next_deadline(self):
+        """The earliest deadline over all slots in us, -1 if none."""
+        self._fix_top()
+        return self.hk[0] if self.hn > 0 else -1
+
+    def run(self, long long now_us):
+        """Fire every deadline due by now_us + 0.5 ms. Master slots on the fast path queue their adverts and
+        re-arm; every other fire clears the slot's deadline, idles it and returns (EV_TIMER, slot, deadline_us)
+        in deadline order."""
+        cdef list events = []
+        cdef int64_t limit = now_us + SLACK_US
+        cdef int64_t d, nd, late, k
+        cdef int32_t s
+        cdef Slot *sl
+        while True:
+            self._fix_top()
+            if self.hn == 0 or self.hk[0] > limit:
+                break
+            s = self.hs[0]
+            sl = &self.slots[s]
+            d = sl.deadline_us
+            sl.fires += 1
+            late = now_us - d
+            if late > 0:
+                if <uint64_t>late > sl.max_late_us:
+                    sl.max_late_us = late
+                if late > LATE_US:
+                    sl.late += 1
+            if sl.mode == MODE_MASTER:
+                self._queue_slot(s)
+                # RFC 5798 6.4.3: re-arm Adver_Timer. When we are late, skip to the next future multiple
+                # instead of sending the missed adverts in a burst.
+                nd = d + sl.interval_us
+                if nd <= limit:
+                    k = (limit - nd) // sl.interval_us + 1
+                    sl.skipped += k
+                    nd += k * sl.interval_us
+                sl.deadline_us = nd
+                self.hk[0] = nd
+                self._sift_down(0)
+            else:
+                self._heap_remove(s)
+                sl.deadline_us = -1
+                sl.mode = MODE_IDLE
+                sl.events += 1
+                events.append((EV_TIMER, s, d))
+        return events
+
+    cdef inline bint _less(self, int i, int j) noexcept nogil:
+        return self.hk[i] < self.hk[j] or (self.hk[i] == self.hk[j] and self.hs[i] < self.hs[j])
+
+    cdef inline void _swap(self, int i, int j) noexcept nogil:
+        cdef int64_t k = self.hk[i]
+        cdef int32_t s = self.hs[i]
+        self.hk[i] = self.hk[j]
+        self.hs[i] = self.hs[j]
+        self.hk[j] = k
+        self.hs[j] = s
+        self.slots[self.hs[i]].hpos = i
+        self.slots[self.hs[j]].hpos = j
+
+    cdef void _sift_up(self, int i) noexcept nogil:
+        cdef int p
+        while i > 0:
+            p = (i - 1) >> 2
+            if not self._less(i, p):
+                break
+            self._swap(i, p)
+            i = p
+
+    cdef void _sift_down(self, int i) noexcept nogil:
+        cdef int c, m, end
+        while True:
+            c = 4 * i + 1
+            if c >= self.hn:
+                break
+            m = c
+            end = c + 4 if c + 4 < self.hn else self.hn
+            c += 1
+            while c < end:
+                if self._less(c, m):
+                    m = c
+                c += 1
+            if not self._less(m, i):
+                break
+            self._swap(i, m)
+            i = m
+
+    cdef void _heap_remove(self, int s) noexcept nogil:
+        cdef int i = self.slots[s].hpos
+        if i < 0:
+            return
+        self.hn -= 1
+        self.slots[s].hpos = -1
+        if i == self.hn:
+            return
+        self.hk[i] = self.hk[self.hn]
+        self.hs[i] = self.hs[self.hn]
+        self.slots[self.hs[i]].hpos = i
+        self._sift_up(i)
+        self._sift_down(self.slots[self.hs[i]].hpos)
+
+    cdef void _set_deadline(self, int s, int64_t d) noexcept nogil:
+        cdef Slot *sl = &self.slots[s]
+        cdef int i
+        if d < 0:
+            self._heap_remove(s)
+            sl.deadline_us = -1
+            return
+        sl.deadline_us = d
+        i = sl.hpos
+        if i < 0:
+            i = self.hn
+            self.hn += 1
+            self.hk[i] = d
+            self.hs[i] = s
+            sl.hpos = i
+            self._sift_up(i)
+        elif d < self.hk[i]:
+            self.hk[i] = d
+            self._sift_up(i)
+        # else: later than the key; repaired lazily by _fix_top (see the module docstring)
+
+    cdef inline void _fix_top(self) noexcept nogil:
+        cdef int64_t d
+        while self.hn > 0:
+            d = self.slots[self.hs[0]].deadline_us
+            if d == self.hk[0]:
+                return
+            self.hk[0] = d
+            self._sift_down(0)
+
+    def _check_heap(self):
+        """Test hook: verify the heap invariants (raises AssertionError)."""
+        cdef int i, p
+        for i in range(self.hn):
+            assert self.slots[self.hs[i]].hpos == i
+            assert self.hk[i] <= self.slots[self.hs[i]].deadline_us
+            if i > 0:
+                p = (i - 1) >> 2
+                assert not self._less(i, p), (i, p)
+        n = 0
+        for i in range(self.nslots_hint):
+            if self.slots[i].used and self.slots[i].deadline_us >= 0:
+                n += 1
+                assert self.slots[i].hpos >= 0
+        assert n == self.hn
+
+    # --- receive -------------------------------------------------------------------------------------------
+    cdef int _handle(self, int rx, const uint8_t *pkt, Py_ssize_t n, const uint8_t *src6, const uint8_t *dst6,
+                     int hoplimit, int64_t now, list events) except -1:
+        cdef RxSock *r = &self.rxs[rx]
+        cdef Advert adv
+        cdef int reason, i, alen = r.alen
+        cdef int32_t s
+        cdef Slot *sl
+        if alen == 4:
+            reason = parse_ipv4(pkt, n, r.check_ttl, r.policy, &adv)
+        else:
+            reason = parse_ipv6(pkt, n, src6, dst6, hoplimit, r.check_ttl, &adv)
+        if reason != R_OK:
+            r.drops[reason if 0 < reason < NDROPS else R_LENGTH] += 1
+            return 0
+        for i in range(r.nown):
+            if memcmp(adv.src, r.own + i * alen, alen) == 0:
+                r.drops[<int>R_OWN] += 1  # our own advert looped back (another socket on the same link)
+                return 0
+        s = self.demux[rx * 256 + adv.vrid]
+        if s < 0:
+            r.drops[<int>R_NO_INSTANCE] += 1  # RFC 5798 7.1: VRID not configured on this interface
+            return 0
+        sl = &self.slots[s]
+        if adv.version != sl.version:
+            r.drops[<int>R_VERSION_MISMATCH] += 1  # RFC 5798 7.1 / RFC 3768 7.1: version must match ours
+            return 0
+        if sl.version == 2 and (adv.auth_type != sl.auth_type or (
+                sl.auth_type == 1 and memcmp(adv.auth_data, sl.auth_data, 8) != 0)):
+            r.drops[<int>R_AUTH_MISMATCH] += 1  # RFC 3768 7.1 / RFC 2338 5.3.6.1: auth type and password
+            return 0
+        if sl.npeers > 0:
+            for i in range(sl.npeers):
+                if memcmp(adv.src, sl.peers + i * alen, alen) == 0:
+                    break
+            else:
+                r.drops[<int>R_PEER] += 1  # unicast: only configured peers (keepalived check_unicast_src)
+                return 0
+        if (sl.mode == MODE_BACKUP and adv.priority == sl.master_prio and adv.priority != 0
+                and adv.adver_int_ms == sl.master_adver_int_ms and memcmp(adv.src, sl.master_src, alen) == 0):
+            # RFC 5798 6.4.2: the current master, unchanged: reset Master_Down_Timer, nothing else changes.
+            sl.deadline_us = now + sl.down_us
+            if sl.hpos < 0:
+                self._set_deadline(s, sl.deadline_us)
+            sl.rx_fast += 1
+            return 0
+        sl.events += 1
+        events.append((EV_ADVERT, s, _packet_from(&adv)))
+        return 0
+
+    def receive(self, int rx, long long now_us):
+        """Drain rx with recvmmsg (MSG_DONTWAIT) and run every datagram through the receive path.
+        Returns [(EV_ADVERT, slot, RxPacket), ...]. Raises OSError only for real socket errors."""
+        self._check_rx(rx)
+        cdef RxSock *r = &self.rxs[rx]
+        cdef list events = []
+        cdef int fd = r.fd, batch = self.batch, got, i, e, hop
+        cdef mmsghdr *m
+        cdef cmsghdr *c
+        cdef in6_pktinfo pi
+        cdef uint8_t dst[16]
+        while True:
+            for i in range(batch):
+                self.rmsgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in6)
+                self.rmsgs[i].msg_hdr.msg_controllen = CMSGBUF
+                self.rmsgs[i].msg_hdr.msg_flags = 0
+            with nogil:
+                got = recvmmsg(fd, self.rmsgs, batch, MSG_DONTWAIT, NULL)
+            if got < 0:
+                e = errno
+                if e == EAGAIN:  # == EWOULDBLOCK on Linux
+                    break
+                if e == EINTR:
+                    continue
+                PyErr_SetFromErrno(OSError)
+            if got == 0:
+                break
+            r.batches += 1
+            r.datagrams += got
+            for i in range(got):
+                m = &self.rmsgs[i]
+                if m.msg_hdr.msg_flags & MSG_TRUNC:
+                    r.drops[<int>R_LENGTH] += 1
+                    continue
+                if r.alen == 4:
+                    self._handle(rx, self.rbuf + i * RXBUF, m.msg_len, NULL, NULL, -1, now_us, events)
+                    continue
+                # IPv6 raw sockets deliver no IP header: hop limit and destination come from cmsgs.
+                hop = -1
+                memset(dst, 0, 16)
+                c = CMSG_FIRSTHDR(&m.msg_hdr)
+                while c != NULL:
+                    if c.cmsg_level == IPPROTO_IPV6:
+                        if c.cmsg_type == IPV6_HOPLIMIT:
+                            memcpy(&hop, CMSG_DATA(c), sizeof(int))
+                        elif c.cmsg_type == IPV6_PKTINFO:
+                            memcpy(&pi, CMSG_DATA(c), sizeof(in6_pktinfo))
+                            memcpy(dst, pi.ipi6_addr.s6_addr, 16)
+                    c = CMSG_NXTHDR(&m.msg_hdr, c)
+                self._handle(rx, self.rbuf + i * RXBUF, m.msg_len, self.rnames[i].sin6_addr.s6_addr, dst,
+                             hop, now_us, events)
+            if got < batch:
+                break  # the queue was empty when the kernel answered; add_reader wakes us for more
+        return events
+
+    def feed(self, int rx, long long now_us, packets):
+        """The receive path on a list instead of recvmmsg: IPv4 rx takes whole IP packets (bytes); IPv6 rx
+        takes (msg, src16, dst16, hoplimit) tuples. Counts one batch."""
+        self._check_rx(rx)
+        cdef RxSock *r = &self.rxs[rx]
+        cdef list events = []
+        cdef list lst = packets if type(packets) is list else list(packets)
+        cdef bytes b, src, dst
+        cdef object item
+        r.batches += 1
+        if r.alen == 4:
+            for item in lst:
+                b = <bytes?>item
+                r.datagrams += 1
+                self._handle(rx, <const uint8_t *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b), NULL, NULL, -1,
+                             now_us, events)
+        else:
+            for item in lst:
+                b, src, dst, hop = item
+                if PyBytes_GET_SIZE(src) != 16 or PyBytes_GET_SIZE(dst) != 16:
+                    raise ValueError("IPv6 src and dst must be 16 bytes")
+                r.datagrams += 1
+                self._handle(rx, <const uint8_t *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b),
+                             <const uint8_t *>PyBytes_AS_STRING(src), <const uint8_t *>PyBytes_AS_STRING(dst),
+                             hop, now_us, events)
+        return events
+
+    # --- send ----------------------------------------------------------------------------------------------------
+    cdef int _enqueue(self, int tx, Out *o, int32_t s, bint owned) noexcept:
+        cdef TxSock *t = &self.txs[tx]
+        cdef QItem *q
+        cdef int32_t cap
+        if t.qn == t.qcap:
+            cap = t.qcap * 2 if t.qcap else 64
+            q = <QItem *>realloc(t.q, cap * sizeof(QItem))
+            if q == NULL:
+                return -1
+            t.q = q
+            t.qcap = cap
+        t.q[t.qn].out = o
+        t.q[t.qn].slot = s
+        t.q[t.qn].owned = owned
+        t.qn += 1
+        return 0
+
+    cdef int _queue_slot(self, int s) except -1:
+        cdef Slot *sl = &self.slots[s]
+        cdef int i
+        if sl.tx < 0:
+            return 0
+        for i in range(sl.nout):
+            if self._enqueue(sl.tx, &sl.outs[i], s, False) < 0:
+                raise MemoryError()
+        sl.sent += sl.nout
+        return 0
+
+    cdef void _drop_queue(self, int tx) noexcept:
+        cdef TxSock *t = &self.txs[tx]
+        cdef int i
+        for i in range(t.qn):
+            if t.q[i].owned:
+                free(t.q[i].out.msg)
+                free(t.q[i].out)
+        t.qn = 0
+
+    def queued(self):
+        """How many datagrams wait for flush()."""
+        return sum([self.txs[t].qn for t in range(self.ntx)])
+
+    def flush(self):
+        """Send everything queued: sendmmsg per tx socket (MSG_DONTWAIT). A datagram the kernel refuses is
+        counted (tx_stats errors/last_errno) and skipped; only EBADF/ENOTSOCK (our bug) raise OSError.
+        In capture mode nothing is sent: take_sent() returns it. Returns the number of datagrams handled."""
+        cdef int t, i, base, cnt, got, e, fatal = 0
+        cdef TxSock *tx
+        cdef Out *o
+        cdef int total = 0
+        for t in range(self.ntx):
+            tx = &self.txs[t]
+            if tx.qn == 0:
+                continue
+            if self.capture:
+                for i in range(tx.qn):
+                    o = tx.q[i].out
+                    self._sent.append((tx.q[i].slot, t, PyBytes_FromStringAndSize(<char *>o.dst, o.alen),
+                                       PyBytes_FromStringAndSize(<char *>o.msg, o.len)))
+                tx.sent += tx.qn
+                total += tx.qn
+                self._drop_queue(t)
+                continue
+            base = 0
+            while base < tx.qn and not fatal:
+                cnt = tx.qn - base if tx.qn - base < SEND_CHUNK else SEND_CHUNK
+                for i in range(cnt):
+                    o = tx.q[base + i].out
+                    self.siov[i].iov_base = o.msg
+                    self.siov[i].iov_len = o.len
+                    self.smsgs[i].msg_hdr.msg_name = &o.sa
+                    self.smsgs[i].msg_hdr.msg_namelen = o.salen
+                    self.smsgs[i].msg_hdr.msg_control = NULL
+                    self.smsgs[i].msg_hdr.msg_controllen = 0
+                    self.smsgs[i].msg_hdr.msg_flags = 0
+                i = 0
+                while i < cnt:
+                    with nogil:
+                        got = sendmmsg(tx.fd, &self.smsgs[i], cnt - i, MSG_DONTWAIT)
+                    tx.calls += 1
+                    if got < 0:
+                        e = errno
+                        if e == EINTR:
+                            continue
+                        if e == EBADF or e == ENOTSOCK:
+                            fatal = e
+                            break
+                        # The first datagram was refused (ENOBUFS, EAGAIN, ENETUNREACH ...): skip it.
+                        tx.errors += 1
+                        tx.last_errno = e
+                        i += 1
+                    else:
+                        tx.sent += got
+                        total += got
+                        i += got
+                base += cnt
+            self._drop_queue(t)
+        if fatal:
+            for t in range(self.ntx):
+                self._drop_queue(t)
+            raise OSError(fatal, _os.strerror(fatal))
+        return total
+
+    def take_sent(self):
+        """Capture mode: [(slot, tx, dest_packed, msg), ...] flushed since the last call (slot -1: send_raw)."""
+        out = self._sent
+        self._sent = []
+        return out
+
+    # --- counters ----------------------------------------------------------------------------------------
+    def drops(self, int rx):
+        """Drops on rx by reason: a list indexed by _wire.Reason (R_COUNT entries)."""
+        self._check_rx(rx)
+        return [self.rxs[rx].drops[i] for i in range(<int>R_COUNT)]
+
+    def rx_stats(self, int rx):
+        self._check_rx(rx)
+        cdef RxSock *r = &self.rxs[rx]
+        return {"datagrams": r.datagrams, "batches": r.batches,
+                "dropped": sum([r.drops[i] for i in range(<int>R_COUNT)])}
+
+    def tx_stats(self, int tx):
+        self._check_tx(tx)
+        cdef TxSock *t = &self.txs[tx]
+        return {"sent": t.sent, "errors": t.errors, "calls": t.calls, "last_errno": t.last_errno,
+                "queued": t.qn}
+
+    def slot_stats(self, int s):
+        """Counters of slot s: adverts queued for sending, adverts absorbed by the fast path, events raised,
+        deadline fires, late fires (> 1 ms), the max lateness in us and master intervals skipped."""
+        cdef Slot *sl = self._slot(s)
+        return {"sent": sl.sent, "rx_fast": sl.rx_fast, "events": sl.events, "fires": sl.fires,
+                "late": sl.late, "max_late_us": sl.max_late_us, "skipped": sl.skipped}
+
+    def slot_ids(self):
+        """The ids of the slots in use."""
+        return [i for i in range(self.nslots_hint) if self.slots[i].used]
+
+
+cdef Out *_copy_out(const Out *src) noexcept:
+    cdef Out *o = <Out *>malloc(sizeof(Out))
+    if o == NULL:
+        return NULL
+    memcpy(o, src, sizeof(Out))
+    o.msg = <uint8_t *>malloc(src.len if src.len else 1)
+    if o.msg == NULL:
+        free(o)
+        return NULL
+    memcpy(o.msg, src.msg, src.len)
+    return o
+
+
+cdef int _fill_out(Out *o, bytes dest, int ifindex, bytes msg) except? -1:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(msg)
+    cdef sockaddr_in *sin
+    o.msg = <uint8_t *>malloc(n if n else 1)
+    if o.msg == NULL:
+        return -1
+    memcpy(o.msg, PyBytes_AS_STRING(msg), n)
+    o.len = n
+    o.alen = PyBytes_GET_SIZE(dest)
+    memcpy(o.dst, PyBytes_AS_STRING(dest), o.alen)
+    memset(&o.sa, 0, sizeof(sockaddr_in6))
+    if o.alen == 4:
+        sin = <sockaddr_in *>&o.sa
+        sin.sin_family = AF_INET
+        memcpy(&sin.sin_addr, o.dst, 4)
+        o.salen = sizeof(sockaddr_in)
+    else:
+        o.sa.sin6_family = AF_INET6
+        memcpy(o.sa.sin6_addr.s6_addr, o.dst, 16)
+        o.sa.sin6_scope_id = ifindex
+        o.salen = sizeof(sockaddr_in6)
+    return 0
