@@ -5,36 +5,7 @@ from collections.abc import Iterable, Sequence
 EV_TIMER: int
 EV_ADVERT: int
 
-class RxPacket:
-    """A valid advert handed up to Python (EV_ADVERT); the same attribute names as fastvrrp._wire.Packet."""
-
-    family: int
-    version: int
-    type: int
-    vrid: int
-    priority: int
-    count: int
-    adver_int_ms: int
-    auth_type: int
-    auth_data: bytes
-    ttl: int
-    checksum: int
-    checksum_form: str | None
-    src: bytes
-    dst: bytes
-    addresses: tuple[bytes, ...]
-    @property
-    def valid(self) -> bool: ...
-    @property
-    def reason(self) -> str | None: ...
-    @property
-    def src_text(self) -> str: ...
-    @property
-    def dst_text(self) -> str: ...
-    @property
-    def address_texts(self) -> tuple[str, ...]: ...
-
-Event = tuple[int, int, object]  # (EV_TIMER, slot, deadline_us) | (EV_ADVERT, slot, RxPacket)
+Event = tuple[int, int, object]  # (EV_TIMER, slot, deadline_us) | (EV_ADVERT, slot, fastvrrp._wire.Packet)
 Ipv6Datagram = tuple[bytes, bytes, bytes, int]  # (msg, src16, dst16, hoplimit)
 
 class Engine:

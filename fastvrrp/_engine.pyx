@@ -53,8 +53,6 @@ from fastvrrp._sys cimport (
     socklen_t,
 )
 from fastvrrp._wire cimport (
-    CS_MESSAGE,
-    CS_PSEUDO,
     R_AUTH_MISMATCH,
     R_COUNT,
     R_LENGTH,
@@ -64,12 +62,12 @@ from fastvrrp._wire cimport (
     R_PEER,
     R_VERSION_MISMATCH,
     Advert,
+    make_packet,
     parse_ipv4,
     parse_ipv6,
 )
 
 import os as _os
-import socket as _socket
 
 EV_TIMER = 1
 EV_ADVERT = 2
@@ -162,65 +160,6 @@ cdef inline int _alen_of(family) except -1:
     if family in (6, AF_INET6):
         return 16
     raise ValueError(f"family must be 4 or 6, not {family!r}")
-
-
-cdef class RxPacket:
-    """A valid received advert handed up to Python (EV_ADVERT). Same attribute names as _wire.Packet."""
-
-    cdef readonly int family, version, type, vrid, priority, count, auth_type, ttl, checksum
-    cdef readonly long adver_int_ms
-    cdef readonly object checksum_form
-    cdef readonly bytes src, dst, auth_data
-    cdef readonly tuple addresses
-
-    @property
-    def valid(self):
-        return True
-
-    @property
-    def reason(self):
-        return None
-
-    @property
-    def src_text(self):
-        return _socket.inet_ntop(_socket.AF_INET if self.family == 4 else _socket.AF_INET6, self.src)
-
-    @property
-    def dst_text(self):
-        return _socket.inet_ntop(_socket.AF_INET if self.family == 4 else _socket.AF_INET6, self.dst)
-
-    @property
-    def address_texts(self):
-        fam = _socket.AF_INET if self.family == 4 else _socket.AF_INET6
-        return tuple(_socket.inet_ntop(fam, a) for a in self.addresses)
-
-    def __repr__(self):
-        return (f"RxPacket(v{self.version} vrid={self.vrid} prio={self.priority} int={self.adver_int_ms}ms "
-                f"src={self.src_text} count={self.count})")
-
-
-cdef RxPacket _packet_from(const Advert *a):
-    cdef RxPacket p = RxPacket.__new__(RxPacket)
-    cdef int alen = 4 if a.family == 4 else 16
-    cdef int i
-    p.family = a.family
-    p.version = a.version
-    p.type = a.type
-    p.vrid = a.vrid
-    p.priority = a.priority
-    p.count = a.count
-    p.auth_type = a.auth_type
-    p.ttl = a.ttl
-    p.checksum = a.checksum
-    p.adver_int_ms = a.adver_int_ms
-    p.checksum_form = "pseudo" if a.checksum_form == CS_PSEUDO else ("message" if a.checksum_form == CS_MESSAGE
-                                                                     else None)
-    p.src = PyBytes_FromStringAndSize(<const char *>a.src, alen)
-    p.dst = PyBytes_FromStringAndSize(<const char *>a.dst, alen)
-    p.auth_data = (PyBytes_FromStringAndSize(<const char *>a.auth_data, 8) if a.auth_data != NULL else b"")
-    p.addresses = tuple([PyBytes_FromStringAndSize(<const char *>(a.addrs + i * alen), alen)
-                         for i in range(a.count)])
-    return p
 
 
 cdef class Engine:
@@ -765,12 +704,12 @@ cdef class Engine:
             sl.rx_fast += 1
             return 0
         sl.events += 1
-        events.append((EV_ADVERT, s, _packet_from(&adv)))
+        events.append((EV_ADVERT, s, make_packet(&adv, R_OK)))
         return 0
 
     def receive(self, int rx, long long now_us):
         """Drain rx with recvmmsg (MSG_DONTWAIT) and run every datagram through the receive path.
-        Returns [(EV_ADVERT, slot, RxPacket), ...]. Raises OSError only for real socket errors."""
+        Returns [(EV_ADVERT, slot, _wire.Packet), ...]. Raises OSError only for real socket errors."""
         self._check_rx(rx)
         cdef RxSock *r = &self.rxs[rx]
         cdef list events = []
