@@ -133,7 +133,7 @@ cdef void patch_advert(uint8_t *msg, int version, uint8_t priority, uint16_t int
     # RFC 1624 eqn 3: HC' = ~(~HC + ~m + m') for each changed 16-bit word m -> m'.
     cdef uint16_t old1 = _rd16(msg + 2)
     cdef uint16_t old2 = _rd16(msg + 4)
-    cdef uint16_t new1 = <uint16_t>((old1 & 0xff00) | priority)
+    cdef uint16_t new1 = <uint16_t>((<uint16_t>priority << 8) | (old1 & 0x00ff))  # priority | count
     cdef uint16_t new2
     if version == 3:
         new2 = interval & 0x0fff  # rsvd is sent as 0 (RFC 5798 5.2.6)
@@ -534,9 +534,9 @@ def vmac(int vrid, int family=4) -> bytes:
     return bytes((0, 0, 0x5E, 0, 1 if family == 4 else 2, vrid))
 
 
-def garp_frame(mac, vip) -> bytes:
-    """Gratuitous ARP request (42 bytes, the NIC pads to 60): broadcast, sha=mac, spa=tpa=vip (RFC 5227 3)."""
-    cdef bytes m = _packed(mac, 6, "mac")
+def garp_frame(vmac, vip) -> bytes:
+    """Gratuitous ARP request (42 bytes, the NIC pads to 60): broadcast, sha=vmac, spa=tpa=vip (RFC 5227 3)."""
+    cdef bytes m = _packed(vmac, 6, "vmac")
     cdef bytes ip = _packed(vip, 4, "vip")
     return (b"\xff\xff\xff\xff\xff\xff" + m + b"\x08\x06"
             + b"\x00\x01\x08\x00\x06\x04\x00\x01" + m + ip + b"\xff\xff\xff\xff\xff\xff" + ip)
@@ -545,10 +545,10 @@ def garp_frame(mac, vip) -> bytes:
 cdef bytes _ALL_NODES = bytes.fromhex("ff020000000000000000000000000001")
 
 
-def unsolicited_na_frame(mac, vip, bint router=True) -> bytes:
+def unsolicited_na_frame(vmac, vip, bint router=True) -> bytes:
     """Unsolicited neighbour advertisement (86 bytes) to ff02::1, hop limit 255 (RFC 4861 4.4, 7.2.6),
-    flags R (if router) and O, with a target link-layer address option carrying mac."""
-    cdef bytes m = _packed(mac, 6, "mac")
+    flags R (if router) and O, with a target link-layer address option carrying vmac."""
+    cdef bytes m = _packed(vmac, 6, "vmac")
     cdef bytes ip = _packed(vip, 16, "vip")
     cdef bytearray icmp = bytearray(b"\x88\x00\x00\x00")  # type 136, code 0, checksum
     icmp += b"\xa0\x00\x00\x00" if router else b"\x20\x00\x00\x00"
