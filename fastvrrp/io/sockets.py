@@ -71,8 +71,8 @@ def _ip_mreqn(group: str | None, ifindex: int) -> bytes:
 
 
 def _deafen(s: socket.socket) -> None:
-    # struct sock_fprog { unsigned short len; struct sock_filter *filter; } in native layout; the kernel copies
-    # the program during setsockopt, so the buffer only has to live until then.
+    # struct sock_fprog { unsigned short len; struct sock_filter *filter; } in native layout; the kernel
+    # copies the program during setsockopt, so the buffer only has to live until then.
     buf = ctypes.create_string_buffer(_BPF_RET_ZERO, len(_BPF_RET_ZERO))
     fprog = struct.pack("HL", 1, ctypes.addressof(buf))
     s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
@@ -96,7 +96,7 @@ class VrrpSockets:
     unicast: bool = False
 
     def close(self) -> None:
-        """Close both. The caller must have called `loop.remove_reader(rx)` first (uvloop aborts otherwise)."""
+        """Close both; call `loop.remove_reader(rx)` first (uvloop aborts otherwise)."""
         self.rx.close()
         self.tx.close()
 

@@ -92,7 +92,7 @@ def test_ipv4_multicast_advert_ttl255_from_primary(pair):
 
 
 def test_ipv4_advert_with_ttl_64_is_still_delivered(pair):
-    """The kernel delivers any TTL to the raw socket: the TTL rule is the codec's job (VRRP-NOTES section 4)."""
+    """The kernel delivers any TTL to the raw socket: the TTL rule is the codec's job (VRRP-NOTES 4)."""
     lab, a, b = pair
     sb = vs.open_rx_tx_in_netns(b, "ethB", socket.AF_INET, primary_ip="192.0.2.2")
 

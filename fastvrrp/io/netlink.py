@@ -1,0 +1,600 @@
+"""Addresses and link state over rtnetlink, usable from a uvloop event loop.
+
+pyroute2's `IPRoute`/`AsyncIPRoute` cannot run on the uvloop loop itself (VRRP-NOTES 0.1), so:
+
+- `NetlinkWorker` owns a one-thread executor; the thread builds its own `IPRoute` on a private selector loop
+  and does every pyroute2 call. The loop thread only awaits futures.
+- Mass failover does not go through pyroute2 at all (its Python encoding costs ~180 us per request,
+  VRRP-NOTES 0.8): each VIP's RTM_NEWADDR / RTM_DELADDR is encoded once (`AddrBatch`), and a whole
+  failover's worth is written with a few `send()`s on a raw NETLINK_ROUTE socket, reading back only the
+  ACKs (`NetlinkBatcher`). The worker thread runs it, so the loop keeps ticking while the kernel works.
+- `LinkMonitor` is an `IPRSocket` bound to the link and address groups and registered with
+  `loop.add_reader`; the few fields the daemon needs are read straight from the message bytes.
+
+Reconcile semantics throughout: adding an address that exists (EEXIST) and deleting one that is absent
+(EADDRNOTAVAIL) count as success, so "make it so" can be repeated safely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import itertools
+import logging
+import socket
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastvrrp.io.nsexec import call_in_netns, enter_netns
+
+log = logging.getLogger("fastvrrp.io.netlink")
+
+# --- rtnetlink constants (linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h, linux/if.h) ----------------
+NETLINK_ROUTE = 0
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10  # ACKs carry only the request's header, not the whole request
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NLM_F_DUMP = 0x300
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+RTM_NEWLINK = 16
+RTM_DELLINK = 17
+RTM_GETLINK = 18
+RTM_NEWADDR = 20
+RTM_DELADDR = 21
+RTM_GETADDR = 22
+RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+IFA_LABEL = 3
+IFA_BROADCAST = 4
+IFA_FLAGS = 8
+IFA_F_SECONDARY = 0x01
+IFA_F_NODAD = 0x02
+IFA_F_TENTATIVE = 0x40
+IFA_F_NOPREFIXROUTE = 0x200
+IFLA_IFNAME = 3
+IFF_UP = 0x1
+IFF_RUNNING = 0x40
+IFNAMSIZ = 16  # labels are at most 15 characters (the kernel answers ERANGE beyond)
+
+SCOPES = {"global": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
+
+_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+_IFADDRMSG = struct.Struct("=BBBBi")  # family, prefixlen, flags, scope, index
+_IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
+_RTATTR = struct.Struct("=HH")
+_NLMSGERR = struct.Struct("=i")
+
+#: what each operation forgives when reconciling
+_BENIGN = {RTM_NEWADDR: errno.EEXIST, RTM_DELADDR: errno.EADDRNOTAVAIL}
+
+
+def _align4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+def _rtattr(kind: int, payload: bytes) -> bytes:
+    n = _RTATTR.size + len(payload)
+    return _RTATTR.pack(n, kind) + payload + b"\0" * (_align4(n) - n)
+
+
+def _iter_attrs(buf: bytes | memoryview, off: int, end: int) -> Iterable[tuple[int, bytes | memoryview]]:
+    while off + _RTATTR.size <= end:
+        alen, kind = _RTATTR.unpack_from(buf, off)
+        if alen < _RTATTR.size or off + alen > end:
+            return  # malformed: stop reading this message
+        yield kind & 0x3FFF, buf[off + _RTATTR.size : off + alen]
+        off += _align4(alen)
+
+
+def _iter_msgs(data: bytes) -> Iterable[tuple[int, int, int, int, int]]:
+    """(type, flags, seq, offset of payload, end) for each netlink message in a datagram."""
+    off = 0
+    while off + _NLMSGHDR.size <= len(data):
+        mlen, mtype, mflags, seq, _pid = _NLMSGHDR.unpack_from(data, off)
+        if mlen < _NLMSGHDR.size or off + mlen > len(data):
+            return
+        yield mtype, mflags, seq, off + _NLMSGHDR.size, off + mlen
+        off += _align4(mlen)
+
+
+# --- VIPs ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VipSpec:
+    """One virtual address as configured (keepalived `virtual_ipaddress` entry)."""
+
+    address: str
+    prefixlen: int
+    ifindex: int
+    label: str | None = None
+    scope: int = 0  # SCOPES values
+    broadcast: str | None = None  # IPv4 only
+
+    def __post_init__(self) -> None:
+        ip = ipaddress.ip_address(self.address)
+        if not 0 <= self.prefixlen <= ip.max_prefixlen:
+            raise ValueError(f"prefix length {self.prefixlen} out of range for {self.address}")
+        if self.label is not None and not 0 < len(self.label.encode()) < IFNAMSIZ:
+            raise ValueError(f"address label {self.label!r} must be 1..15 bytes")
+        if self.broadcast is not None and ip.version != 4:
+            raise ValueError("a broadcast address only exists for IPv4")
+
+    @property
+    def family(self) -> int:
+        return socket.AF_INET6 if ":" in self.address else socket.AF_INET
+
+    @property
+    def packed(self) -> bytes:
+        return socket.inet_pton(self.family, self.address)
+
+    def text(self) -> str:
+        return f"{self.address}/{self.prefixlen}"
+
+
+def encode_addr(spec: VipSpec, op: int, seq: int = 0) -> bytes:
+    """The RTM_NEWADDR (create, exclusive, ACK) or RTM_DELADDR request for one VIP, as bytes."""
+    v6 = spec.family == socket.AF_INET6
+    # RFC 5798 8.2 (IPv6): a VIP must be usable at once; DAD would leave it tentative for ~1 s (VRRP-NOTES 3).
+    flags = IFA_F_NODAD if (v6 and op == RTM_NEWADDR) else 0
+    body = _IFADDRMSG.pack(spec.family, spec.prefixlen, flags & 0xFF, spec.scope, spec.ifindex)
+    addr = spec.packed
+    attrs = [_rtattr(IFA_LOCAL, addr), _rtattr(IFA_ADDRESS, addr)]
+    if op == RTM_NEWADDR:
+        if spec.label:
+            attrs.append(_rtattr(IFA_LABEL, spec.label.encode() + b"\0"))
+        if spec.broadcast:
+            attrs.append(_rtattr(IFA_BROADCAST, socket.inet_aton(spec.broadcast)))
+        if flags:
+            attrs.append(_rtattr(IFA_FLAGS, struct.pack("=I", flags)))
+        mflags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+    elif op == RTM_DELADDR:
+        mflags = NLM_F_REQUEST | NLM_F_ACK
+    else:
+        raise ValueError(f"not an address operation: {op}")
+    payload = body + b"".join(attrs)
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(payload), op, mflags, seq, 0) + payload
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """Outcome of applying addresses: `done` changed something, `already` was already so, `failed` did not."""
+
+    done: list[VipSpec] = field(default_factory=list)
+    already: list[VipSpec] = field(default_factory=list)
+    failed: list[tuple[VipSpec, int]] = field(default_factory=list)  # (spec, errno)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def record(self, spec: VipSpec, op: int, err: int) -> None:
+        if err == 0:
+            self.done.append(spec)
+        elif err == _BENIGN[op]:
+            self.already.append(spec)
+        else:
+            self.failed.append((spec, err))
+
+
+class AddrBatch:
+    """The encoded add and delete requests of a set of VIPs (one VRRP instance), made once at config load."""
+
+    __slots__ = ("specs", "add_msgs", "del_msgs")
+
+    def __init__(self, specs: Sequence[VipSpec]):
+        self.specs = tuple(specs)
+        self.add_msgs = tuple(encode_addr(s, RTM_NEWADDR) for s in self.specs)
+        self.del_msgs = tuple(encode_addr(s, RTM_DELADDR) for s in self.specs)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+
+class NetlinkBatcher:
+    """Writes pre-encoded address requests on a raw NETLINK_ROUTE socket and reads back only the ACKs.
+
+    Blocking by design: run it in the netlink worker thread. rtnetlink handles a request inside the sender's
+    send(), so once send() returns every ACK is already queued; chunks keep the queued ACKs well inside the
+    receive buffer (an overflowing ACK queue loses ACKs and raises ENOBUFS).
+    """
+
+    CHUNK_MSGS = 512
+    CHUNK_BYTES = 64 * 1024
+
+    def __init__(self) -> None:
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        try:
+            for force, opt in ((32, socket.SO_SNDBUF), (33, socket.SO_RCVBUF)):
+                try:
+                    s.setsockopt(socket.SOL_SOCKET, force, 4 * 1024 * 1024)
+                except PermissionError:
+                    s.setsockopt(socket.SOL_SOCKET, opt, 4 * 1024 * 1024)
+            s.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+            s.bind((0, 0))
+            s.settimeout(5.0)
+        except BaseException:
+            s.close()
+            raise
+        self.sock = s
+        self._seq = itertools.count(1)
+        self.requests = 0
+        self.lost_acks = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def apply(self, op: int, specs: Sequence[VipSpec], msgs: Sequence[bytes]) -> ApplyResult:
+        result = ApplyResult()
+        i = 0
+        n = len(msgs)
+        while i < n:
+            j = i
+            size = 0
+            while j < n and j - i < self.CHUNK_MSGS and size + len(msgs[j]) <= self.CHUNK_BYTES:
+                size += len(msgs[j])
+                j += 1
+            j = max(j, i + 1)
+            self._apply_chunk(op, specs, msgs, i, j, result)
+            i = j
+        return result
+
+    def _apply_chunk(
+        self, op: int, specs: Sequence[VipSpec], msgs: Sequence[bytes], i: int, j: int, result: ApplyResult
+    ) -> None:
+        buf = bytearray(b"".join(msgs[i:j]))
+        pending: dict[int, int] = {}
+        off = 0
+        for k in range(i, j):
+            seq = next(self._seq) & 0xFFFFFFFF
+            struct.pack_into("=I", buf, off + 8, seq)  # nlmsg_seq: match each ACK to its VIP
+            pending[seq] = k
+            off += len(msgs[k])
+        self.sock.send(buf)
+        self.requests += j - i
+        while pending:
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                break
+            for mtype, _f, seq, p, _end in _iter_msgs(data):
+                if mtype != NLMSG_ERROR or seq not in pending:
+                    continue
+                (err,) = _NLMSGERR.unpack_from(data, p)
+                k = pending.pop(seq)
+                result.record(specs[k], op, -err)
+        for k in pending.values():  # no ACK within the timeout: report, do not guess
+            self.lost_acks += 1
+            result.failed.append((specs[k], errno.ETIMEDOUT))
+
+    def add(self, batch: AddrBatch) -> ApplyResult:
+        return self.apply(RTM_NEWADDR, batch.specs, batch.add_msgs)
+
+    def remove(self, batch: AddrBatch) -> ApplyResult:
+        return self.apply(RTM_DELADDR, batch.specs, batch.del_msgs)
+
+
+# --- the worker -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AddrInfo:
+    """An address as the kernel lists it."""
+
+    address: str
+    prefixlen: int
+    family: int
+    ifindex: int
+    label: str | None
+    scope: int
+    flags: int
+
+
+class NetlinkWorker:
+    """A one-thread executor that owns an `IPRoute` and a `NetlinkBatcher`; every method is a coroutine.
+
+    `netns`: run the thread inside that namespace (tests); the daemon runs inside its namespace already.
+    """
+
+    def __init__(self, netns: str | None = None):
+        self.netns = netns
+        self._ipr: Any = None
+        self._batcher: NetlinkBatcher | None = None
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="netlink", initializer=self._init
+        )
+        self._closed = False
+
+    def _init(self) -> None:
+        # Runs in the worker thread. pyroute2 refuses a loop created in another thread, and no loop runs in
+        # this thread, so it gets a private selector loop (VRRP-NOTES 2).
+        from pyroute2 import IPRoute
+
+        if self.netns is not None:
+            enter_netns(self.netns)
+        self._ipr = IPRoute(use_event_loop=asyncio.SelectorEventLoop())
+        self._batcher = NetlinkBatcher()
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._closed:
+            raise RuntimeError("netlink worker is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def start(self) -> None:
+        """Build the thread's sockets now (construction costs a few ms), so the first failover does not."""
+        await self._run(lambda: None)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        def shutdown() -> None:
+            if self._batcher is not None:
+                self._batcher.close()
+            if self._ipr is not None:
+                self._ipr.close()
+
+        try:
+            self._executor.submit(shutdown).result(timeout=10)
+        finally:
+            self._executor.shutdown(wait=True)
+
+    # --- per-call pyroute2 (config-time, reconcile, small changes) ------------------------------------------
+    def _addr_call(self, op: int, specs: Sequence[VipSpec]) -> ApplyResult:
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        result = ApplyResult()
+        for s in specs:
+            kw: dict[str, Any] = {"index": s.ifindex, "address": s.address, "prefixlen": s.prefixlen}
+            if op == RTM_NEWADDR:
+                if s.label:
+                    kw["label"] = s.label
+                if s.scope:
+                    kw["scope"] = s.scope
+                if s.broadcast:
+                    kw["broadcast"] = s.broadcast
+                if s.family == socket.AF_INET6:
+                    kw["flags"] = IFA_F_NODAD
+            try:
+                self._ipr.addr("add" if op == RTM_NEWADDR else "del", **kw)
+                result.record(s, op, 0)
+            except NetlinkError as exc:
+                result.record(s, op, exc.code)
+        return result
+
+    async def add_addresses(self, specs: Sequence[VipSpec]) -> ApplyResult:
+        return await self._run(self._addr_call, RTM_NEWADDR, list(specs))
+
+    async def remove_addresses(self, specs: Sequence[VipSpec]) -> ApplyResult:
+        return await self._run(self._addr_call, RTM_DELADDR, list(specs))
+
+    def _list(self, ifindex: int | None, family: int) -> list[AddrInfo]:
+        kw: dict[str, Any] = {}
+        if ifindex is not None:
+            kw["index"] = ifindex
+        if family:
+            kw["family"] = family
+        out = []
+        for m in self._ipr.addr("dump", **kw):
+            flags = m.get("IFA_FLAGS")
+            out.append(
+                AddrInfo(
+                    address=m.get("IFA_LOCAL") or m.get("IFA_ADDRESS"),
+                    prefixlen=m["prefixlen"],
+                    family=m["family"],
+                    ifindex=m["index"],
+                    label=m.get("IFA_LABEL"),
+                    scope=m["scope"],
+                    flags=flags if flags is not None else m["flags"],
+                )
+            )
+        return out
+
+    async def list_addresses(self, ifindex: int | None = None, family: int = 0) -> list[AddrInfo]:
+        return await self._run(self._list, ifindex, family)
+
+    async def link_index(self, ifname: str) -> int | None:
+        def lookup() -> int | None:
+            found = self._ipr.link_lookup(ifname=ifname)
+            return found[0] if found else None
+
+        return await self._run(lookup)
+
+    def _primary(self, ifname: str, family: int) -> str | None:
+        found = self._ipr.link_lookup(ifname=ifname)
+        if not found:
+            return None
+        for a in self._list(found[0], family):
+            if family == socket.AF_INET and not a.flags & IFA_F_SECONDARY:
+                return a.address  # the first primary address: the one the kernel sources from
+            if family == socket.AF_INET6 and a.scope == SCOPES["link"] and not a.flags & IFA_F_TENTATIVE:
+                return a.address  # RFC 5798 5.1.2.1: IPv6 adverts come from the link-local address
+        return None
+
+    async def primary_address(self, ifname: str, family: int) -> str | None:
+        """The interface's primary IPv4 address, or its (non-tentative) IPv6 link-local address."""
+        return await self._run(self._primary, ifname, family)
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """fn(ipr, *args) in the worker thread, for anything else pyroute2 can do (links, routes, rules)."""
+        return await self._run(lambda: fn(self._ipr, *args))
+
+    # --- pre-encoded batches (failover) ---------------------------------------------------------------------
+    async def fast_add(self, batch: AddrBatch) -> ApplyResult:
+        return await self._run(lambda: self._require_batcher().add(batch))
+
+    async def fast_remove(self, batch: AddrBatch) -> ApplyResult:
+        return await self._run(lambda: self._require_batcher().remove(batch))
+
+    def _require_batcher(self) -> NetlinkBatcher:
+        if self._batcher is None:
+            raise RuntimeError("netlink worker thread failed to start")
+        return self._batcher
+
+    async def remove_stale(self, specs: Sequence[VipSpec]) -> list[VipSpec]:
+        """Startup cleanup: delete these VIPs where a crashed earlier run left them; return those removed."""
+        result = await self.fast_remove(AddrBatch(specs))
+        return result.done
+
+
+# --- link and address events ------------------------------------------------------------------------------
+
+LinkCallback = Callable[[int, str, bool], None]  # (ifindex, ifname, up)
+AddrCallback = Callable[[int, int, str, int, bool], None]  # (ifindex, family, address, prefixlen, added)
+
+
+class LinkMonitor:
+    """Link up/down and address add/remove events, read on the event loop through `add_reader`.
+
+    `on_link` is called when an interface's up state (IFF_UP and IFF_RUNNING, as keepalived judges it)
+    changes, and once per interface at start; `on_addr` for every address event (the daemon puts back a VIP
+    that disappears while MASTER). After a receive-buffer overflow (ENOBUFS) events were lost: the socket is
+    recreated, links are dumped again (changes reported through `on_link`), and `on_resync` is called so the
+    daemon can re-check its addresses.
+    """
+
+    GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_link: LinkCallback,
+        on_addr: AddrCallback | None = None,
+        on_resync: Callable[[], None] | None = None,
+        netns: str | None = None,
+        rcvbuf: int = 4 * 1024 * 1024,
+    ):
+        self.loop = loop
+        self.on_link = on_link
+        self.on_addr = on_addr
+        self.on_resync = on_resync
+        self.netns = netns
+        self.rcvbuf = rcvbuf
+        self.links: dict[int, tuple[str, bool]] = {}
+        self._sock: Any = None
+        self._fd = -1
+        self.resyncs = 0
+        self.malformed = 0
+        self.callback_errors = 0
+
+    def _open(self) -> Any:
+        from pyroute2 import IPRSocket
+
+        def make() -> Any:
+            # pyroute2 creates the kernel socket lazily (at bind), so all of it happens inside the namespace.
+            s = IPRSocket(rcvbuf=self.rcvbuf)
+            try:
+                s.bind(groups=self.GROUPS)
+                s.socket.setblocking(False)
+                s.fileno()
+            except BaseException:
+                s.close()
+                raise
+            return s
+
+        return call_in_netns(self.netns, make)
+
+    def start(self) -> None:
+        self._sock = self._open()
+        self._fd = self._sock.fileno()
+        self.loop.add_reader(self._fd, self._on_readable)
+        self._dump_links()
+
+    def close(self) -> None:
+        if self._sock is None:
+            return
+        # uvloop aborts the process if a registered fd is closed first (VRRP-NOTES 0.3).
+        self.loop.remove_reader(self._fd)
+        self._sock.close()
+        self._sock = None
+        self._fd = -1
+
+    def _dump_links(self) -> None:
+        # The answers are RTM_NEWLINK messages on this same socket, handled like events.
+        req = _NLMSGHDR.pack(_NLMSGHDR.size + 16, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
+        self._sock.socket.send(req + _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))
+
+    def _resync(self) -> None:
+        self.resyncs += 1
+        self.close()
+        self.start()
+        if self.on_resync is not None:
+            self.on_resync()
+
+    def _on_readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        while True:  # add_reader is level-triggered: drain until EAGAIN (VRRP-NOTES 4)
+            try:
+                data = sock.socket.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    self._resync()
+                    return
+                raise
+            self._handle(data)
+
+    def _handle(self, data: bytes) -> None:
+        for mtype, _flags, _seq, p, end in _iter_msgs(data):
+            try:
+                if mtype in (RTM_NEWLINK, RTM_DELLINK):
+                    self._link_msg(mtype, data, p, end)
+                elif mtype in (RTM_NEWADDR, RTM_DELADDR) and self.on_addr is not None:
+                    self._addr_msg(mtype, data, p, end)
+            except (struct.error, ValueError, UnicodeDecodeError):
+                self.malformed += 1
+
+    def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # a daemon bug must not kill the event source: count and log it
+            self.callback_errors += 1
+            log.exception("link monitor callback %r failed", fn)
+
+    def _link_msg(self, mtype: int, data: bytes, p: int, end: int) -> None:
+        _fam, _type, index, flags, _change = _IFINFOMSG.unpack_from(data, p)
+        name = ""
+        for kind, val in _iter_attrs(data, p + _IFINFOMSG.size, end):
+            if kind == IFLA_IFNAME:
+                name = bytes(val).split(b"\0", 1)[0].decode()
+        up = mtype == RTM_NEWLINK and (flags & (IFF_UP | IFF_RUNNING)) == (IFF_UP | IFF_RUNNING)
+        old = self.links.get(index)
+        if mtype == RTM_DELLINK:
+            self.links.pop(index, None)
+            name = name or (old[0] if old else "")
+        else:
+            self.links[index] = (name, up)
+        if old is None or old[1] != up:
+            self._call(self.on_link, index, name, up)
+
+    def _addr_msg(self, mtype: int, data: bytes, p: int, end: int) -> None:
+        family, prefixlen, _flags, _scope, index = _IFADDRMSG.unpack_from(data, p)
+        local = address = None
+        for kind, val in _iter_attrs(data, p + _IFADDRMSG.size, end):
+            if kind == IFA_LOCAL:
+                local = bytes(val)
+            elif kind == IFA_ADDRESS:
+                address = bytes(val)
+        raw = local or address
+        if raw is None or family not in (socket.AF_INET, socket.AF_INET6):
+            self.malformed += 1
+            return
+        assert self.on_addr is not None
+        self._call(
+            self.on_addr, index, family, socket.inet_ntop(family, raw), prefixlen, mtype == RTM_NEWADDR
+        )
