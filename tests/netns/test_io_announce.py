@@ -1,0 +1,202 @@
+"""GARP / unsolicited NA: the schedule (virtual clock) and the frames on a real veth, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import struct
+
+import pytest
+
+from fastvrrp.io.announce import AnnounceSchedule, AnnounceSettings, FrameSender, announcement_frames
+from fastvrrp.io.nsexec import call_in_netns
+from fastvrrp.lab import wait_for
+
+VMAC4 = bytes.fromhex("00005e000133")  # RFC 5798 7.3, VRID 51
+VMAC6 = bytes.fromhex("00005e000233")
+VIP4 = socket.inet_aton("192.0.2.100")
+VIP6 = socket.inet_pton(socket.AF_INET6, "2001:db8::100")
+ETH_P_ALL = 0x0003
+
+
+def _csum(data: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def expected_garp(mac: bytes, vip: bytes) -> bytes:
+    """VRRP-NOTES 3, field by field: broadcast ARP request, sha=VMAC, spa=tpa=VIP, tha=ff..ff."""
+    eth = b"\xff" * 6 + mac + struct.pack("!H", 0x0806)
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + vip + b"\xff" * 6 + vip
+    return eth + arp
+
+
+def expected_na(mac: bytes, vip: bytes, router: bool) -> bytes:
+    """VRRP-NOTES 3: to ff02::1 from the VIP, hop limit 255 (RFC 4861 7.1.2), flags R|O, TLLA option = VMAC."""
+    all_nodes = socket.inet_pton(socket.AF_INET6, "ff02::1")
+    flags = 0xA0000000 if router else 0x20000000
+    body = struct.pack("!I", flags) + vip + bytes((2, 1)) + mac
+    pseudo = vip + all_nodes + struct.pack("!IxxxB", 4 + len(body), 58)
+    c = _csum(pseudo + struct.pack("!BBH", 136, 0, 0) + body)
+    icmp = struct.pack("!BBH", 136, 0, c) + body
+    ip6 = struct.pack("!IHBB", 6 << 28, len(icmp), 58, 255) + vip + all_nodes
+    return b"\x33\x33\x00\x00\x00\x01" + mac + struct.pack("!H", 0x86DD) + ip6 + icmp
+
+
+# --- the schedule (no I/O) -----------------------------------------------------------------------------------
+
+
+def _sched(settings=None, n4=2, n6=1):
+    arp = [b"A%d" % i for i in range(n4)]
+    na = [b"N%d" % i for i in range(n6)]
+    return AnnounceSchedule(arp, na, settings)
+
+
+def test_frames_match_notes_byte_for_byte():
+    arp, na = announcement_frames(VMAC4, [VIP4, VIP6])
+    assert arp == [expected_garp(VMAC4, VIP4)] and len(arp[0]) == 42
+    assert na == [expected_na(VMAC4, VIP6, router=True)] and len(na[0]) == 86
+    assert announcement_frames(VMAC6, [VIP6], router=False)[1] == [expected_na(VMAC6, VIP6, router=False)]
+    with pytest.raises(ValueError):
+        announcement_frames(VMAC4, [b"\1\2\3"])
+
+
+def test_defaults_first_burst_now_second_after_5s():
+    s = _sched()
+    out = s.became_master(1000)
+    # garp_master_repeat 5: five rounds over the VIPs, all at once with interval 0, in the same iteration.
+    assert out == [b"A0", b"A1"] * 5 + [b"N0"] * 5
+    assert s.next_deadline_ms == 6000  # garp_master_delay 5 s
+    assert s.poll(5999) == []
+    assert s.poll(6000) == [b"A0", b"A1"] * 5 + [b"N0"] * 5
+    assert s.next_deadline_ms is None  # garp_master_refresh 0: nothing more
+    assert (s.arp_sent, s.na_sent, s.bursts) == (20, 10, 2)
+
+
+def test_no_second_burst_when_delay_is_zero():
+    s = _sched(AnnounceSettings(master_delay_ms=0, master_repeat=1))
+    assert s.became_master(0) == [b"A0", b"A1", b"N0"]
+    assert s.next_deadline_ms is None
+
+
+def test_interval_spaces_frames_and_first_is_immediate():
+    s = _sched(AnnounceSettings(master_repeat=2, garp_interval_ms=10, gna_interval_ms=25, master_delay_ms=0))
+    assert s.became_master(100) == [b"A0", b"N0"]  # the first of each family at once
+    assert s.next_deadline_ms == 110
+    assert s.poll(109) == []
+    assert s.poll(110) == [b"A1"]
+    assert s.next_deadline_ms == 120
+    assert s.poll(125) == [b"A0", b"N0"]  # late timer: one frame per lane, spacing kept from now
+    assert s.next_deadline_ms == 135
+    assert s.poll(135) == [b"A1"]
+    assert s.next_deadline_ms is None
+
+
+def test_refresh_repeats_while_master_and_stop_silences():
+    s = _sched(
+        AnnounceSettings(
+            master_delay_ms=3000, master_repeat=1, master_refresh_ms=2000, master_refresh_repeat=2
+        )
+    )
+    s.became_master(0)
+    assert s.next_deadline_ms == 2000
+    assert s.poll(2000) == [b"A0", b"A1", b"A0", b"A1", b"N0", b"N0"]
+    assert s.next_deadline_ms == 3000
+    assert s.poll(3000) == [b"A0", b"A1", b"N0"]  # the second burst
+    assert s.next_deadline_ms == 4000
+    assert len(s.poll(4000)) == 6
+    s.stop()  # RFC 5798 6.4.2: a backup does not announce
+    assert s.next_deadline_ms is None and s.poll(10_000) == [] and s.burst(10_000, 3) == []
+    # Becoming master again starts over.
+    assert len(s.became_master(20_000)) == 3 and s.next_deadline_ms == 22_000
+
+
+def test_negative_settings_rejected():
+    with pytest.raises(ValueError):
+        AnnounceSettings(garp_interval_ms=-1)
+
+
+# --- on the wire ---------------------------------------------------------------------------------------------
+
+
+def _capture_socket(ifname: str) -> socket.socket:
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    s.bind((ifname, 0))
+    s.setblocking(False)
+    return s
+
+
+def _collect(s: socket.socket, want, timeout: float = 3.0) -> list[bytes]:
+    got: list[bytes] = []
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not want(got):
+        r, _, _ = select.select([s], [], [], 0.05)
+        while r:
+            try:
+                frame, addr = s.recvfrom(4096)
+            except BlockingIOError:
+                break
+            if addr[2] != socket.PACKET_OUTGOING:
+                got.append(frame)
+    return got
+
+
+def _neigh(lab, ns: str, addr: str) -> dict:
+    data = json.loads(lab.sh(ns, f"ip -j neigh show {addr} dev ethB"))
+    return data[0] if data else {}
+
+
+@pytest.mark.netns
+def test_garp_and_na_on_the_wire_update_peer_neighbours(lab):
+    a = lab.ns("a")
+    b = lab.ns("b")
+    lab.veth(a, "ethA", b, "ethB")
+    lab.addr(a, "ethA", "192.0.2.1/24")
+    lab.addr(b, "ethB", "192.0.2.2/24")
+    lab.addr(a, "ethA", "2001:db8::1/64")
+    lab.addr(b, "ethB", "2001:db8::2/64")
+    # The peer already knows the VIPs by an old MAC (a GARP updates an entry; with arp_accept=0 it does not
+    # create one, VRRP-NOTES 3).
+    lab.sh(b, "ip neigh replace 192.0.2.100 lladdr 02:00:00:00:00:01 dev ethB nud stale")
+    lab.sh(b, "ip -6 neigh replace 2001:db8::100 lladdr 02:00:00:00:00:01 dev ethB nud stale")
+
+    cap = call_in_netns(b, _capture_socket, "ethB")
+    tx = FrameSender("ethA", netns=a)
+    try:
+        arp_frames, _ = announcement_frames(VMAC4, [VIP4])
+        _, na_frames = announcement_frames(VMAC6, [VIP6], router=True)
+        sched = AnnounceSchedule(arp_frames, na_frames, AnnounceSettings(master_repeat=2))
+        assert tx.send(sched.became_master(0)) == 4 and tx.errors == {}
+
+        def enough(got):
+            return (
+                sum(f[12:14] == b"\x08\x06" for f in got) >= 2
+                and sum(f[12:14] == b"\x86\xdd" for f in got) >= 2
+            )
+
+        got = _collect(cap, enough)
+        garps = [f for f in got if f[12:14] == b"\x08\x06"]
+        nas = [f for f in got if f[12:14] == b"\x86\xdd" and f[20] == 58 and f[54] == 136]
+        assert len(garps) == 2 and len(nas) == 2
+        for f in garps:  # may arrive padded to the Ethernet minimum; the padding is zeros
+            assert f[:42] == expected_garp(VMAC4, VIP4) and set(f[42:]) <= {0}
+        for f in nas:
+            assert f == expected_na(VMAC6, VIP6, router=True)
+
+        wait_for(
+            lambda: _neigh(lab, b, "192.0.2.100").get("lladdr") == "00:00:5e:00:01:33", 5, what="ARP entry"
+        )
+        n6 = wait_for(
+            lambda: (e := _neigh(lab, b, "2001:db8::100")).get("lladdr") == "00:00:5e:00:02:33" and e,
+            5,
+            what="ND entry",
+        )
+        assert "router" in n6  # the R flag (RFC 4861 4.4) was honoured
+    finally:
+        tx.close()
+        cap.close()
