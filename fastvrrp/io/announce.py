@@ -133,7 +133,7 @@ class AnnounceSchedule:
         return self.poll(now_ms)
 
     def burst(self, now_ms: int, repeat: int) -> list[bytes]:
-        """An extra burst while master (e.g. keepalived's garp_lower_prio_repeat); returns the frames due now."""
+        """An extra burst while master (keepalived garp_lower_prio_repeat); returns the frames due now."""
         if self.active:
             self._burst(now_ms, repeat)
         return self.poll(now_ms)

@@ -35,7 +35,7 @@ def expected_garp(mac: bytes, vip: bytes) -> bytes:
 
 
 def expected_na(mac: bytes, vip: bytes, router: bool) -> bytes:
-    """VRRP-NOTES 3: to ff02::1 from the VIP, hop limit 255 (RFC 4861 7.1.2), flags R|O, TLLA option = VMAC."""
+    """VRRP-NOTES 3: to ff02::1 from the VIP, hop limit 255 (RFC 4861 7.1.2), flags R|O, TLLA = VMAC."""
     all_nodes = socket.inet_pton(socket.AF_INET6, "ff02::1")
     flags = 0xA0000000 if router else 0x20000000
     body = struct.pack("!I", flags) + vip + bytes((2, 1)) + mac
@@ -46,7 +46,7 @@ def expected_na(mac: bytes, vip: bytes, router: bool) -> bytes:
     return b"\x33\x33\x00\x00\x00\x01" + mac + struct.pack("!H", 0x86DD) + ip6 + icmp
 
 
-# --- the schedule (no I/O) -----------------------------------------------------------------------------------
+# --- the schedule (no I/O) ------
 
 
 def _sched(settings=None, n4=2, n6=1):
@@ -119,7 +119,7 @@ def test_negative_settings_rejected():
         AnnounceSettings(garp_interval_ms=-1)
 
 
-# --- on the wire ---------------------------------------------------------------------------------------------
+# --- on the wire ------
 
 
 def _capture_socket(ifname: str) -> socket.socket:
