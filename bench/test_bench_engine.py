@@ -39,8 +39,16 @@ def adverts(n: int) -> list[bytes]:
     out = []
     for i in range(n):
         vrid = 1 + i % NVRID
-        msg = _wire.build_advert(version=3, family=4, vrid=vrid, priority=200, adver_int_ms=100,
-                                 addresses=[VIP], src=SRC, dst=GROUP4)
+        msg = _wire.build_advert(
+            version=3,
+            family=4,
+            vrid=vrid,
+            priority=200,
+            adver_int_ms=100,
+            addresses=[VIP],
+            src=SRC,
+            dst=GROUP4,
+        )
         out.append(ip4(msg))
     return out
 
@@ -100,8 +108,13 @@ def ref_feed(demux: dict, own: set, drops: list, now_us: int, packets: list) -> 
         if p.version != slot.version:
             drops[11] += 1
             continue
-        if (slot.mode == "backup" and p.src == slot.master_src and p.priority == slot.master_prio
-                and p.priority and p.adver_int_ms == slot.master_int_ms):
+        if (
+            slot.mode == "backup"
+            and p.src == slot.master_src
+            and p.priority == slot.master_prio
+            and p.priority
+            and p.adver_int_ms == slot.master_int_ms
+        ):
             slot.deadline_us = now_us + slot.down_us
             continue
         events.append((2, p.vrid, p))
@@ -130,8 +143,9 @@ def test_run_1000_masters_due_compiled(benchmark):
     eng = Engine(capture=True)
     rxs = [eng.add_rx_socket(-1, 4) for _ in range(4)]
     tx = eng.add_tx_socket(-1, 4)
-    msg = _wire.build_advert(version=3, family=4, vrid=1, priority=200, adver_int_ms=1000, addresses=[VIP],
-                             src=SRC, dst=GROUP4)
+    msg = _wire.build_advert(
+        version=3, family=4, vrid=1, priority=200, adver_int_ms=1000, addresses=[VIP], src=SRC, dst=GROUP4
+    )
     for i in range(MASTERS):
         s = eng.add_slot(rxs[i // 250], 1 + i % 250, 3)
         eng.set_adverts(s, tx, [(GROUP4, 2, msg)])

@@ -36,7 +36,6 @@ from fastvrrp._sys cimport (
     CMSG_DATA,
     CMSG_FIRSTHDR,
     CMSG_NXTHDR,
-    CMSG_SPACE,
     IPPROTO_IPV6,
     IPV6_HOPLIMIT,
     IPV6_PKTINFO,
@@ -212,7 +211,8 @@ cdef class Engine:
         self.rnames = <sockaddr_in6 *>calloc(batch, sizeof(sockaddr_in6))
         self.smsgs = <mmsghdr *>calloc(SEND_CHUNK, sizeof(mmsghdr))
         self.siov = <iovec *>calloc(SEND_CHUNK, sizeof(iovec))
-        if (self.slots == NULL or self.rxs == NULL or self.txs == NULL or self.demux == NULL or self.hk == NULL
+        if (self.slots == NULL or self.rxs == NULL or self.txs == NULL or self.demux == NULL
+                or self.hk == NULL
                 or self.hs == NULL or self.rmsgs == NULL or self.riov == NULL or self.rbuf == NULL
                 or self.rctl == NULL or self.rnames == NULL or self.smsgs == NULL or self.siov == NULL):
             raise MemoryError()
@@ -259,7 +259,7 @@ cdef class Engine:
         free(self.smsgs)
         free(self.siov)
 
-    # --- sockets ---------------------------------------------------------------------------------------------
+    # --- sockets ---
     def add_rx_socket(self, int fd, family, bint check_ttl=True, int policy=0, own=()):
         """Register a raw VRRP receive socket (non-blocking; the caller keeps it open). `own`: our addresses
         on that link, whose packets are dropped as R_OWN. Returns the rx id."""
@@ -333,7 +333,7 @@ cdef class Engine:
             raise ValueError(f"no slot {s}")
         return &self.slots[s]
 
-    # --- slots -----------------------------------------------------------------------------------------------
+    # --- slots ---
     def add_slot(self, int rx, int vrid, int version, int auth_type=0, auth_data=b"", peers=None):
         """A VRRP instance listening on rx for vrid. peers: the unicast sources accepted (None = multicast).
         Returns the slot id. The slot starts idle with no deadline."""
@@ -416,12 +416,13 @@ cdef class Engine:
 
     def set_adverts(self, int s, int tx, adverts):
         """What slot s sends: [(dest_packed, ifindex, msg_bytes), ...], one per unicast peer or one multicast.
-        ifindex is the IPv6 scope (sin6_scope_id); IPv4 leaves the interface to the socket (IP_MULTICAST_IF)."""
+        ifindex is the IPv6 scope (sin6_scope_id); IPv4 leaves the interface to the socket
+        (IP_MULTICAST_IF)."""
         cdef Slot *sl = self._slot(s)
         self._check_tx(tx)
         cdef TxSock *t = &self.txs[tx]
         items = [(bytes(d), int(ifx), bytes(m)) for d, ifx, m in adverts]
-        for d, ifx, m in items:
+        for d, _ifx, _m in items:
             if len(d) != t.alen:
                 raise ValueError(f"destination {d!r} does not match tx socket {tx}'s family")
         cdef Out *outs = NULL
@@ -457,7 +458,8 @@ cdef class Engine:
 
     def backup(self, int s, src, int prio, int adver_int_ms, long long down_us, long long deadline_us):
         """Fast path: while the master at src keeps advertising prio and adver_int_ms, each of its adverts
-        pushes the deadline to now + down_us (RFC 5798 6.4.2). Without the fast path: timer(s, deadline_us)."""
+        pushes the deadline to now + down_us (RFC 5798 6.4.2).
+        Without the fast path: timer(s, deadline_us)."""
         cdef Slot *sl = self._slot(s)
         src = bytes(src)
         if len(src) != sl.alen:
@@ -474,7 +476,8 @@ cdef class Engine:
         self._set_deadline(s, deadline_us)
 
     def timer(self, int s, long long deadline_us):
-        """A deadline owned by Python (-1 = none): firing it is an EV_TIMER; the slot is idle (no fast path)."""
+        """A deadline owned by Python (-1 = none): firing it is an EV_TIMER; the slot is idle
+        (no fast path)."""
         cdef Slot *sl = self._slot(s)
         sl.mode = MODE_IDLE
         self._set_deadline(s, deadline_us)
@@ -508,7 +511,7 @@ cdef class Engine:
             free(o)
             raise MemoryError()
 
-    # --- deadlines ---------------------------------------------------------------------------------------------
+    # --- deadlines ---
     def next_deadline(self):
         """The earliest deadline over all slots in us, -1 if none."""
         self._fix_top()
@@ -516,8 +519,8 @@ cdef class Engine:
 
     def run(self, long long now_us):
         """Fire every deadline due by now_us + 0.5 ms. Master slots on the fast path queue their adverts and
-        re-arm; every other fire clears the slot's deadline, idles it and returns (EV_TIMER, slot, deadline_us)
-        in deadline order."""
+        re-arm; every other fire clears the slot's deadline, idles it and returns
+        (EV_TIMER, slot, deadline_us) in deadline order."""
         cdef list events = []
         cdef int64_t limit = now_us + SLACK_US
         cdef int64_t d, nd, late, k
@@ -657,7 +660,7 @@ cdef class Engine:
                 assert self.slots[i].hpos >= 0
         assert n == self.hn
 
-    # --- receive -------------------------------------------------------------------------------------------
+    # --- receive ---
     cdef int _handle(self, int rx, const uint8_t *pkt, Py_ssize_t n, const uint8_t *src6, const uint8_t *dst6,
                      int hoplimit, int64_t now, list events) except -1:
         cdef RxSock *r = &self.rxs[rx]
@@ -789,7 +792,7 @@ cdef class Engine:
                              hop, now_us, events)
         return events
 
-    # --- send ----------------------------------------------------------------------------------------------------
+    # --- send ---
     cdef int _enqueue(self, int tx, Out *o, int32_t s, bint owned) noexcept:
         cdef TxSock *t = &self.txs[tx]
         cdef QItem *q
@@ -893,12 +896,13 @@ cdef class Engine:
         return total
 
     def take_sent(self):
-        """Capture mode: [(slot, tx, dest_packed, msg), ...] flushed since the last call (slot -1: send_raw)."""
+        """Capture mode: [(slot, tx, dest_packed, msg), ...] flushed since the last call
+        (slot -1: send_raw)."""
         out = self._sent
         self._sent = []
         return out
 
-    # --- counters ----------------------------------------------------------------------------------------
+    # --- counters ---
     def drops(self, int rx):
         """Drops on rx by reason: a list indexed by _wire.Reason (R_COUNT entries)."""
         self._check_rx(rx)

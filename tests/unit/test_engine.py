@@ -40,14 +40,25 @@ def ip4(msg: bytes, src: bytes = A2, dst: bytes = GROUP4, ttl: int = 255) -> byt
 
 
 def adv4(vrid=1, prio=100, int_ms=1000, src=A2, dst=GROUP4, ttl=255, version=3, auth_type=0, auth=b""):
-    msg = _wire.build_advert(version=version, family=4, vrid=vrid, priority=prio, adver_int_ms=int_ms,
-                             addresses=[VIP], src=src, dst=dst, auth_type=auth_type, auth_data=auth)
+    msg = _wire.build_advert(
+        version=version,
+        family=4,
+        vrid=vrid,
+        priority=prio,
+        adver_int_ms=int_ms,
+        addresses=[VIP],
+        src=src,
+        dst=dst,
+        auth_type=auth_type,
+        auth_data=auth,
+    )
     return ip4(msg, src, dst, ttl)
 
 
 def adv6(vrid=1, prio=100, int_ms=1000, src=LL2, dst=GROUP6, hop=255):
-    msg = _wire.build_advert(version=3, family=6, vrid=vrid, priority=prio, adver_int_ms=int_ms,
-                             addresses=[VIP6], src=src, dst=dst)
+    msg = _wire.build_advert(
+        version=3, family=6, vrid=vrid, priority=prio, adver_int_ms=int_ms, addresses=[VIP6], src=src, dst=dst
+    )
     return (msg, src, dst, hop)
 
 
@@ -63,7 +74,7 @@ def kinds(events):
     return [(k, s) for k, s, _ in events]
 
 
-# --- demux and drops ------------------------------------------------------------------------------------------
+# --- demux and drops ---
 def test_demux_by_socket_and_vrid():
     eng, rx, _ = engine()
     rx_b = eng.add_rx_socket(-1, 4)
@@ -164,7 +175,7 @@ def test_ipv6_feed_and_drops():
         eng.add_slot(rx, 9, 2)  # VRRPv2 is IPv4 only (RFC 3768)
 
 
-# --- master fast path ---------------------------------------------------------------------------------------------
+# --- master fast path ---
 def test_master_sends_at_each_deadline_and_rearms():
     eng, rx, tx = engine()
     s = eng.add_slot(rx, 1, 3)
@@ -239,7 +250,7 @@ def test_send_raw_family_checked():
         eng.send_raw(tx, GROUP6, 0, b"x")
 
 
-# --- backup fast path ---------------------------------------------------------------------------------------------
+# --- backup fast path ---
 def backup_engine(fast_path=True):
     eng, rx, tx = engine(fast_path)
     s = eng.add_slot(rx, 1, 3)
@@ -293,7 +304,7 @@ def test_master_slot_sends_every_advert_up():
     assert kinds(eng.feed(rx, 0, [adv4(prio=50), adv4(prio=0)])) == [(EV_ADVERT, s)] * 2
 
 
-# --- fast path off: the reference ---------------------------------------------------------------------------------
+# --- fast path off: the reference ---
 def test_without_fast_path_everything_goes_up():
     eng, rx, tx = engine(fast_path=False)
     m = eng.add_slot(rx, 1, 3)
@@ -309,7 +320,7 @@ def test_without_fast_path_everything_goes_up():
     assert eng.next_deadline() == -1
 
 
-# --- the deadline heap --------------------------------------------------------------------------------------------
+# --- the deadline heap ---
 def test_timers_fire_in_deadline_order_with_slot_tiebreak():
     eng, rx, _ = engine()
     slots = [eng.add_slot(rx, v, 3) for v in range(1, 9)]
@@ -319,7 +330,7 @@ def test_timers_fire_in_deadline_order_with_slot_tiebreak():
     assert eng.next_deadline() == 10_000
     ev = eng.run(100_000)
     assert [e[2] for e in ev] == sorted(d * 1000 for d in deadlines)
-    assert [e[1] for e in ev] == [slots[1], slots[6], slots[5], slots[2], slots[3], slots[0], slots[7], slots[4]]
+    assert [e[1] for e in ev] == [slots[i] for i in (1, 6, 5, 2, 3, 0, 7, 4)]
     assert all(e[0] == EV_TIMER for e in ev)
     assert eng.next_deadline() == -1
 

@@ -55,8 +55,16 @@ def test_master_engine_to_backup_engine_over_veth(lab, family):
         rx_a = master.add_rx_socket(socks_a.rx.fileno(), fam, own=[pk(src_a)])
         tx_a = master.add_tx_socket(socks_a.tx.fileno(), fam)
         sa = master.add_slot(rx_a, VRID, 3)
-        msg = _wire.build_advert(version=3, family=fam, vrid=VRID, priority=200, adver_int_ms=INTERVAL_MS,
-                                 addresses=[vip], src=pk(src_a), dst=pk(group))
+        msg = _wire.build_advert(
+            version=3,
+            family=fam,
+            vrid=VRID,
+            priority=200,
+            adver_int_ms=INTERVAL_MS,
+            addresses=[vip],
+            src=pk(src_a),
+            dst=pk(group),
+        )
         master.set_adverts(sa, tx_a, [(pk(group), ifindex_a, msg)])
         master.master(sa, INTERVAL_MS * 1000, now_us())
 
