@@ -42,6 +42,11 @@ def one(lab):
     lab.addr(a, "ethA", "192.0.2.1/24")
     lab.addr(a, "ethA", "192.0.2.11/24")  # secondary: must not be taken for the primary
     lab.addr(a, "ethA", "2001:db8::1/64")
+    # The lab turns DAD off; turn it on here so that the VIPs' IFA_F_NODAD is what keeps them usable.
+    lab.sh(a, "sysctl -qw net.ipv6.conf.ethA.accept_dad=1")
+    lab.sh(
+        a, "ip addr add 2001:db8::200/64 dev ethA"
+    )  # control: without nodad it stays tentative for a while
     idx = int(json.loads(lab.sh(a, "ip -j link show dev ethA"))[0]["ifindex"])
     return lab, a, b, idx
 
@@ -64,6 +69,7 @@ def test_vip_add_remove_reconcile_per_call(one):
             r = await w.add_addresses([v4, v6, host])
             assert r.ok and r.done == [v4, v6, host] and r.already == []
             have = ip_addrs(lab, a, "ethA")
+            assert have["2001:db8::200/64"].get("tentative") is True
             assert have["192.0.2.100/32"]["label"] == "ethA:vip1"
             assert have["192.0.2.100/32"].get("broadcast") == "192.0.2.100"
             assert have["203.0.113.5/32"]["scope"] == "host"
