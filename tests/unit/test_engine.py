@@ -426,3 +426,53 @@ def test_bad_arguments():
     with pytest.raises(TypeError):
         eng.feed(rx, 0, ["not bytes"])
     assert _engine.EV_TIMER != _engine.EV_ADVERT
+
+
+# --- differential: the fast path is an optimisation of what Python would do ---
+def _scenario(fast_path: bool):
+    """A master (100 ms) and a backup hearing A2 at 100 ms, then a priority change, then silence, on a virtual
+    clock with jittery ticks. With the fast path off, a tiny Python driver does what the engine would do.
+    Returns (sent, interesting events) with times."""
+    eng, rx, tx = engine(fast_path)
+    m = eng.add_slot(rx, 1, 3)
+    b = eng.add_slot(rx, 2, 3)
+    eng.set_adverts(m, tx, [(GROUP4, 0, b"master-1")])
+    interval, down = 100_000, 360_937
+    eng.master(m, interval, interval)
+    eng.backup(b, A2, 200, 100, down, down)
+    rnd = random.Random(9568)
+    same, changed = adv4(vrid=2, prio=200, int_ms=100), adv4(vrid=2, prio=150, int_ms=100)
+    sent, seen = [], []
+    now = 0
+    while now < 3 * SEC:
+        now += rnd.randrange(1_000, 30_000)
+        batch = [] if now > 2 * SEC else [same if now < SEC else changed]
+        for kind, s, obj in eng.feed(rx, now, batch) + eng.run(now):
+            if fast_path:
+                seen.append((now, kind, s, getattr(obj, "priority", obj)))
+            elif kind == EV_TIMER and s == m:
+                eng.send_now(m)  # RFC 5798 6.4.3 Adver_Timer: send and re-arm, skipping missed intervals
+                nd = obj + interval
+                while nd <= now + 500:
+                    nd += interval
+                eng.timer(m, nd)
+            elif kind == EV_ADVERT and s == b and obj.priority == 200 and obj.adver_int_ms == 100:
+                eng.timer(b, now + down)  # RFC 5798 6.4.2: the same master, reset Master_Down_Timer
+            else:
+                seen.append((now, kind, s, getattr(obj, "priority", obj)))
+        eng.flush()
+        sent += [(now, sl, msg) for sl, _, _, msg in eng.take_sent()]
+    return sent, seen
+
+
+def test_fast_path_matches_python_reference():
+    fast, slow = _scenario(True), _scenario(False)
+    assert fast == slow
+    sent, seen = fast
+    assert len(sent) >= 29
+    # Python saw each changed advert (priority 150: nothing pushes the deadline any more) and the backup's one
+    # Master_Down timeout, one down interval after the last unchanged advert.
+    timers = [(t, s) for t, k, s, _ in seen if k == EV_TIMER]
+    assert len(timers) == 1 and timers[0][1] == 1
+    assert SEC - 30_000 + 360_937 - 500 <= timers[0][0] <= SEC + 360_937 + 30_000
+    assert {p for _, k, _, p in seen if k == EV_ADVERT} == {150}
