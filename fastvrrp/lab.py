@@ -67,7 +67,7 @@ class Proc:
         except OSError:
             return ""
 
-    def signal(self, sig: int) -> None:
+    def send_signal(self, sig: int) -> None:
         if self.alive():
             os.kill(self.pid, sig)
 
