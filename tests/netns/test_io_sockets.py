@@ -174,3 +174,42 @@ def test_one_rx_socket_per_interface_joins_once(pair):
         assert sa.rx.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= vs.rcvbuf_bytes(1000)
     finally:
         sa.close()
+
+
+def test_rx_socket_under_uvloop_add_reader(pair):
+    """The receive socket as the daemon uses it: add_reader, drain to EAGAIN, remove_reader before close."""
+    import asyncio
+
+    import uvloop
+
+    lab, a, b = pair
+    sa = vs.open_rx_tx_in_netns(a, "ethA", socket.AF_INET, primary_ip="192.0.2.1")
+    sb = vs.open_rx_tx_in_netns(b, "ethB", socket.AF_INET, primary_ip="192.0.2.2")
+    got: list[bytes] = []
+    wakeups = 0
+
+    async def main():
+        nonlocal wakeups
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+
+        def readable():
+            nonlocal wakeups
+            wakeups += 1
+            got.extend(vs.drain(sb.rx))
+            if len(got) >= 20:
+                done.set()
+
+        loop.add_reader(sb.rx.fileno(), readable)
+        try:
+            for prio in range(1, 21):
+                sa.tx.sendto(_advert_v3_ipv4(7, prio, "192.0.2.1", vs.VRRP_GROUP4, []), (vs.VRRP_GROUP4, 0))
+            await asyncio.wait_for(done.wait(), 3)
+        finally:
+            loop.remove_reader(sb.rx.fileno())
+            sb.close()
+            sa.close()
+
+    uvloop.run(main())
+    assert [p[(p[0] & 0x0F) * 4 + 2] for p in got] == list(range(1, 21))  # every advert, in order
+    assert 1 <= wakeups <= 20
