@@ -27,19 +27,17 @@ from fastvrrp import _wire
 
 pytestmark = pytest.mark.parametrize("impl", IMPLS, ids=IMPL_IDS)
 
-# --- golden vectors: hand-assembled, checksums worked out by hand (and matching scapy's) ---------------------
+# --- golden vectors: hand-assembled, checksums worked out by hand (and matching scapy's) -------------------
 
 # v3, VRID 51, prio 100, 100 cs, 1 address 192.0.2.100, checksum with the pseudo-header
 # (192.0.2.1 -> 224.0.0.18, 0, 112, 12): words 3133 6401 0064 c000 0264 + c000 0201 e000 0012 0070 000c
-V3_PSEUDO = bytes.fromhex("31336401" "00640572" "c0000264")
+V3_PSEUDO = bytes.fromhex("31336401 00640572 c0000264")
 # the same message with the RFC 9568 5.2.8 message-only checksum: ~(3133+6401+0064+c000+0264) = a802
-V3_MESSAGE = bytes.fromhex("31336401" "0064a802" "c0000264")
+V3_MESSAGE = bytes.fromhex("31336401 0064a802 c0000264")
 # v2, VRID 51, prio 100, 1 address, auth type 1 (password "secret"), 1 s
-V2_PASS = bytes.fromhex("21336401" "01017b19" "c0000264" "73656372" "65740000")
+V2_PASS = bytes.fromhex("21336401 01017b19 c0000264 73656372 65740000")
 # v3 IPv6 from fe80::1 to ff02::12, VRID 51, prio 100, 100 cs, fe80::100 and 2001:db8::100
-V3_V6 = bytes.fromhex(
-    "31336402" "00643dfd" "fe800000000000000000000000000100" "20010db8000000000000000000000100"
-)
+V3_V6 = bytes.fromhex("31336402 00643dfd fe800000000000000000000000000100 20010db8000000000000000000000100")
 
 
 def test_golden_v3_ipv4_pseudo(impl):
@@ -213,7 +211,7 @@ def test_v2_auth_types(impl):
         assert (p.valid, p.auth_type) == (True, auth_type)
 
 
-# --- the two v3 IPv4 checksum forms and the policy ----------------------------------------------------------
+# --- the two v3 IPv4 checksum forms and the policy ---------------------------------------------------------
 
 
 def test_both_forms_accepted_and_reported(impl):
@@ -255,7 +253,7 @@ def test_ipv6_pseudo_header_binds_the_addresses(impl):
     assert impl.decode_ipv6(V3_V6, SRC6, a6("ff02::1"), 255).reason == "checksum"
 
 
-# --- argument handling ---------------------------------------------------------------------------------------
+# --- argument handling -------------------------------------------------------------------------------------
 
 
 def test_buffers_other_than_bytes(impl):
@@ -312,7 +310,7 @@ def test_build_limits(impl):
     assert (p.valid, p.adver_int_ms, p.addresses) == (True, 255000, ())
 
 
-# --- templates -------------------------------------------------------------------------------------------------
+# --- templates ---------------------------------------------------------------------------------------------
 
 
 def test_template_render_matches_build(impl):
@@ -330,7 +328,7 @@ def test_template_render_matches_build(impl):
         t2.render(100, 500)
 
 
-# --- announcement frames ---------------------------------------------------------------------------------------
+# --- announcement frames -----------------------------------------------------------------------------------
 
 
 def test_vmac(impl):
@@ -346,10 +344,10 @@ def test_vmac(impl):
 def test_garp_frame_golden(impl):
     frame = impl.garp_frame(impl.vmac(51, 4), a4("192.0.2.100"))
     assert frame == bytes.fromhex(
-        "ffffffffffff" "00005e000133" "0806"  # Ethernet: broadcast, VMAC, ARP
-        "0001" "0800" "06" "04" "0001"  # Ethernet/IPv4, request
-        "00005e000133" "c0000264"  # sender: VMAC, VIP
-        "ffffffffffff" "c0000264"  # target: broadcast, VIP (VRRP-NOTES 3)
+        "ffffffffffff 00005e000133 0806"  # Ethernet: broadcast, VMAC, ARP
+        " 0001 0800 06 04 0001"  # Ethernet/IPv4, request
+        " 00005e000133 c0000264"  # sender: VMAC, VIP
+        " ffffffffffff c0000264"  # target: broadcast, VIP (VRRP-NOTES 3)
     )
     with pytest.raises(ValueError):
         impl.garp_frame(b"\0" * 5, VIP4)
@@ -358,11 +356,11 @@ def test_garp_frame_golden(impl):
 def test_unsolicited_na_golden(impl):
     frame = impl.unsolicited_na_frame(impl.vmac(51, 6), VIP6)
     assert len(frame) == 86
-    assert frame[:14] == bytes.fromhex("333300000001" "00005e000233" "86dd")
-    assert frame[14:22] == bytes.fromhex("60000000" "0020" "3a" "ff")  # plen 32, ICMPv6, hop limit 255
+    assert frame[:14] == bytes.fromhex("333300000001 00005e000233 86dd")
+    assert frame[14:22] == bytes.fromhex("60000000 0020 3a ff")  # plen 32, ICMPv6, hop limit 255
     assert frame[22:38] == VIP6 and frame[38:54] == a6("ff02::1")
     assert frame[54:56] == b"\x88\x00" and frame[58:62] == bytes.fromhex("a0000000")  # NA, R|O
-    assert frame[62:78] == VIP6 and frame[78:86] == bytes.fromhex("0201" "00005e000233")
+    assert frame[62:78] == VIP6 and frame[78:86] == bytes.fromhex("0201 00005e000233")
     pseudo = VIP6 + a6("ff02::1") + struct.pack("!I3xB", 32, 58)
     assert impl.checksum(pseudo + frame[54:]) == 0
     assert struct.unpack("!H", frame[56:58])[0] == 0x18FA  # as scapy computes it
