@@ -1,0 +1,88 @@
+"""keepalived.conf reader: the configuration language and the VRRP keywords, as frozen dataclasses.
+
+    cfg = load("/etc/keepalived/keepalived.conf")            # Config, or raises ConfigError
+    cfg, problems, unsupported = check(path)                 # never raises for a bad config
+
+Every problem is a Problem(file, line, message) naming the file where the text is, after includes.
+`unsupported` lists keepalived features present in the file that fastvrrp does not implement (one note per
+feature); they are not errors.
+"""
+
+from __future__ import annotations
+
+from .lexer import build_tree
+from .model import (
+    Config,
+    ConfigError,
+    GlobalDefs,
+    Problem,
+    Route,
+    Rule,
+    Script,
+    SyncGroup,
+    TrackFile,
+    TrackProcess,
+    TrackRef,
+    UnicastPeer,
+    VirtualAddress,
+    VrrpInstance,
+    VrrpScript,
+)
+from .preprocess import Preprocessor
+from .reader import Reader
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "GlobalDefs",
+    "Problem",
+    "Route",
+    "Rule",
+    "Script",
+    "SyncGroup",
+    "TrackFile",
+    "TrackProcess",
+    "TrackRef",
+    "UnicastPeer",
+    "VirtualAddress",
+    "VrrpInstance",
+    "VrrpScript",
+    "check",
+    "load",
+]
+
+
+def check(
+    path: str, instance_id: str | None = None, env: dict[str, str] | None = None
+) -> tuple[Config | None, list[Problem], list[Problem]]:
+    """Read and validate `path`: (config or None if any problem, problems, unsupported notes).
+
+    `instance_id` is keepalived's -i config id (default: the short host name); `env` is what `${_ENV X}`
+    reads (default: os.environ).
+    """
+    pre = Preprocessor(instance_id, env)
+    problems: list[Problem] = pre.problems
+    tree = build_tree(pre.read(path), problems)
+    reader = Reader()
+    reader.read(tree)
+    cfg = reader.finish(tuple(pre.files))
+    problems = sorted(set(problems + reader.problems), key=_order(pre.files))
+    unsupported = list(cfg.unsupported)
+    return (None if problems else cfg), problems, unsupported
+
+
+def load(path: str, instance_id: str | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read and validate `path`; raise ConfigError (with every problem) if it is not valid."""
+    cfg, problems, _unsupported = check(path, instance_id, env)
+    if cfg is None:
+        raise ConfigError(problems)
+    return cfg
+
+
+def _order(files: list[str]):
+    rank = {f: i for i, f in enumerate(files)}
+
+    def key(p: Problem):
+        return (rank.get(p.file, len(rank)), p.file, p.line, p.message)
+
+    return key

@@ -1,0 +1,317 @@
+"""The parsed configuration: frozen dataclasses, no behaviour beyond serialisation.
+
+Conventions
+- Times are integer milliseconds with `_ms` in the name (keepalived's seconds, fractional allowed, are
+  converted once here; finer than 1 ms is rounded to the nearest ms).
+- Addresses are `ipaddress.IPv4Address` / `IPv6Address` objects; networks (routes, rules) are
+  `ipaddress.IPv4Network` / `IPv6Network`; interface names, script command lines and other free text are
+  `str`.
+- Values an instance inherits from global_defs (version, garp_* timings, lower_prio_no_advert, ...) are
+  stored already resolved in the instance: the instance says what will happen, not what was written.
+- Things parsed but not modelled in detail keep their words (`words: tuple[str, ...]`).
+
+`Config.to_json()` is the stable `--dump-conf` format: the dataclasses as JSON objects whose keys are the
+field names, sorted; addresses and networks as strings; tuples as arrays; `None` as null.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Problem:
+    """One thing wrong (or unsupported) in the configuration, located where the text is."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `.problems` holds every problem found (not only the first)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems) or "invalid configuration")
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A command run by the daemon (notify_*, startup_script ...) and the user/group to run it as."""
+
+    command: str
+    user: str | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualAddress:
+    """One line of virtual_ipaddress / virtual_ipaddress_excluded / static_ipaddress."""
+
+    address: IPAddress
+    prefixlen: int
+    brd: str | None = None  # an address, or '-' / '+' (clear / set the host bits)
+    dev: str | None = None
+    scope: str | None = None
+    label: str | None = None
+    peer: IPAddress | None = None
+    use_vmac: bool = False
+    no_track: bool = False
+    track_group: str | None = None
+    preferred_lft: str | None = None  # seconds as text, or 'forever'
+    flags: tuple[str, ...] = ()  # home, -nodad, mngtmpaddr, noprefixroute, autojoin
+
+    @property
+    def family(self) -> int:
+        return self.address.version
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One line of virtual_routes / static_routes: destination checked, the rest kept as words."""
+
+    words: tuple[str, ...]
+    destination: IPNetwork | None  # None for route types given without one
+    family: int
+    no_track: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One line of virtual_rules / static_rules: from/to checked, the rest kept as words."""
+
+    words: tuple[str, ...]
+    family: int
+    no_track: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UnicastPeer:
+    address: IPAddress
+    min_ttl: int | None = None
+    max_ttl: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackRef:
+    """A reference from an instance/sync group to a tracker: a script, file, process or interface."""
+
+    name: str
+    weight: int | None = None  # None: the tracker's own weight (0 for interfaces: fault on failure)
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpScript:
+    name: str
+    script: str
+    interval_ms: int = 1000
+    timeout_ms: int | None = None
+    weight: int = 0
+    reverse: bool = False
+    rise: int = 1
+    fall: int = 1
+    user: str | None = None
+    group: str | None = None
+    init_fail: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TrackFile:
+    name: str
+    file: str
+    weight: int = 1
+    reverse: bool = False
+    init_file: bool = False
+    init_value: int = 0
+    init_overwrite: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TrackProcess:
+    name: str
+    process: tuple[str, ...]
+    param_match: str | None = None  # None (exact), 'initial' or 'partial'
+    weight: int = 1
+    reverse: bool = False
+    quorum: int = 1
+    quorum_max: int | None = None
+    fork_delay_ms: int = 0
+    terminate_delay_ms: int = 0
+    full_command: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SyncGroup:
+    name: str
+    group: tuple[str, ...]
+    track_interface: tuple[TrackRef, ...] = ()
+    track_script: tuple[TrackRef, ...] = ()
+    track_file: tuple[TrackRef, ...] = ()
+    track_process: tuple[TrackRef, ...] = ()
+    notify_master: Script | None = None
+    notify_backup: Script | None = None
+    notify_fault: Script | None = None
+    notify_stop: Script | None = None
+    notify: Script | None = None
+    notify_priority_changes: bool = False
+    sync_group_tracking_weight: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GarpGroup:
+    garp_interval_ms: int | None = None
+    gna_interval_ms: int | None = None
+    interfaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalDefs:
+    router_id: str | None = None
+    vrrp_version: int = 2
+    vrrp_mcast_group4: IPAddress = ipaddress.IPv4Address("224.0.0.18")
+    vrrp_mcast_group6: IPAddress = ipaddress.IPv6Address("ff02::12")
+    vrrp_garp_master_delay_ms: int = 5000
+    vrrp_garp_master_repeat: int = 5
+    vrrp_garp_lower_prio_delay_ms: int | None = None  # None: as vrrp_garp_master_delay_ms
+    vrrp_garp_lower_prio_repeat: int | None = None  # None: as vrrp_garp_master_repeat
+    vrrp_garp_master_refresh_ms: int = 0  # 0: no periodic refresh
+    vrrp_garp_master_refresh_repeat: int = 1
+    vrrp_garp_interval_ms: int = 0
+    vrrp_gna_interval_ms: int = 0
+    vrrp_min_garp: bool = False
+    vrrp_lower_prio_no_advert: bool = False
+    vrrp_higher_prio_send_advert: bool = False
+    vrrp_strict: bool = False
+    vrrp_skip_check_adv_addr: bool = False
+    vrrp_check_unicast_src: bool = False
+    vrrp_startup_delay_ms: int = 0
+    vrrp_down_timer_adverts: int = 3
+    script_user: str | None = None
+    script_group: str | None = None
+    enable_script_security: bool = False
+    vrrp_notify_fifo: Script | None = None
+    vrrp_notify_fifo_script: Script | None = None
+    notify_fifo: Script | None = None
+    notify_fifo_script: Script | None = None
+    notification_email: tuple[str, ...] = ()
+    notification_email_from: str | None = None
+    dynamic_interfaces: bool = False
+    vmac_prefix: str = "vrrp"
+    # Every other global_defs keyword that was given, with its typed value (bool, int, float-as-ms int,
+    # str, tuple of str), keyed by keyword.
+    other: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpInstance:
+    name: str
+    file: str
+    line: int
+    interface: str | None
+    virtual_router_id: int
+    priority: int = 100
+    state: str = "BACKUP"  # the initial state asked for: MASTER or BACKUP
+    version: int = 2  # resolved: instance `version`, else global vrrp_version; IPv6 always 3
+    family: int = 4  # 4 or 6, from the virtual addresses (or the unicast/mcast source)
+    advert_int_ms: int = 1000
+    preempt: bool = True
+    preempt_delay_ms: int = 0
+    accept: bool = True  # accept mode (RFC 5798 6.1); off with no_accept or strict mode
+    strict_mode: bool = False
+    auth_type: str | None = None  # None, 'PASS' or 'AH'
+    auth_pass: str | None = None
+    mcast_src_ip: IPAddress | None = None
+    mcast_dst_ip: IPAddress | None = None
+    unicast_src_ip: IPAddress | None = None
+    unicast_peers: tuple[UnicastPeer, ...] = ()
+    unicast_ttl: int | None = None
+    unicast_fault_no_peer: bool = False
+    check_unicast_src: bool = False
+    virtual_ipaddress: tuple[VirtualAddress, ...] = ()
+    virtual_ipaddress_excluded: tuple[VirtualAddress, ...] = ()
+    virtual_routes: tuple[Route, ...] = ()
+    virtual_rules: tuple[Rule, ...] = ()
+    track_interface: tuple[TrackRef, ...] = ()
+    track_script: tuple[TrackRef, ...] = ()
+    track_file: tuple[TrackRef, ...] = ()
+    track_process: tuple[TrackRef, ...] = ()
+    dont_track_primary: bool = False
+    use_vmac: bool = False
+    vmac_name: str | None = None
+    vmac_mac: str | None = None
+    vmac_xmit_base: bool = False
+    garp_master_delay_ms: int = 5000
+    garp_master_repeat: int = 5
+    garp_lower_prio_delay_ms: int = 5000
+    garp_lower_prio_repeat: int = 5
+    garp_master_refresh_ms: int = 0
+    garp_master_refresh_repeat: int = 1
+    down_timer_adverts: int = 3
+    lower_prio_no_advert: bool = False
+    higher_prio_send_advert: bool = False
+    skip_check_adv_addr: bool = False
+    v3_checksum_as_v2: bool = False  # keepalived's old_unicast_checksum: v3 IPv4 checksum without pseudo-header
+    promote_secondaries: bool = False
+    notify_master: Script | None = None
+    notify_backup: Script | None = None
+    notify_fault: Script | None = None
+    notify_stop: Script | None = None
+    notify_deleted: Script | None = None
+    notify_master_rx_lower_pri: Script | None = None
+    notify: Script | None = None
+    notify_priority_changes: bool = False
+    sync_group: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    global_defs: GlobalDefs
+    instances: tuple[VrrpInstance, ...]
+    vrrp_scripts: Mapping[str, VrrpScript] = field(default_factory=dict)
+    track_files: Mapping[str, TrackFile] = field(default_factory=dict)
+    track_processes: Mapping[str, TrackProcess] = field(default_factory=dict)
+    sync_groups: Mapping[str, SyncGroup] = field(default_factory=dict)
+    garp_groups: tuple[GarpGroup, ...] = ()
+    static_ipaddress: tuple[VirtualAddress, ...] = ()
+    static_routes: tuple[Route, ...] = ()
+    static_rules: tuple[Rule, ...] = ()
+    track_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    linkbeat_interfaces: tuple[str, ...] = ()
+    interface_up_down_delays: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # ms (down, up)
+    unsupported: tuple[Problem, ...] = ()  # keepalived features present but not implemented (see reader)
+    files: tuple[str, ...] = ()  # every file read, main file first
+
+    def instance(self, name: str) -> VrrpInstance:
+        for inst in self.instances:
+            if inst.name == name:
+                return inst
+        raise KeyError(name)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The stable `--dump-conf` JSON: field names as keys, sorted; see the module docstring."""
+        return json.dumps(_plain(self), sort_keys=True, indent=indent)
+
+
+def _plain(v: Any) -> Any:
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, tuple | list):
+        return [_plain(x) for x in v]
+    if isinstance(v, ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return str(v)
+    return v

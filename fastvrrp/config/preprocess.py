@@ -1,0 +1,387 @@
+"""The line-level language of keepalived.conf, before any keyword is looked at.
+
+For every line read, in this order (keepalived.conf(5) "ADVANCED CONFIGURATION"):
+
+1. comments (`#`, `!` outside quotes) are cut, blank lines dropped;
+2. `@ID` / `@^ID` conditional lines: kept (without the prefix) only if the config id matches / differs;
+3. `$NAME=value` defines a parameter (a trailing `\\` continues the value on the next line, so a value may
+   be a whole block);
+4. `~SEQ(var, [start,] [step,] end)`, `~SEQx(...)` (hex) and `~LST(var, v1, v2 ...)` /
+   `~LST({a, b}, {1, 2}, ...)` repeat the rest of the line once per value, nested left to right;
+5. `$NAME` (followed by whitespace or the end) and `${NAME}` are replaced, recursively, at use time; a
+   multi-line value becomes several lines, each going through steps 2-5 again. Undefined names stay as
+   written. Built-ins: `${_PWD}`, `${_INSTANCE}`, `${_RANDOM [MIN [MAX]]}`, `${_HASH}`, `${_BANG}`,
+   `${_ENV NAME}`;
+6. `include PATTERN` (and the includer/includem/includew/includeb/includea variants) splices files in:
+   globs and csh brace expansion, relative to the including file's directory, loops detected.
+
+Every produced line keeps the (file, line) of the file text that produced it: a line made by expanding a
+parameter or a generator carries the location of the line that used it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import random
+import re
+import socket
+
+from .lexer import strip_comment
+from .model import Problem
+
+_DEF = re.compile(r"\s*\$([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z", re.S)
+_VAR = re.compile(r"\$\{([^{}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)(?=\s|\Z)")
+_DEF_START = re.compile(r"\s*(?:@\^?\S+\s+)?\$[A-Za-z_][A-Za-z0-9_]*=")
+_SPECIAL = re.compile(r"(?m)^\s*(?:[@~]|\$[A-Za-z_][A-Za-z0-9_]*=|include)")
+_GEN = re.compile(r"\s*~(SEQx|SEQ|LST)\(")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_INCLUDES = frozenset({"include", "includer", "includem", "includew", "includeb", "includea"})
+_MAX_DEPTH = 64  # nested substitutions/generators/includes: deeper means a definition refers to itself
+
+Line = tuple[str, int, str]
+
+
+def default_instance_id() -> str:
+    """keepalived's default config id: the first label of the node name."""
+    return socket.gethostname().split(".", 1)[0]
+
+
+def brace_expand(pattern: str) -> list[str]:
+    """csh-style brace expansion: `a{b,c{d,e}}f` -> abf acdf acef (a lone `{x}` is kept literally)."""
+    depth = 0
+    start = -1
+    for i, c in enumerate(pattern):
+        if c == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif c == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                body = pattern[start + 1 : i]
+                parts, d, last = [], 0, 0
+                for j, ch in enumerate(body):
+                    if ch == "{":
+                        d += 1
+                    elif ch == "}":
+                        d -= 1
+                    elif ch == "," and d == 0:
+                        parts.append(body[last:j])
+                        last = j + 1
+                parts.append(body[last:])
+                head, tail = pattern[:start], pattern[i + 1 :]
+                if len(parts) == 1:
+                    return [head + "{" + x + "}" + t for x in brace_expand(body) for t in brace_expand(tail)]
+                out: list[str] = []
+                for p in parts:
+                    for x in brace_expand(p + tail):
+                        out.append(head + x)
+                return out
+    return [pattern]
+
+
+class Preprocessor:
+    """Reads a file tree and yields finished (file, line, text) lines; problems are collected."""
+
+    def __init__(self, instance_id: str | None = None, env: dict[str, str] | None = None) -> None:
+        self.instance_id = default_instance_id() if instance_id is None else instance_id
+        self.env = os.environ if env is None else env
+        self.defs: dict[str, list[str]] = {}  # name -> value lines (one line for ordinary definitions)
+        self.problems: list[Problem] = []
+        self.files: list[str] = []  # every file read, in order
+        self._stack: list[str] = []  # real paths of the files being read (include loop detection)
+        self._dir = "."
+        self.random = random.Random()
+
+    # --- files ------------------------------------------------------------------------------------------
+    def read(self, path: str) -> list[Line]:
+        out: list[Line] = []
+        self._read_file(path, None, out)
+        return out
+
+    def _read_file(self, path: str, origin: tuple[str, int] | None, out: list[Line]) -> None:
+        real = os.path.realpath(path)
+        if real in self._stack:
+            chain = " -> ".join([*self._stack[self._stack.index(real) :], real])
+            f, ln = origin or (path, 0)
+            self.problems.append(Problem(f, ln, f"include loop: {chain}"))
+            return
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+                raw = fh.read()
+        except OSError as e:
+            f, ln = origin or (path, 0)
+            self.problems.append(Problem(f, ln, f"cannot read {path}: {e.strerror}"))
+            return
+        self.files.append(path)
+        self._stack.append(real)
+        saved_dir = self._dir
+        self._dir = os.path.dirname(os.path.abspath(path))
+        try:
+            lines = raw.split("\n")
+            i, n = 0, len(lines)
+            while i < n:
+                lineno = i + 1
+                text = strip_comment(lines[i])
+                i += 1
+                if not text or text.isspace():
+                    continue
+                # A definition continues while its lines end in a backslash.
+                if text.rstrip().endswith("\\") and _DEF_START.match(text):
+                    parts = [text.rstrip()[:-1]]
+                    while i < n:
+                        nxt = strip_comment(lines[i]).rstrip()
+                        i += 1
+                        if not nxt:
+                            continue  # blank lines inside a continued definition are skipped
+                        if nxt.endswith("\\"):
+                            parts.append(nxt[:-1])
+                        else:
+                            parts.append(nxt)
+                            break
+                    self._line("\n".join(parts), path, lineno, 0, out)
+                else:
+                    self._line(text, path, lineno, 0, out)
+        finally:
+            self._stack.pop()
+            self._dir = saved_dir
+
+    # --- one line -----------------------------------------------------------------------------------------
+    def _line(self, text: str, file: str, lineno: int, depth: int, out: list[Line]) -> None:
+        if depth > _MAX_DEPTH:
+            self.problems.append(Problem(file, lineno, "parameter expansion too deep (a definition uses itself?)"))
+            return
+        s = text.lstrip()
+        if not s:
+            return
+        c = s[0]
+        if c == "@":
+            m = re.match(r"@(\^?)(\S*)\s*", s)
+            assert m is not None
+            neg, ident = m.group(1) == "^", m.group(2)
+            if not ident:
+                self.problems.append(Problem(file, lineno, "'@' must be followed by a config id"))
+                return
+            if (ident == self.instance_id) == neg:
+                return
+            s = s[m.end() :]
+            if not s:
+                return
+            c = s[0]
+        if c == "$":
+            m = _DEF.match(s)
+            if m:
+                value = m.group(2)
+                vlines = value.split("\n")
+                if len(vlines) > 1 and not vlines[0].strip():
+                    vlines = vlines[1:]
+                self.defs[m.group(1)] = [v.strip() for v in vlines] if len(vlines) > 1 else [value.strip()]
+                return
+        elif c == "~" and _GEN.match(s):
+            self._generator(s, file, lineno, depth, out)
+            return
+        if "$" in s:
+            new = self._substitute(s, file, lineno)
+            if new != s:
+                # Fast path (large generated configs): substitute to a fixed point, and if no resulting
+                # line needs the line-level language again, hand the lines over directly.
+                full = new
+                for _ in range(_MAX_DEPTH):
+                    if "$" not in full:
+                        break
+                    nxt = self._substitute(full, file, lineno)
+                    if nxt == full:
+                        break
+                    full = nxt
+                else:
+                    full = ""
+                if full and not _SPECIAL.search(full):
+                    for part in full.split("\n"):
+                        part = part.strip()
+                        if part:
+                            out.append((file, lineno, part))
+                    return
+                # Slow path: line by line, in order (a value may define parameters or be conditional).
+                for part in new.split("\n"):
+                    self._line(part, file, lineno, depth + 1, out)
+                return
+        if s.startswith("include") and s.split(None, 1)[0] in _INCLUDES:
+            self._include(s, file, lineno, depth, out)
+            return
+        out.append((file, lineno, s))
+
+    def _substitute(self, s: str, file: str, lineno: int) -> str:
+        """One pass of parameter replacement; the caller re-runs the line until nothing changes."""
+
+        def repl(m: re.Match[str]) -> str:
+            if m.group(2) is not None:
+                v = self.defs.get(m.group(2))
+                return m.group(0) if v is None else "\n".join(v)
+            inner = m.group(1).strip()
+            v = self.defs.get(inner)
+            if v is not None:
+                return "\n".join(v)
+            return self._builtin(inner, m.group(0), file, lineno)
+
+        return _VAR.sub(repl, s)
+
+    def _builtin(self, inner: str, whole: str, file: str, lineno: int) -> str:
+        name, _, rest = inner.partition(" ")
+        args = rest.split()
+        if name == "_PWD":
+            return self._dir
+        if name == "_INSTANCE":
+            return self.instance_id
+        if name == "_HASH":
+            return "#"
+        if name == "_BANG":
+            return "!"
+        if name == "_ENV":
+            if len(args) != 1:
+                self.problems.append(Problem(file, lineno, "${_ENV NAME} needs exactly one variable name"))
+                return ""
+            return self.env.get(args[0], "")
+        if name == "_RANDOM":
+            lo, hi = 0, 32767
+            try:
+                if len(args) >= 1:
+                    lo = int(args[0])
+                if len(args) >= 2:
+                    hi = int(args[1])
+                if len(args) > 2 or lo < 0 or hi < lo:
+                    raise ValueError
+            except ValueError:
+                self.problems.append(
+                    Problem(file, lineno, f"invalid {whole}: expected ${{_RANDOM [MIN [MAX]]}} with 0 <= MIN <= MAX")
+                )
+                return "0"
+            return str(self.random.randint(lo, hi))
+        return whole  # undefined: left as written (keepalived.conf(5))
+
+    # --- ~SEQ / ~LST ----------------------------------------------------------------------------------------
+    def _generator(self, s: str, file: str, lineno: int, depth: int, out: list[Line]) -> None:
+        m = _GEN.match(s)
+        assert m is not None
+        kind = m.group(1)
+        # Find the closing parenthesis (LST values may hold braces but not parentheses).
+        close = s.find(")", m.end())
+        if close < 0:
+            self.problems.append(Problem(file, lineno, f"~{kind}( is missing its closing ')'"))
+            return
+        spec = s[m.end() : close]
+        rest = s[close + 1 :]
+        if kind == "LST":
+            parsed = self._parse_lst(spec, file, lineno)
+        else:
+            parsed = self._parse_seq(kind, spec, file, lineno)
+        if parsed is None:
+            return
+        names, rows = parsed
+        saved = {n: self.defs.get(n) for n in names}
+        try:
+            for row in rows:
+                for n, v in zip(names, row, strict=True):
+                    self.defs[n] = [v]
+                self._line(rest, file, lineno, depth + 1, out)
+        finally:
+            # keepalived.conf(5): do not rely on a ~SEQ variable after its line; we restore the old value.
+            for n, old in saved.items():
+                if old is None:
+                    self.defs.pop(n, None)
+                else:
+                    self.defs[n] = old
+
+    def _parse_seq(self, kind: str, spec: str, file: str, lineno: int):
+        parts = [p.strip() for p in spec.split(",")]
+        usage = f"~{kind}(var, [start,] [step,] end)"
+        if len(parts) < 2 or len(parts) > 4:
+            self.problems.append(Problem(file, lineno, f"~{kind}({spec}): expected {usage}"))
+            return None
+        var = parts[0]
+        if not _NAME.match(var):
+            self.problems.append(Problem(file, lineno, f"~{kind}: invalid variable name '{var}'"))
+            return None
+        try:
+            nums = [int(p, 0) for p in parts[1:]]
+        except ValueError:
+            self.problems.append(Problem(file, lineno, f"~{kind}({spec}): start, step and end must be integers"))
+            return None
+        if len(nums) == 1:
+            end = nums[0]
+            start = 1 if end > 0 else -1
+            step = 1 if end >= start else -1
+        elif len(nums) == 2:
+            start, end = nums
+            step = 1 if end >= start else -1
+        else:
+            start, step, end = nums
+        if step == 0 or (step > 0 and start > end) or (step < 0 and start < end):
+            self.problems.append(Problem(file, lineno, f"~{kind}({spec}): the step never reaches the end"))
+            return None
+        fmt = "{:x}" if kind == "SEQx" else "{:d}"
+        stop = end + (1 if step > 0 else -1)
+        return [var], [(fmt.format(v),) for v in range(start, stop, step)]
+
+    def _parse_lst(self, spec: str, file: str, lineno: int):
+        spec = spec.strip()
+        groups: list[list[str]] = []
+        i, n = 0, len(spec)
+        while i < n:
+            if spec[i] in ", \t":
+                i += 1
+                continue
+            if spec[i] == "{":
+                j = spec.find("}", i)
+                if j < 0:
+                    self.problems.append(Problem(file, lineno, f"~LST({spec}): unbalanced '{{'"))
+                    return None
+                groups.append([p.strip() for p in spec[i + 1 : j].split(",")])
+                i = j + 1
+            else:
+                j = spec.find(",", i)
+                j = n if j < 0 else j
+                groups.append([spec[i:j].strip()])
+                i = j
+        if len(groups) < 2:
+            self.problems.append(Problem(file, lineno, "~LST needs a variable and at least one value"))
+            return None
+        names = groups[0]
+        for v in names:
+            if not _NAME.match(v):
+                self.problems.append(Problem(file, lineno, f"~LST: invalid variable name '{v}'"))
+                return None
+        for g in groups[1:]:
+            if len(g) != len(names):
+                self.problems.append(
+                    Problem(file, lineno, f"~LST: value {{{', '.join(g)}}} does not match {len(names)} variable(s)")
+                )
+                return None
+        return names, [tuple(g) for g in groups[1:]]
+
+    # --- include ------------------------------------------------------------------------------------------
+    def _include(self, s: str, file: str, lineno: int, depth: int, out: list[Line]) -> None:
+        words = s.split()
+        if len(words) != 2:
+            self.problems.append(Problem(file, lineno, f"{words[0]} expects exactly one file name or pattern"))
+            return
+        pattern = words[1].strip("\"'")
+        paths: list[str] = []
+        for p in brace_expand(pattern):
+            full = p if os.path.isabs(p) else os.path.join(self._dir, p)
+            if glob.has_magic(full):
+                paths.extend(sorted(glob.glob(full)))
+            elif os.path.exists(full):
+                paths.append(full)
+            else:
+                # keepalived only logs "Config files missing" here; a file that is not there cannot be meant.
+                self.problems.append(Problem(file, lineno, f"include: no such file {full}"))
+        if len(self._stack) > _MAX_DEPTH:
+            self.problems.append(Problem(file, lineno, "includes nested too deeply"))
+            return
+        for p in paths:
+            if os.path.isdir(p):
+                continue
+            self._read_file(p, (file, lineno), out)
+
+
