@@ -445,7 +445,15 @@ def _scenario(fast_path: bool):
     sent, seen = [], []
     now = 0
     while now < 3 * SEC:
-        now += rnd.randrange(1_000, 30_000)
+        r = rnd.random()
+        if r < 0.05:
+            now += 250_000  # a stalled loop: the master must skip missed intervals, not burst
+        elif r < 0.1:
+            now = max(now + 1, eng.next_deadline() + interval - 300)  # late by almost one interval
+        elif r < 0.3 and eng.next_deadline() > now + 300:
+            now = eng.next_deadline() - 300  # a wake-up just inside the 0.5 ms window
+        else:
+            now += rnd.randrange(1_000, 30_000)
         batch = [] if now > 2 * SEC else [same if now < SEC else changed]
         for kind, s, obj in eng.feed(rx, now, batch) + eng.run(now):
             if fast_path:
@@ -469,10 +477,10 @@ def test_fast_path_matches_python_reference():
     fast, slow = _scenario(True), _scenario(False)
     assert fast == slow
     sent, seen = fast
-    assert len(sent) >= 29
+    assert len(sent) >= 20
     # Python saw each changed advert (priority 150: nothing pushes the deadline any more) and the backup's one
     # Master_Down timeout, one down interval after the last unchanged advert.
     timers = [(t, s) for t, k, s, _ in seen if k == EV_TIMER]
     assert len(timers) == 1 and timers[0][1] == 1
-    assert SEC - 30_000 + 360_937 - 500 <= timers[0][0] <= SEC + 360_937 + 30_000
+    assert SEC - 250_000 + 360_937 - 500 <= timers[0][0] <= SEC + 360_937 + 250_000
     assert {p for _, k, _, p in seen if k == EV_ADVERT} == {150}
