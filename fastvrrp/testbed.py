@@ -336,6 +336,10 @@ class Router:
         inst = instance or self.instances[0].iname
         return [m["state"] for m in _STATE_RE.finditer(self.log()) if m["inst"] == inst]
 
+    def transitions_count(self) -> int:
+        """How many state entries (any instance) this run has logged."""
+        return sum(1 for _ in _STATE_RE.finditer(self.log()))
+
     def states(self) -> dict[str, str]:
         """Last logged state of every instance that logged one."""
         out: dict[str, str] = {}
