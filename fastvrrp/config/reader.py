@@ -1228,6 +1228,23 @@ class Reader:
                          "track_process": self.track_processes}.get(kind)
                 if table is not None and ref_name not in table:
                     self.err(k, f"vrrp_sync_group {gname}: {kind} '{ref_name}' is not defined")
+        # keepalived zeroes tracking weights of sync group members (keepalived.conf(5)): a weight written
+        # there would silently do nothing, so it is an error unless the group allows differing weights.
+        for inst in instances:
+            gname = member_of.get(inst.name)
+            if gname is None or self.sync_groups[gname][0].sync_group_tracking_weight:
+                continue
+            for kind, table in (("track_script", self.scripts), ("track_file", self.track_files),
+                                ("track_process", self.track_processes)):
+                for ref in getattr(inst, kind):
+                    obj = table.get(ref.name)
+                    w = ref.weight if ref.weight is not None else getattr(obj, "weight", 0)
+                    if w:
+                        self.problems.append(Problem(
+                            inst.file, inst.line,
+                            f"vrrp_instance {inst.name}: {kind} '{ref.name}' has weight {w} but the instance is "
+                            f"in sync group {gname}, where weights are ignored (use weight 0 or "
+                            f"sync_group_tracking_weight)"))
         if not member_of:
             return instances
         return [_replace(i, sync_group=member_of[i.name]) if i.name in member_of else i for i in instances]
