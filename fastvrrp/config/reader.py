@@ -864,6 +864,7 @@ class Reader:
         for k in kids:
             self.no_block(k)
             if k.kw == "auth_type":
+                d["_auth_type_given"] = True
                 if self.nargs(k, 1):
                     t = k.args[0].upper()
                     if t not in ("PASS", "AH"):
@@ -1131,7 +1132,8 @@ class Reader:
                 self.err(an, f"{where}: strict mode does not allow authentication")
                 ok = False
             elif auth_type is None:
-                self.err(an, f"{where}: authentication without auth_type")
+                if not d.get("_auth_type_given"):
+                    self.err(an, f"{where}: authentication without auth_type")
                 ok = False
             elif auth_pass is None:
                 self.err(an, f"{where}: authentication without auth_pass")
