@@ -536,31 +536,54 @@ def vmac(int vrid, int family=4) -> bytes:
 
 def garp_frame(vmac, vip) -> bytes:
     """Gratuitous ARP request (42 bytes, the NIC pads to 60): broadcast, sha=vmac, spa=tpa=vip (RFC 5227 3)."""
-    cdef bytes m = _packed(vmac, 6, "vmac")
-    cdef bytes ip = _packed(vip, 4, "vip")
-    return (b"\xff\xff\xff\xff\xff\xff" + m + b"\x08\x06"
-            + b"\x00\x01\x08\x00\x06\x04\x00\x01" + m + ip + b"\xff\xff\xff\xff\xff\xff" + ip)
+    cdef bytes m = vmac if type(vmac) is bytes else bytes(vmac)
+    cdef bytes ip = vip if type(vip) is bytes else bytes(vip)
+    if len(m) != 6 or len(ip) != 4:
+        raise ValueError("vmac must be 6 bytes and vip 4 packed bytes")
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, 42)
+    cdef uint8_t *f = <uint8_t *>PyBytes_AS_STRING(out)
+    cdef const uint8_t *pm = <const uint8_t *>PyBytes_AS_STRING(m)
+    cdef const uint8_t *pi = <const uint8_t *>PyBytes_AS_STRING(ip)
+    memset(f, 0xff, 6)  # Ethernet broadcast
+    memcpy(f + 6, pm, 6)
+    memcpy(f + 12, b"\x08\x06\x00\x01\x08\x00\x06\x04\x00\x01", 10)  # ARP: Ethernet/IPv4, request
+    memcpy(f + 22, pm, 6)  # sender hardware = VMAC
+    memcpy(f + 28, pi, 4)  # sender protocol = VIP
+    memset(f + 32, 0xff, 6)  # target hardware: broadcast, as keepalived and Linux arping send it
+    memcpy(f + 38, pi, 4)  # target protocol = VIP
+    return out
 
 
-cdef bytes _ALL_NODES = bytes.fromhex("ff020000000000000000000000000001")
+cdef const uint8_t *_ALL_NODES = b"\xff\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"
 
 
 def unsolicited_na_frame(vmac, vip, bint router=True) -> bytes:
     """Unsolicited neighbour advertisement (86 bytes) to ff02::1, hop limit 255 (RFC 4861 4.4, 7.2.6),
     flags R (if router) and O, with a target link-layer address option carrying vmac."""
-    cdef bytes m = _packed(vmac, 6, "vmac")
-    cdef bytes ip = _packed(vip, 16, "vip")
-    cdef bytearray icmp = bytearray(b"\x88\x00\x00\x00")  # type 136, code 0, checksum
-    icmp += b"\xa0\x00\x00\x00" if router else b"\x20\x00\x00\x00"
-    icmp += ip + b"\x02\x01" + m  # option 2 (target link-layer address), length 1 (8 bytes)
-    cdef const uint8_t *pip = <const uint8_t *>PyBytes_AS_STRING(ip)
-    cdef uint64_t acc = csum_add(0, pip, 16)
-    acc = csum_add(acc, <const uint8_t *>PyBytes_AS_STRING(_ALL_NODES), 16) + 32 + 58
-    cdef uint16_t cs = csum_fold(csum_add(acc, <const uint8_t *>(<char *>icmp), 32))
-    icmp[2] = cs >> 8
-    icmp[3] = cs & 0xff
-    ip6 = b"\x60\x00\x00\x00\x00\x20\x3a\xff" + ip + _ALL_NODES  # plen 32, next header 58, hop limit 255
-    return b"\x33\x33\x00\x00\x00\x01" + m + b"\x86\xdd" + ip6 + bytes(icmp)
+    cdef bytes m = vmac if type(vmac) is bytes else bytes(vmac)
+    cdef bytes ip = vip if type(vip) is bytes else bytes(vip)
+    if len(m) != 6 or len(ip) != 16:
+        raise ValueError("vmac must be 6 bytes and vip 16 packed bytes")
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, 86)
+    cdef uint8_t *f = <uint8_t *>PyBytes_AS_STRING(out)
+    cdef const uint8_t *pm = <const uint8_t *>PyBytes_AS_STRING(m)
+    cdef const uint8_t *pi = <const uint8_t *>PyBytes_AS_STRING(ip)
+    memcpy(f, b"\x33\x33\x00\x00\x00\x01", 6)  # all-nodes multicast MAC (RFC 2464 7)
+    memcpy(f + 6, pm, 6)
+    memcpy(f + 12, b"\x86\xdd\x60\x00\x00\x00\x00\x20\x3a\xff", 10)  # IPv6, plen 32, ICMPv6, hlim 255
+    memcpy(f + 22, pi, 16)  # source = VIP
+    memcpy(f + 38, _ALL_NODES, 16)
+    cdef uint8_t *icmp = f + 54
+    memcpy(icmp, b"\x88\x00\x00\x00", 4)  # type 136, code 0, checksum 0 for now
+    memcpy(icmp + 4, b"\xa0\x00\x00\x00" if router else b"\x20\x00\x00\x00", 4)  # R|O or O
+    memcpy(icmp + 8, pi, 16)  # target = VIP
+    icmp[24] = 2  # option: target link-layer address
+    icmp[25] = 1  # length in units of 8 bytes
+    memcpy(icmp + 26, pm, 6)
+    cdef uint64_t acc = csum_add(0, pi, 16)  # pseudo-header (RFC 8200 8.1): src, dst, length 32, next header 58
+    acc = csum_add(acc, _ALL_NODES, 16) + 32 + 58
+    _wr16(icmp + 2, csum_fold(csum_add(acc, icmp, 32)))
+    return out
 
 
 # The cpdef enums exist in Python as classes (Reason, ChecksumForm, ChecksumPolicy); DESIGN.md also uses their
