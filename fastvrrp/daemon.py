@@ -39,6 +39,7 @@ log = logging.getLogger("fastvrrp")
 MCAST = {4: socket.inet_pton(socket.AF_INET, "224.0.0.18"), 6: socket.inet_pton(socket.AF_INET6, "ff02::12")}
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 STATE_WORD = {T.State.INIT: "INIT", T.State.BACKUP: "BACKUP", T.State.MASTER: "MASTER", T.State.FAULT: "FAULT"}
+_FIRED = -2  # "the deadline changed": after a fire the engine slot holds no deadline
 RX_DWELL_S = 0.001  # after a busy drain, wait 1 ms before reading again (VRRP-NOTES 4: batches of ~50)
 SCOPES = {"global": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
 
@@ -393,7 +394,10 @@ class Daemon:
             before = core.next_deadline_ms
             try:
                 if ev[0] == _engine.EV_TIMER:
-                    actions = core.on_timer(now_ms)
+                    # The engine fires up to 0.5 ms early (uvloop's 1 ms timers); the core must see the
+                    # deadline as reached. The engine slot is idle after a fire: always re-arm it.
+                    actions = core.on_timer(max(now_ms, -(-ev[2] // 1000)))
+                    before = _FIRED
                     pkt = None
                 else:
                     pkt = ev[2]
