@@ -126,9 +126,11 @@ def report(request):
                 f"{f['worst_ms'] / k['worst_ms']:8.3f}{'':>8}"
                 f"{abs(f['worst_dev_ms']) / max(abs(k['worst_dev_ms']), 1e-3):10.3f}"
             )
-    if tr is not None:
-        for line in lines:
-            tr.write_line(line)
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
+    if tr is not None and capman is not None:
+        with capman.global_and_fixture_disabled():  # fd capture would swallow the table otherwise
+            for line in lines:
+                tr.write_line(line)
     else:
         print("\n".join(lines))
 

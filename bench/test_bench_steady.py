@@ -92,9 +92,11 @@ def report(request):
                 f"{f['master_cpu_per_s'] / max(k['master_cpu_per_s'], 1e-9):10.3f}{'':>10}"
                 f"{f['backup_cpu_per_s'] / max(k['backup_cpu_per_s'], 1e-9):10.3f}"
             )
-    if tr is not None:
-        for line in lines:
-            tr.write_line(line)
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
+    if tr is not None and capman is not None:
+        with capman.global_and_fixture_disabled():  # fd capture would swallow the table otherwise
+            for line in lines:
+                tr.write_line(line)
     else:
         print("\n".join(lines))
 

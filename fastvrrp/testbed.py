@@ -676,14 +676,19 @@ class WireTap:
                 return e
         return None
 
-    def ping_gap(self, vip: str, at: float) -> float | None:
-        """Seconds between the last echo reply from `vip` at or before `at` and the first one after it."""
-        replies = [e.t for e in self.snapshot("ping") if e.icmp == "reply" and _norm(e.src) == _norm(vip)]
-        before = [t for t in replies if t <= at]
-        after = [t for t in replies if t > at]
+    def ping_gap(self, vip: str, start: float, end: float) -> float | None:
+        """Longest time without an echo reply from `vip` over [start, end]: the gaps between consecutive
+        replies from the last one at or before `start` to the first one after `end` (None if either is
+        missing)."""
+        replies = sorted(
+            e.t for e in self.snapshot("ping") if e.icmp == "reply" and _norm(e.src) == _norm(vip)
+        )
+        before = [t for t in replies if t <= start]
+        after = [t for t in replies if t > end]
         if not before or not after:
             return None
-        return after[0] - before[-1]
+        span = [before[-1], *(t for t in replies if start < t <= end), after[0]]
+        return max(b - a for a, b in zip(span, span[1:], strict=False))
 
 
 def _ifindex_in(ns: str, ifname: str) -> int:
@@ -812,12 +817,11 @@ def measure_failover(
         pass
     gap = None
     if ping:
+        # The window ends well after the takeover, once the client hears the VIP again.
+        end = first.t + 0.05
         try:
-            wait_for(
-                lambda: tap.ping_gap(vip, t_action) is not None, timeout=2.0, interval=0.01, what="ping reply"
-            )
-            gap = tap.ping_gap(vip, t_action)
-            gap = gap * 1000 if gap is not None else None
+            wait_for(lambda: tap.ping_gap(vip, t_action, end), timeout=3.0, interval=0.01, what="ping reply")
+            gap = (tap.ping_gap(vip, t_action, end) or 0.0) * 1000
         except TimeoutError:
             pass
     return Failover(
