@@ -263,7 +263,9 @@ class VrrpInstance:
     lower_prio_no_advert: bool = False
     higher_prio_send_advert: bool = False
     skip_check_adv_addr: bool = False
-    v3_checksum_as_v2: bool = False  # keepalived's old_unicast_checksum: v3 IPv4 checksum without pseudo-header
+    v3_checksum_as_v2: bool = (
+        False  # keepalived's old_unicast_checksum: v3 IPv4 checksum without pseudo-header
+    )
     promote_secondaries: bool = False
     notify_master: Script | None = None
     notify_backup: Script | None = None
@@ -312,6 +314,8 @@ def _plain(v: Any) -> Any:
         return {str(k): _plain(x) for k, x in v.items()}
     if isinstance(v, tuple | list):
         return [_plain(x) for x in v]
-    if isinstance(v, ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network):
+    if isinstance(
+        v, ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network
+    ):
         return str(v)
     return v

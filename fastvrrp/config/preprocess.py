@@ -150,7 +150,9 @@ class Preprocessor:
     # --- one line -----------------------------------------------------------------------------------------
     def _line(self, text: str, file: str, lineno: int, depth: int, out: list[Line]) -> None:
         if depth > _MAX_DEPTH:
-            self.problems.append(Problem(file, lineno, "parameter expansion too deep (a definition uses itself?)"))
+            self.problems.append(
+                Problem(file, lineno, "parameter expansion too deep (a definition uses itself?)")
+            )
             return
         s = text.lstrip()
         if not s:
@@ -253,7 +255,11 @@ class Preprocessor:
                     raise ValueError
             except ValueError:
                 self.problems.append(
-                    Problem(file, lineno, f"invalid {whole}: expected ${{_RANDOM [MIN [MAX]]}} with 0 <= MIN <= MAX")
+                    Problem(
+                        file,
+                        lineno,
+                        f"invalid {whole}: expected ${{_RANDOM [MIN [MAX]]}} with 0 <= MIN <= MAX",
+                    )
                 )
                 return "0"
             return str(self.random.randint(lo, hi))
@@ -305,7 +311,9 @@ class Preprocessor:
         try:
             nums = [int(p, 0) for p in parts[1:]]
         except ValueError:
-            self.problems.append(Problem(file, lineno, f"~{kind}({spec}): start, step and end must be integers"))
+            self.problems.append(
+                Problem(file, lineno, f"~{kind}({spec}): start, step and end must be integers")
+            )
             return None
         if len(nums) == 1:
             end = nums[0]
@@ -354,7 +362,11 @@ class Preprocessor:
         for g in groups[1:]:
             if len(g) != len(names):
                 self.problems.append(
-                    Problem(file, lineno, f"~LST: value {{{', '.join(g)}}} does not match {len(names)} variable(s)")
+                    Problem(
+                        file,
+                        lineno,
+                        f"~LST: value {{{', '.join(g)}}} does not match {len(names)} variable(s)",
+                    )
                 )
                 return None
         return names, [tuple(g) for g in groups[1:]]
@@ -363,7 +375,9 @@ class Preprocessor:
     def _include(self, s: str, file: str, lineno: int, depth: int, out: list[Line]) -> None:
         words = s.split()
         if len(words) != 2:
-            self.problems.append(Problem(file, lineno, f"{words[0]} expects exactly one file name or pattern"))
+            self.problems.append(
+                Problem(file, lineno, f"{words[0]} expects exactly one file name or pattern")
+            )
             return
         pattern = words[1].strip("\"'")
         paths: list[str] = []
@@ -383,5 +397,3 @@ class Preprocessor:
             if os.path.isdir(p):
                 continue
             self._read_file(p, (file, lineno), out)
-
-

@@ -105,7 +105,9 @@ class Reader:
         out = []
         for feature, (node, count, kw) in self._unsupported.items():
             more = f" (and {count - 1} more place{'s' if count > 2 else ''})" if count > 1 else ""
-            out.append(Problem(node.file, node.line, f"'{kw}': {feature} not implemented by fastvrrp, ignored{more}"))
+            out.append(
+                Problem(node.file, node.line, f"'{kw}': {feature} not implemented by fastvrrp, ignored{more}")
+            )
         return tuple(out)
 
     # --- typed values -------------------------------------------------------------------------------------
@@ -173,7 +175,9 @@ class Reader:
         self.err(n, f"'{n.kw}' value '{n.args[0]}' is not one of on|off|true|false|yes|no")
         return None
 
-    def ip(self, n: Node, text: str, what: str = "address") -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    def ip(
+        self, n: Node, text: str, what: str = "address"
+    ) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         try:
             return _ip(text)
         except ValueError:
@@ -223,8 +227,14 @@ class Reader:
                 h(n)
             elif n.kw in TOP_UNSUPPORTED:
                 self.unsupported(n, TOP_UNSUPPORTED[n.kw])
-            elif n.kw in GLOBAL_KEYWORDS and n.kw in ("net_namespace", "namespace_with_ipsets", "instance",
-                                                        "use_pid_dir", "linkbeat_use_polling", "child_wait_time"):
+            elif n.kw in GLOBAL_KEYWORDS and n.kw in (
+                "net_namespace",
+                "namespace_with_ipsets",
+                "instance",
+                "use_pid_dir",
+                "linkbeat_use_polling",
+                "child_wait_time",
+            ):
                 self.global_keyword(n)  # keepalived also allows these outside global_defs
             elif n.kw == "net_namespace_ipvs":
                 self.unsupported(n, "LVS/IPVS")
@@ -293,7 +303,7 @@ class Reader:
             self.g_other[n.kw] = v
         self.g_where[n.kw] = n
 
-    # --- vrrp_script / track_file / vrrp_track_process -------------------------------------------------------
+    # --- vrrp_script / track_file / vrrp_track_process ------------------------------------------------------
     def _named(self, n: Node, what: str, seen: dict) -> str | None:
         if len(n.args) != 1:
             self.err(n, f"'{n.kw}' needs exactly one name")
@@ -420,7 +430,7 @@ class Reader:
         if name is not None:
             self.track_processes[name] = TrackProcess(name, **{k: v for k, v in f.items() if v is not None})
 
-    # --- tracking references (shared by instances and sync groups) ----------------------------------------------
+    # --- tracking references (shared by instances and sync groups) ------------------------------------------
     def track_refs(self, n: Node, lo: int, hi: int) -> tuple[TrackRef, ...]:
         out = []
         for k in self.want_block(n) or ():
@@ -437,7 +447,7 @@ class Reader:
 
     _ref_where: dict
 
-    # --- sync groups --------------------------------------------------------------------------------------------
+    # --- sync groups ----------------------------------------------------------------------------------------
     def sync_group(self, n: Node) -> None:
         name = self._named(n, "vrrp_sync_group", self.sync_groups)
         f: dict[str, Any] = {}
@@ -447,8 +457,11 @@ class Reader:
             if kw == "group":
                 f["group"] = self.words_block(k)
             elif kw in ("track_interface", "track_script", "track_file", "track_process"):
-                f[kw] = self.track_refs(k, -253 if kw in ("track_interface", "track_script") else -254,
-                                        253 if kw in ("track_interface", "track_script") else 254)
+                f[kw] = self.track_refs(
+                    k,
+                    -253 if kw in ("track_interface", "track_script") else -254,
+                    253 if kw in ("track_interface", "track_script") else 254,
+                )
             elif kw in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify"):
                 self.no_block(k)
                 f[kw] = self.script(k)
@@ -473,7 +486,7 @@ class Reader:
             self._sg_refs = getattr(self, "_sg_refs", {})
             self._sg_refs[name] = self._ref_where
 
-    # --- garp_group, static_*, track_group, linkbeat, up/down delays ------------------------------------------------
+    # --- garp_group, static_*, track_group, linkbeat, up/down delays ----------------------------------------
     def garp_group(self, n: Node) -> None:
         f: dict[str, Any] = {}
         ifs: list[str] = []
@@ -538,7 +551,7 @@ class Reader:
             if down is not None and up is not None:
                 self.updown[k.kw] = (down, up)
 
-    # --- addresses, routes, rules ------------------------------------------------------------------------------
+    # --- addresses, routes, rules ---------------------------------------------------------------------------
     def vaddr(self, n: Node, static: bool = False) -> VirtualAddress | None:
         """`ADDR[/PREFIX] [brd X] [dev IF] [scope S] [label L] [peer P] [flags...]`."""
         self.no_block(n)
@@ -630,8 +643,18 @@ class Reader:
         if "inet6" in words:
             family = 6
         i = 0
-        types = ("blackhole", "unreachable", "prohibit", "throw", "local", "broadcast", "anycast", "multicast",
-                 "unicast", "nat")
+        types = (
+            "blackhole",
+            "unreachable",
+            "prohibit",
+            "throw",
+            "local",
+            "broadcast",
+            "anycast",
+            "multicast",
+            "unicast",
+            "nat",
+        )
         while i < len(words):
             w = words[i]
             if w in ("src", "via", "gw", "or", "to") and i + 1 < len(words):
@@ -680,13 +703,15 @@ class Reader:
                     self.err(n, f"rule mixes IPv4 and IPv6 ({words[i + 1]})")
                     return None
                 family = net.version
-        if not any(w in ("table", "goto", "blackhole", "unreachable", "prohibit", "no_track") for w in words) \
-                and "table" not in words:
+        if (
+            not any(w in ("table", "goto", "blackhole", "unreachable", "prohibit", "no_track") for w in words)
+            and "table" not in words
+        ):
             self.err(n, f"rule has no action (table, goto, blackhole ...): '{' '.join(words)}'")
             return None
         return Rule(tuple(words), family or 4, "no_track" in words)
 
-    # --- vrrp_instance ------------------------------------------------------------------------------------------------
+    # --- vrrp_instance --------------------------------------------------------------------------------------
     def _instance_handlers(self) -> dict[str, Callable[[Node, dict], None]]:
         h: dict[str, Callable[[Node, dict], None]] = {}
 
@@ -800,8 +825,14 @@ class Reader:
         h["garp_extra_if_vmac"] = lambda n, d: None
         h["down_timer_adverts"] = simple_int("down_timer_adverts", 1, 100)
         h["debug"] = simple_int("_debug", 0, 4)
-        for k in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify",
-                  "notify_master_rx_lower_pri"):
+        for k in (
+            "notify_master",
+            "notify_backup",
+            "notify_fault",
+            "notify_stop",
+            "notify",
+            "notify_master_rx_lower_pri",
+        ):
             h[k] = notify(k)
         h["notify_deleted"] = self._i_notify_deleted
         return h
@@ -991,7 +1022,7 @@ class Reader:
         else:
             d["notify_deleted"] = Script("")
 
-    # --- finishing: defaults, resolution and cross-checks ---------------------------------------------------------
+    # --- finishing: defaults, resolution and cross-checks ---------------------------------------------------
     def finish(self, files: tuple[str, ...]) -> Config:
         g = self.g
         gd = GlobalDefs(**g, other=MappingProxyType(dict(self.g_other)))
@@ -1008,8 +1039,11 @@ class Reader:
             if inst is None:
                 continue
             if inst.name in names:
-                self.err(n, f"vrrp_instance '{inst.name}' is already defined at "
-                            f"{names[inst.name].file}:{names[inst.name].line}")
+                self.err(
+                    n,
+                    f"vrrp_instance '{inst.name}' is already defined at "
+                    f"{names[inst.name].file}:{names[inst.name].line}",
+                )
                 continue
             names[inst.name] = n
             instances.append(inst)
@@ -1021,7 +1055,9 @@ class Reader:
                     self.err(self._tg_where[name], f"track_group '{name}': no vrrp_instance '{m}'")
         for a in self.static_ipaddress:
             if a.track_group and a.track_group not in self.track_groups:
-                self.problems.append(Problem(files[0] if files else "", 0, f"no track_group '{a.track_group}'"))
+                self.problems.append(
+                    Problem(files[0] if files else "", 0, f"no track_group '{a.track_group}'")
+                )
         return Config(
             global_defs=gd,
             instances=tuple(instances),
@@ -1060,26 +1096,34 @@ class Reader:
             family = vips[0].family
             for a, k in zip(vips, d["_virtual_ipaddress"], strict=True):
                 if a.family != family:
-                    self.err(k, f"{where}: {a.address} is IPv{a.family} but the instance is IPv{family} "
-                                f"(use virtual_ipaddress_excluded for the other family)")
+                    self.err(
+                        k,
+                        f"{where}: {a.address} is IPv{a.family} but the instance is IPv{family} "
+                        f"(use virtual_ipaddress_excluded for the other family)",
+                    )
                     ok = False
-        for f in ("unicast_src_ip", "mcast_src_ip"):
-            a = d.get(f)
+        for fld in ("unicast_src_ip", "mcast_src_ip"):
+            a = d.get(fld)
             if a is not None:
                 if family and a.version != family:
-                    self.err(d["_" + f], f"{where}: {f} {a} is not IPv{family} like the virtual addresses")
+                    self.err(d["_" + fld], f"{where}: {fld} {a} is not IPv{family} like the VIPs")
                     ok = False
                 family = family or a.version
         if not family:
-            family = 6 if d.get("_native_ipv6") else (d["unicast_peers"][0].address.version
-                                                       if d.get("unicast_peers") else 4)
+            family = (
+                6
+                if d.get("_native_ipv6")
+                else (d["unicast_peers"][0].address.version if d.get("unicast_peers") else 4)
+            )
         for p, k in zip(d.get("unicast_peers", ()), d.get("_peer_nodes", ()), strict=True):
             if p.address.version != family:
                 self.err(k, f"{where}: unicast peer {p.address} is not IPv{family}")
                 ok = False
         md = d.get("mcast_dst_ip")
         if md is not None and (md.version != family or not md.is_multicast):
-            self.err(d["_mcast_dst_ip"], f"{where}: mcast_dst_ip {md} must be an IPv{family} multicast address")
+            self.err(
+                d["_mcast_dst_ip"], f"{where}: mcast_dst_ip {md} must be an IPv{family} multicast address"
+            )
             ok = False
         # Version: IPv6 is VRRPv3 only (RFC 5798 introduced IPv6).
         version = d.get("version", gd.vrrp_version)
@@ -1107,15 +1151,20 @@ class Reader:
             v, k = d["_advert_int"]
             if version == 2:
                 if v != int(v) or not 1 <= v <= 255:
-                    self.err(k, f"{where}: advert_int {k.args[0]} is not valid for VRRPv2 (whole seconds 1-255)")
+                    self.err(
+                        k, f"{where}: advert_int {k.args[0]} is not valid for VRRPv2 (whole seconds 1-255)"
+                    )
                     ok = False
                 else:
                     adv_ms = int(v) * 1000
             else:
                 cs = v * 100
                 if abs(cs - round(cs)) > 1e-6 or not 1 <= round(cs) <= 4095:
-                    self.err(k, f"{where}: advert_int {k.args[0]} is not valid for VRRPv3 "
-                                f"(a multiple of 0.01 s from 0.01 to 40.95)")
+                    self.err(
+                        k,
+                        f"{where}: advert_int {k.args[0]} is not valid for VRRPv3 "
+                        f"(a multiple of 0.01 s from 0.01 to 40.95)",
+                    )
                     ok = False
                 else:
                     adv_ms = round(cs) * 10
@@ -1165,7 +1214,9 @@ class Reader:
             garp_lower_prio_delay_ms=garp_delay if lower_delay is None else lower_delay,
             garp_lower_prio_repeat=garp_repeat if lower_repeat is None else lower_repeat,
             garp_master_refresh_ms=d.get("garp_master_refresh_ms", gd.vrrp_garp_master_refresh_ms),
-            garp_master_refresh_repeat=d.get("garp_master_refresh_repeat", gd.vrrp_garp_master_refresh_repeat),
+            garp_master_refresh_repeat=d.get(
+                "garp_master_refresh_repeat", gd.vrrp_garp_master_refresh_repeat
+            ),
             down_timer_adverts=d.get("down_timer_adverts", gd.vrrp_down_timer_adverts),
             lower_prio_no_advert=d.get("lower_prio_no_advert", gd.vrrp_lower_prio_no_advert or strict),
             higher_prio_send_advert=d.get("higher_prio_send_advert", gd.vrrp_higher_prio_send_advert),
@@ -1184,10 +1235,14 @@ class Reader:
                 if ref.name not in table:
                     self.err(k, f"{where}: {field} '{ref.name}' names no {what}")
                     ok = False
-                elif priority == 255 and (ref.weight if ref.weight is not None
-                                          else getattr(table[ref.name], "weight", 0)):
-                    self.err(k, f"{where}: the address owner (priority 255) cannot track '{ref.name}' with a "
-                                f"weight (use weight 0)")
+                elif priority == 255 and (
+                    ref.weight if ref.weight is not None else getattr(table[ref.name], "weight", 0)
+                ):
+                    self.err(
+                        k,
+                        f"{where}: the address owner (priority 255) cannot track '{ref.name}' with a "
+                        f"weight (use weight 0)",
+                    )
                     ok = False
         if not ok:
             return None
@@ -1202,15 +1257,20 @@ class Reader:
             if other is None:
                 seen[key] = inst
                 continue
-            if inst.unicast_peers and other.unicast_peers and not (
-                {p.address for p in inst.unicast_peers} & {p.address for p in other.unicast_peers}
+            if (
+                inst.unicast_peers
+                and other.unicast_peers
+                and not ({p.address for p in inst.unicast_peers} & {p.address for p in other.unicast_peers})
             ):
                 continue
-            self.problems.append(Problem(
-                inst.file, inst.line,
-                f"vrrp_instance {inst.name}: VRID {inst.virtual_router_id} is already used by {other.name} "
-                f"({other.file}:{other.line}) on {inst.interface} for IPv{inst.family}",
-            ))
+            self.problems.append(
+                Problem(
+                    inst.file,
+                    inst.line,
+                    f"vrrp_instance {inst.name}: VRID {inst.virtual_router_id} is already used by {other.name} "  # noqa: E501
+                    f"({other.file}:{other.line}) on {inst.interface} for IPv{inst.family}",
+                )
+            )
 
     def _sync_groups(self, instances: list[VrrpInstance]) -> list[VrrpInstance]:
         by_name = {i.name: i for i in instances}
@@ -1220,33 +1280,47 @@ class Reader:
                 if m not in by_name:
                     self.err(node, f"vrrp_sync_group {gname}: no vrrp_instance '{m}'")
                 elif m in member_of:
-                    self.err(node, f"vrrp_sync_group {gname}: vrrp_instance '{m}' is already in sync group "
-                                   f"{member_of[m]}")
+                    self.err(
+                        node,
+                        f"vrrp_sync_group {gname}: vrrp_instance '{m}' is already in sync group "
+                        f"{member_of[m]}",
+                    )
                 else:
                     member_of[m] = gname
             refs = getattr(self, "_sg_refs", {}).get(gname, {})
             for (kind, ref_name, _i), k in refs.items():
-                table = {"track_script": self.scripts, "track_file": self.track_files,
-                         "track_process": self.track_processes}.get(kind)
+                tables: dict[str, dict[str, Any]] = {
+                    "track_script": self.scripts,
+                    "track_file": self.track_files,
+                    "track_process": self.track_processes,
+                }
+                table = tables.get(kind)
                 if table is not None and ref_name not in table:
                     self.err(k, f"vrrp_sync_group {gname}: {kind} '{ref_name}' is not defined")
         # keepalived zeroes tracking weights of sync group members (keepalived.conf(5)): a weight written
         # there would silently do nothing, so it is an error unless the group allows differing weights.
         for inst in instances:
-            gname = member_of.get(inst.name)
-            if gname is None or self.sync_groups[gname][0].sync_group_tracking_weight:
+            mg = member_of.get(inst.name)
+            if mg is None or self.sync_groups[mg][0].sync_group_tracking_weight:
                 continue
-            for kind, table in (("track_script", self.scripts), ("track_file", self.track_files),
-                                ("track_process", self.track_processes)):
+            for kind, table in (
+                ("track_script", self.scripts),
+                ("track_file", self.track_files),
+                ("track_process", self.track_processes),
+            ):
                 for ref in getattr(inst, kind):
                     obj = table.get(ref.name)
                     w = ref.weight if ref.weight is not None else getattr(obj, "weight", 0)
                     if w:
-                        self.problems.append(Problem(
-                            inst.file, inst.line,
-                            f"vrrp_instance {inst.name}: {kind} '{ref.name}' has weight {w} but the instance is "
-                            f"in sync group {gname}, where weights are ignored (use weight 0 or "
-                            f"sync_group_tracking_weight)"))
+                        self.problems.append(
+                            Problem(
+                                inst.file,
+                                inst.line,
+                                f"vrrp_instance {inst.name}: {kind} '{ref.name}' has weight {w} but the instance is "  # noqa: E501
+                                f"in sync group {mg}, where weights are ignored (use weight 0 or "
+                                f"sync_group_tracking_weight)",
+                            )
+                        )
         if not member_of:
             return instances
         return [_replace(i, sync_group=member_of[i.name]) if i.name in member_of else i for i in instances]

@@ -18,7 +18,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # Where fastvrrp is deliberately stricter than keepalived 2.2.7 (which accepts with exit code 0).
 STRICTER = {
-    "missing_include.conf": "keepalived only logs 'Config files missing'; a named file that is absent is an error",
+    "missing_include.conf": "keepalived only logs 'Config files missing'; a named file that is absent is an error",  # noqa: E501
 }
 
 

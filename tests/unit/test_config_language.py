@@ -34,8 +34,10 @@ def test_quotes_join_words_and_escapes():
 
 def test_braces_glued_or_on_their_own_line():
     probs: list[Problem] = []
-    tree = build_tree([("f", 1, "a x{"), ("f", 2, "b { c }"), ("f", 3, "d"), ("f", 4, "{"), ("f", 5, "}"),
-                       ("f", 6, "}")], probs)
+    tree = build_tree(
+        [("f", 1, "a x{"), ("f", 2, "b { c }"), ("f", 3, "d"), ("f", 4, "{"), ("f", 5, "}"), ("f", 6, "}")],
+        probs,
+    )
     assert probs == []
     (a,) = tree
     assert (a.kw, a.args) == ("a", ["x"])
@@ -47,7 +49,10 @@ def test_braces_glued_or_on_their_own_line():
 def test_unbalanced_braces_are_located():
     probs: list[Problem] = []
     build_tree([("f", 1, "a {"), ("f", 2, "}"), ("f", 3, "}"), ("f", 4, "b {")], probs)
-    assert probs == [Problem("f", 3, "unmatched '}'"), Problem("f", 4, "'b' block is not closed (missing '}')")]
+    assert probs == [
+        Problem("f", 3, "unmatched '}'"),
+        Problem("f", 4, "'b' block is not closed (missing '}')"),
+    ]
 
 
 def test_conditional_lines(tmp_path):
@@ -59,8 +64,10 @@ def test_conditional_lines(tmp_path):
 
 
 def test_definitions_are_expanded_at_use_time_and_recursively(tmp_path):
-    text = ("$ADDRESS_BASE=10.2.${ADDRESS_BASE_SUB}\n$ADDRESS_BASE_SUB=0\n${ADDRESS_BASE}.100/32\n"
-            "$ADDRESS_BASE_SUB=10\n${ADDRESS_BASE}.100/32\n$X=1\nv $X ${X}y $Xz ${UNDEF}\n")
+    text = (
+        "$ADDRESS_BASE=10.2.${ADDRESS_BASE_SUB}\n$ADDRESS_BASE_SUB=0\n${ADDRESS_BASE}.100/32\n"
+        "$ADDRESS_BASE_SUB=10\n${ADDRESS_BASE}.100/32\n$X=1\nv $X ${X}y $Xz ${UNDEF}\n"
+    )
     got, probs, _ = lines_of(tmp_path, text)
     assert got == [(3, "10.2.0.100/32"), (5, "10.2.10.100/32"), (7, "v 1 1y $Xz ${UNDEF}")]
     assert probs == []
@@ -90,7 +97,9 @@ def test_builtins(tmp_path):
     r = [int(t.split()[1]) for _l, t in lines_of(tmp_path, "r ${_RANDOM}\n" * 20)[0]]
     assert all(0 <= v <= 32767 for v in r)
     _, probs, path = lines_of(tmp_path, "x ${_RANDOM 9 3}\n")
-    assert probs == [Problem(path, 1, "invalid ${_RANDOM 9 3}: expected ${_RANDOM [MIN [MAX]]} with 0 <= MIN <= MAX")]
+    assert probs == [
+        Problem(path, 1, "invalid ${_RANDOM 9 3}: expected ${_RANDOM [MIN [MAX]]} with 0 <= MIN <= MAX")
+    ]
 
 
 def test_seq_forms(tmp_path):
@@ -108,8 +117,12 @@ def test_seq_forms(tmp_path):
 def test_seq_nested_and_lst(tmp_path):
     got = [t for _l, t in lines_of(tmp_path, "~SEQ(A, 1, 2) ~SEQ(B, 3, 4) x ${A}.${B}\n")[0]]
     assert got == ["x 1.3", "x 1.4", "x 2.3", "x 2.4"]
-    got = [t for _l, t in lines_of(tmp_path, "~LST({IP, IP1}, {10,1},{20,4}) ~SEQ(IP2,168,2,170) "
-                                              "192.${IP2}.${IP}.${IP1}\n")[0]]
+    got = [
+        t
+        for _l, t in lines_of(
+            tmp_path, "~LST({IP, IP1}, {10,1},{20,4}) ~SEQ(IP2,168,2,170) 192.${IP2}.${IP}.${IP1}\n"
+        )[0]
+    ]
     assert got == ["192.168.10.1", "192.170.10.1", "192.168.20.4", "192.170.20.4"]
     got = [t for _l, t in lines_of(tmp_path, "~LST(IP, 1, 2) ~LST(IP1, 5,6) 192.169.${IP}.${IP1}\n")[0]]
     assert got == ["192.169.1.5", "192.169.1.6", "192.169.2.5", "192.169.2.6"]
@@ -171,14 +184,18 @@ def test_error_in_included_file_names_that_file(tmp_path):
     (tmp_path / "main.conf").write_text("global_defs {\n}\ninclude inc.conf\n")
     with pytest.raises(ConfigError) as ei:
         load(str(tmp_path / "main.conf"), "x")
-    assert ei.value.problems == [Problem(str(tmp_path / "inc.conf"), 3, "virtual_router_id 999 out of range [1, 255]")]
+    assert ei.value.problems == [
+        Problem(str(tmp_path / "inc.conf"), 3, "virtual_router_id 999 out of range [1, 255]")
+    ]
     assert str(ei.value) == f"{tmp_path}/inc.conf:3: virtual_router_id 999 out of range [1, 255]"
 
 
 def test_expanded_lines_are_located_at_the_use_site(tmp_path):
     p = tmp_path / "k.conf"
-    p.write_text("$I= \\\nvrrp_instance V${N} { \\\n interface eth0 \\\n virtual_router_id ${N} \\\n}\n"
-                 "~SEQ(N, 254, 256) $I\n")
+    p.write_text(
+        "$I= \\\nvrrp_instance V${N} { \\\n interface eth0 \\\n virtual_router_id ${N} \\\n}\n"
+        "~SEQ(N, 254, 256) $I\n"
+    )
     cfg, probs, _ = check(str(p), "x")
     assert cfg is None
     assert probs == [Problem(str(p), 6, "virtual_router_id 256 out of range [1, 255]")]

@@ -18,8 +18,10 @@ def cfg_of(tmp_path, text, instance_id="x"):
 
 
 def inst(body, name="VI_1", vrid=5, vip="192.0.2.5/24"):
-    return (f"vrrp_instance {name} {{\n interface eth0\n virtual_router_id {vrid}\n{body}\n"
-            f" virtual_ipaddress {{\n  {vip}\n }}\n}}\n")
+    return (
+        f"vrrp_instance {name} {{\n interface eth0\n virtual_router_id {vrid}\n{body}\n"
+        f" virtual_ipaddress {{\n  {vip}\n }}\n}}\n"
+    )
 
 
 def problems(tmp_path, text):
@@ -32,9 +34,20 @@ def test_defaults_as_keepalived(tmp_path):
     (cfg, probs, unsup), _ = cfg_of(tmp_path, inst(""))
     assert probs == [] and unsup == []
     i = cfg.instance("VI_1")
-    assert (i.priority, i.advert_int_ms, i.preempt, i.version, i.family, i.state) == (100, 1000, True, 2, 4, "BACKUP")
-    assert (i.garp_master_delay_ms, i.garp_master_repeat, i.garp_lower_prio_delay_ms, i.garp_master_refresh_ms) == (
-        5000, 5, 5000, 0)
+    assert (i.priority, i.advert_int_ms, i.preempt, i.version, i.family, i.state) == (
+        100,
+        1000,
+        True,
+        2,
+        4,
+        "BACKUP",
+    )
+    assert (
+        i.garp_master_delay_ms,
+        i.garp_master_repeat,
+        i.garp_lower_prio_delay_ms,
+        i.garp_master_refresh_ms,
+    ) == (5000, 5, 5000, 0)
     assert i.virtual_ipaddress[0].address == ipaddress.ip_address("192.0.2.5")
     assert i.virtual_ipaddress[0].prefixlen == 24
     assert cfg.global_defs.vrrp_version == 2
@@ -46,9 +59,11 @@ def test_state_master_without_priority_is_owner(tmp_path):
 
 
 def test_globals_resolve_into_instances(tmp_path):
-    g = ("global_defs {\n vrrp_version 3\n vrrp_garp_master_delay 2\n vrrp_garp_master_repeat 3\n"
-         " vrrp_lower_prio_no_advert\n vrrp_startup_delay 1.5\n script_user nobody nogroup\n"
-         " notification_email {\n  a@example.com\n }\n child_wait_time 7\n}\n")
+    g = (
+        "global_defs {\n vrrp_version 3\n vrrp_garp_master_delay 2\n vrrp_garp_master_repeat 3\n"
+        " vrrp_lower_prio_no_advert\n vrrp_startup_delay 1.5\n script_user nobody nogroup\n"
+        " notification_email {\n  a@example.com\n }\n child_wait_time 7\n}\n"
+    )
     (cfg, probs, unsup), _ = cfg_of(tmp_path, g + inst(" advert_int 0.25\n garp_master_repeat 9"))
     assert probs == []
     i = cfg.instance("VI_1")
@@ -67,13 +82,14 @@ def test_ipv6_instance_is_v3(tmp_path):
 
 
 def test_full_instance_model(tmp_path):
-    text = ("vrrp_script s1 {\n script \"/bin/true x\"\n interval 2\n weight -10 reverse\n}\n"
-            + inst(" unicast_src_ip 192.0.2.1\n unicast_peer {\n  192.0.2.2 min_ttl 250 max_ttl 255\n }\n"
-                   " track_script {\n  s1\n }\n track_interface {\n  eth1 weight 5\n }\n"
-                   " notify_master /bin/m root\n use_vmac vrrp.5\n no_accept\n preempt_delay 2.5\n"
-                   " virtual_ipaddress_excluded {\n  2001:db8::9/64 dev eth1 scope global\n }\n"
-                   " virtual_routes {\n  src 192.0.2.1 to 203.0.113.0/24 via 192.0.2.254 dev eth0\n }\n"
-                   " virtual_rules {\n  from 198.51.100.0/24 table 100\n }\n old_unicast_checksum"))
+    text = 'vrrp_script s1 {\n script "/bin/true x"\n interval 2\n weight -10 reverse\n}\n' + inst(
+        " unicast_src_ip 192.0.2.1\n unicast_peer {\n  192.0.2.2 min_ttl 250 max_ttl 255\n }\n"
+        " track_script {\n  s1\n }\n track_interface {\n  eth1 weight 5\n }\n"
+        " notify_master /bin/m root\n use_vmac vrrp.5\n no_accept\n preempt_delay 2.5\n"
+        " virtual_ipaddress_excluded {\n  2001:db8::9/64 dev eth1 scope global\n }\n"
+        " virtual_routes {\n  src 192.0.2.1 to 203.0.113.0/24 via 192.0.2.254 dev eth0\n }\n"
+        " virtual_rules {\n  from 198.51.100.0/24 table 100\n }\n old_unicast_checksum"
+    )
     (cfg, probs, _), _ = cfg_of(tmp_path, text)
     assert probs == []
     i = cfg.instance("VI_1")
@@ -81,7 +97,12 @@ def test_full_instance_model(tmp_path):
     assert i.track_script[0].name == "s1" and i.track_interface[0].weight == 5
     assert i.notify_master.command == "/bin/m" and i.notify_master.user == "root"
     assert (i.use_vmac, i.vmac_name, i.accept, i.preempt_delay_ms, i.v3_checksum_as_v2) == (
-        True, "vrrp.5", False, 2500, True)
+        True,
+        "vrrp.5",
+        False,
+        2500,
+        True,
+    )
     assert i.virtual_routes[0].destination == ipaddress.ip_network("203.0.113.0/24")
     assert i.virtual_rules[0].family == 4
     assert cfg.vrrp_scripts["s1"].script == "/bin/true x" and cfg.vrrp_scripts["s1"].reverse
@@ -94,19 +115,43 @@ def test_full_instance_model(tmp_path):
         (" priority 256", 4, "priority 256 out of range [1, 255]"),
         (" priority high", 4, "priority 'high' is not an integer"),
         (" advert_int 0", 4, "advert_int 0 must be greater than 0"),
-        (" advert_int 1.5", 4, "vrrp_instance VI_1: advert_int 1.5 is not valid for VRRPv2 (whole seconds 1-255)"),
-        (" version 3\n advert_int 0.015", 5,
-         "vrrp_instance VI_1: advert_int 0.015 is not valid for VRRPv3 (a multiple of 0.01 s from 0.01 to 40.95)"),
-        (" priority 255\n nopreempt", 5,
-         "vrrp_instance VI_1: nopreempt cannot work with priority 255: the address owner always preempts"),
-        (" state MASTER\n priority 100\n nopreempt", 4, "vrrp_instance VI_1: nopreempt cannot work with state MASTER"),
+        (
+            " advert_int 1.5",
+            4,
+            "vrrp_instance VI_1: advert_int 1.5 is not valid for VRRPv2 (whole seconds 1-255)",
+        ),
+        (
+            " version 3\n advert_int 0.015",
+            5,
+            "vrrp_instance VI_1: advert_int 0.015 is not valid for VRRPv3 (a multiple of 0.01 s from 0.01 to 40.95)",  # noqa: E501
+        ),
+        (
+            " priority 255\n nopreempt",
+            5,
+            "vrrp_instance VI_1: nopreempt cannot work with priority 255: the address owner always preempts",
+        ),
+        (
+            " state MASTER\n priority 100\n nopreempt",
+            4,
+            "vrrp_instance VI_1: nopreempt cannot work with state MASTER",
+        ),
         (" state FOO", 4, "unknown state 'FOO' (MASTER or BACKUP)"),
         (" bogus 1", 4, "unknown keyword 'bogus' in vrrp_instance"),
-        (" track_script {\n  nosuch\n }", 5, "vrrp_instance VI_1: track_script 'nosuch' names no vrrp_script"),
-        (" authentication {\n  auth_type PASS\n  auth_pass 123456789\n }", 6,
-         "auth_pass is longer than 8 characters (only 8 are sent)"),
-        (" version 3\n authentication {\n  auth_type PASS\n  auth_pass x\n }", 5,
-         "vrrp_instance VI_1: VRRP version 3 does not support authentication"),
+        (
+            " track_script {\n  nosuch\n }",
+            5,
+            "vrrp_instance VI_1: track_script 'nosuch' names no vrrp_script",
+        ),
+        (
+            " authentication {\n  auth_type PASS\n  auth_pass 123456789\n }",
+            6,
+            "auth_pass is longer than 8 characters (only 8 are sent)",
+        ),
+        (
+            " version 3\n authentication {\n  auth_type PASS\n  auth_pass x\n }",
+            5,
+            "vrrp_instance VI_1: VRRP version 3 does not support authentication",
+        ),
         (" authentication {\n  auth_type MD5\n }", 5, "unknown auth_type 'MD5' (PASS or AH)"),
         (" unicast_peer {\n  2001:db8::1\n }", 5, "vrrp_instance VI_1: unicast peer 2001:db8::1 is not IPv4"),
         (" unicast_peer {\n  192.0.2.9 min_ttl 9 max_ttl 3\n }", 5, "min_ttl 9 is above max_ttl 3"),
@@ -123,11 +168,20 @@ def test_instance_errors(tmp_path, body, line, message):
 
 
 def test_vip_errors(tmp_path):
-    got, _ = problems(tmp_path, inst("", vip="192.0.2.5/24\n  2001:db8::5\n  192.0.2.7/33\n  192.0.2.8 colour red"
-                                         "\n  192.0.2.9 scope galaxy"))
+    got, _ = problems(
+        tmp_path,
+        inst(
+            "",
+            vip="192.0.2.5/24\n  2001:db8::5\n  192.0.2.7/33\n  192.0.2.8 colour red"
+            "\n  192.0.2.9 scope galaxy",
+        ),
+    )
     assert got == [
-        (7, "vrrp_instance VI_1: 2001:db8::5 is IPv6 but the instance is IPv4 "
-            "(use virtual_ipaddress_excluded for the other family)"),
+        (
+            7,
+            "vrrp_instance VI_1: 2001:db8::5 is IPv6 but the instance is IPv4 "
+            "(use virtual_ipaddress_excluded for the other family)",
+        ),
         (8, "prefix length of 192.0.2.7/33 33 out of range [0, 32]"),
         (9, "unknown option 'colour' for address 192.0.2.8"),
         (10, "unknown scope 'galaxy' (site, link, host, nowhere, global)"),
@@ -135,8 +189,12 @@ def test_vip_errors(tmp_path):
 
 
 def test_missing_required_and_duplicates_all_collected(tmp_path):
-    text = ("vrrp_instance A {\n virtual_ipaddress {\n  192.0.2.1\n }\n}\n" + inst("", name="B")
-            + inst("", name="C") + inst("", name="B", vrid=6))
+    text = (
+        "vrrp_instance A {\n virtual_ipaddress {\n  192.0.2.1\n }\n}\n"
+        + inst("", name="B")
+        + inst("", name="C")
+        + inst("", name="B", vrid=6)
+    )
     got, path = problems(tmp_path, text)
     assert got == [
         (1, "vrrp_instance A: interface is required"),
@@ -147,14 +205,21 @@ def test_missing_required_and_duplicates_all_collected(tmp_path):
 
 
 def test_same_vrid_other_family_or_interface_is_fine(tmp_path):
-    text = inst("", name="A") + inst("", name="B", vip="2001:db8::1") + inst(" ", name="C").replace("eth0", "eth1")
+    text = (
+        inst("", name="A")
+        + inst("", name="B", vip="2001:db8::1")
+        + inst(" ", name="C").replace("eth0", "eth1")
+    )
     (cfg, probs, _), _ = cfg_of(tmp_path, text)
     assert probs == [] and len(cfg.instances) == 3
 
 
 def test_global_errors(tmp_path):
-    got, _ = problems(tmp_path, "global_defs {\n vrrp_version 4\n nope 1\n vrrp_garp_master_delay x\n"
-                                " vrrp_strict yes\n vrrp_mcast_group4 ff02::1\n}\nbogus_top\n")
+    got, _ = problems(
+        tmp_path,
+        "global_defs {\n vrrp_version 4\n nope 1\n vrrp_garp_master_delay x\n"
+        " vrrp_strict yes\n vrrp_mcast_group4 ff02::1\n}\nbogus_top\n",
+    )
     assert got == [
         (2, "vrrp_version 4 out of range [2, 3]"),
         (3, "unknown keyword 'nope' in global_defs"),
@@ -166,9 +231,11 @@ def test_global_errors(tmp_path):
 
 
 def test_trackers_and_sync_groups(tmp_path):
-    text = ("vrrp_script s {\n interval 1\n}\ntrack_file f {\n file /tmp/x\n weight 300\n}\n"
-            "vrrp_track_process p {\n process haproxy\n quorum 3\n quorum_max 1\n}\n"
-            "vrrp_sync_group G {\n group {\n  VI_1\n  NOPE\n }\n}\n" + inst(""))
+    text = (
+        "vrrp_script s {\n interval 1\n}\ntrack_file f {\n file /tmp/x\n weight 300\n}\n"
+        "vrrp_track_process p {\n process haproxy\n quorum 3\n quorum_max 1\n}\n"
+        "vrrp_sync_group G {\n group {\n  VI_1\n  NOPE\n }\n}\n" + inst("")
+    )
     got, _ = problems(tmp_path, text)
     assert got == [
         (1, "vrrp_script 's' has no 'script'"),
@@ -179,14 +246,17 @@ def test_trackers_and_sync_groups(tmp_path):
 
 
 def test_unsupported_are_notes_not_errors(tmp_path):
-    text = ("global_defs {\n smtp_server 192.0.2.25\n enable_snmp_vrrp\n enable_snmp_rfc\n}\n" + inst("")
-            + "virtual_server 192.0.2.5 80 {\n lb_algo rr\n}\nvirtual_server 192.0.2.5 81 {\n}\n")
+    text = (
+        "global_defs {\n smtp_server 192.0.2.25\n enable_snmp_vrrp\n enable_snmp_rfc\n}\n"
+        + inst("")
+        + "virtual_server 192.0.2.5 80 {\n lb_algo rr\n}\nvirtual_server 192.0.2.5 81 {\n}\n"
+    )
     (cfg, probs, unsup), path = cfg_of(tmp_path, text)
     assert probs == [] and cfg is not None
     assert [str(u) for u in unsup] == [
         f"{path}:2: 'smtp_server': SMTP alerts not implemented by fastvrrp, ignored",
         f"{path}:3: 'enable_snmp_vrrp': SNMP not implemented by fastvrrp, ignored (and 1 more place)",
-        f"{path}:14: 'virtual_server': LVS virtual servers not implemented by fastvrrp, ignored (and 1 more place)",
+        f"{path}:14: 'virtual_server': LVS virtual servers not implemented by fastvrrp, ignored (and 1 more place)",  # noqa: E501
     ]
     assert cfg.unsupported == tuple(unsup)
 
@@ -196,8 +266,10 @@ def test_load_raises_with_all_problems(tmp_path):
     p.write_text(inst(" priority 0\n advert_int -1"))
     with pytest.raises(ConfigError) as ei:
         load(str(p), "x")
-    assert ei.value.problems == [Problem(str(p), 4, "priority 0 out of range [1, 255]"),
-                                 Problem(str(p), 5, "advert_int -1 must be greater than 0")]
+    assert ei.value.problems == [
+        Problem(str(p), 4, "priority 0 out of range [1, 255]"),
+        Problem(str(p), 5, "advert_int -1 must be greater than 0"),
+    ]
 
 
 def test_to_json_is_stable_and_sorted(tmp_path):
@@ -217,14 +289,21 @@ def test_frozen(tmp_path):
 
 
 def test_to_core(tmp_path):
-    text = inst(" state MASTER\n priority 200\n preempt_delay 3\n lower_prio_no_advert\n"
-                " authentication {\n  auth_type PASS\n  auth_pass abc\n }",
-                vip="192.0.2.5/24\n  192.0.2.6")
+    text = inst(
+        " state MASTER\n priority 200\n preempt_delay 3\n lower_prio_no_advert\n"
+        " authentication {\n  auth_type PASS\n  auth_pass abc\n }",
+        vip="192.0.2.5/24\n  192.0.2.6",
+    )
     (cfg, probs, _), _ = cfg_of(tmp_path, text)
     assert probs == []
     ic = instance_config(cfg.instance("VI_1"), "192.0.2.1")
     assert (ic.vrid, ic.priority, ic.version, ic.family, ic.adver_int_ms) == (5, 200, 2, 4, 1000)
-    assert (ic.preempt, ic.preempt_delay_ms, ic.start_master, ic.lower_prio_no_advert) == (True, 3000, True, True)
+    assert (ic.preempt, ic.preempt_delay_ms, ic.start_master, ic.lower_prio_no_advert) == (
+        True,
+        3000,
+        True,
+        True,
+    )
     assert ic.primary_ip == bytes([192, 0, 2, 1])
     assert ic.addresses == (bytes([192, 0, 2, 5]), bytes([192, 0, 2, 6]))
     assert (ic.auth_type, ic.auth_data) == (1, b"abc\0\0\0\0\0")
