@@ -134,6 +134,7 @@ class VrrpInstance:
         self.master_down_interval_ms: int = 0
         self._recompute_timers()
         self.master_src: bytes | None = None  # the current master's primary address (ours while MASTER)
+        self.master_priority: int | None = None  # the priority it advertised last
         self.stats = Stats()
         self.faulty = False
         self._deadline: int | None = None
@@ -275,7 +276,7 @@ class VrrpInstance:
 
     def _enter_init(self, now_ms: int) -> list[Action]:
         self._deadline = None
-        self.master_src = None
+        self.master_src = self.master_priority = None
         self._preempt_at_ms = None
         return []
 
@@ -289,7 +290,7 @@ class VrrpInstance:
         self.stats.became_master += 1
         self.master_adver_interval_ms = self.config.adver_int_ms
         self._recompute_timers()
-        self.master_src = self.config.primary_ip
+        self.master_src, self.master_priority = self.config.primary_ip, self.priority
         self._preempt_at_ms = None
         self._last_s9_ms = None
         self._deadline = now_ms + self.config.adver_int_ms
@@ -298,7 +299,7 @@ class VrrpInstance:
     def _enter_fault(self, now_ms: int) -> list[Action]:
         self.stats.became_fault += 1
         self._deadline = None
-        self.master_src = None
+        self.master_src = self.master_priority = None
         self._preempt_at_ms = None
         return []
 
@@ -353,8 +354,25 @@ class VrrpInstance:
 
     def _follow(self, adv: Advert, now_ms: int) -> list[Action]:
         # S4: adopt the master's interval, recompute the timers, reset Master_Down_Timer.
+        if (
+            self._deadline is not None
+            and self.master_src is not None
+            and self.master_priority is not None
+            and adv.src != self.master_src
+            and adv.priority < self.master_priority
+        ):
+            # A second, lower master (two masters for a moment: it has not heard the better one yet) while
+            # the better master's timer still runs further out. Taking its shorter interval would make us
+            # time out between the better master's adverts; found by the simulated LAN as an endless
+            # flap with nopreempt backups and mixed v3 intervals. Deviation from S4: such an advert may
+            # only push the timer later, never earlier, and teaches no interval.
+            mai = adv.adver_int_ms if self.config.version == 3 else self.master_adver_interval_ms
+            down = master_down_interval_ms(self.config.version, self.priority, mai)
+            if now_ms + down < self._deadline:
+                self.stats.lower_master_held += 1
+                return []
         self._learn_interval(adv)
-        self.master_src = adv.src
+        self.master_src, self.master_priority = adv.src, adv.priority
         self._deadline = now_ms + self.master_down_interval_ms
         return []
 
@@ -384,7 +402,7 @@ class VrrpInstance:
                 pre.append(self._send(self.priority))  # keepalived higher_prio_send_advert
             self._learn_interval(adv)
             actions = self._go(BACKUP, ADVERT, "higher priority master", now_ms, pre)
-            self.master_src = adv.src
+            self.master_src, self.master_priority = adv.src, adv.priority
             return actions
         # S9: lower priority (or equal from a lower address): discard. RFC 9568 adds an immediate advert so
         # bridges relearn; rate-limited so a hostile segment cannot make us amplify (VRRP-NOTES 1.5 S9a).

@@ -116,4 +116,5 @@ class Stats:
     ignored_not_running: int = 0  # adverts received in INIT or FAULT
     lower_prio_rx: int = 0  # master heard a lower priority (RFC 5798 6.4.3, the S9 case)
     priority_changes: int = 0  # set_priority calls that changed the effective priority
+    lower_master_held: int = 0  # backup: a lower second master's advert did not shorten the timer
     extra: dict[str, int] = field(default_factory=dict)

@@ -137,6 +137,22 @@ def test_s4_rfc9568_skew_recomputed_when_interval_changes():
     assert inst.next_deadline_ms == 200 + 7218
 
 
+def test_s4_second_lower_master_cannot_shorten_the_timer():
+    """RFC 5798 6.4.2 (S4), documented deviation: while a better master's timer runs, an advert from a
+    second, lower master (a transient dual master) teaches no interval and never pulls the timer earlier;
+    the simulated LAN found the RFC-literal rule flapping forever (nopreempt backups, mixed v3 intervals)."""
+    inst = backup(now=0, priority=100, preempt=False)
+    inst.on_advert(adv(255), 1000)
+    assert inst.next_deadline_ms == 1000 + 3609
+    other = ip("192.0.2.30")
+    assert inst.on_advert(adv(150, src=other, interval=100), 1500) == []
+    assert inst.master_adver_interval_ms == 1000 and inst.next_deadline_ms == 4609
+    assert inst.stats.lower_master_held == 1 and inst.master_src == PEER
+    # once the better master is silent long enough, the lower one is followed normally
+    inst.on_advert(adv(150, src=other, interval=100), 4500)
+    assert inst.master_src == other and inst.next_deadline_ms == 4500 + 360
+
+
 def test_s4_preempt_discards_lower_priority_and_timer_runs_out():
     """RFC 5798 6.4.2 (S4): with Preempt_Mode, a lower-priority advert is discarded; the backup takes over
     Master_Down_Interval after the last accepted advert."""
