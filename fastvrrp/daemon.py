@@ -1,14 +1,9 @@
-"""The driver: owns the uvloop loop, the sockets, the engine and the protocol instances.
+"""The daemon: owns the uvloop loop, the sockets, netlink and the one loop timer.
 
-It feeds received packets and due deadlines to the compiled engine, hands what the engine cannot settle on
-its own to the sans-I/O core (`VrrpInstance`), applies the actions the core returns, and re-arms one loop
-timer to the earliest deadline. Nothing here decides protocol questions.
-
-The fast path (STYLE.md): while an instance is MASTER the engine sends its pre-rendered adverts itself;
-while it is BACKUP and follows a master, the engine pushes the Master_Down deadline for every advert that
-repeats the master's (source, priority, interval) and only hands changes up. Which deadline is current:
-the core's own deadline goes stale while the engine owns the timing, so after each core call the driver
-pushes the core's deadline to the engine only if the call changed it.
+Protocol glue lives in `fastvrrp.driver.Driver` (engine <-> core, no I/O); this module gives it its I/O (the
+`Port`: netlink address changes, gratuitous ARP / NA frames, the transition log), reads the sockets when they
+are readable, re-arms one timer to the earliest deadline, and handles signals, link events and reload.
+Nothing here decides protocol questions.
 """
 
 from __future__ import annotations
@@ -23,8 +18,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastvrrp import _engine, _wire
@@ -32,14 +26,19 @@ from fastvrrp import config as cfgmod
 from fastvrrp.config.to_core import instance_config
 from fastvrrp.core import types as T
 from fastvrrp.core.instance import VrrpInstance
+from fastvrrp.driver import Driver, Inst, make_templates
 from fastvrrp.io import announce, netlink, sockets
 
 log = logging.getLogger("fastvrrp")
 
 MCAST = {4: socket.inet_pton(socket.AF_INET, "224.0.0.18"), 6: socket.inet_pton(socket.AF_INET6, "ff02::12")}
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
-STATE_WORD = {T.State.INIT: "INIT", T.State.BACKUP: "BACKUP", T.State.MASTER: "MASTER", T.State.FAULT: "FAULT"}
-_FIRED = -2  # "the deadline changed": after a fire the engine slot holds no deadline
+STATE_WORD = {
+    T.State.INIT: "INIT",
+    T.State.BACKUP: "BACKUP",
+    T.State.MASTER: "MASTER",
+    T.State.FAULT: "FAULT",
+}
 RX_DWELL_S = 0.001  # after a busy drain, wait 1 ms before reading again (VRRP-NOTES 4: batches of ~50)
 SCOPES = {"global": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
 
@@ -66,21 +65,14 @@ class Link:
 
 
 @dataclass(eq=False)
-class Inst:
-    name: str
+class InstIO:
+    """What the daemon keeps per instance beside the driver's view."""
+
     cfg: cfgmod.VrrpInstance
-    core: VrrpInstance
     link: Link
-    slot: int
-    dests: list[bytes]
     vips: list[netlink.VipSpec]
     add_batch: netlink.AddrBatch
-    announcer: announce.AnnounceSchedule
     sender: announce.FrameSender
-    templates: list[Any] = field(default_factory=list)
-    rendered: tuple[int, int] = (-1, -1)
-    follow: tuple[bytes, int, int] | None = None  # (src, priority, interval) the backup fast path matches
-    holds_addresses: bool = False
 
 
 def _fingerprint(icfg: cfgmod.VrrpInstance) -> Any:
@@ -94,16 +86,15 @@ class Daemon:
         self.config_id = config_id
         self.loop = asyncio.get_running_loop()
         self.engine = _engine.Engine(max_slots=4096, batch=64, fast_path=fast_path)
+        self.driver = Driver(self.engine, self)
         self.nl = netlink.NetlinkWorker()
         self.links: dict[tuple[str, int, bool], Link] = {}
         self.insts: dict[str, Inst] = {}
-        self.by_slot: dict[int, Inst] = {}
         self.senders: dict[str, announce.FrameSender] = {}
         self.cfg: cfgmod.Config | None = None
         self.monitor: netlink.LinkMonitor | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = -1
-        self._stopping = asyncio.Event()
         self._reloading = False
         self._link_up: dict[int, bool] = {}
         self._tasks: set[asyncio.Task] = set()  # address changes in flight (stop waits for them)
@@ -127,8 +118,7 @@ class Daemon:
             await self._add_instance(icfg)
         now = now_us()
         for inst in self.insts.values():
-            self._apply(inst, inst.core.start(now // 1000), now)
-            self._sync(inst, None, now)
+            self.driver.start(inst, now)
         self._after(now)
         gc.freeze()  # everything allocated so far lives for the daemon's lifetime: keep it out of gc scans
 
@@ -136,7 +126,7 @@ class Daemon:
         """Graceful stop: every master resigns with priority 0 (RFC 5798 6.4.3 S10), addresses go."""
         now = now_us()
         for inst in list(self.insts.values()):
-            self._shutdown_instance(inst, now)
+            self.driver.shutdown(inst, now)
         self.engine.flush()
         await self._settle()
         self._close_all()
@@ -171,17 +161,20 @@ class Daemon:
                 log.error("(%s) interface %s of %s does not exist", icfg.name, dev, va.address)
                 continue
             brd = None
-            if va.address.version == 4 and va.brd not in (None, "-", "+"):
+            if va.address.version == 4 and va.brd == "+":
+                brd = str(
+                    ipaddress.ip_network(f"{va.address}/{va.prefixlen}", strict=False).broadcast_address
+                )
+            elif va.address.version == 4 and va.brd not in (None, "-"):
                 brd = va.brd
-            elif va.address.version == 4 and va.brd == "+":
-                brd = str(ipaddress.ip_network(f"{va.address}/{va.prefixlen}", strict=False).broadcast_address)
+            scope = va.scope or "global"
             specs.append(
                 netlink.VipSpec(
                     address=str(va.address),
                     prefixlen=va.prefixlen,
                     ifindex=ifindex,
                     label=va.label,
-                    scope=SCOPES.get(va.scope or "global", 0) if not (va.scope or "").isdigit() else int(va.scope),
+                    scope=int(scope) if scope.isdigit() else SCOPES.get(scope, 0),
                     broadcast=brd,
                 )
             )
@@ -190,27 +183,34 @@ class Daemon:
     async def _link_for(self, icfg: cfgmod.VrrpInstance, expected: int) -> Link:
         fam = icfg.family
         unicast = bool(icfg.unicast_peers)
-        key = (icfg.interface or "", fam, unicast)
+        ifname = icfg.interface or ""
+        key = (ifname, fam, unicast)
         link = self.links.get(key)
         if link is not None:
             return link
-        ifname = icfg.interface or ""
         ifindex = await self.nl.link_index(ifname)
         if ifindex is None:
-            raise cfgmod.ConfigError([cfgmod.Problem(icfg.file, icfg.line, f"interface {ifname} does not exist")])
+            raise cfgmod.ConfigError(
+                [cfgmod.Problem(icfg.file, icfg.line, f"interface {ifname} does not exist")]
+            )
         src = icfg.unicast_src_ip or icfg.mcast_src_ip
         primary = str(src) if src is not None else await self.nl.primary_address(ifname, AF[fam])
         if primary is None:
-            raise cfgmod.ConfigError(
-                [cfgmod.Problem(icfg.file, icfg.line, f"interface {ifname} has no IPv{fam} address to send from")]
-            )
-        ttl = icfg.unicast_ttl or 255
+            why = f"interface {ifname} has no IPv{fam} address to send from"
+            raise cfgmod.ConfigError([cfgmod.Problem(icfg.file, icfg.line, why)])
         socks = sockets.open_rx_tx(
-            ifname, ifindex, AF[fam], primary, unicast, instances=max(expected, 1), unicast_ttl=ttl
+            ifname,
+            ifindex,
+            AF[fam],
+            primary,
+            unicast,
+            instances=max(expected, 1),
+            unicast_ttl=icfg.unicast_ttl or 255,
         )
         packed = socket.inet_pton(AF[fam], primary)
-        policy = _wire.CSP_ACCEPT_BOTH
-        rx_id = self.engine.add_rx_socket(socks.rx.fileno(), fam, check_ttl=not unicast, policy=policy, own=[packed])
+        rx_id = self.engine.add_rx_socket(
+            socks.rx.fileno(), fam, check_ttl=not unicast, policy=_wire.CSP_ACCEPT_BOTH, own=[packed]
+        )
         tx_id = self.engine.add_tx_socket(socks.tx.fileno(), fam)
         link = Link(ifname, ifindex, fam, unicast, packed, socks, rx_id, tx_id)
         self.links[key] = link
@@ -227,114 +227,72 @@ class Daemon:
     async def _add_instance(self, icfg: cfgmod.VrrpInstance) -> Inst:
         assert self.cfg is not None
         link = await self._link_for(icfg, len(self.cfg.instances))
-        link.users += 1
         peers = [p.address.packed for p in icfg.unicast_peers]
         ccfg = instance_config(icfg, link.primary)
-        auth_type, auth_data = ccfg.auth_type, ccfg.auth_data
         slot = self.engine.add_slot(
-            link.rx_id, icfg.virtual_router_id, icfg.version, auth_type, auth_data, peers or None
+            link.rx_id, icfg.virtual_router_id, icfg.version, ccfg.auth_type, ccfg.auth_data, peers or None
         )
-        core = VrrpInstance(ccfg)
+        link.users += 1
         vips = await self._vip_specs(icfg)
-        announced = [v.packed for v in vips]
-        mac = _mac_of(icfg.interface or "")
-        garp, na = announce.announcement_frames(mac, announced)
+        garp, na = announce.announcement_frames(_mac_of(icfg.interface or ""), [v.packed for v in vips])
+        gd = self.cfg.global_defs
         settings = announce.AnnounceSettings(
             master_delay_ms=icfg.garp_master_delay_ms,
             master_repeat=icfg.garp_master_repeat,
             master_refresh_ms=icfg.garp_master_refresh_ms,
             master_refresh_repeat=icfg.garp_master_refresh_repeat,
-            garp_interval_ms=self.cfg.global_defs.vrrp_garp_interval_ms,
-            gna_interval_ms=self.cfg.global_defs.vrrp_gna_interval_ms,
+            garp_interval_ms=gd.vrrp_garp_interval_ms,
+            gna_interval_ms=gd.vrrp_gna_interval_ms,
         )
+        dests = peers or [MCAST[link.family]]
         inst = Inst(
             name=icfg.name,
-            cfg=icfg,
-            core=core,
-            link=link,
+            core=VrrpInstance(ccfg),
             slot=slot,
-            dests=peers or [MCAST[link.family]],
-            vips=vips,
-            add_batch=netlink.AddrBatch(vips),
-            announcer=announce.AnnounceSchedule(garp, na, settings),
-            sender=self._sender(icfg.interface or ""),
-        )
-        # Templates: one per destination (a v3 IPv4 pseudo-header covers the destination, VRRP-NOTES P2).
-        form = _wire.CS_MESSAGE if icfg.v3_checksum_as_v2 else _wire.CS_PSEUDO
-        adv_addrs = [va.address.packed for va in icfg.virtual_ipaddress]
-        inst.templates = [
-            _wire.AdvertTemplate(
+            tx_id=link.tx_id,
+            ifindex=link.ifindex,
+            adver_int_ms=icfg.advert_int_ms,
+            dests=dests,
+            templates=make_templates(
                 version=icfg.version,
                 family=link.family,
                 vrid=icfg.virtual_router_id,
-                priority=core.priority,
+                priority=ccfg.priority,
                 adver_int_ms=icfg.advert_int_ms,
-                addresses=adv_addrs,
+                addresses=ccfg.addresses,
                 src=link.primary,
-                dst=d,
-                auth_type=auth_type,
-                auth_data=auth_data,
-                checksum_form=form,
-            )
-            for d in inst.dests
-        ]
+                dests=dests,
+                auth_type=ccfg.auth_type,
+                auth_data=ccfg.auth_data,
+                checksum_form=_wire.CS_MESSAGE if icfg.v3_checksum_as_v2 else _wire.CS_PSEUDO,
+            ),
+            announcer=announce.AnnounceSchedule(garp, na, settings),
+            io=InstIO(icfg, link, vips, netlink.AddrBatch(vips), self._sender(icfg.interface or "")),
+        )
         self.insts[icfg.name] = inst
-        self.by_slot[slot] = inst
+        self.driver.add(inst)
         return inst
 
-    def _shutdown_instance(self, inst: Inst, now: int) -> None:
-        """S10 for a master (priority 0, addresses removed), S5 for a backup; the slot goes quiet."""
-        self._apply(inst, inst.core.shutdown(now // 1000), now)
-        inst.announcer.stop()
-        self.engine.timer(inst.slot, -1)
-
     def _remove_instance(self, inst: Inst) -> None:
-        self.engine.remove_slot(inst.slot)
+        self.driver.remove(inst)
         del self.insts[inst.name]
-        del self.by_slot[inst.slot]
-        inst.link.users -= 1
+        inst.io.link.users -= 1
 
-    # --- applying the core's actions ---------------------------------------------------------------------
+    # --- the Port: what the driver asks of the outside world ----------------------------------------------
 
-    def _render(self, inst: Inst, priority: int) -> list[tuple[bytes, int, bytes]]:
-        interval = inst.cfg.advert_int_ms
-        return [(d, inst.link.ifindex, t.render(priority, interval)) for d, t in zip(inst.dests, inst.templates)]
+    def addresses(self, inst: Inst, add: bool) -> None:
+        if inst.io.vips:
+            self._spawn(self._addresses(inst, add))
 
-    def _ensure_rendered(self, inst: Inst) -> None:
-        key = (inst.core.priority, inst.cfg.advert_int_ms)
-        if inst.rendered != key:
-            self.engine.set_adverts(inst.slot, inst.link.tx_id, self._render(inst, inst.core.priority))
-            inst.rendered = key
+    def announce(self, inst: Inst, frames: list[bytes]) -> None:
+        inst.io.sender.send(frames)
 
-    def _apply(self, inst: Inst, actions: Iterable[T.Action], now: int) -> None:
-        for a in actions:
-            if isinstance(a, T.SendAdvert):
-                if a.priority == inst.core.priority:
-                    self._ensure_rendered(inst)
-                    self.engine.send_now(inst.slot)
-                else:  # priority 0 (resigning): a one-off rendering
-                    for dest, ifindex, msg in self._render(inst, a.priority):
-                        self.engine.send_raw(inst.link.tx_id, dest, ifindex, msg)
-            elif isinstance(a, T.Announce):
-                frames = inst.announcer.became_master(now // 1000)
-                if frames:
-                    inst.sender.send(frames)
-            elif isinstance(a, T.AddAddresses):
-                inst.holds_addresses = True
-                if inst.vips:
-                    self._spawn(self._addresses(inst, add=True))
-            elif isinstance(a, T.RemoveAddresses):
-                inst.announcer.stop()
-                if inst.holds_addresses and inst.vips:
-                    self._spawn(self._addresses(inst, add=False))
-                inst.holds_addresses = False
-            elif isinstance(a, T.StateChanged):
-                if a.new is T.State.INIT:
-                    log.info("(%s) Stopped", inst.name)
-                else:
-                    log.info("(%s) Entering %s STATE", inst.name, STATE_WORD[a.new])
-                log.debug("(%s) %s -> %s: %s", inst.name, a.old.name, a.new.name, a.reason)
-                inst.follow = None
+    def transition(self, inst: Inst, change: T.StateChanged) -> None:
+        if change.new is T.State.INIT:
+            log.info("(%s) Stopped", inst.name)
+        else:
+            log.info("(%s) Entering %s STATE", inst.name, STATE_WORD[change.new])
+        log.debug("(%s) %s -> %s: %s", inst.name, change.old.name, change.new.name, change.reason)
 
     def _spawn(self, coro: Any) -> None:
         task = self.loop.create_task(coro)
@@ -342,79 +300,19 @@ class Daemon:
         task.add_done_callback(self._tasks.discard)
 
     async def _addresses(self, inst: Inst, add: bool) -> None:
+        verb = "add" if add else "remove"
         try:
             if add:
-                res = await self.nl.fast_add(inst.add_batch)
+                res = await self.nl.fast_add(inst.io.add_batch)
             else:
-                res = await self.nl.fast_remove(inst.add_batch)
+                res = await self.nl.fast_remove(inst.io.add_batch)
         except Exception:
-            log.exception("(%s) netlink %s failed", inst.name, "add" if add else "remove")
+            log.exception("(%s) netlink %s failed", inst.name, verb)
             return
         for spec, err in res.failed:
-            log.error("(%s) cannot %s %s: %s", inst.name, "add" if add else "remove", spec.text(), os.strerror(err))
+            log.error("(%s) cannot %s %s: %s", inst.name, verb, spec.text(), os.strerror(err))
 
-    def _sync(self, inst: Inst, before_ms: int | None, now: int, pkt: Any = None) -> None:
-        """Hand the instance's timing to the engine after a core call (see the module docstring)."""
-        core = inst.core
-        dl = core.next_deadline_ms
-        changed = dl != before_ms
-        st = core.state
-        eng = self.engine
-        if st is T.State.MASTER:
-            self._ensure_rendered(inst)
-            if changed or eng.mode(inst.slot) != "master":
-                assert dl is not None
-                eng.master(inst.slot, inst.cfg.advert_int_ms * 1000, dl * 1000)
-            return
-        if st is T.State.BACKUP and eng.fast_path:
-            if pkt is not None and changed and pkt.priority > 0 and core.master_src == pkt.src:
-                # The core followed this advert (S4); the same advert again would do nothing else.
-                if not core.preempt or pkt.priority >= core.priority:
-                    inst.follow = (pkt.src, pkt.priority, pkt.adver_int_ms)
-                else:
-                    inst.follow = None  # preempt_delay window: let the core see every advert
-            if inst.follow is not None and (not core.preempt or inst.follow[1] >= core.priority):
-                src, prio, interval = inst.follow
-                deadline = dl * 1000 if changed else eng.deadline(inst.slot)
-                eng.backup(inst.slot, src, prio, interval, core.master_down_interval_ms * 1000, deadline)
-                return
-            inst.follow = None
-        if changed or eng.mode(inst.slot) != "idle":
-            eng.timer(inst.slot, dl * 1000 if dl is not None else -1)
-
-    # --- events from the engine ----------------------------------------------------------------------------
-
-    def _handle(self, events: list, now: int) -> None:
-        now_ms = now // 1000
-        for ev in events:
-            inst = self.by_slot.get(ev[1])
-            if inst is None:
-                continue
-            core = inst.core
-            before = core.next_deadline_ms
-            try:
-                if ev[0] == _engine.EV_TIMER:
-                    # The engine fires up to 0.5 ms early (uvloop's 1 ms timers); the core must see the
-                    # deadline as reached. The engine slot is idle after a fire: always re-arm it.
-                    actions = core.on_timer(max(now_ms, -(-ev[2] // 1000)))
-                    before = _FIRED
-                    pkt = None
-                else:
-                    pkt = ev[2]
-                    adv = T.Advert(
-                        src=pkt.src,
-                        vrid=pkt.vrid,
-                        priority=pkt.priority,
-                        adver_int_ms=pkt.adver_int_ms,
-                        version=pkt.version,
-                        addresses=pkt.addresses,
-                        auth_type=pkt.auth_type,
-                    )
-                    actions = core.on_advert(adv, now_ms)
-                self._apply(inst, actions, now)
-                self._sync(inst, before, now, pkt)
-            except Exception:  # a bug in one instance must not stop the others' adverts
-                log.exception("(%s) internal error handling an event", inst.name)
+    # --- the loop: sockets and the one timer ---------------------------------------------------------------
 
     def _on_readable(self, link: Link) -> None:
         now = now_us()
@@ -424,7 +322,7 @@ class Daemon:
             log.warning("receive on %s failed: %s", link.ifname, exc)
             events = []
         if events:
-            self._handle(events, now)
+            self._guarded(self.driver.handle, events, now)
         self._after(now)
         got = self.engine.rx_stats(link.rx_id)["datagrams"]
         busy = got - link.last_datagrams > 1
@@ -446,30 +344,19 @@ class Daemon:
         self._timer = None
         self._timer_at = -1
         now = now_us()
-        events = self.engine.run(now)
-        if events:
-            self._handle(events, now)
-        now_ms = now // 1000
-        for inst in self.insts.values():
-            a = inst.announcer
-            if a.active:
-                dl = a.next_deadline_ms
-                if dl is not None and dl <= now_ms:
-                    frames = a.poll(now_ms)
-                    if frames:
-                        inst.sender.send(frames)
+        self._guarded(self.driver.tick, now)
         self._after(now)
+
+    def _guarded(self, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # a bug must not stop the adverts of every instance: log it and go on
+            log.exception("internal error in %s", getattr(fn, "__name__", fn))
 
     def _after(self, now: int) -> None:
         """Send what is queued, then re-arm the one loop timer to the earliest deadline."""
         self.engine.flush()
-        nd = self.engine.next_deadline()
-        for inst in self.insts.values():
-            a = inst.announcer
-            if a.active:
-                dl = a.next_deadline_ms
-                if dl is not None and (nd < 0 or dl * 1000 < nd):
-                    nd = dl * 1000
+        nd = self.driver.next_deadline()
         if nd < 0:
             return
         if self._timer is not None:
@@ -478,8 +365,7 @@ class Daemon:
             self._timer.cancel()
         # uvloop rounds to whole milliseconds and turns <0.5 ms into call_soon: keep a 1 ms floor
         # (VRRP-NOTES 0.4); the engine fires everything due within +0.5 ms.
-        delay = max(0.001, (nd - now) / 1e6)
-        self._timer = self.loop.call_later(delay, self._on_timer)
+        self._timer = self.loop.call_later(max(0.001, (nd - now) / 1e6), self._on_timer)
         self._timer_at = nd
 
     # --- link and address events -------------------------------------------------------------------------
@@ -491,12 +377,10 @@ class Daemon:
             return  # the initial dump: nothing changed
         now = now_us()
         for inst in self.insts.values():
-            if inst.link.ifindex == ifindex:
-                before = inst.core.next_deadline_ms
+            if inst.ifindex == ifindex:
                 if not up:
                     log.info("(%s) Interface %s is down", inst.name, ifname)
-                self._apply(inst, inst.core.set_fault(not up, now // 1000), now)
-                self._sync(inst, before, now)
+                self.driver.set_fault(inst, not up, now)
         self._after(now)
 
     def _on_addr(self, ifindex: int, family: int, address: str, prefixlen: int, added: bool) -> None:
@@ -504,45 +388,51 @@ class Daemon:
             return
         for inst in self.insts.values():
             if inst.holds_addresses and inst.core.state is T.State.MASTER:
-                for spec in inst.vips:
+                for spec in inst.io.vips:
                     if spec.ifindex == ifindex and spec.address == address:
-                        log.warning("(%s) %s/%d was removed while MASTER: putting it back", inst.name, address, prefixlen)
-                        self._spawn(self._addresses(inst, add=True))
+                        log.warning(
+                            "(%s) %s/%d was removed while MASTER: putting it back",
+                            inst.name,
+                            address,
+                            prefixlen,
+                        )
+                        self._spawn(self._addresses(inst, True))
                         return
 
     def _on_resync(self) -> None:
         for inst in self.insts.values():
             if inst.holds_addresses and inst.core.state is T.State.MASTER:
-                self._spawn(self._addresses(inst, add=True))
+                self._spawn(self._addresses(inst, True))
 
     # --- reload ------------------------------------------------------------------------------------------
 
     async def reload(self) -> None:
-        """SIGHUP: apply a new config; unchanged instances keep their state and their adverts, without a gap."""
+        """SIGHUP: apply a new config; unchanged instances keep their state and adverts, without a gap."""
         if self._reloading:
             return
         self._reloading = True
         try:
             new, problems, unsupported = cfgmod.check(self.config_path, self.config_id)
             if new is None:
-                log.error("reload refused: the new configuration has %d problem(s); keeping the running one",
-                          len(problems))
+                log.error(
+                    "reload refused: the new configuration has %d problem(s); keeping the running one",
+                    len(problems),
+                )
                 for p in problems:
                     log.error("%s", p)
                 return
             for note in unsupported:
                 log.warning("%s", note)
-            old_cfg = self.cfg
             self.cfg = new
             wanted = {i.name: i for i in new.instances}
             now = now_us()
             for name, inst in list(self.insts.items()):
                 nc = wanted.get(name)
-                if nc is not None and _fingerprint(nc) == _fingerprint(inst.cfg):
-                    inst.cfg = nc
+                if nc is not None and _fingerprint(nc) == _fingerprint(inst.io.cfg):
+                    inst.io.cfg = nc
                     continue
                 log.info("(%s) %s by reload", name, "changed" if nc is not None else "removed")
-                self._shutdown_instance(inst, now)
+                self.driver.shutdown(inst, now)
                 self._remove_instance(inst)
             self.engine.flush()
             await self._settle()
@@ -556,12 +446,12 @@ class Daemon:
                             log.error("%s", p)
             now = now_us()
             for inst in started:
-                self._apply(inst, inst.core.start(now // 1000), now)
-                self._sync(inst, None, now)
+                self.driver.start(inst, now)
             self._close_unused_links()
             self._after(now)
-            log.info("reloaded %s (%d instances, %d restarted)", self.config_path, len(self.insts), len(started))
-            del old_cfg
+            log.info(
+                "reloaded %s (%d instances, %d started)", self.config_path, len(self.insts), len(started)
+            )
         finally:
             self._reloading = False
 

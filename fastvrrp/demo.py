@@ -41,19 +41,38 @@ def _holders(lan: Lan, routers: Sequence[Router]) -> str:
     for r in routers:
         state = r.state() if r.alive() else "stopped"
         mark = "  <- holds " + VIP if r.ns in held else ""
-        parts.append(f"    {r.name.split('-')[0]:<4} {r.addr4:<12} prio {r.instances[0].priority:<4} {state or '?':<8}{mark}")
+        parts.append(
+            f"    {r.name.split('-')[0]:<4} {r.addr4:<12} prio {r.instances[0].priority:<4} "
+            f"{state or '?':<8}{mark}"
+        )
     return "\n".join(parts)
 
 
-def _timeline(out: Out, tap: WireTap, old: Router, new: Router, t_action: float, expected_ms: float, what: str,
-              timeout: float) -> dict[str, float | None]:
-    first = wait_for(lambda: tap.first_advert_from(new.addr4, 51, after=t_action), timeout=timeout,
-                     interval=0.005, what=f"{new.name} to advertise")
+def _timeline(
+    out: Out,
+    tap: WireTap,
+    old: Router,
+    new: Router,
+    t_action: float,
+    expected_ms: float,
+    what: str,
+    timeout: float,
+) -> dict[str, float | None]:
+    first = wait_for(
+        lambda: tap.first_advert_from(new.addr4, 51, after=t_action),
+        timeout=timeout,
+        interval=0.005,
+        what=f"{new.name} to advertise",
+    )
     last = tap.last_advert_from(old.addr4, 51, before=first.t)
     garp = None
     try:
-        garp = wait_for(lambda: tap.first_garp(VIP, after=first.t - 0.5), timeout=1.0, interval=0.005,
-                        what="gratuitous ARP")
+        garp = wait_for(
+            lambda: tap.first_garp(VIP, after=first.t - 0.5),
+            timeout=1.0,
+            interval=0.005,
+            what="gratuitous ARP",
+        )
     except TimeoutError:
         pass
     gap = None
@@ -71,8 +90,10 @@ def _timeline(out: Out, tap: WireTap, old: Router, new: Router, t_action: float,
     took = (first.t - base) * 1000
     dev = took - expected_ms
     verdict = out.c(GREEN, f"{dev:+.1f} ms") if abs(dev) <= 3 else out.c(YELLOW, f"{dev:+.1f} ms")
-    out.line(f"    {took:>9.1f} ms  {n} first advert as master (prio {first.priority})"
-             f"   {out.c(DIM, f'RFC {expected_ms:.1f} ms')} {verdict}")
+    out.line(
+        f"    {took:>9.1f} ms  {n} first advert as master (prio {first.priority})"
+        f"   {out.c(DIM, f'RFC {expected_ms:.1f} ms')} {verdict}"
+    )
     if garp is not None:
         out.line(f"    {(garp.t - base) * 1000:>9.1f} ms  {n} first gratuitous ARP for {VIP}")
     if gap is not None:
@@ -93,7 +114,9 @@ def run_demo(advert_int_ms: int = 100, color: bool = True) -> int:
         out.line(f"  bridge in {lan.switch}; routers r1 r2 r3 at 192.0.2.1-3, client at 192.0.2.50")
         out.line(f"  VRRPv3, VRID 51, VIP {VIP}, advert_int {a} ms; priorities {prios}")
         routers = [
-            lan.router(i + 1, "fastvrrp", [InstanceSpec(vrid=51, priority=p, advert_int_ms=a, vips=(f"{VIP}/24",))])
+            lan.router(
+                i + 1, "fastvrrp", [InstanceSpec(vrid=51, priority=p, advert_int_ms=a, vips=(f"{VIP}/24",))]
+            )
             for i, p in enumerate(prios)
         ]
         r1, r2, r3 = routers
@@ -109,14 +132,25 @@ def run_demo(advert_int_ms: int = 100, color: bool = True) -> int:
         tap = lan.tap().start()
         ping = lan.ping(VIP, interval_s=0.01)
         try:
-            wait_for(lambda: tap.ping_gap(VIP, time.time()) is None and len(tap.snapshot("ping")) > 5,
-                     timeout=5, what="pings flowing")
+            wait_for(
+                lambda: tap.ping_gap(VIP, time.time()) is None and len(tap.snapshot("ping")) > 5,
+                timeout=5,
+                what="pings flowing",
+            )
             out.head("1. the master crashes (SIGKILL, link cut)")
             t = time.time()
             r1.crash()
             r1.link_down()  # a dead box: its kernel stops answering for the VIP too
-            _timeline(out, tap, r1, r2, t, master_down_ms(100, a), "r1 killed, r2 takes over after "
-                      "Master_Down_Interval = 3 x A + skew", timeout=10)
+            _timeline(
+                out,
+                tap,
+                r1,
+                r2,
+                t,
+                master_down_ms(100, a),
+                "r1 killed, r2 takes over after Master_Down_Interval = 3 x A + skew",
+                timeout=10,
+            )
             r2.wait_state("MASTER", timeout=5)
             out.line(_holders(lan, routers))
 
@@ -124,8 +158,16 @@ def run_demo(advert_int_ms: int = 100, color: bool = True) -> int:
             time.sleep(3 * a / 1000)
             t = time.time()
             r2.link_down()
-            _timeline(out, tap, r2, r3, t, master_down_ms(50, a), "r2's link pulled: r2 goes to FAULT, r3 "
-                      "takes over after Master_Down_Interval", timeout=10)
+            _timeline(
+                out,
+                tap,
+                r2,
+                r3,
+                t,
+                master_down_ms(50, a),
+                "r2's link pulled: r2 goes to FAULT, r3 takes over after Master_Down_Interval",
+                timeout=10,
+            )
             r2.wait_state("FAULT", timeout=5)
             r3.wait_state("MASTER", timeout=5)
             out.line(_holders(lan, routers))
@@ -140,8 +182,16 @@ def run_demo(advert_int_ms: int = 100, color: bool = True) -> int:
             time.sleep(3 * a / 1000)
             t = time.time()
             r2.stop()
-            _timeline(out, tap, r2, r3, t, skew_ms(50, a), "r2 resigns with priority 0, r3 takes over after "
-                      "Skew_Time", timeout=10)
+            _timeline(
+                out,
+                tap,
+                r2,
+                r3,
+                t,
+                skew_ms(50, a),
+                "r2 resigns with priority 0, r3 takes over after Skew_Time",
+                timeout=10,
+            )
             r3.wait_state("MASTER", timeout=5)
             out.line(_holders(lan, routers))
         finally:

@@ -130,7 +130,11 @@ def test_preempt_delay_postpones_takeover(lab):
     low = lan.router(1, "fastvrrp", [spec(100)])
     low.start()
     low.wait_state("MASTER", timeout=10)
-    high = lan.router(2, "fastvrrp", [spec(200)], )
+    high = lan.router(
+        2,
+        "fastvrrp",
+        [spec(200)],
+    )
     high.instances = [spec(200)]
     high.global_lines = []
     # preempt_delay 2 s: the higher priority node waits that long before taking over.
@@ -225,7 +229,7 @@ def test_reload_keeps_unchanged_instances_advertising(lab):
         wait_for(lambda: tap.adverts(52, m.addr4), timeout=5, what="the new instance advertising")
         time.sleep(5 * A / 1000)
         times = [e.t for e in tap.adverts(51, m.addr4, after=t - 1)]
-        gaps = [b - a for a, b in zip(times, times[1:])]
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
         assert max(gaps) < 1.5 * A / 1000, gaps
         assert m.transitions("VI_51").count("MASTER") == 1
         # A broken config is refused and the running one stays in charge.

@@ -1,0 +1,254 @@
+"""The glue between the compiled engine and the sans-I/O core, with no I/O of its own.
+
+`Driver` hands what the engine cannot settle to the core (`VrrpInstance`), applies the actions the core
+returns (adverts through the engine, everything else through a `Port`), and hands the timing back to the
+engine. The daemon supplies a Port that talks to netlink and AF_PACKET sockets; the simulation tests supply
+one that records, and run the same Driver on capture-mode engines under a virtual clock - with the fast path
+on and off, which must give the same transitions and the same packets.
+
+The fast path (STYLE.md): while an instance is MASTER the engine sends its pre-rendered adverts itself; while
+it is BACKUP and follows a master, the engine pushes the Master_Down deadline for every advert repeating the
+master's (source, priority, interval) and hands up only changes. The core's own deadline goes stale while the
+engine owns the timing, so after each core call the driver pushes the core's deadline to the engine only if
+the call changed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fastvrrp import _engine, _wire
+from fastvrrp.core import types as T
+from fastvrrp.core.instance import VrrpInstance
+from fastvrrp.io.announce import AnnounceSchedule
+
+_FIRED = -2  # "the deadline changed": after a fire the engine slot holds no deadline
+
+
+@dataclass(eq=False)
+class Inst:
+    """A running instance as the driver sees it."""
+
+    name: str
+    core: VrrpInstance
+    slot: int
+    tx_id: int
+    ifindex: int
+    adver_int_ms: int
+    dests: list[bytes]  # the multicast group, or each unicast peer
+    templates: list[_wire.AdvertTemplate]  # one per destination
+    announcer: AnnounceSchedule
+    io: Any = None  # what the Port keeps per instance (netlink batches, frame sender ...)
+    rendered: tuple[int, int] = (-1, -1)
+    follow: tuple[bytes, int, int] | None = None  # (src, priority, interval) the backup fast path matches
+    holds_addresses: bool = False
+    last_change: T.StateChanged | None = None
+
+
+class Port(Protocol):
+    """The I/O the driver asks for; every call returns at once (the work may finish later)."""
+
+    def addresses(self, inst: Inst, add: bool) -> None: ...
+    def announce(self, inst: Inst, frames: list[bytes]) -> None: ...
+    def transition(self, inst: Inst, change: T.StateChanged) -> None: ...
+
+
+def make_templates(
+    *,
+    version: int,
+    family: int,
+    vrid: int,
+    priority: int,
+    adver_int_ms: int,
+    addresses: Iterable[bytes],
+    src: bytes,
+    dests: Iterable[bytes],
+    auth_type: int = 0,
+    auth_data: bytes = b"",
+    checksum_form: int = _wire.CS_PSEUDO,
+) -> list[_wire.AdvertTemplate]:
+    """One template per destination: a v3 IPv4 pseudo-header covers the destination (VRRP-NOTES P2)."""
+    addrs = list(addresses)
+    return [
+        _wire.AdvertTemplate(
+            version=version,
+            family=family,
+            vrid=vrid,
+            priority=priority,
+            adver_int_ms=adver_int_ms,
+            addresses=addrs,
+            src=src,
+            dst=d,
+            auth_type=auth_type,
+            auth_data=auth_data,
+            checksum_form=checksum_form,
+        )
+        for d in dests
+    ]
+
+
+@dataclass(eq=False)
+class Driver:
+    engine: _engine.Engine
+    port: Port
+    insts: dict[int, Inst] = field(default_factory=dict)  # by engine slot
+
+    # --- instances ---------------------------------------------------------------------------------------
+
+    def add(self, inst: Inst) -> None:
+        self.insts[inst.slot] = inst
+
+    def remove(self, inst: Inst) -> None:
+        self.engine.remove_slot(inst.slot)
+        del self.insts[inst.slot]
+
+    def start(self, inst: Inst, now: int) -> None:
+        self._call(inst, now, inst.core.start)
+
+    def shutdown(self, inst: Inst, now: int) -> None:
+        """S10 for a master (priority 0, addresses removed), S5 for a backup; the slot goes quiet."""
+        self._apply(inst, inst.core.shutdown(now // 1000), now)
+        inst.announcer.stop()
+        self.engine.timer(inst.slot, -1)
+
+    def set_fault(self, inst: Inst, faulty: bool, now: int) -> None:
+        self._call(inst, now, lambda now_ms: inst.core.set_fault(faulty, now_ms))
+
+    def set_priority(self, inst: Inst, effective: int, now: int) -> None:
+        self._call(inst, now, lambda now_ms: inst.core.set_priority(effective, now_ms))
+
+    def _call(self, inst: Inst, now: int, fn: Any) -> None:
+        before = inst.core.next_deadline_ms
+        self._apply(inst, fn(now // 1000), now)
+        self._sync(inst, before, now)
+
+    # --- events ------------------------------------------------------------------------------------------
+
+    def handle(self, events: list, now: int) -> None:
+        """Events from engine.run() / receive(): due deadlines, and adverts the fast path did not take."""
+        now_ms = now // 1000
+        for ev in events:
+            inst = self.insts.get(ev[1])
+            if inst is None:
+                continue
+            core = inst.core
+            before = core.next_deadline_ms
+            if ev[0] == _engine.EV_TIMER:
+                # The engine fires up to 0.5 ms early (uvloop's 1 ms timers): the core must see the deadline
+                # as reached. After a fire the engine slot holds no deadline: always re-arm it.
+                actions = core.on_timer(max(now_ms, -(-ev[2] // 1000)))
+                before = _FIRED
+                pkt = None
+            else:
+                pkt = ev[2]
+                adv = T.Advert(
+                    src=pkt.src,
+                    vrid=pkt.vrid,
+                    priority=pkt.priority,
+                    adver_int_ms=pkt.adver_int_ms,
+                    version=pkt.version,
+                    addresses=pkt.addresses,
+                    auth_type=pkt.auth_type,
+                )
+                actions = core.on_advert(adv, now_ms)
+            self._apply(inst, actions, now)
+            self._sync(inst, before, now, pkt)
+
+    def tick(self, now: int) -> None:
+        """The loop timer fired: due engine deadlines, then due announcements."""
+        events = self.engine.run(now)
+        if events:
+            self.handle(events, now)
+        now_ms = now // 1000
+        for inst in self.insts.values():
+            a = inst.announcer
+            if a.active:
+                dl = a.next_deadline_ms
+                if dl is not None and dl <= now_ms:
+                    frames = a.poll(now_ms)
+                    if frames:
+                        self.port.announce(inst, frames)
+
+    def next_deadline(self) -> int:
+        """The earliest deadline in microseconds (engine slots and announcements), -1 if none."""
+        nd = self.engine.next_deadline()
+        for inst in self.insts.values():
+            a = inst.announcer
+            if a.active:
+                dl = a.next_deadline_ms
+                if dl is not None and (nd < 0 or dl * 1000 < nd):
+                    nd = dl * 1000
+        return nd
+
+    # --- applying the core's actions ---------------------------------------------------------------------
+
+    def _render(self, inst: Inst, priority: int) -> list[tuple[bytes, int, bytes]]:
+        interval = inst.adver_int_ms
+        return [
+            (d, inst.ifindex, t.render(priority, interval))
+            for d, t in zip(inst.dests, inst.templates, strict=True)
+        ]
+
+    def _ensure_rendered(self, inst: Inst) -> None:
+        key = (inst.core.priority, inst.adver_int_ms)
+        if inst.rendered != key:
+            self.engine.set_adverts(inst.slot, inst.tx_id, self._render(inst, inst.core.priority))
+            inst.rendered = key
+
+    def _apply(self, inst: Inst, actions: Iterable[T.Action], now: int) -> None:
+        for a in actions:
+            if isinstance(a, T.SendAdvert):
+                if a.priority == inst.core.priority:
+                    self._ensure_rendered(inst)
+                    self.engine.send_now(inst.slot)
+                else:  # priority 0 (resigning): a one-off rendering
+                    for dest, ifindex, msg in self._render(inst, a.priority):
+                        self.engine.send_raw(inst.tx_id, dest, ifindex, msg)
+            elif isinstance(a, T.Announce):
+                frames = inst.announcer.became_master(now // 1000)
+                if frames:
+                    self.port.announce(inst, frames)
+            elif isinstance(a, T.AddAddresses):
+                inst.holds_addresses = True
+                self.port.addresses(inst, True)
+            elif isinstance(a, T.RemoveAddresses):
+                inst.announcer.stop()
+                if inst.holds_addresses:
+                    self.port.addresses(inst, False)
+                inst.holds_addresses = False
+            elif isinstance(a, T.StateChanged):
+                inst.follow = None
+                inst.last_change = a
+                self.port.transition(inst, a)
+
+    def _sync(self, inst: Inst, before_ms: int | None, now: int, pkt: Any = None) -> None:
+        """Hand the instance's timing to the engine after a core call (see the module docstring)."""
+        core = inst.core
+        dl = core.next_deadline_ms
+        changed = dl != before_ms
+        st = core.state
+        eng = self.engine
+        if st is T.State.MASTER:
+            self._ensure_rendered(inst)
+            if changed or eng.mode(inst.slot) != "master":
+                assert dl is not None
+                eng.master(inst.slot, inst.adver_int_ms * 1000, dl * 1000)
+            return
+        if st is T.State.BACKUP and eng.fast_path:
+            if pkt is not None and changed and pkt.priority > 0 and core.master_src == pkt.src:
+                # The core followed this advert (S4); the same advert again would do nothing else - unless
+                # it is a lower priority followed only for preempt_delay: then the core sees every one.
+                lower = core.preempt and pkt.priority < core.priority
+                inst.follow = None if lower else (pkt.src, pkt.priority, pkt.adver_int_ms)
+            if inst.follow is not None and (not core.preempt or inst.follow[1] >= core.priority):
+                src, prio, interval = inst.follow
+                deadline = dl * 1000 if (changed and dl is not None) else eng.deadline(inst.slot)
+                eng.backup(inst.slot, src, prio, interval, core.master_down_interval_ms * 1000, deadline)
+                return
+            inst.follow = None
+        if changed:
+            eng.timer(inst.slot, dl * 1000 if dl is not None else -1)
+        elif eng.mode(inst.slot) != "idle":
+            eng.timer(inst.slot, eng.deadline(inst.slot))  # leave the fast path, keep its current deadline
