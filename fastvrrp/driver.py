@@ -104,41 +104,41 @@ class Driver:
         self.engine.remove_slot(inst.slot)
         del self.insts[inst.slot]
 
-    def start(self, inst: Inst, now: int) -> None:
-        self._call(inst, now, inst.core.start)
+    def start(self, inst: Inst, now_us: int) -> None:
+        self._call(inst, now_us, inst.core.start)
 
-    def shutdown(self, inst: Inst, now: int) -> None:
+    def shutdown(self, inst: Inst, now_us: int) -> None:
         """S10 for a master (priority 0, addresses removed), S5 for a backup; the slot goes quiet."""
-        self._apply(inst, inst.core.shutdown(now // 1000), now)
+        self._apply(inst, inst.core.shutdown(now_us), now_us)
         inst.announcer.stop()
         self.engine.timer(inst.slot, -1)
 
-    def set_fault(self, inst: Inst, faulty: bool, now: int) -> None:
-        self._call(inst, now, lambda now_ms: inst.core.set_fault(faulty, now_ms))
+    def set_fault(self, inst: Inst, faulty: bool, now_us: int) -> None:
+        self._call(inst, now_us, lambda t: inst.core.set_fault(faulty, t))
 
-    def set_priority(self, inst: Inst, effective: int, now: int) -> None:
-        self._call(inst, now, lambda now_ms: inst.core.set_priority(effective, now_ms))
+    def set_priority(self, inst: Inst, effective: int, now_us: int) -> None:
+        self._call(inst, now_us, lambda t: inst.core.set_priority(effective, t))
 
-    def _call(self, inst: Inst, now: int, fn: Any) -> None:
-        before = inst.core.next_deadline_ms
-        self._apply(inst, fn(now // 1000), now)
-        self._sync(inst, before, now)
+    def _call(self, inst: Inst, now_us: int, fn: Any) -> None:
+        before = inst.core.next_deadline_us
+        self._apply(inst, fn(now_us), now_us)
+        self._sync(inst, before, now_us)
 
     # --- events ------------------------------------------------------------------------------------------
 
-    def handle(self, events: list, now: int) -> None:
+    def handle(self, events: list, now_us: int) -> None:
         """Events from engine.run() / receive(): due deadlines, and adverts the fast path did not take."""
-        now_ms = now // 1000
         for ev in events:
             inst = self.insts.get(ev[1])
             if inst is None:
                 continue
             core = inst.core
-            before = core.next_deadline_ms
+            before = core.next_deadline_us
             if ev[0] == _engine.EV_TIMER:
                 # The engine fires up to 0.5 ms early (uvloop's 1 ms timers): the core must see the deadline
-                # as reached. After a fire the engine slot holds no deadline: always re-arm it.
-                actions = core.on_timer(max(now_ms, -(-ev[2] // 1000)))
+                # as reached, and re-arms from it as the engine's master fast path does. After a fire the
+                # engine slot holds no deadline: always re-arm it.
+                actions = core.on_timer(max(now_us, ev[2]))
                 before = _FIRED
                 pkt = None
             else:
@@ -152,16 +152,16 @@ class Driver:
                     addresses=pkt.addresses,
                     auth_type=pkt.auth_type,
                 )
-                actions = core.on_advert(adv, now_ms)
-            self._apply(inst, actions, now)
-            self._sync(inst, before, now, pkt)
+                actions = core.on_advert(adv, now_us)
+            self._apply(inst, actions, now_us)
+            self._sync(inst, before, now_us, pkt)
 
-    def tick(self, now: int) -> None:
+    def tick(self, now_us: int) -> None:
         """The loop timer fired: due engine deadlines, then due announcements."""
-        events = self.engine.run(now)
+        events = self.engine.run(now_us)
         if events:
-            self.handle(events, now)
-        now_ms = now // 1000
+            self.handle(events, now_us)
+        now_ms = now_us // 1000  # the announcement schedule (io/announce.py) works in ms
         for inst in self.insts.values():
             a = inst.announcer
             if a.active:
@@ -197,7 +197,7 @@ class Driver:
             self.engine.set_adverts(inst.slot, inst.tx_id, self._render(inst, inst.core.priority))
             inst.rendered = key
 
-    def _apply(self, inst: Inst, actions: Iterable[T.Action], now: int) -> None:
+    def _apply(self, inst: Inst, actions: Iterable[T.Action], now_us: int) -> None:
         for a in actions:
             if isinstance(a, T.SendAdvert):
                 if a.priority == inst.core.priority:
@@ -207,7 +207,7 @@ class Driver:
                     for dest, ifindex, msg in self._render(inst, a.priority):
                         self.engine.send_raw(inst.tx_id, dest, ifindex, msg)
             elif isinstance(a, T.Announce):
-                frames = inst.announcer.became_master(now // 1000)
+                frames = inst.announcer.became_master(now_us // 1000)
                 if frames:
                     self.port.announce(inst, frames)
             elif isinstance(a, T.AddAddresses):
@@ -223,18 +223,19 @@ class Driver:
                 inst.last_change = a
                 self.port.transition(inst, a)
 
-    def _sync(self, inst: Inst, before_ms: int | None, now: int, pkt: Any = None) -> None:
-        """Hand the instance's timing to the engine after a core call (see the module docstring)."""
+    def _sync(self, inst: Inst, before_us: int | None, now_us: int, pkt: Any = None) -> None:
+        """Hand the instance's timing to the engine after a core call (see the module docstring). Core and
+        engine both keep microseconds, so deadlines pass through unchanged."""
         core = inst.core
-        dl = core.next_deadline_ms
-        changed = dl != before_ms
+        dl = core.next_deadline_us
+        changed = dl != before_us
         st = core.state
         eng = self.engine
         if st is T.State.MASTER:
             self._ensure_rendered(inst)
             if changed or eng.mode(inst.slot) != "master":
                 assert dl is not None
-                eng.master(inst.slot, inst.adver_int_ms * 1000, dl * 1000)
+                eng.master(inst.slot, core.adver_int_us, dl)
             return
         if st is T.State.BACKUP and eng.fast_path:
             if pkt is not None and changed and pkt.priority > 0 and core.master_src == pkt.src:
@@ -244,11 +245,11 @@ class Driver:
                 inst.follow = None if lower else (pkt.src, pkt.priority, pkt.adver_int_ms)
             if inst.follow is not None and (not core.preempt or inst.follow[1] >= core.priority):
                 src, prio, interval = inst.follow
-                deadline = dl * 1000 if (changed and dl is not None) else eng.deadline(inst.slot)
-                eng.backup(inst.slot, src, prio, interval, core.master_down_interval_ms * 1000, deadline)
+                deadline = dl if (changed and dl is not None) else eng.deadline(inst.slot)
+                eng.backup(inst.slot, src, prio, interval, core.master_down_interval_us, deadline)
                 return
             inst.follow = None
         if changed:
-            eng.timer(inst.slot, dl * 1000 if dl is not None else -1)
+            eng.timer(inst.slot, dl if dl is not None else -1)
         elif eng.mode(inst.slot) != "idle":
             eng.timer(inst.slot, eng.deadline(inst.slot))  # leave the fast path, keep its current deadline

@@ -1,8 +1,9 @@
-"""The sans-I/O VRRP protocol core: no clock, no socket, no asyncio. Every call takes now_ms."""
+"""The sans-I/O VRRP protocol core: no clock, no socket, no asyncio. Every call takes now_us
+(integer monotonic microseconds)."""
 
 from .errors import LocalProtocolError
 from .instance import TRANSITIONS, Transition, VrrpInstance
-from .timers import master_down_interval_ms, skew_ms
+from .timers import master_down_interval_us, skew_us
 from .types import (
     Action,
     AddAddresses,
@@ -31,6 +32,6 @@ __all__ = [
     "Stats",
     "Transition",
     "VrrpInstance",
-    "master_down_interval_ms",
-    "skew_ms",
+    "master_down_interval_us",
+    "skew_us",
 ]

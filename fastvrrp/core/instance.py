@@ -1,9 +1,11 @@
 """One VRRP virtual router, sans I/O: RFC 5798 section 6 (v3) and RFC 3768 section 6 (v2) plus keepalived's
 extensions (nopreempt, preempt_delay, tracked priority, FAULT).
 
-The instance never reads a clock and never sends: every input takes `now_ms` (monotonic integer milliseconds)
+The instance never reads a clock and never sends: every input takes `now_us` (monotonic integer microseconds)
 and returns the list of actions the driver applies in order; the driver re-arms one timer at
-`next_deadline_ms` and calls `on_timer` when it is due.
+`next_deadline_us` and calls `on_timer` when it is due. Configuration intervals are in ms (InstanceConfig, as
+keepalived.conf gives them); every time the instance keeps - deadlines, Skew_Time, Master_Down_Interval,
+Master_Adver_Interval - is in integer microseconds, the unit of the engine's deadlines (timers.py).
 
 How the module reads (STYLE habit 3):
 - `TRANSITIONS` lists every state change with its trigger, guard and RFC rule, plus the in-state reactions
@@ -35,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import LocalProtocolError
-from .timers import master_down_interval_ms, skew_ms
+from .timers import US_PER_MS, master_down_interval_us, skew_us
 from .types import (
     Action,
     AddAddresses,
@@ -128,41 +130,45 @@ class VrrpInstance:
         # keepalived clears nopreempt and preempt_delay under `state MASTER`; an owner always preempts
         # (RFC 5798 6.4.2 / S11).
         self.preempt: bool = config.preempt or config.start_master or self.owner
-        self.preempt_delay_ms: int = 0 if (config.start_master or self.owner) else config.preempt_delay_ms
-        self.master_adver_interval_ms: int = config.adver_int_ms
-        self.skew_ms: int = 0
-        self.master_down_interval_ms: int = 0
+        # The configuration is in ms (what keepalived.conf gives); the core converts once and then works in
+        # us, the unit of the engine's deadlines, so both agree to the microsecond.
+        self.adver_int_us: int = config.adver_int_ms * US_PER_MS  # our own Advertisement_Interval
+        delay_ms = 0 if (config.start_master or self.owner) else config.preempt_delay_ms
+        self.preempt_delay_us: int = delay_ms * US_PER_MS
+        self.master_adver_interval_us: int = self.adver_int_us
+        self.skew_us: int = 0
+        self.master_down_interval_us: int = 0
         self._recompute_timers()
         self.master_src: bytes | None = None  # the current master's primary address (ours while MASTER)
         self.master_priority: int | None = None  # the priority it advertised last
         self.stats = Stats()
         self.faulty = False
         self._deadline: int | None = None
-        self._preempt_at_ms: int | None = None  # preempt_delay: discard lower-priority adverts from then on
-        self._last_s9_ms: int | None = None
-        self._s9_min_ms = config.s9_reply_min_ms or config.adver_int_ms
+        self._preempt_at_us: int | None = None  # preempt_delay: discard lower-priority adverts from then on
+        self._last_s9_us: int | None = None
+        self._s9_min_us = (config.s9_reply_min_ms or config.adver_int_ms) * US_PER_MS
         self._addresses = frozenset(config.addresses)
         self._own_addr = _addr_int(config.primary_ip)
 
     # --- public API ----------------------------------------------------------------------------------------
 
     @property
-    def next_deadline_ms(self) -> int | None:
+    def next_deadline_us(self) -> int | None:
         """When on_timer must be called next (Adver_Timer while MASTER, Master_Down_Timer while BACKUP)."""
         return self._deadline
 
-    def start(self, now_ms: int) -> list[Action]:
+    def start(self, now_us: int) -> list[Action]:
         if self.state is not INIT:
             raise LocalProtocolError(f"{self.config.name}: start() in state {self.state.name}")
-        return self._dispatch(START, now_ms)
+        return self._dispatch(START, now_us)
 
-    def on_timer(self, now_ms: int) -> list[Action]:
+    def on_timer(self, now_us: int) -> list[Action]:
         # An early or spurious wake-up (the driver's timer fired for another instance) changes nothing.
-        if self._deadline is None or now_ms < self._deadline:
+        if self._deadline is None or now_us < self._deadline:
             return []
-        return self._dispatch(TIMER, now_ms)
+        return self._dispatch(TIMER, now_us)
 
-    def on_advert(self, adv: Advert, now_ms: int) -> list[Action]:
+    def on_advert(self, adv: Advert, now_us: int) -> list[Action]:
         """A received advert that passed wire validation. Adverts that make no sense to us are dropped and
         counted here (remote faults never raise)."""
         st = self.stats
@@ -196,14 +202,14 @@ class VrrpInstance:
         if adv.priority == RESIGN_PRIORITY:
             st.priority_zero_rx += 1
         self._last_adv = adv
-        return self._dispatch(ADVERT, now_ms)
+        return self._dispatch(ADVERT, now_us)
 
-    def shutdown(self, now_ms: int) -> list[Action]:
+    def shutdown(self, now_us: int) -> list[Action]:
         if self.state is INIT:
             return []
-        return self._dispatch(SHUTDOWN, now_ms)
+        return self._dispatch(SHUTDOWN, now_us)
 
-    def set_fault(self, faulty: bool, now_ms: int) -> list[Action]:
+    def set_fault(self, faulty: bool, now_us: int) -> list[Action]:
         """keepalived FAULT: an interface or an unweighted tracker is down. In INIT the flag is remembered and
         start() goes to FAULT."""
         if faulty == self.faulty:
@@ -212,10 +218,10 @@ class VrrpInstance:
         if self.state is INIT:
             return []
         if faulty:
-            return self._dispatch(FAULT_ON, now_ms)
-        return self._dispatch(FAULT_OFF, now_ms)
+            return self._dispatch(FAULT_ON, now_us)
+        return self._dispatch(FAULT_OFF, now_us)
 
-    def set_priority(self, effective: int, now_ms: int) -> list[Action]:
+    def set_priority(self, effective: int, now_us: int) -> list[Action]:
         """The effective priority from tracking (the caller clamps it to 1-254). A master carries it in its
         next advert (S6); a backup uses it for its next Skew_Time and for the S4 preemption check."""
         if self.owner:
@@ -232,14 +238,14 @@ class VrrpInstance:
 
     # --- dispatch and transitions ---------------------------------------------------------------------------
 
-    def _dispatch(self, trigger: str, now_ms: int) -> list[Action]:
+    def _dispatch(self, trigger: str, now_us: int) -> list[Action]:
         handler = _DISPATCH.get((self.state, trigger))
         if handler is None:
             return []
-        return handler(self, now_ms)
+        return handler(self, now_us)
 
     def _go(
-        self, new: State, trigger: str, reason: str, now_ms: int, pre: list[Action] | None = None
+        self, new: State, trigger: str, reason: str, now_us: int, pre: list[Action] | None = None
     ) -> list[Action]:
         old = self.state
         if (old, trigger, new) not in _LEGAL:
@@ -248,7 +254,7 @@ class VrrpInstance:
         if old is MASTER:
             actions.append(RemoveAddresses())  # exit action of MASTER
         self.state = new
-        actions.extend(_ENTRY[new](self, now_ms))
+        actions.extend(_ENTRY[new](self, now_us))
         actions.append(StateChanged(old, new, reason))
         return actions
 
@@ -261,98 +267,99 @@ class VrrpInstance:
     def _recompute_timers(self) -> None:
         # RFC 5798 6.1 / RFC 9568: Skew_Time follows the local priority and Master_Adver_Interval.
         v = self.config.version
-        self.skew_ms = skew_ms(v, self.priority, self.master_adver_interval_ms)
-        self.master_down_interval_ms = master_down_interval_ms(
-            v, self.priority, self.master_adver_interval_ms
+        self.skew_us = skew_us(v, self.priority, self.master_adver_interval_us)
+        self.master_down_interval_us = master_down_interval_us(
+            v, self.priority, self.master_adver_interval_us
         )
 
     def _learn_interval(self, adv: Advert) -> None:
         # v3 backups adopt the master's interval (RFC 5798 6.4.2); v2 intervals match by the 7.1 check.
-        if self.config.version == 3 and adv.adver_int_ms != self.master_adver_interval_ms:
-            self.master_adver_interval_ms = adv.adver_int_ms
+        mai_us = adv.adver_int_ms * US_PER_MS
+        if self.config.version == 3 and mai_us != self.master_adver_interval_us:
+            self.master_adver_interval_us = mai_us
             self._recompute_timers()
 
     # --- entry actions --------------------------------------------------------------------------------------
 
-    def _enter_init(self, now_ms: int) -> list[Action]:
+    def _enter_init(self, now_us: int) -> list[Action]:
         self._deadline = None
         self.master_src = self.master_priority = None
-        self._preempt_at_ms = None
+        self._preempt_at_us = None
         return []
 
-    def _enter_backup(self, now_ms: int) -> list[Action]:
+    def _enter_backup(self, now_us: int) -> list[Action]:
         self.stats.became_backup += 1
-        self._deadline = now_ms + self.master_down_interval_ms
+        self._deadline = now_us + self.master_down_interval_us
         return []
 
-    def _enter_master(self, now_ms: int) -> list[Action]:
+    def _enter_master(self, now_us: int) -> list[Action]:
         # RFC 5798 6.4.1 / 6.4.2 (S1, S2): send an advert, announce every VIP, arm Adver_Timer.
         self.stats.became_master += 1
-        self.master_adver_interval_ms = self.config.adver_int_ms
+        self.master_adver_interval_us = self.adver_int_us
         self._recompute_timers()
         self.master_src, self.master_priority = self.config.primary_ip, self.priority
-        self._preempt_at_ms = None
-        self._last_s9_ms = None
-        self._deadline = now_ms + self.config.adver_int_ms
+        self._preempt_at_us = None
+        self._last_s9_us = None
+        self._deadline = now_us + self.adver_int_us
         return [self._send(self.priority), AddAddresses(), Announce()]
 
-    def _enter_fault(self, now_ms: int) -> list[Action]:
+    def _enter_fault(self, now_us: int) -> list[Action]:
         self.stats.became_fault += 1
         self._deadline = None
         self.master_src = self.master_priority = None
-        self._preempt_at_ms = None
+        self._preempt_at_us = None
         return []
 
     # --- per-state handlers --------------------------------------------------------------------------------
 
-    def _startup(self, trigger: str, now_ms: int) -> list[Action]:
+    def _startup(self, trigger: str, now_us: int) -> list[Action]:
         # RFC 5798 6.4.1: the owner becomes master at once; everyone else waits as a backup with
         # Master_Adver_Interval = Advertisement_Interval.
         if trigger == START and self.faulty:
-            return self._go(FAULT, START, "startup with a fault set", now_ms)
+            return self._go(FAULT, START, "startup with a fault set", now_us)
         if self.owner:
-            return self._go(MASTER, trigger, "address owner (priority 255)", now_ms)
-        self.master_adver_interval_ms = self.config.adver_int_ms
+            return self._go(MASTER, trigger, "address owner (priority 255)", now_us)
+        self.master_adver_interval_us = self.adver_int_us
         self._recompute_timers()
-        actions = self._go(BACKUP, trigger, "startup" if trigger == START else "fault cleared", now_ms)
-        if self.preempt and self.preempt_delay_ms:
+        actions = self._go(BACKUP, trigger, "startup" if trigger == START else "fault cleared", now_us)
+        if self.preempt and self.preempt_delay_us:
             # keepalived preempt_delay: delays the first takeover after startup, too.
-            self._preempt_at_ms = now_ms + self.preempt_delay_ms
+            self._preempt_at_us = now_us + self.preempt_delay_us
             assert self._deadline is not None
-            self._deadline += self.preempt_delay_ms
+            self._deadline += self.preempt_delay_us
         return actions
 
-    def _init_start(self, now_ms: int) -> list[Action]:
-        return self._startup(START, now_ms)
+    def _init_start(self, now_us: int) -> list[Action]:
+        return self._startup(START, now_us)
 
-    def _fault_recover(self, now_ms: int) -> list[Action]:
-        return self._startup(FAULT_OFF, now_ms)
+    def _fault_recover(self, now_us: int) -> list[Action]:
+        return self._startup(FAULT_OFF, now_us)
 
-    def _backup_timer(self, now_ms: int) -> list[Action]:
-        return self._go(MASTER, TIMER, "master down timer expired", now_ms)  # S2
+    def _backup_timer(self, now_us: int) -> list[Action]:
+        return self._go(MASTER, TIMER, "master down timer expired", now_us)  # S2
 
-    def _backup_advert(self, now_ms: int) -> list[Action]:
+    def _backup_advert(self, now_us: int) -> list[Action]:
         adv = self._last_adv
         if adv.priority == RESIGN_PRIORITY:
             # S3: the master resigns; take over after Skew_Time only, so the best backup wins.
-            self._deadline = now_ms + self.skew_ms
+            self._deadline = now_us + self.skew_us
             return []
         if self.preempt and adv.priority < self.priority:
             # S4: with preemption a lower-priority master is ignored and the Master_Down_Timer runs out.
-            if self.preempt_delay_ms:
-                if self._preempt_at_ms is None:
-                    self._preempt_at_ms = now_ms + self.preempt_delay_ms
-                if now_ms < self._preempt_at_ms:
+            if self.preempt_delay_us:
+                if self._preempt_at_us is None:
+                    self._preempt_at_us = now_us + self.preempt_delay_us
+                if now_us < self._preempt_at_us:
                     # keepalived preempt_delay: keep following the lower master until the delay is over.
                     self.stats.preempt_delayed += 1
-                    return self._follow(adv, now_ms)
+                    return self._follow(adv, now_us)
             self.stats.preempt_discard += 1
             return []
         if adv.priority >= self.priority:
-            self._preempt_at_ms = None  # nothing to preempt any more; a later lower master restarts the delay
-        return self._follow(adv, now_ms)
+            self._preempt_at_us = None  # nothing to preempt any more; a later lower master restarts the delay
+        return self._follow(adv, now_us)
 
-    def _follow(self, adv: Advert, now_ms: int) -> list[Action]:
+    def _follow(self, adv: Advert, now_us: int) -> list[Action]:
         # S4: adopt the master's interval, recompute the timers, reset Master_Down_Timer.
         if (
             self._deadline is not None
@@ -366,33 +373,34 @@ class VrrpInstance:
             # time out between the better master's adverts; found by the simulated LAN as an endless
             # flap with nopreempt backups and mixed v3 intervals. Deviation from S4: such an advert may
             # only push the timer later, never earlier, and teaches no interval.
-            mai = adv.adver_int_ms if self.config.version == 3 else self.master_adver_interval_ms
-            down = master_down_interval_ms(self.config.version, self.priority, mai)
-            if now_ms + down < self._deadline:
+            v3 = self.config.version == 3
+            mai_us = adv.adver_int_ms * US_PER_MS if v3 else self.master_adver_interval_us
+            down = master_down_interval_us(self.config.version, self.priority, mai_us)
+            if now_us + down < self._deadline:
                 self.stats.lower_master_held += 1
                 return []
         self._learn_interval(adv)
         self.master_src, self.master_priority = adv.src, adv.priority
-        self._deadline = now_ms + self.master_down_interval_ms
+        self._deadline = now_us + self.master_down_interval_us
         return []
 
-    def _backup_shutdown(self, now_ms: int) -> list[Action]:
-        return self._go(INIT, SHUTDOWN, "shutdown", now_ms)  # S5: no advert
+    def _backup_shutdown(self, now_us: int) -> list[Action]:
+        return self._go(INIT, SHUTDOWN, "shutdown", now_us)  # S5: no advert
 
-    def _backup_fault(self, now_ms: int) -> list[Action]:
-        return self._go(FAULT, FAULT_ON, "fault", now_ms)
+    def _backup_fault(self, now_us: int) -> list[Action]:
+        return self._go(FAULT, FAULT_ON, "fault", now_us)
 
-    def _master_timer(self, now_ms: int) -> list[Action]:
+    def _master_timer(self, now_us: int) -> list[Action]:
         # S6: periodic advert with the current (effective) priority.
-        self._deadline = now_ms + self.config.adver_int_ms
+        self._deadline = now_us + self.adver_int_us
         return [self._send(self.priority)]
 
-    def _master_advert(self, now_ms: int) -> list[Action]:
+    def _master_advert(self, now_us: int) -> list[Action]:
         adv = self._last_adv
         cfg = self.config
         if adv.priority == RESIGN_PRIORITY:
             # S7: a peer master resigned; assert ourselves at once and re-arm Adver_Timer.
-            self._deadline = now_ms + cfg.adver_int_ms
+            self._deadline = now_us + self.adver_int_us
             return [self._send(self.priority)]
         higher = adv.priority > self.priority
         if higher or (adv.priority == self.priority and _addr_int(adv.src) > self._own_addr):
@@ -401,7 +409,7 @@ class VrrpInstance:
             if higher and cfg.higher_prio_send_advert:
                 pre.append(self._send(self.priority))  # keepalived higher_prio_send_advert
             self._learn_interval(adv)
-            actions = self._go(BACKUP, ADVERT, "higher priority master", now_ms, pre)
+            actions = self._go(BACKUP, ADVERT, "higher priority master", now_us, pre)
             self.master_src, self.master_priority = adv.src, adv.priority
             return actions
         # S9: lower priority (or equal from a lower address): discard. RFC 9568 adds an immediate advert so
@@ -409,23 +417,23 @@ class VrrpInstance:
         self.stats.lower_prio_rx += 1
         if cfg.lower_prio_no_advert:
             return []
-        if self._last_s9_ms is not None and now_ms - self._last_s9_ms < self._s9_min_ms:
+        if self._last_s9_us is not None and now_us - self._last_s9_us < self._s9_min_us:
             self.stats.s9_suppressed += 1
             return []
-        self._last_s9_ms = now_ms
+        self._last_s9_us = now_us
         self.stats.s9_replies += 1
         return [self._send(self.priority)]
 
-    def _master_shutdown(self, now_ms: int) -> list[Action]:
+    def _master_shutdown(self, now_us: int) -> list[Action]:
         # S10: cancel Adver_Timer, send priority 0 so the best backup takes over after Skew_Time.
-        return self._go(INIT, SHUTDOWN, "shutdown", now_ms, [self._send(RESIGN_PRIORITY)])
+        return self._go(INIT, SHUTDOWN, "shutdown", now_us, [self._send(RESIGN_PRIORITY)])
 
-    def _master_fault(self, now_ms: int) -> list[Action]:
+    def _master_fault(self, now_us: int) -> list[Action]:
         # keepalived: a master entering FAULT resigns with priority 0, as on shutdown.
-        return self._go(FAULT, FAULT_ON, "fault", now_ms, [self._send(RESIGN_PRIORITY)])
+        return self._go(FAULT, FAULT_ON, "fault", now_us, [self._send(RESIGN_PRIORITY)])
 
-    def _fault_shutdown(self, now_ms: int) -> list[Action]:
-        return self._go(INIT, SHUTDOWN, "shutdown", now_ms)
+    def _fault_shutdown(self, now_us: int) -> list[Action]:
+        return self._go(INIT, SHUTDOWN, "shutdown", now_us)
 
     _last_adv: Advert
 

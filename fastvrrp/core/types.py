@@ -1,6 +1,8 @@
 """The vocabulary of the protocol core: states, configuration, received adverts and actions.
 
-Times are integer milliseconds (`_ms`). Addresses are packed bytes (4 or 16). Nothing here does I/O.
+Configured and advertised intervals are integer milliseconds (`_ms`: what keepalived.conf and the codec give);
+the instance converts them once and keeps every time in integer microseconds (`_us`, `now_us`). Addresses are
+packed bytes (4 or 16). Nothing here does I/O.
 """
 
 from __future__ import annotations

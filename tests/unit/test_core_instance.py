@@ -1,7 +1,9 @@
 """The state machine of VrrpInstance, one rule per test, on a virtual clock with exact timer assertions.
 
-Defaults used below: VRRPv3, Advertisement_Interval 1000 ms, local priority 100 (Skew_Time 609 ms,
-Master_Down_Interval 3609 ms), priority 150 (414 / 3414 ms), priority 200 (218 / 3218 ms).
+Every time is in integer microseconds (`now_us`); configured and advertised intervals stay in ms. Defaults
+used below: VRRPv3, Advertisement_Interval 1 s, local priority 100 (Skew_Time 609375 us, Master_Down_Interval
+3609375 us), priority 150 (414062 / 3414062 us: 106/256 s is 414062.5 us, rounded down), priority 200
+(218750 / 3218750 us).
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ PEER = ip("192.0.2.20")
 VIP = ip("192.0.2.100")
 INIT, BACKUP, MASTER, FAULT = State.INIT, State.BACKUP, State.MASTER, State.FAULT
 
+MS = 1000  # us
+SEC = 1_000_000  # us
+DOWN_100, SKEW_100 = 3_609_375, 609_375  # RFC 5798 6.1 gold values (VRRP-NOTES K3), exact in us
+DOWN_150, SKEW_150 = 3_414_062, 414_062
+DOWN_200, SKEW_200 = 3_218_750, 218_750
+
 
 def cfg(**kw) -> InstanceConfig:
     base = dict(name="vi", vrid=51, primary_ip=ME, addresses=(VIP,))
@@ -60,10 +68,10 @@ def master(now: int = 0, **kw) -> VrrpInstance:
     """An instance that became master by its Master_Down_Timer; returns with the clock at `now`."""
     kw.setdefault("priority", 200)
     inst = VrrpInstance(cfg(**kw))
-    inst.start(now - 10_000)
-    inst.on_timer(inst.next_deadline_ms)
+    inst.start(now - 10 * SEC)
+    inst.on_timer(inst.next_deadline_us)
     assert inst.state is MASTER
-    inst._deadline = now + inst.config.adver_int_ms  # align the Adver_Timer to the test's clock
+    inst._deadline = now + inst.adver_int_us  # align the Adver_Timer to the test's clock
     return inst
 
 
@@ -77,64 +85,65 @@ def becomes_master_actions(prio: int, old: State, reason: str) -> list:
 def test_s1_owner_becomes_master_at_startup():
     """RFC 5798 6.4.1 (S1): priority 255 sends an advert, announces, arms Adver_Timer and becomes Master."""
     inst = VrrpInstance(cfg(priority=255))
-    acts = inst.start(1000)
+    acts = inst.start(1 * SEC)
     assert acts == becomes_master_actions(255, INIT, "address owner (priority 255)")
     assert inst.state is MASTER
-    assert inst.next_deadline_ms == 2000
+    assert inst.next_deadline_us == 2 * SEC
     assert inst.master_src == ME
 
 
 def test_s1_non_owner_starts_backup_with_master_down_timer():
     """RFC 5798 6.4.1 (S1): Master_Adver_Interval = Advertisement_Interval, Master_Down_Timer armed."""
     inst = VrrpInstance(cfg(adver_int_ms=500))
-    assert inst.start(1000) == [StateChanged(INIT, BACKUP, "startup")]
-    assert inst.master_adver_interval_ms == 500
-    assert inst.skew_ms == 304  # 156 * 500 / 256 = 304.6875
-    assert inst.next_deadline_ms == 1000 + 1500 + 304
+    assert inst.start(1 * SEC) == [StateChanged(INIT, BACKUP, "startup")]
+    assert inst.master_adver_interval_us == 500_000
+    assert inst.skew_us == 304_687  # 156 * 500000 / 256 = 304687.5
+    assert inst.next_deadline_us == 1 * SEC + 1_500_000 + 304_687
 
 
 # --- RFC 5798 6.4.2 Backup ----------------------------------------------------------------------------------
 
 
 def test_s2_master_down_timer_fires_exactly_then_master():
-    """RFC 5798 6.4.2 (S2): not a millisecond early; then send advert, announce, arm Adver_Timer."""
+    """RFC 5798 6.4.2 (S2): not a microsecond early; then send advert, announce, arm Adver_Timer."""
     inst = backup(now=0)
-    assert inst.on_timer(3608) == []
+    assert inst.on_timer(DOWN_100 - 1) == []
     assert inst.state is BACKUP
-    acts = inst.on_timer(3609)
+    acts = inst.on_timer(DOWN_100)
     assert acts == becomes_master_actions(100, BACKUP, "master down timer expired")
-    assert inst.next_deadline_ms == 4609
+    assert inst.next_deadline_us == DOWN_100 + 1 * SEC
 
 
 def test_s3_priority_zero_sets_master_down_timer_to_skew():
     """RFC 5798 6.4.2 (S3): a resigning master makes the backup take over after Skew_Time."""
     inst = backup(now=0)
-    inst.on_advert(adv(200), 500)
-    assert inst.on_advert(adv(0), 1000) == []
-    assert inst.next_deadline_ms == 1000 + 609
+    inst.on_advert(adv(200), 500 * MS)
+    assert inst.on_advert(adv(0), 1 * SEC) == []
+    assert inst.next_deadline_us == 1 * SEC + SKEW_100
     assert inst.stats.priority_zero_rx == 1
-    assert inst.on_timer(1609)[-1] == StateChanged(BACKUP, MASTER, "master down timer expired")
+    assert inst.on_timer(1 * SEC + SKEW_100 - 1) == []
+    assert inst.on_timer(1 * SEC + SKEW_100)[-1] == StateChanged(BACKUP, MASTER, "master down timer expired")
 
 
 def test_s4_backup_adopts_master_interval_and_resets_timer():
     """RFC 5798 6.4.2 (S4): adopt the advert's Max Adver Int, recompute the timers, reset
     Master_Down_Timer."""
     inst = backup(now=0)
-    assert inst.on_advert(adv(200, interval=500), 700) == []
-    assert inst.master_adver_interval_ms == 500
-    assert (inst.skew_ms, inst.master_down_interval_ms) == (304, 1804)
-    assert inst.next_deadline_ms == 700 + 1804
+    assert inst.on_advert(adv(200, interval=500), 700 * MS) == []
+    assert inst.master_adver_interval_us == 500_000
+    assert (inst.skew_us, inst.master_down_interval_us) == (304_687, 1_804_687)
+    assert inst.next_deadline_us == 700 * MS + 1_804_687
     assert inst.master_src == PEER
 
 
 def test_s4_rfc9568_skew_recomputed_when_interval_changes():
     """RFC 9568 6.4.2 (K1): Skew_Time is recomputed each time the learned interval changes."""
     inst = backup(now=0)
-    inst.on_advert(adv(200, interval=500), 100)
-    assert inst.skew_ms == 304
-    inst.on_advert(adv(200, interval=2000), 200)
-    assert (inst.skew_ms, inst.master_down_interval_ms) == (1218, 7218)
-    assert inst.next_deadline_ms == 200 + 7218
+    inst.on_advert(adv(200, interval=500), 100 * MS)
+    assert inst.skew_us == 304_687
+    inst.on_advert(adv(200, interval=2000), 200 * MS)
+    assert (inst.skew_us, inst.master_down_interval_us) == (1_218_750, 7_218_750)
+    assert inst.next_deadline_us == 200 * MS + 7_218_750
 
 
 def test_s4_second_lower_master_cannot_shorten_the_timer():
@@ -142,53 +151,53 @@ def test_s4_second_lower_master_cannot_shorten_the_timer():
     second, lower master (a transient dual master) teaches no interval and never pulls the timer earlier;
     the simulated LAN found the RFC-literal rule flapping forever (nopreempt backups, mixed v3 intervals)."""
     inst = backup(now=0, priority=100, preempt=False)
-    inst.on_advert(adv(255), 1000)
-    assert inst.next_deadline_ms == 1000 + 3609
+    inst.on_advert(adv(255), 1 * SEC)
+    assert inst.next_deadline_us == 1 * SEC + DOWN_100
     other = ip("192.0.2.30")
-    assert inst.on_advert(adv(150, src=other, interval=100), 1500) == []
-    assert inst.master_adver_interval_ms == 1000 and inst.next_deadline_ms == 4609
+    assert inst.on_advert(adv(150, src=other, interval=100), 1500 * MS) == []
+    assert inst.master_adver_interval_us == 1 * SEC and inst.next_deadline_us == 1 * SEC + DOWN_100
     assert inst.stats.lower_master_held == 1 and inst.master_src == PEER
     # once the better master is silent long enough, the lower one is followed normally
-    inst.on_advert(adv(150, src=other, interval=100), 4500)
-    assert inst.master_src == other and inst.next_deadline_ms == 4500 + 360
+    inst.on_advert(adv(150, src=other, interval=100), 4500 * MS)
+    assert inst.master_src == other and inst.next_deadline_us == 4500 * MS + 360_937  # 300 ms + 60937.5 us
 
 
 def test_s4_preempt_discards_lower_priority_and_timer_runs_out():
     """RFC 5798 6.4.2 (S4): with Preempt_Mode, a lower-priority advert is discarded; the backup takes over
     Master_Down_Interval after the last accepted advert."""
     inst = backup(now=0, priority=150)
-    inst.on_advert(adv(200), 1000)
-    assert inst.next_deadline_ms == 1000 + 3414
-    for t in (2000, 3000, 4000):
+    inst.on_advert(adv(200), 1 * SEC)
+    assert inst.next_deadline_us == 1 * SEC + DOWN_150
+    for t in (2 * SEC, 3 * SEC, 4 * SEC):
         assert inst.on_advert(adv(100), t) == []
-    assert inst.next_deadline_ms == 4414
+    assert inst.next_deadline_us == 1 * SEC + DOWN_150
     assert inst.stats.preempt_discard == 3
-    assert inst.on_timer(4414)[-1].new is MASTER
+    assert inst.on_timer(1 * SEC + DOWN_150)[-1].new is MASTER
 
 
 def test_s4_equal_priority_is_accepted_even_with_preempt():
     """RFC 5798 6.4.2 (S4): "greater than or equal to the local Priority" resets the timer."""
     inst = backup(now=0)
-    inst.on_advert(adv(100), 2000)
-    assert inst.next_deadline_ms == 2000 + 3609
+    inst.on_advert(adv(100), 2 * SEC)
+    assert inst.next_deadline_us == 2 * SEC + DOWN_100
     assert inst.stats.preempt_discard == 0
 
 
 def test_s4_nopreempt_follows_a_lower_priority_master():
     """RFC 5798 6.4.2 (S4): Preempt_Mode False accepts any non-zero priority; no takeover."""
     inst = backup(now=0, priority=150, preempt=False)
-    for t in range(1000, 20_000, 1000):
+    for t in range(1 * SEC, 20 * SEC, 1 * SEC):
         inst.on_advert(adv(100), t)
         assert inst.on_timer(t) == []
     assert inst.state is BACKUP
-    assert inst.next_deadline_ms == 19_000 + 3414
+    assert inst.next_deadline_us == 19 * SEC + DOWN_150
 
 
 def test_s5_backup_shutdown_goes_init_silently():
     """RFC 5798 6.4.2 (S5): cancel Master_Down_Timer, transition to Initialize, no advert."""
     inst = backup(now=0)
-    assert inst.shutdown(100) == [StateChanged(BACKUP, INIT, "shutdown")]
-    assert inst.next_deadline_ms is None
+    assert inst.shutdown(100 * MS) == [StateChanged(BACKUP, INIT, "shutdown")]
+    assert inst.next_deadline_us is None
     assert inst.stats.adverts_tx == 0
 
 
@@ -199,26 +208,26 @@ def test_s6_master_sends_each_interval_with_current_priority():
     """RFC 5798 6.4.3 (S6, K4): Adver_Timer = Advertisement_Interval; each advert carries the priority."""
     inst = master(now=0, adver_int_ms=300)
     sent = []
-    for t in range(0, 3000):
+    for t in range(0, 3 * SEC, 100):  # a wake-up every 100 us
         for a in inst.on_timer(t):
             sent.append((t, a))
-    assert sent == [(t, SendAdvert(200)) for t in range(300, 3000, 300)]
+    assert sent == [(t, SendAdvert(200)) for t in range(300 * MS, 3 * SEC, 300 * MS)]
 
 
 def test_s7_master_answers_priority_zero_at_once_and_rearms():
     """RFC 5798 6.4.3 (S7): send an advert immediately and reset Adver_Timer."""
     inst = master(now=0)
-    assert inst.on_advert(adv(0), 250) == [SendAdvert(200)]
-    assert inst.next_deadline_ms == 1250
+    assert inst.on_advert(adv(0), 250 * MS) == [SendAdvert(200)]
+    assert inst.next_deadline_us == 1250 * MS
 
 
 def test_s8_master_yields_to_higher_priority():
     """RFC 5798 6.4.3 (S8): cancel Adver_Timer, learn the interval, arm Master_Down_Timer, become Backup."""
     inst = master(now=0)
-    acts = inst.on_advert(adv(250, interval=2000), 100)
+    acts = inst.on_advert(adv(250, interval=2000), 100 * MS)
     assert acts == [RemoveAddresses(), StateChanged(MASTER, BACKUP, "higher priority master")]
-    assert inst.master_adver_interval_ms == 2000
-    assert inst.next_deadline_ms == 100 + 3 * 2000 + (56 * 2000) // 256
+    assert inst.master_adver_interval_us == 2 * SEC
+    assert inst.next_deadline_us == 100 * MS + 3 * 2 * SEC + 437_500  # 56 * 2 s / 256
     assert inst.master_src == PEER
 
 
@@ -228,9 +237,11 @@ def test_s8_equal_priority_tie_break_is_unsigned_big_endian():
     lo, hi = ip("192.0.2.2"), ip("198.51.100.1")
     assert int.from_bytes(hi, "little") < int.from_bytes(lo, "little")
     inst = master(now=0, primary_ip=lo)
-    assert inst.on_advert(adv(200, src=hi), 100)[-1] == StateChanged(MASTER, BACKUP, "higher priority master")
+    assert inst.on_advert(adv(200, src=hi), 100 * MS)[-1] == StateChanged(
+        MASTER, BACKUP, "higher priority master"
+    )
     inst = master(now=0, primary_ip=hi)
-    assert inst.on_advert(adv(200, src=lo), 100) == [SendAdvert(200)]  # S9 instead
+    assert inst.on_advert(adv(200, src=lo), 100 * MS) == [SendAdvert(200)]  # S9 instead
     assert inst.state is MASTER
 
 
@@ -238,7 +249,7 @@ def test_s8_ipv6_tie_break_compares_all_16_bytes():
     """RFC 9568 6.4.3 (S8): for IPv6 the (link-local) source is compared as a 128-bit unsigned integer."""
     me, peer = ip("2001:db8::1:0"), ip("2001:db8::ff")
     inst = master(now=0, family=6, primary_ip=me, addresses=(ip("2001:db8::100"),))
-    assert inst.on_advert(adv(200, src=peer, addresses=(ip("2001:db8::100"),)), 50)[0] == SendAdvert(200)
+    assert inst.on_advert(adv(200, src=peer, addresses=(ip("2001:db8::100"),)), 50 * MS)[0] == SendAdvert(200)
     assert inst.state is MASTER
 
 
@@ -246,36 +257,37 @@ def test_s9_rfc9568_master_answers_lower_priority_once_per_interval():
     """RFC 9568 6.4.3 (S9) with VRRP-NOTES S9a: the immediate advert is rate-limited to one per
     Advertisement_Interval; suppressed replies are counted; Adver_Timer is not moved."""
     inst = master(now=0)
-    assert inst.on_advert(adv(100), 100) == [SendAdvert(200)]
-    for t in range(110, 1100, 10):
+    assert inst.on_advert(adv(100), 100 * MS) == [SendAdvert(200)]
+    for t in range(110 * MS, 1100 * MS, 10 * MS):
         assert inst.on_advert(adv(100), t) == []
-    assert inst.on_advert(adv(100), 1100) == [SendAdvert(200)]
+    assert inst.on_advert(adv(100), 1100 * MS - 1) == []
+    assert inst.on_advert(adv(100), 1100 * MS) == [SendAdvert(200)]
     assert inst.stats.s9_replies == 2
-    assert inst.stats.s9_suppressed == 99
-    assert inst.stats.lower_prio_rx == 101
-    assert inst.next_deadline_ms == 1000
+    assert inst.stats.s9_suppressed == 100
+    assert inst.stats.lower_prio_rx == 102
+    assert inst.next_deadline_us == 1 * SEC
 
 
 def test_s9_reply_min_ms_configures_the_rate():
     """VRRP-NOTES S9a: s9_reply_min_ms sets the least gap between two S9 replies."""
     inst = master(now=0, s9_reply_min_ms=100)
-    replies = [t for t in range(0, 1000, 10) if inst.on_advert(adv(100), t)]
-    assert replies == list(range(0, 1000, 100))
+    replies = [t for t in range(0, 1 * SEC, 10 * MS) if inst.on_advert(adv(100), t)]
+    assert replies == list(range(0, 1 * SEC, 100 * MS))
 
 
 def test_s9_lower_prio_no_advert_stays_silent():
     """RFC 5798 6.4.3 (pre-9568; keepalived lower_prio_no_advert): discard without answering."""
     inst = master(now=0, lower_prio_no_advert=True)
-    assert inst.on_advert(adv(100), 100) == []
+    assert inst.on_advert(adv(100), 100 * MS) == []
     assert inst.stats.s9_replies == 0 and inst.stats.lower_prio_rx == 1
 
 
 def test_s10_master_shutdown_sends_priority_zero_then_removes_addresses():
     """RFC 5798 6.4.3 (S10): cancel Adver_Timer, send priority 0, go to Initialize."""
     inst = master(now=0)
-    acts = inst.shutdown(500)
+    acts = inst.shutdown(500 * MS)
     assert acts == [SendAdvert(0), RemoveAddresses(), StateChanged(MASTER, INIT, "shutdown")]
-    assert inst.next_deadline_ms is None
+    assert inst.next_deadline_us is None
     assert inst.stats.priority_zero_tx == 1
 
 
@@ -288,7 +300,7 @@ def test_s11_preempt_defaults_true_and_owner_always_preempts():
 def test_higher_prio_send_advert_sends_own_advert_before_yielding():
     """keepalived higher_prio_send_advert: one advert with our priority, then become backup."""
     inst = master(now=0, higher_prio_send_advert=True)
-    acts = inst.on_advert(adv(250), 100)
+    acts = inst.on_advert(adv(250), 100 * MS)
     assert acts == [
         SendAdvert(200),
         RemoveAddresses(),
@@ -302,22 +314,22 @@ def test_higher_prio_send_advert_sends_own_advert_before_yielding():
 def test_v5_other_vrid_is_dropped_and_counted():
     """RFC 5798 7.1 (V5): an advert for a VRID not configured here is discarded."""
     inst = backup(now=0)
-    assert inst.on_advert(adv(200, vrid=52), 100) == []
+    assert inst.on_advert(adv(200, vrid=52), 100 * MS) == []
     assert inst.stats.vrid_mismatch == 1 and inst.master_src is None
 
 
 def test_v2_version_mismatch_is_dropped_and_counted():
     """RFC 5798 7.1 (V2): the version must be the configured one."""
     inst = backup(now=0)
-    inst.on_advert(adv(200, version=2), 100)
-    assert inst.stats.version_mismatch == 1 and inst.next_deadline_ms == 3609
+    inst.on_advert(adv(200, version=2), 100 * MS)
+    assert inst.stats.version_mismatch == 1 and inst.next_deadline_us == DOWN_100
 
 
 def test_v6_owner_ignore_adverts_discards_everything():
     """RFC 5798 7.1 (V6): the address owner discards adverts (opt-in, keepalived owner_ignore_adverts)."""
     inst = VrrpInstance(cfg(priority=255, owner_ignore_adverts=True))
     inst.start(0)
-    assert inst.on_advert(adv(255, src=ip("192.0.2.200")), 10) == []
+    assert inst.on_advert(adv(255, src=ip("192.0.2.200")), 10 * MS) == []
     assert inst.state is MASTER and inst.stats.owner_discard == 1
 
 
@@ -326,49 +338,50 @@ def test_v6_duplicate_owners_settle_by_address_by_default():
     yields and waits as a backup at 255."""
     inst = VrrpInstance(cfg(priority=255))
     inst.start(0)
-    inst.on_advert(adv(255, src=ip("192.0.2.200")), 10)
+    inst.on_advert(adv(255, src=ip("192.0.2.200")), 10 * MS)
     assert inst.state is BACKUP and inst.priority == 255
+    assert inst.next_deadline_us == 10 * MS + 3 * SEC + 3906  # (256 - 255) * 1 s / 256 = 3906.25 us
 
 
 def test_v7_v3_address_list_mismatch_is_counted_but_processed():
     """RFC 5798 7.1 (V7): MAY check the address list; on mismatch SHOULD log and continue."""
     inst = backup(now=0)
-    inst.on_advert(adv(200, addresses=(ip("192.0.2.101"),)), 100)
+    inst.on_advert(adv(200, addresses=(ip("192.0.2.101"),)), 100 * MS)
     assert inst.stats.address_list_mismatch == 1
-    assert inst.next_deadline_ms == 100 + 3609
+    assert inst.next_deadline_us == 100 * MS + DOWN_100
 
 
 def test_v7_v2_address_list_mismatch_is_dropped_unless_owner():
     """RFC 3768 7.1 (V7): v2 MUST discard a mismatching list unless the sender's priority is 255."""
     inst = backup(now=0, version=2)
-    inst.on_advert(adv(200, version=2, addresses=()), 100)
-    assert inst.next_deadline_ms == 3609 and inst.stats.address_list_mismatch == 1
-    inst.on_advert(adv(255, version=2, addresses=()), 200)
-    assert inst.next_deadline_ms == 200 + 3609
+    inst.on_advert(adv(200, version=2, addresses=()), 100 * MS)
+    assert inst.next_deadline_us == DOWN_100 and inst.stats.address_list_mismatch == 1
+    inst.on_advert(adv(255, version=2, addresses=()), 200 * MS)
+    assert inst.next_deadline_us == 200 * MS + DOWN_100
 
 
 def test_v8_v2_interval_mismatch_is_dropped_and_counted():
     """RFC 3768 7.1 (V8): a v2 advert whose interval differs from ours is discarded; we keep our own."""
     inst = backup(now=0, version=2, adver_int_ms=1000)
-    assert inst.on_advert(adv(200, version=2, interval=2000), 100) == []
+    assert inst.on_advert(adv(200, version=2, interval=2000), 100 * MS) == []
     assert inst.stats.interval_mismatch == 1
-    assert inst.master_adver_interval_ms == 1000 and inst.next_deadline_ms == 3609
+    assert inst.master_adver_interval_us == 1 * SEC and inst.next_deadline_us == DOWN_100
 
 
 def test_v8_v2_auth_type_mismatch_is_dropped_and_counted():
     """RFC 3768 7.1 (V8): the auth type must equal ours."""
     inst = backup(now=0, version=2, auth_type=1, auth_data=b"secret")
-    inst.on_advert(adv(200, version=2, auth_type=0), 100)
-    assert inst.stats.auth_mismatch == 1 and inst.next_deadline_ms == 3609
-    inst.on_advert(adv(200, version=2, auth_type=1), 200)
-    assert inst.next_deadline_ms == 200 + 3609
+    inst.on_advert(adv(200, version=2, auth_type=0), 100 * MS)
+    assert inst.stats.auth_mismatch == 1 and inst.next_deadline_us == DOWN_100
+    inst.on_advert(adv(200, version=2, auth_type=1), 200 * MS)
+    assert inst.next_deadline_us == 200 * MS + DOWN_100
 
 
 def test_v2_backup_keeps_own_interval_and_v2_skew():
     """RFC 3768 6.1 (K2): v2 uses its own interval; skew (256 - 100)/256 s."""
     inst = backup(now=0, version=2, adver_int_ms=3000)
-    inst.on_advert(adv(200, version=2, interval=3000), 100)
-    assert (inst.skew_ms, inst.master_down_interval_ms) == (609, 9609)
+    inst.on_advert(adv(200, version=2, interval=3000), 100 * MS)
+    assert (inst.skew_us, inst.master_down_interval_us) == (609_375, 9_609_375)
 
 
 def test_adverts_in_init_and_fault_are_ignored():
@@ -376,8 +389,8 @@ def test_adverts_in_init_and_fault_are_ignored():
     inst = VrrpInstance(cfg())
     assert inst.on_advert(adv(200), 0) == []
     inst.start(0)
-    inst.set_fault(True, 10)
-    assert inst.on_advert(adv(0), 20) == []
+    inst.set_fault(True, 10 * MS)
+    assert inst.on_advert(adv(0), 20 * MS) == []
     assert inst.stats.ignored_not_running == 2
 
 
@@ -389,58 +402,62 @@ def test_state_master_non_owner_waits_like_a_backup_but_always_preempts():
     cleared under state MASTER."""
     inst = VrrpInstance(cfg(start_master=True, preempt=False, preempt_delay_ms=5000, priority=150))
     assert inst.start(0) == [StateChanged(INIT, BACKUP, "startup")]
-    assert inst.next_deadline_ms == 3414
-    assert inst.preempt is True and inst.preempt_delay_ms == 0
+    assert inst.next_deadline_us == DOWN_150
+    assert inst.preempt is True and inst.preempt_delay_us == 0
 
 
 def test_preempt_delay_extends_the_first_takeover_after_startup():
     """keepalived preempt_delay: with no master around, takeover comes Master_Down_Interval + delay."""
     inst = backup(now=0, preempt_delay_ms=2000)
-    assert inst.next_deadline_ms == 3609 + 2000
-    assert inst.on_timer(5608) == []
-    assert inst.on_timer(5609)[-1].new is MASTER
+    assert inst.preempt_delay_us == 2 * SEC
+    assert inst.next_deadline_us == DOWN_100 + 2 * SEC
+    assert inst.on_timer(DOWN_100 + 2 * SEC - 1) == []
+    assert inst.on_timer(DOWN_100 + 2 * SEC)[-1].new is MASTER
 
 
 def test_preempt_delay_follows_a_lower_master_until_the_delay_is_over():
     """keepalived preempt_delay: after seeing a lower-priority master, keep following it for the delay,
     then discard its adverts (RFC 5798 S4) so the timer runs out."""
     inst = backup(now=0, priority=150, preempt_delay_ms=5000)
-    t = 10_000
+    t = 10 * SEC
     inst.on_advert(adv(200), t)  # a higher master: no preemption pending
-    t += 1000  # from 11 s its priority is lower: the delay starts at the first such advert, ends at 16 s
-    while t < 16_000:
+    t += 1 * SEC  # from 11 s its priority is lower: the delay starts at the first such advert, ends at 16 s
+    while t < 16 * SEC:
         inst.on_advert(adv(100), t)
-        assert inst.next_deadline_ms == t + 3414
-        t += 1000
-    assert inst.on_advert(adv(100), 16_000) == []
-    assert inst.next_deadline_ms == 15_000 + 3414
-    assert inst.stats.preempt_delayed == 5 and inst.stats.preempt_discard == 1
-    assert inst.on_timer(18_414)[-1].new is MASTER
+        assert inst.next_deadline_us == t + DOWN_150
+        t += 1 * SEC
+    assert inst.on_advert(adv(100), 16 * SEC - 1) == []  # still inside the delay: followed
+    assert inst.stats.preempt_delayed == 6
+    assert inst.on_advert(adv(100), 16 * SEC) == []
+    assert inst.next_deadline_us == 16 * SEC - 1 + DOWN_150
+    assert inst.stats.preempt_delayed == 6 and inst.stats.preempt_discard == 1
+    assert inst.on_timer(16 * SEC - 1 + DOWN_150)[-1].new is MASTER
 
 
 def test_fault_on_master_sends_priority_zero_and_removes_addresses():
     """keepalived FAULT: a master entering FAULT resigns with priority 0 and drops its addresses."""
     inst = master(now=0)
-    acts = inst.set_fault(True, 100)
+    acts = inst.set_fault(True, 100 * MS)
     assert acts == [SendAdvert(0), RemoveAddresses(), StateChanged(MASTER, FAULT, "fault")]
-    assert inst.next_deadline_ms is None
-    assert inst.set_fault(True, 200) == []
+    assert inst.next_deadline_us is None
+    assert inst.set_fault(True, 200 * MS) == []
 
 
 def test_fault_cleared_goes_backup_with_fresh_master_down_timer():
     """keepalived FAULT: leaving FAULT is a fresh startup (RFC 5798 6.4.1): Backup, timer from now."""
     inst = backup(now=0)
-    assert inst.set_fault(True, 100) == [StateChanged(BACKUP, FAULT, "fault")]
-    assert inst.set_fault(False, 5000) == [StateChanged(FAULT, BACKUP, "fault cleared")]
-    assert inst.next_deadline_ms == 5000 + 3609
+    assert inst.set_fault(True, 100 * MS) == [StateChanged(BACKUP, FAULT, "fault")]
+    assert inst.set_fault(False, 5 * SEC) == [StateChanged(FAULT, BACKUP, "fault cleared")]
+    assert inst.next_deadline_us == 5 * SEC + DOWN_100
 
 
 def test_fault_cleared_owner_becomes_master_at_once():
     """RFC 5798 6.4.1 (S1) on leaving FAULT: the owner does not wait."""
     inst = VrrpInstance(cfg(priority=255))
     inst.start(0)
-    inst.set_fault(True, 10)
-    assert inst.set_fault(False, 20) == becomes_master_actions(255, FAULT, "address owner (priority 255)")
+    inst.set_fault(True, 10 * MS)
+    acts = inst.set_fault(False, 20 * MS)
+    assert acts == becomes_master_actions(255, FAULT, "address owner (priority 255)")
 
 
 def test_fault_set_before_start_starts_in_fault_and_shutdown_is_silent():
@@ -448,14 +465,14 @@ def test_fault_set_before_start_starts_in_fault_and_shutdown_is_silent():
     inst = VrrpInstance(cfg())
     assert inst.set_fault(True, 0) == []
     assert inst.start(0) == [StateChanged(INIT, FAULT, "startup with a fault set")]
-    assert inst.shutdown(10) == [StateChanged(FAULT, INIT, "shutdown")]
+    assert inst.shutdown(10 * MS) == [StateChanged(FAULT, INIT, "shutdown")]
 
 
 def test_tracking_priority_change_on_master_goes_out_in_next_advert():
     """RFC 5798 6.4.3 (S6): the periodic advert carries the current (effective) priority."""
     inst = master(now=0)
-    assert inst.set_priority(120, 300) == []
-    assert inst.on_timer(1000) == [SendAdvert(120)]
+    assert inst.set_priority(120, 300 * MS) == []
+    assert inst.on_timer(1 * SEC) == [SendAdvert(120)]
     assert inst.stats.priority_changes == 1
 
 
@@ -463,13 +480,16 @@ def test_tracking_raised_backup_preempts_when_the_timer_runs_out():
     """RFC 5798 6.4.2 (S4): a backup raised above the master discards its next advert and takes over
     Master_Down_Interval (with the new skew) after the last accepted one."""
     inst = backup(now=0, priority=100)
-    inst.on_advert(adv(150), 1000)
-    inst.set_priority(200, 1500)
-    assert inst.skew_ms == 218 and inst.next_deadline_ms == 1000 + 3609  # running timer keeps its deadline
-    inst.on_advert(adv(150), 2000)
+    inst.on_advert(adv(150), 1 * SEC)
+    inst.set_priority(200, 1500 * MS)
+    # the running timer keeps its deadline; the new Skew_Time applies from the next reset
+    assert inst.skew_us == SKEW_200 and inst.master_down_interval_us == DOWN_200
+    assert inst.next_deadline_us == 1 * SEC + DOWN_100
+    inst.on_advert(adv(150), 2 * SEC)
     assert inst.stats.preempt_discard == 1
-    assert inst.on_timer(4609)[-1] == StateChanged(BACKUP, MASTER, "master down timer expired")
-    assert inst.on_timer(5609) == [SendAdvert(200)]
+    t = 1 * SEC + DOWN_100
+    assert inst.on_timer(t)[-1] == StateChanged(BACKUP, MASTER, "master down timer expired")
+    assert inst.on_timer(t + 1 * SEC) == [SendAdvert(200)]
 
 
 def test_tracking_owner_stays_255_and_range_is_enforced():
@@ -487,7 +507,7 @@ def test_local_errors_raise_remote_faults_do_not():
     """STYLE habit 13: misuse by the driver raises LocalProtocolError; configuration errors too."""
     inst = backup(now=0)
     with pytest.raises(LocalProtocolError):
-        inst.start(10)
+        inst.start(10 * MS)
     for bad in (dict(vrid=0), dict(priority=0), dict(adver_int_ms=15), dict(version=2, family=6)):
         with pytest.raises(LocalProtocolError):
             VrrpInstance(cfg(**bad))
@@ -504,5 +524,5 @@ def test_every_dispatched_handler_has_a_table_row():
 def test_spurious_timer_calls_change_nothing():
     """The driver may wake early for another instance; on_timer before the deadline is a no-op."""
     inst = master(now=0)
-    assert inst.on_timer(999) == [] and inst.next_deadline_ms == 1000
+    assert inst.on_timer(1 * SEC - 1) == [] and inst.next_deadline_us == 1 * SEC
     assert VrrpInstance(cfg()).on_timer(0) == []
