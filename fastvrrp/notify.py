@@ -45,7 +45,7 @@ FIFO_BUFFER_MAX = 1 << 20  # bytes held for a FIFO nobody reads, beyond the kern
 
 
 class Runner(Protocol):
-    """What the notifier needs from fastvrrp.health.runner.ScriptRunner."""
+    """What the notifier needs: fastvrrp.health.runner.ScriptRunner (argv list, bounded, timeouts)."""
 
     async def run(
         self, cmd: Sequence[str], timeout_ms: int, user: str | None = None, group: str | None = None
@@ -416,10 +416,10 @@ class Notifier:
                         self.scripts_failed += 1
                         continue
                     self.scripts_run += 1
-                    rc = _exit_code(res)
-                    if rc not in (0, None):
+                    if not _succeeded(res):
                         self.scripts_failed += 1
-                        log.warning("%s %s: %s exited with %s", key[0], key[1], " ".join(argv), rc)
+                        why = getattr(res, "reason", None) or f"exit {getattr(res, 'rc', '?')}"
+                        log.warning("%s %s: %s: %s", key[0], key[1], " ".join(argv), why)
                 q.popleft()
         finally:
             if self._workers.get(key) is asyncio.current_task():
@@ -430,9 +430,9 @@ class Notifier:
                 self._idle.set()
 
 
-def _exit_code(res: Any) -> int | None:
-    for attr in ("returncode", "rc", "exit_code", "status"):
-        v = getattr(res, attr, None)
-        if isinstance(v, int):
-            return v
-    return None
+def _succeeded(res: Any) -> bool:
+    """ScriptResult.ok (fastvrrp.health.runner); anything else with a zero exit code."""
+    ok = getattr(res, "ok", None)
+    if isinstance(ok, bool):
+        return ok
+    return getattr(res, "rc", getattr(res, "returncode", None)) == 0

@@ -1,7 +1,6 @@
 """Notifications: keepalived's argument and FIFO line formats, order per instance, nothing blocks the loop.
 
-Scripts are real shell scripts run as real processes. Until fastvrrp.health.runner lands, `_Runner` below is
-a minimal stand-in with ScriptRunner's call signature (bounded concurrency, a timeout, a process group).
+Scripts are real shell scripts run as real processes through fastvrrp.health.runner.ScriptRunner.
 """
 
 from __future__ import annotations
@@ -12,38 +11,14 @@ import stat
 import textwrap
 import time
 
-import pytest
 import uvloop
 
 from fastvrrp import notify as N
-
-try:  # the real one when it exists
-    from fastvrrp.health.runner import ScriptRunner as _RealRunner  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on what has landed
-    _RealRunner = None
+from fastvrrp.health.runner import ScriptRunner
 
 
-class _Runner:
-    """Stand-in for ScriptRunner.run(cmd, timeout_ms, user=None, group=None)."""
-
-    def __init__(self, limit: int = 4) -> None:
-        self.sem = asyncio.Semaphore(limit)
-        self.calls: list[list[str]] = []
-
-    async def run(self, cmd, timeout_ms, user=None, group=None):
-        async with self.sem:
-            self.calls.append(list(cmd))
-            p = await asyncio.create_subprocess_exec(*cmd, start_new_session=True)
-            try:
-                await asyncio.wait_for(p.wait(), timeout_ms / 1000)
-            except TimeoutError:
-                os.killpg(p.pid, 9)
-                await p.wait()
-            return p
-
-
-def _runner():
-    return _Runner()
+def _runner(limit: int = 8) -> ScriptRunner:
+    return ScriptRunner(max_concurrent=limit)
 
 
 def _script(tmp_path, name: str, body: str) -> str:
@@ -160,7 +135,7 @@ def test_order_per_instance_kept_behind_a_slow_script(tmp_path):
     scripts = N.Scripts(notify=N.Command((n,)))
 
     async def main():
-        nt = N.Notifier(asyncio.get_running_loop(), _Runner(limit=8))
+        nt = N.Notifier(asyncio.get_running_loop(), _runner(8))
         t0 = time.perf_counter()
         for st in ("MASTER", "BACKUP", "FAULT", "BACKUP", "MASTER", "STOP"):
             nt.instance_state("VI_1", scripts, st, 100)
@@ -322,18 +297,3 @@ def test_existing_fifo_is_kept_and_a_full_fifo_never_blocks(tmp_path):
     assert lines[0] == 'INSTANCE "VI_0" MASTER 100' and lines[-1] == 'INSTANCE "VI_4999" MASTER 100'
     assert len(lines) == 5000
     assert fifo.exists()  # not ours to remove
-
-
-@pytest.mark.skipif(_RealRunner is None, reason="fastvrrp.health.runner has not landed")
-def test_with_the_real_runner(tmp_path):
-    log = tmp_path / "log"
-    n = _script(tmp_path, "n.sh", f'echo "$*" >> {log}\n')
-
-    async def main():
-        runner = _RealRunner()
-        nt = N.Notifier(asyncio.get_running_loop(), runner)
-        nt.instance_state("VI_1", N.Scripts(notify=N.Command((n,))), "MASTER", 100)
-        await nt.close()
-
-    uvloop.run(main())
-    assert _lines(log) == ["INSTANCE VI_1 MASTER 100"]
