@@ -629,6 +629,8 @@ class ProcessMonitor:
 
     def _update(self, pid: int, cause: str) -> None:
         info = _read_proc(pid, self.want_cmdline)
+        if info is None:
+            cause = "exit"  # gone (or a zombie) by the time we looked: an exit, with its delay
         for t in self.trackers:
             hit = info is not None and t.spec.matches(info[0], info[1])
             if hit and pid not in t.pids:
