@@ -1,5 +1,6 @@
-"""A simulated LAN for VrrpInstances: a virtual millisecond clock, an event queue, and every advert built and
-decoded through the real codec (fastvrrp._wire.build_advert / decode_ipv4 / decode_ipv6).
+"""A simulated LAN for VrrpInstances: a virtual microsecond clock (the core's unit), an event queue, and
+every advert built and decoded through the real codec (fastvrrp._wire.build_advert / decode_ipv4 /
+decode_ipv6).
 
 Faults: per-packet loss, random delay (which reorders), duplication, partitions (a node only hears nodes in
 its own group; decided at send time), crashes (a node just stops: no timer, no packet in or out, its VIPs
@@ -61,14 +62,14 @@ class Node:
 @dataclass
 class Link:
     loss: float = 0.0
-    delay_min_ms: int = 0
-    delay_max_ms: int = 0
+    delay_min_us: int = 0
+    delay_max_us: int = 0
     dup: float = 0.0
 
 
 @dataclass(frozen=True)
 class Sent:
-    t: int
+    t: int  # us
     node: str
     vrid: int
     priority: int
@@ -77,7 +78,7 @@ class Sent:
 
 @dataclass(frozen=True)
 class Change:
-    t: int
+    t: int  # us
     node: str
     vrid: int
     old: State
@@ -87,7 +88,7 @@ class Change:
 
 class Lan:
     def __init__(self, seed: int = 0) -> None:
-        self.now = 0
+        self.now = 0  # us
         self.rng = random.Random(seed)
         self.link = Link()
         self.nodes: dict[str, Node] = {}
@@ -138,7 +139,7 @@ class Lan:
     # --- the clock ------------------------------------------------------------------------------------------
 
     def at(self, t: int, fn, *args) -> None:
-        """Run fn(*args) at virtual time t (a scripted fault, a priority change ...)."""
+        """Run fn(*args) at virtual time t in us (a scripted fault, a priority change ...)."""
         self._push(t, "call", (fn, args))
 
     def _push(self, t: int, kind: str, payload: object) -> None:
@@ -151,13 +152,14 @@ class Lan:
             if not node.alive:
                 continue
             for vrid, inst in node.instances.items():
-                d = inst.next_deadline_ms
+                d = inst.next_deadline_us
                 if d is not None and (best is None or d < best[0]):
                     best = (d, node, vrid)
         return best
 
     def run_until(self, end: int) -> None:
-        """Advance the clock to `end`, processing packets and calls before timers within a millisecond."""
+        """Advance the clock to `end` (us), processing packets and calls before timers due at the same
+        microsecond."""
         while True:
             timer = self._next_deadline()
             tq = self._q[0][0] if self._q else None
@@ -180,7 +182,7 @@ class Lan:
             _, node, vrid = timer
             inst = node.instances[vrid]
             self._apply(node, vrid, inst.on_timer(t))
-            d = inst.next_deadline_ms
+            d = inst.next_deadline_us
             assert d is None or d > t, f"{node.name}/{vrid}: a due timer did not move ({d} at {t})"
         self.now = end
 
@@ -226,7 +228,7 @@ class Lan:
             for _ in range(copies):
                 if link.loss and self.rng.random() < link.loss:
                     continue
-                delay = self.rng.randint(link.delay_min_ms, link.delay_max_ms) if link.delay_max_ms else 0
+                delay = self.rng.randint(link.delay_min_us, link.delay_max_us) if link.delay_max_us else 0
                 self._push(self.now + delay, "deliver", (peer.name, c.family, wire))
 
     def _deliver(self, name: str, family: int, wire: object) -> None:

@@ -17,7 +17,9 @@ from lan import Lan, Link, ip
 
 from fastvrrp.core import InstanceConfig, State
 
-CHAOS_MS = 20_000
+MS = 1000  # the sim's clock is in us, like the core's
+SEC = 1_000_000
+CHAOS_US = 20 * SEC
 
 
 @dataclass(frozen=True)
@@ -76,18 +78,21 @@ def scenarios(draw, preempt_everywhere: bool) -> Scenario:
                 configs[name][-1] = replace(c, adver_int_ms=iv)
     fault = st.one_of(
         st.tuples(
-            st.integers(0, CHAOS_MS),
+            st.integers(0, CHAOS_US),
             st.just("link"),
-            st.tuples(st.floats(0, 0.6), st.integers(0, 30), st.integers(0, 300), st.floats(0, 0.4)),
+            # loss, delay range in us (up to 30 ms / 300 ms: sub-ms delays reorder too), duplication
+            st.tuples(
+                st.floats(0, 0.6), st.integers(0, 30 * MS), st.integers(0, 300 * MS), st.floats(0, 0.4)
+            ),
         ),
         st.tuples(
-            st.integers(0, CHAOS_MS), st.just("partition"), st.tuples(*[st.integers(0, 1) for _ in names])
+            st.integers(0, CHAOS_US), st.just("partition"), st.tuples(*[st.integers(0, 1) for _ in names])
         ),
-        st.tuples(st.integers(0, CHAOS_MS), st.just("crash"), st.tuples(st.sampled_from(names))),
-        st.tuples(st.integers(0, CHAOS_MS), st.just("start"), st.tuples(st.sampled_from(names))),
-        st.tuples(st.integers(0, CHAOS_MS), st.just("shutdown"), st.tuples(st.sampled_from(names))),
+        st.tuples(st.integers(0, CHAOS_US), st.just("crash"), st.tuples(st.sampled_from(names))),
+        st.tuples(st.integers(0, CHAOS_US), st.just("start"), st.tuples(st.sampled_from(names))),
+        st.tuples(st.integers(0, CHAOS_US), st.just("shutdown"), st.tuples(st.sampled_from(names))),
         st.tuples(
-            st.integers(0, CHAOS_MS), st.just("fault"), st.tuples(st.sampled_from(names), st.booleans())
+            st.integers(0, CHAOS_US), st.just("fault"), st.tuples(st.sampled_from(names), st.booleans())
         ),
     )
     faults = tuple(draw(st.lists(fault, max_size=8)))
@@ -109,7 +114,7 @@ def run(sc: Scenario) -> tuple[Lan, int]:
         lan.start(name)
 
     def set_link(loss: float, dmin: int, dmax: int, dup: float) -> None:
-        lan.link = Link(loss=loss, delay_min_ms=min(dmin, dmax), delay_max_ms=max(dmin, dmax), dup=dup)
+        lan.link = Link(loss=loss, delay_min_us=min(dmin, dmax), delay_max_us=max(dmin, dmax), dup=dup)
 
     def partition(*groups: int) -> None:
         lan.partition(dict(zip(sc.nodes, groups, strict=True)))
@@ -140,7 +145,7 @@ def run(sc: Scenario) -> tuple[Lan, int]:
     }
     for t, kind, args in sc.faults:
         lan.at(t, actions[kind], *args)
-    lan.run_until(CHAOS_MS)
+    lan.run_until(CHAOS_US)
 
     # heal: a clean segment, everyone up and out of FAULT
     lan.heal()
@@ -153,8 +158,8 @@ def run(sc: Scenario) -> tuple[Lan, int]:
     max_interval = max(c.adver_int_ms for cs in sc.configs.values() for c in cs)
     max_delay = max(c.preempt_delay_ms for cs in sc.configs.values() for c in cs)
     # worst case: a preempting backup waits out its delay, then one Master_Down_Interval (< 4 intervals)
-    settle = 2 * (max_delay + 4 * max_interval) + 1000
-    lan.run_until(CHAOS_MS + settle)
+    settle = (2 * (max_delay + 4 * max_interval) + 1000) * MS
+    lan.run_until(CHAOS_US + settle)
     return lan, settle
 
 
@@ -180,7 +185,7 @@ def test_exactly_one_master_per_vrid_after_healing(sc: Scenario):
     check_one_master(lan, sc)
     # and it stays that way: nobody changes state in a further quiet stretch
     n = len(lan.changes)
-    lan.run_until(lan.now + 10_000)
+    lan.run_until(lan.now + 10 * SEC)
     assert lan.changes[n:] == []
 
 
@@ -212,8 +217,8 @@ def test_the_property_can_fail_two_isolated_halves_keep_two_masters():
         lan.add(f"r{i}", c)
         lan.start(f"r{i}")
     lan.partition({"r0": 0, "r1": 1})
-    lan.run_until(10_000)
+    lan.run_until(10 * SEC)
     assert sorted(lan.masters(5)) == ["r0", "r1"]
     lan.heal()
-    lan.run_until(15_000)
+    lan.run_until(15 * SEC)
     assert lan.masters(5) == ["r1"]
