@@ -114,7 +114,7 @@ class Lan:
             for _slot, _tx, dest, msg in r.driver.engine.take_sent():
                 self.sent.append((now, r.name, msg[2]))
                 pkt = ip4(r.addr, dest, msg)
-                for j, other in enumerate(self.routers):
+                for j in range(len(self.routers)):
                     if j != i:
                         heapq.heappush(self.wire, (now + DELAY_US, next(self.seq), j, pkt))
 
@@ -229,7 +229,7 @@ events = st.tuples(
 )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     prios=st.lists(st.integers(1, 254), min_size=3, max_size=3),
     script=st.lists(events, max_size=12),
