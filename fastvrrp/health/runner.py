@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 log = logging.getLogger("fastvrrp.health.runner")
 
+_HAVE_PIDFD = hasattr(os, "pidfd_open") and hasattr(os, "posix_spawn")
+
 
 @dataclass(frozen=True, slots=True)
 class ScriptResult:
@@ -245,7 +247,112 @@ class ScriptRunner:
             return ScriptResult(None, error=err)
         self._logged.pop((key, "start"), None)
         async with self._sem:
-            return await self._spawn(key, [path, *argv[1:]], timeout_ms, uid, gid)  # type: ignore[list-item]
+            full = [path, *argv[1:]]
+            if uid is None and gid is None and _HAVE_PIDFD:
+                return await self._spawn_fast(key, full, timeout_ms)  # type: ignore[arg-type]
+            return await self._spawn(key, full, timeout_ms, uid, gid)  # type: ignore[arg-type]
+
+    async def _spawn_fast(self, key: str, argv: list[str], timeout_ms: int) -> ScriptResult:
+        """posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK), no copy of our page tables, unlike fork) plus a
+        pidfd on the loop for the exit. Several times cheaper per run than the fork-based subprocess path
+        for a large Python process; used whenever no user switch is needed."""
+        loop = asyncio.get_running_loop()
+        t0 = time.monotonic()
+        rfd, wfd = os.pipe2(os.O_CLOEXEC)
+        try:
+            pid = os.posix_spawn(
+                argv[0],
+                argv,
+                self.env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, wfd, 1),
+                    (os.POSIX_SPAWN_DUP2, wfd, 2),
+                ],
+                setsid=True,
+            )
+        except OSError as e:
+            os.close(rfd)
+            os.close(wfd)
+            self.start_errors += 1
+            msg = f"could not start: {e.strerror or e}"
+            self._once(key, "start", logging.WARNING, f"cannot run {key!r}: {msg}")
+            return ScriptResult(None, error=msg, duration_ms=int((time.monotonic() - t0) * 1000))
+        os.close(wfd)
+        os.set_blocking(rfd, False)
+        pidfd = os.pidfd_open(pid)
+        self.started += 1
+        self.running += 1
+        self.peak_running = max(self.peak_running, self.running)
+        buf = bytearray()
+        exited: asyncio.Future = loop.create_future()
+
+        def readable() -> None:
+            try:
+                data = os.read(rfd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                loop.remove_reader(rfd)  # EOF (or error): stop watching; the exit decides the end
+                return
+            room = self.output_cap - len(buf)
+            if room > 0:
+                buf.extend(data[:room])
+
+        def gone() -> None:
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(rfd, readable)
+        loop.add_reader(pidfd, gone)
+        timed_out = False
+        status = 0
+        try:
+            try:
+                await asyncio.wait_for(asyncio.shield(exited), timeout_ms / 1000)
+            except TimeoutError:
+                timed_out = True
+                self.timeouts += 1
+                _killpg(pid, signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(asyncio.shield(exited), self.kill_grace_ms / 1000)
+                except TimeoutError:
+                    _killpg(pid, signal.SIGKILL)
+                    await exited
+        except asyncio.CancelledError:
+            _killpg(pid, signal.SIGKILL)
+            raise
+        finally:
+            loop.remove_reader(pidfd)
+            # The exit is known (or we are cancelled): reap it, then kill what it left in its group.
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                status = 0
+            _killpg(pid, signal.SIGKILL)
+            os.close(pidfd)
+            readable()  # whatever is still in the pipe
+            loop.remove_reader(rfd)
+            os.close(rfd)
+            self.running -= 1
+        dur = int((time.monotonic() - t0) * 1000)
+        rc: int | None = os.waitstatus_to_exitcode(status)
+        sig = -rc if rc is not None and rc < 0 else None
+        if sig is not None or timed_out:
+            rc = None
+        res = ScriptResult(
+            rc,
+            timed_out=timed_out,
+            signal=None if timed_out else sig,
+            output=bytes(buf),
+            duration_ms=dur,
+            pid=pid,
+        )
+        if buf:
+            self._log_output(key, res)
+        return res
 
     async def _spawn(
         self, key: str, argv: list[str], timeout_ms: int, uid: int | None, gid: int | None
