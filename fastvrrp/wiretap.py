@@ -1,13 +1,11 @@
 """A wire tap for tests, the demo and the failover benchmarks: what crossed a link, and when, by the kernel.
 
-    tap = WireTap("lab-sw", "br0", pcap_path="/tmp/x.pcap")
-    tap.start()
-    ...                                   # make things happen
-    tap.stop()
-    last = tap.last_advert_from("192.0.2.1", vrid=51)
-    took = tap.first_advert_from("192.0.2.2", vrid=51, after=last.t_ns)
-    garp = tap.first_garp("192.0.2.100", after=last.t_ns)
-    gap = tap.ping_gap()                  # the client's outage
+    with WireTap("lab-sw", "br0", pcap_path="/tmp/x.pcap") as tap:
+        ...                               # make things happen
+        last = tap.last_advert_from("192.0.2.1", vrid=51)
+        took = tap.first_advert_from("192.0.2.2", vrid=51, after=last.t)
+        garp = tap.first_garp("192.0.2.100", after=last.t)
+        gap = tap.ping_gap("192.0.2.100", start=last.t)   # the client's outage, seconds
 
 A background thread enters the namespace (setns on that thread only; a socket keeps the namespace it was
 made in), opens an AF_PACKET/SOCK_RAW/ETH_P_ALL socket bound to one interface, puts it in promiscuous mode
@@ -19,12 +17,18 @@ wire times to a process's monotonic clock (the difference is the delivery latenc
 Frames are classified into `Event`s: VRRP adverts (decoded by the daemon's own codec, valid or not),
 gratuitous ARPs, unsolicited neighbour advertisements, and ICMP/ICMPv6 echo requests and replies. Everything
 else is ignored, but written to the optional pcap file, which `fastvrrp decode` can read.
+
+Events keep the stamp as integer ns (`t_ns`); the query helpers take and compare float seconds on the
+time.time() clock (`Event.t`), because their callers (fastvrrp.testbed, the interop tests, the benchmarks,
+the demo) mark moments with time.time().
 """
 
 from __future__ import annotations
 
-import bisect
 import ctypes
+import ipaddress
+import itertools
+import math
 import os
 import select
 import socket
@@ -51,6 +55,7 @@ GARP = "garp"
 NA = "na"
 ECHO_REQUEST = "echo_request"
 ECHO_REPLY = "echo_reply"
+PING = "ping"  # a query kind: echo requests and replies
 
 _TIMESPEC = struct.Struct("@qq")
 
@@ -63,7 +68,7 @@ class Event:
     kind: str  # ADVERT, GARP, NA, ECHO_REQUEST, ECHO_REPLY
     src: str  # IP source (adverts, pings); the announced address (GARP sender IP, NA target)
     dst: str = ""
-    mac: str = ""  # Ethernet source; for GARP the ARP sender MAC, for NA the target link-layer address
+    src_mac: str = ""  # Ethernet source; for GARP the ARP sender MAC, for NA the target link-layer address
     family: int = 4
     vrid: int = 0
     priority: int = 0
@@ -78,23 +83,20 @@ class Event:
     mono_ns: int = 0  # time.monotonic_ns() when this thread read the frame
     frame: int = 0  # frame number in the tap (1-based), as in the pcap file
 
-
-@dataclass(frozen=True, slots=True)
-class PingGap:
-    """The longest run of echo requests without a reply.
-
-    `start_ns` is the last reply before the run (or the first unanswered request if none came before), and
-    `end_ns` the first reply after it (None if the replies never came back): the outage as the client saw it.
-    """
-
-    lost: int
-    start_ns: int
-    end_ns: int | None
-    first_lost_seq: int = 0
+    @property
+    def t(self) -> float:
+        """The kernel receive time in seconds, the clock of time.time()."""
+        return self.t_ns / 1e9
 
     @property
-    def duration_ns(self) -> int | None:
-        return None if self.end_ns is None else self.end_ns - self.start_ns
+    def icmp(self) -> str:
+        """For an echo "request" or "reply"; "" for any other event."""
+        return {ECHO_REQUEST: "request", ECHO_REPLY: "reply"}.get(self.kind, "")
+
+
+def canonical(addr: str) -> str:
+    """An address (a /prefix allowed) as inet_ntop writes it, which is how events carry theirs."""
+    return str(ipaddress.ip_address(addr.split("/")[0]))
 
 
 def _mac_text(b: bytes) -> str:
@@ -361,89 +363,54 @@ class WireTap:
                     raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what} on the wire")
                 self._cond.wait(left)
 
+    def snapshot(self, kind: str | None = None) -> list[Event]:
+        """The events of one kind so far (PING: echo requests and replies), or all of them."""
+        kinds = (ECHO_REQUEST, ECHO_REPLY) if kind == PING else (kind,)
+        return [e for e in self.events if kind is None or e.kind in kinds]
+
+    # Times below are float seconds (Event.t). Adverts count whether or not the codec judged them valid
+    # (`valid` narrows that), so a malformed advert still shows who was claiming the VRID.
     def adverts(
-        self, src: str | None = None, vrid: int | None = None, valid: bool | None = True
+        self, vrid: int | None = None, src: str | None = None, after: float = 0.0, valid: bool | None = None
     ) -> list[Event]:
+        """Adverts (for `vrid`, from `src`) received strictly after `after`, in capture order."""
+        src = None if src is None else canonical(src)
         return [
             e
-            for e in self.events
-            if e.kind == ADVERT
-            and (src is None or e.src == src)
+            for e in self.snapshot(ADVERT)
+            if e.t > after
             and (vrid is None or e.vrid == vrid)
+            and (src is None or e.src == src)
             and (valid is None or e.valid == valid)
         ]
 
-    def last_advert_from(self, src: str, vrid: int, before: int | None = None) -> Event | None:
-        """The last valid advert from `src` for `vrid` (strictly before `before` ns, if given)."""
-        found = None
-        for e in self.adverts(src, vrid):
-            if before is None or e.t_ns < before:
-                found = e
-        return found
+    def last_advert_from(self, src: str, vrid: int, before: float = math.inf) -> Event | None:
+        """The last advert from `src` for `vrid` at or before `before`."""
+        found = [e for e in self.adverts(vrid, src) if e.t <= before]
+        return found[-1] if found else None
 
-    def first_advert_from(self, src: str, vrid: int, after: int | None = None) -> Event | None:
-        """The first valid advert from `src` for `vrid` strictly after `after` ns (if given)."""
-        for e in self.adverts(src, vrid):
-            if after is None or e.t_ns > after:
-                return e
-        return None
+    def first_advert_from(
+        self, src: str, vrid: int, after: float = 0.0, min_priority: int = 1
+    ) -> Event | None:
+        """The first advert from `src` for `vrid` after `after` with at least `min_priority` (by default
+        not a priority-0 resignation, RFC 5798 6.4.3: that is the old master leaving, not a new one)."""
+        return next((e for e in self.adverts(vrid, src, after) if e.priority >= min_priority), None)
 
-    def first_garp(self, vip: str, after: int | None = None) -> Event | None:
-        """The first gratuitous ARP (IPv4) or unsolicited NA (IPv6) announcing `vip` after `after` ns."""
-        for e in self.events:
-            if e.kind in (GARP, NA) and e.src == vip and (after is None or e.t_ns > after):
-                return e
-        return None
+    def first_garp(self, vip: str, after: float = 0.0) -> Event | None:
+        """The first gratuitous ARP (IPv4) or unsolicited NA (IPv6) announcing `vip` after `after`."""
+        vip = canonical(vip)
+        return next((e for e in self.events if e.kind in (GARP, NA) and e.src == vip and e.t > after), None)
 
-    def ping_gap(
-        self, after: int | None = None, dst: str | None = None, ident: int | None = None
-    ) -> PingGap | None:
-        """The longest run of echo requests that got no reply (after `after` ns; to `dst`; with id `ident`).
-
-        None if no echo request was seen; a PingGap with lost=0 if every request was answered.
-        """
-        reqs: list[Event] = []
-        replied: dict[tuple[int, int], int] = {}
-        for e in self.events:
-            if after is not None and e.t_ns <= after:
-                continue
-            if (
-                e.kind == ECHO_REQUEST
-                and (dst is None or e.dst == dst)
-                and (ident is None or e.ident == ident)
-            ):
-                reqs.append(e)
-            elif (
-                e.kind == ECHO_REPLY and (dst is None or e.src == dst) and (ident is None or e.ident == ident)
-            ):
-                replied.setdefault((e.ident, e.seq), e.t_ns)
-        if not reqs:
+    def ping_gap(self, vip: str, start: float, end: float | None = None) -> float | None:
+        """Longest time in seconds without an echo reply from `vip` over [start, end] (end defaults to
+        start): the gaps between consecutive replies from the last one at or before `start` to the first
+        one after `end`. None while either of those two replies is missing."""
+        end = start if end is None else end
+        vip = canonical(vip)
+        replies = sorted(e.t for e in self.events if e.kind == ECHO_REPLY and e.src == vip)
+        before = [t for t in replies if t <= start]
+        after = [t for t in replies if t > end]
+        if not before or not after:
             return None
-        # Requests in send order; a duplicate (a retransmission seen twice on a bridge) counts once.
-        seen: set[tuple[int, int]] = set()
-        order = []
-        for e in reqs:
-            if (e.ident, e.seq) not in seen:
-                seen.add((e.ident, e.seq))
-                order.append(e)
-        reply_times = sorted(replied.values())
-        best = PingGap(0, 0, 0)
-        i = 0
-        while i < len(order):
-            if (order[i].ident, order[i].seq) in replied:
-                i += 1
-                continue
-            j = i
-            while j < len(order) and (order[j].ident, order[j].seq) not in replied:
-                j += 1
-            lost = j - i
-            # The outage began at the last reply before the first lost request (the client's last sign of
-            # life from the service), or at that request if no reply came before it.
-            first = order[i].t_ns
-            k = bisect.bisect_left(reply_times, first)
-            start = reply_times[k - 1] if k else first
-            end = replied[(order[j].ident, order[j].seq)] if j < len(order) else None
-            if lost > best.lost:
-                best = PingGap(lost, start, end, order[i].seq)
-            i = j
-        return best
+        span = [before[-1], *(t for t in replies if start < t <= end), after[0]]
+        return max(b - a for a, b in itertools.pairwise(span))
