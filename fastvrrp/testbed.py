@@ -1,7 +1,8 @@
 """A VRRP test bed in namespaces: a LAN, routers running keepalived or fastvrrp, and failover measurement.
 
 Used by the interop tests, the side-by-side benchmarks and the demo. Everything is built on
-`fastvrrp.lab.Lab`, which tracks every namespace and PID and removes them on close.
+`fastvrrp.lab.Lab`, which tracks every namespace and PID and removes them on close. The capture on the bridge is
+`fastvrrp.wiretap.WireTap` (re-exported here): its query helpers take time.time() seconds, like Event.t.
 
     lab = Lab()
     lan = Lan(lab, routers=2, client=True)            # switch ns with br0, r1/r2 (.1/.2), client (.50)
@@ -19,22 +20,18 @@ Addresses: 192.0.2.0/24 and 2001:db8::/64 on the LAN, VIPs from the same ranges 
 
 from __future__ import annotations
 
-import ctypes
-import ipaddress
 import json
 import os
 import re
 import signal
-import socket
 import statistics
-import struct
 import sys
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from fastvrrp.lab import Lab, Proc, run, wait_for
+from fastvrrp.lab import Lab, Proc, wait_for
+from fastvrrp.wiretap import Event, WireTap, canonical
 
 LAN4 = "192.0.2.{}/24"
 LAN6 = "2001:db8::{}/64"
@@ -380,14 +377,10 @@ class Router:
         return {a["local"] for link in info for a in link.get("addr_info", []) if "local" in a}
 
     def has_vip(self, vip: str) -> bool:
-        return _norm(vip) in {_norm(a) for a in self.addresses()}
+        return canonical(vip) in {canonical(a) for a in self.addresses()}
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pids())
-
-
-def _norm(addr: str) -> str:
-    return str(ipaddress.ip_address(addr.split("/")[0]))
 
 
 # --- topology --------------------------------------------------------------------------------------------
@@ -442,16 +435,17 @@ class Lan:
         out = []
         for ns in self.router_ns:
             info = json.loads(self.lab.sh(ns, "ip -j addr show") or "[]")
-            held = {_norm(a["local"]) for link in info for a in link.get("addr_info", []) if "local" in a}
-            if _norm(vip) in held:
+            held = {canonical(a["local"]) for link in info for a in link.get("addr_info", []) if "local" in a}
+            if canonical(vip) in held:
                 out.append(ns)
         return out
 
     def tap(self) -> WireTap:
+        """A capture on the bridge (not started): every frame between the routers and the client."""
         return WireTap(self.switch, self.bridge)
 
     def ping(self, vip: str, interval_s: float = 0.005) -> Proc:
-        """A continuous ping from the client to `vip` (replies are seen by the tap as kind 'ping')."""
+        """A continuous ping from the client to `vip` (the tap sees it as kind PING)."""
         if self.client is None:
             raise RuntimeError("this LAN has no client")
         fam = "-6" if ":" in vip else "-4"
@@ -462,248 +456,14 @@ class Lan:
         )
 
 
-# --- wire capture ----------------------------------------------------------------------------------------
-_CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def socket_in_netns(ns: str, family: int, type_: int, proto: int = 0) -> socket.socket:
-    """A socket created inside namespace `ns` (setns moves only the calling thread: use a throwaway one)."""
-    box: dict[str, object] = {}
-
-    def work() -> None:
-        fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
-        try:
-            if _libc.setns(fd, _CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"setns({ns}): {os.strerror(err)}")
-            box["sock"] = socket.socket(family, type_, proto)
-        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-            box["err"] = e
-        finally:
-            os.close(fd)
-
-    t = threading.Thread(target=work)
-    t.start()
-    t.join()
-    if "err" in box:
-        raise box["err"]  # type: ignore[misc]
-    return box["sock"]  # type: ignore[return-value]
-
-
-@dataclass(frozen=True)
-class WireEvent:
-    """One interesting frame: t is the kernel receive timestamp (CLOCK_REALTIME, seconds)."""
-
-    t: float
-    kind: str  # advert | garp | na | ping
-    src: str  # IP source (advert, ping), or the announced address (garp, na)
-    src_mac: str
-    vrid: int = 0
-    priority: int = 0
-    version: int = 0
-    adver_int_cs: int = 0
-    dst: str = ""
-    icmp: str = ""  # ping: "request" | "reply"
-
-
-_ETH_P_ALL = 0x0003
-_SOL_PACKET = 263
-_PACKET_ADD_MEMBERSHIP = 1
-_PACKET_MR_PROMISC = 1
-_SO_TIMESTAMPNS = 35
-
-
-def _mac(b: bytes) -> str:
-    return ":".join(f"{x:02x}" for x in b)
-
-
-def parse_frame(t: float, frame: bytes) -> WireEvent | None:
-    """VRRP adverts, gratuitous ARP, unsolicited NA and ICMP echo; anything else (or truncated) is None."""
-    if len(frame) < 14:
-        return None
-    src_mac = _mac(frame[6:12])
-    etype = struct.unpack_from("!H", frame, 12)[0]
-    p = frame[14:]
-    if etype == 0x0806 and len(p) >= 28:
-        spa, tpa = p[14:18], p[24:28]
-        if spa == tpa:  # gratuitous: sender and target protocol address are the VIP
-            return WireEvent(t, "garp", socket.inet_ntoa(spa), src_mac)
-        return None
-    if etype == 0x0800 and len(p) >= 20:
-        ihl = (p[0] & 0x0F) * 4
-        proto, src, dst = p[9], socket.inet_ntoa(p[12:16]), socket.inet_ntoa(p[16:20])
-        body = p[ihl:]
-        if proto == 112 and len(body) >= 8:
-            return _advert(t, src_mac, src, dst, body)
-        if proto == 1 and len(body) >= 8 and body[0] in (0, 8):
-            return WireEvent(t, "ping", src, src_mac, dst=dst, icmp="reply" if body[0] == 0 else "request")
-        return None
-    if etype == 0x86DD and len(p) >= 40:
-        nh = p[6]
-        src, dst = socket.inet_ntop(socket.AF_INET6, p[8:24]), socket.inet_ntop(socket.AF_INET6, p[24:40])
-        body = p[40:]
-        if nh == 112 and len(body) >= 8:
-            return _advert(t, src_mac, src, dst, body)
-        if nh == 58 and len(body) >= 8:
-            if body[0] == 136 and len(body) >= 24:
-                return WireEvent(t, "na", socket.inet_ntop(socket.AF_INET6, body[8:24]), src_mac, dst=dst)
-            if body[0] in (128, 129):
-                return WireEvent(
-                    t, "ping", src, src_mac, dst=dst, icmp="reply" if body[0] == 129 else "request"
-                )
-    return None
-
-
-def _advert(t: float, src_mac: str, src: str, dst: str, body: bytes) -> WireEvent:
-    version = body[0] >> 4
-    # v2 carries whole seconds in byte 5 (RFC 3768 5.3.7); v3 12 bits of centiseconds (RFC 5798 5.2.7).
-    interval = body[5] * 100 if version == 2 else struct.unpack_from("!H", body, 4)[0] & 0x0FFF
-    return WireEvent(
-        t,
-        "advert",
-        src,
-        src_mac,
-        vrid=body[1],
-        priority=body[2],
-        version=version,
-        adver_int_cs=interval,
-        dst=dst,
-    )
-
-
-class WireTap:
-    """Timestamping AF_PACKET capture on one interface of a namespace (promiscuous, so a bridge sees all).
-
-    A private stand-in with the interface of fastvrrp.wiretap (start/stop, events, last_advert_from,
-    first_advert_from, first_garp, ping_gap); timestamps are the kernel's (SO_TIMESTAMPNS), so the
-    capture thread's own latency does not matter.
-    """
-
-    def __init__(self, ns: str, ifname: str) -> None:
-        self.ns, self.ifname = ns, ifname
-        self.events: list[WireEvent] = []
-        self.frames = 0
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-
-    def start(self) -> WireTap:
-        s = socket_in_netns(self.ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
-        s.bind((self.ifname, 0))
-        ifindex = _ifindex_in(self.ns, self.ifname)  # if_nametoindex would look in our own namespace
-        s.setsockopt(
-            _SOL_PACKET, _PACKET_ADD_MEMBERSHIP, struct.pack("iHH8s", ifindex, _PACKET_MR_PROMISC, 0, b"")
-        )
-        s.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        s.settimeout(0.05)
-        self._sock = s
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"wiretap-{self.ns}", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        assert self._sock is not None
-        cmsg_space = socket.CMSG_SPACE(16)
-        while not self._stop.is_set():
-            try:
-                data, anc, _flags, addr = self._sock.recvmsg(65535, cmsg_space)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if addr[2] == socket.PACKET_OUTGOING:
-                continue
-            t = time.time()
-            for level, typ, cdata in anc:
-                if level == socket.SOL_SOCKET and typ == _SO_TIMESTAMPNS and len(cdata) >= 16:
-                    sec, nsec = struct.unpack_from("qq", cdata)
-                    t = sec + nsec / 1e9
-            self.frames += 1
-            ev = parse_frame(t, data)
-            if ev is not None:
-                with self._lock:
-                    self.events.append(ev)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2)
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-
-    def __enter__(self) -> WireTap:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # --- queries (all times in seconds, the same clock as time.time())
-    def snapshot(self, kind: str | None = None) -> list[WireEvent]:
-        with self._lock:
-            evs = list(self.events)
-        return [e for e in evs if kind is None or e.kind == kind]
-
-    def adverts(self, vrid: int | None = None, src: str | None = None, after: float = 0.0) -> list[WireEvent]:
-        return [
-            e
-            for e in self.snapshot("advert")
-            if e.t > after
-            and (vrid is None or e.vrid == vrid)
-            and (src is None or _norm(e.src) == _norm(src))
-        ]
-
-    def last_advert_from(self, src: str, vrid: int, before: float = float("inf")) -> WireEvent | None:
-        evs = [e for e in self.adverts(vrid, src) if e.t <= before]
-        return evs[-1] if evs else None
-
-    def first_advert_from(
-        self, src: str, vrid: int, after: float = 0.0, min_priority: int = 1
-    ) -> WireEvent | None:
-        for e in self.adverts(vrid, src, after):
-            if e.priority >= min_priority:
-                return e
-        return None
-
-    def first_garp(self, vip: str, after: float = 0.0) -> WireEvent | None:
-        kind = "na" if ":" in vip else "garp"
-        for e in self.snapshot(kind):
-            if e.t > after and _norm(e.src) == _norm(vip):
-                return e
-        return None
-
-    def ping_gap(self, vip: str, start: float, end: float) -> float | None:
-        """Longest time without an echo reply from `vip` over [start, end]: the gaps between consecutive
-        replies from the last one at or before `start` to the first one after `end` (None if either is
-        missing)."""
-        replies = sorted(
-            e.t for e in self.snapshot("ping") if e.icmp == "reply" and _norm(e.src) == _norm(vip)
-        )
-        before = [t for t in replies if t <= start]
-        after = [t for t in replies if t > end]
-        if not before or not after:
-            return None
-        span = [before[-1], *(t for t in replies if start < t <= end), after[0]]
-        return max(b - a for a, b in zip(span, span[1:], strict=False))
-
-
-def _ifindex_in(ns: str, ifname: str) -> int:
-    info = json.loads(run(["ip", "netns", "exec", ns, "ip", "-j", "link", "show", "dev", ifname]))
-    return int(info[0]["ifindex"])
-
-
 # --- analysis --------------------------------------------------------------------------------------------
-def advert_segments(adverts: Sequence[WireEvent], gap_s: float) -> dict[str, list[tuple[float, float]]]:
+def advert_segments(adverts: Sequence[Event], gap_s: float) -> dict[str, list[tuple[float, float]]]:
     """Per source: the spans [first, last] of runs of adverts (priority > 0) no further apart than gap_s."""
     spans: dict[str, list[list[float]]] = {}
     for e in adverts:
         if e.priority == 0:
             continue
-        runs = spans.setdefault(_norm(e.src), [])
+        runs = spans.setdefault(e.src, [])
         if runs and e.t - runs[-1][1] <= gap_s:
             runs[-1][1] = e.t
         else:
@@ -711,9 +471,7 @@ def advert_segments(adverts: Sequence[WireEvent], gap_s: float) -> dict[str, lis
     return {k: [(a, b) for a, b in v] for k, v in spans.items()}
 
 
-def dual_master_windows(
-    adverts: Sequence[WireEvent], adver_int_ms: float
-) -> list[tuple[float, float, str, str]]:
+def dual_master_windows(adverts: Sequence[Event], adver_int_ms: float) -> list[tuple[float, float, str, str]]:
     """Time windows in which two sources both advertised for one VRID: (start, end, src_a, src_b).
 
     A source counts as master from its first advert to its last one of a run (gaps up to 1.5 intervals).
