@@ -146,41 +146,71 @@ def build_tree(lines, problems: list[Problem]) -> list[Node]:
 
     A statement runs from its keyword to the end of its line, or to a `{` / `}` on that line. Words
     after a `{` on the same line start the first statement of the block; words after `}` start a new
-    statement in the enclosing block.
+    statement in the enclosing block. A text may hold several lines joined with "\n" (one parameter
+    expansion, see Preprocessor.read_chunks); each is a line of its own at the same location.
     """
     root: list[Node] = []
     stack: list[tuple[list[Node], Node | None]] = []  # (enclosing list, owner of the open block)
     block = root
     last: Node | None = None  # the statement a following `{` attaches to
     for file, lineno, text in lines:
-        words = split_words(text, file, lineno, problems)
-        cur: Node | None = None
-        for w in words:
-            if w == "{":
-                owner = cur or last
-                if owner is None or owner.children is not None:
-                    problems.append(Problem(file, lineno, "'{' without a keyword before it"))
-                    owner = Node("{", [], file, lineno)
-                    block.append(owner)
-                owner.children = []
-                stack.append((block, owner))
-                block = owner.children
-                cur = last = None
-            elif w == "}":
-                if not stack:
-                    problems.append(Problem(file, lineno, "unmatched '}'"))
-                    cur = last = None
+        # Fast path: no quotes and no ${...}, so a line's words are what str.split gives once the braces
+        # stand apart (split_words does the same for such text).
+        plain = '"' not in text and "'" not in text and "${" not in text
+        for part in text.split("\n") if "\n" in text else (text,):
+            if plain:
+                if "{" not in part and "}" not in part:
+                    # The common line: `keyword args...`, no block.
+                    words = part.split()
+                    if words:
+                        last = Node(words[0], words[1:], file, lineno)
+                        block.append(last)
                     continue
-                block, _owner = stack.pop()
-                cur = last = None
-            elif cur is None:
-                cur = Node(w, [], file, lineno)
-                block.append(cur)
-                last = cur
+                words = part.replace("{", " { ").replace("}", " } ").split()
+                if len(words) > 1 and words[-1] == "{" and part.count("{") == 1 and "}" not in part:
+                    # `keyword args... {`: a statement opening its block.
+                    opened = Node(words[0], words[1:-1], file, lineno)
+                    block.append(opened)
+                    opened.children = []
+                    stack.append((block, opened))
+                    block = opened.children
+                    last = None
+                    continue
+                if len(words) == 1 and words[0] == "}" and stack:  # a lone `}` closing a block
+                    block, _owner = stack.pop()
+                    last = None
+                    continue
             else:
-                cur.args.append(w)
-        # A statement ends with its line; a `{` on the next line may still open its block.
-    for _enclosing, owner in stack:
-        assert owner is not None
-        problems.append(Problem(owner.file, owner.line, f"'{owner.kw}' block is not closed (missing '}}')"))
+                words = split_words(part, file, lineno, problems)
+            cur: Node | None = None
+            for w in words:
+                if w == "{":
+                    owner = cur or last
+                    if owner is None or owner.children is not None:
+                        problems.append(Problem(file, lineno, "'{' without a keyword before it"))
+                        owner = Node("{", [], file, lineno)
+                        block.append(owner)
+                    owner.children = []
+                    stack.append((block, owner))
+                    block = owner.children
+                    cur = last = None
+                elif w == "}":
+                    if not stack:
+                        problems.append(Problem(file, lineno, "unmatched '}'"))
+                        cur = last = None
+                        continue
+                    block, _owner = stack.pop()
+                    cur = last = None
+                elif cur is None:
+                    cur = Node(w, [], file, lineno)
+                    block.append(cur)
+                    last = cur
+                else:
+                    cur.args.append(w)
+            # A statement ends with its line; a `{` on the next line may still open its block.
+    for _enclosing, unclosed in stack:
+        assert unclosed is not None
+        problems.append(
+            Problem(unclosed.file, unclosed.line, f"'{unclosed.kw}' block is not closed (missing '}}')")
+        )
     return root

@@ -81,23 +81,58 @@ def brace_expand(pattern: str) -> list[str]:
     return [pattern]
 
 
+def _parse_refs(s: str) -> tuple | None:
+    """The references of `s`: ([(literal before, braced, name or inner text, whole match)], tail), or None."""
+    refs = []
+    pos = 0
+    for m in _VAR.finditer(s):
+        if m.group(2) is not None:
+            refs.append((s[pos : m.start()], False, m.group(2), m.group(0)))
+        else:
+            refs.append((s[pos : m.start()], True, m.group(1).strip(), m.group(0)))
+        pos = m.end()
+    if not refs:
+        return None
+    return refs, s[pos:]
+
+
 class Preprocessor:
     """Reads a file tree and yields finished (file, line, text) lines; problems are collected."""
 
     def __init__(self, instance_id: str | None = None, env: dict[str, str] | None = None) -> None:
         self.instance_id = default_instance_id() if instance_id is None else instance_id
         self.env = os.environ if env is None else env
-        self.defs: dict[str, list[str]] = {}  # name -> value lines (one line for ordinary definitions)
+        # name -> value, its lines joined with "\n" (one line for ordinary definitions): stored joined because
+        # that is how every use inserts it.
+        self.defs: dict[str, str] = {}
         self.problems: list[Problem] = []
         self.files: list[str] = []  # every file read, in order
         self._stack: list[str] = []  # real paths of the files being read (include loop detection)
         self._dir = "."
         self.random = random.Random()
+        # text -> its parameter references, parsed once (generated configs substitute the same text many
+        # times with different values); None when the text has none.
+        self._refs: dict[str, tuple | None] = {}
+        self._chunks = False  # hand fast-path expansions over as one multi-line chunk (see read_chunks)
 
     # --- files ------------------------------------------------------------------------------------------
     def read(self, path: str) -> list[Line]:
+        """Every finished line as (file, line, text), text stripped and never empty."""
         out: list[Line] = []
+        self._chunks = False
         self._read_file(path, None, out)
+        return out
+
+    def read_chunks(self, path: str) -> list[Line]:
+        """As read(), but the lines one parameter expansion made may come as one text joined with "\n"
+        (all from the same file line), neither stripped nor free of blank lines: lexer.build_tree takes
+        them as they are and saves a tuple per line on large generated configs."""
+        out: list[Line] = []
+        self._chunks = True
+        try:
+            self._read_file(path, None, out)
+        finally:
+            self._chunks = False
         return out
 
     def _read_file(self, path: str, origin: tuple[str, int] | None, out: list[Line]) -> None:
@@ -178,7 +213,9 @@ class Preprocessor:
                 vlines = value.split("\n")
                 if len(vlines) > 1 and not vlines[0].strip():
                     vlines = vlines[1:]
-                self.defs[m.group(1)] = [v.strip() for v in vlines] if len(vlines) > 1 else [value.strip()]
+                self.defs[m.group(1)] = (
+                    "\n".join(v.strip() for v in vlines) if len(vlines) > 1 else value.strip()
+                )
                 return
         elif c == "~" and _GEN.match(s):
             self._generator(s, file, lineno, depth, out)
@@ -198,7 +235,13 @@ class Preprocessor:
                     full = nxt
                 else:
                     full = ""
-                if full and not _SPECIAL.search(full):
+                # (_SPECIAL needs one of these characters; testing for them first is much cheaper.)
+                if full and not (
+                    ("@" in full or "~" in full or "$" in full or "include" in full) and _SPECIAL.search(full)
+                ):
+                    if self._chunks and "\n" in full:
+                        out.append((file, lineno, full))
+                        return
                     for part in full.split("\n"):
                         part = part.strip()
                         if part:
@@ -214,19 +257,29 @@ class Preprocessor:
         out.append((file, lineno, s))
 
     def _substitute(self, s: str, file: str, lineno: int) -> str:
-        """One pass of parameter replacement; the caller re-runs the line until nothing changes."""
+        """One pass of parameter replacement; the caller re-runs the line until nothing changes.
 
-        def repl(m: re.Match[str]) -> str:
-            if m.group(2) is not None:
-                v = self.defs.get(m.group(2))
-                return m.group(0) if v is None else "\n".join(v)
-            inner = m.group(1).strip()
-            v = self.defs.get(inner)
-            if v is not None:
-                return "\n".join(v)
-            return self._builtin(inner, m.group(0), file, lineno)
-
-        return _VAR.sub(repl, s)
+        A single left-to-right pass over the references in `s` as written (values inserted are not
+        rescanned in this pass), built-ins evaluated in that order.
+        """
+        if s in self._refs:
+            refs = self._refs[s]
+        else:
+            refs = _parse_refs(s)
+            if len(self._refs) < 4096:
+                self._refs[s] = refs
+        if refs is None:
+            return s
+        defs = self.defs
+        out: list[str] = []
+        for literal, braced, key, whole in refs[0]:
+            out.append(literal)
+            v = defs.get(key)
+            if v is None:
+                v = self._builtin(key, whole, file, lineno) if braced else whole
+            out.append(v)
+        out.append(refs[1])
+        return "".join(out)
 
     def _builtin(self, inner: str, whole: str, file: str, lineno: int) -> str:
         name, _, rest = inner.partition(" ")
@@ -288,7 +341,7 @@ class Preprocessor:
         try:
             for row in rows:
                 for n, v in zip(names, row, strict=True):
-                    self.defs[n] = [v]
+                    self.defs[n] = v
                 self._line(rest, file, lineno, depth + 1, out)
         finally:
             # keepalived.conf(5): do not rely on a ~SEQ variable after its line; we restore the old value.

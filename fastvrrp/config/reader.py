@@ -7,12 +7,14 @@ written (it then "ignores" or "resets" a value), we report an error: a config mu
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
+from . import _fast
 from .lexer import Node
 from .model import (
     Config,
@@ -53,15 +55,60 @@ GLOBAL_FIELDS = {
 }
 
 _ip_cache: dict[str, Any] = {}
+_new_ipv4 = ipaddress.IPv4Address.__new__
+_OCTETS = {str(i): i for i in range(256)}  # the canonical spelling of each octet
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     v = _ip_cache.get(text)
     if v is None:
-        v = ipaddress.ip_address(text)
+        parts = text.split(".")
+        if len(parts) == 4:
+            # A dotted quad in canonical form (no leading zeros, each octet <= 255) is what ip_address
+            # accepts for IPv4 and means the same; build it from the integer without its parser. Anything
+            # else goes through ip_address, which gives the same value or the same error as always.
+            o = _OCTETS
+            a, b, c, d = parts
+            if a in o and b in o and c in o and d in o:
+                v = _new_ipv4(ipaddress.IPv4Address)
+                v._ip = (o[a] << 24) | (o[b] << 16) | (o[c] << 8) | o[d]  # type: ignore[attr-defined]
+        if v is None:
+            v = ipaddress.ip_address(text)
         if len(_ip_cache) < 100_000:
             _ip_cache[text] = v
     return v
+
+
+def _maker(cls) -> tuple[list[Any], dict[str, int], Callable[..., Any]]:
+    """(default values in field order, field name -> index, positional constructor) for `cls`: a frozen
+    dataclass called with keywords spends most of its time matching them and storing through
+    object.__setattr__, and large configs make tens of thousands of these (see _fast)."""
+    fs = dataclasses.fields(cls)
+    defaults = [f.default for f in fs]
+    return defaults, {f.name: i for i, f in enumerate(fs)}, _fast.maker(cls)
+
+
+def _build(
+    spec: tuple[list[Any], dict[str, int], Callable[..., Any]], values: dict[str, Any], *first: Any
+) -> Any:
+    """cls(*first, **{k: v for k, v in values.items() if v is not None}) for field-name keys, positionally."""
+    vals = spec[0].copy()
+    vals[: len(first)] = first
+    index = spec[1]
+    for k, v in values.items():
+        if v is not None:
+            vals[index[k]] = v
+    return spec[2](*vals)
+
+
+_TRACK_FILE = _maker(TrackFile)
+_TRACK_PROCESS = _maker(TrackProcess)
+_VRRP_SCRIPT = _maker(VrrpScript)
+_INSTANCE = _maker(VrrpInstance)
+_I = _INSTANCE[1]
+_make_instance = _INSTANCE[2]
+_make_track_ref = _fast.maker(TrackRef)
+_make_vaddr = _fast.maker(VirtualAddress)
 
 
 def _secs_to_ms(x: float) -> int:
@@ -362,7 +409,7 @@ class Reader:
             self.err(n, f"vrrp_script '{name}' has no 'script'")
             return
         if name is not None:
-            self.scripts[name] = VrrpScript(name, **{k: v for k, v in f.items() if v is not None})
+            self.scripts[name] = _build(_VRRP_SCRIPT, f, name)
 
     def track_file(self, n: Node) -> None:
         name = self._named(n, "track_file", self.track_files)
@@ -388,7 +435,7 @@ class Reader:
             self.err(n, f"track_file '{name}' has no 'file'")
             return
         if name is not None:
-            self.track_files[name] = TrackFile(name, **{k: v for k, v in f.items() if v is not None})
+            self.track_files[name] = _build(_TRACK_FILE, f, name)
 
     def track_process(self, n: Node) -> None:
         name = self._named(n, "vrrp_track_process", self.track_processes)
@@ -428,7 +475,7 @@ class Reader:
         if q is not None and qm is not None and qm < q:
             self.err(n, f"vrrp_track_process '{name}': quorum_max {qm} is below quorum {q}")
         if name is not None:
-            self.track_processes[name] = TrackProcess(name, **{k: v for k, v in f.items() if v is not None})
+            self.track_processes[name] = _build(_TRACK_PROCESS, f, name)
 
     # --- tracking references (shared by instances and sync groups) ------------------------------------------
     def track_refs(self, n: Node, lo: int, hi: int) -> tuple[TrackRef, ...]:
@@ -567,9 +614,11 @@ class Reader:
             if plen_v is None:
                 return None
             plen = plen_v
+        a = n.args
+        if not a:
+            return _make_vaddr(addr, plen, None, None, None, None, None, False, False, None, None, ())
         f: dict[str, Any] = {}
         flags: list[str] = []
-        a = n.args
         i = 0
         while i < len(a):
             w = a[i]
@@ -716,7 +765,20 @@ class Reader:
         h: dict[str, Callable[[Node, dict], None]] = {}
 
         def simple_int(field: str, lo: int, hi: int):
+            where = "_" + field
+
             def f(n: Node, d: dict) -> None:
+                a = n.args
+                if n.children is None and len(a) == 1:
+                    # Fast path for the usual well-formed statement; anything else takes the checks below.
+                    try:
+                        v = int(a[0], 10)
+                    except ValueError:
+                        v = None
+                    if v is not None and lo <= v <= hi:
+                        d[field] = v
+                        d[where] = n
+                        return
                 self.no_block(n)
                 if self.nargs(n, 1):
                     v = self.int_in(n, n.args[0], lo, hi)
@@ -989,7 +1051,7 @@ class Reader:
                     w, rev = self._weight(k, k.args[1:], lo, hi)
                     if w is None:
                         continue
-                refs.append(TrackRef(k.kw, w, rev))
+                refs.append(_make_track_ref(k.kw, w, rev))
                 nodes.append(k)
             d[field] = tuple(d.get(field, ())) + tuple(refs)
 
@@ -1199,32 +1261,37 @@ class Reader:
         garp_repeat = d.get("garp_master_repeat", gd.vrrp_garp_master_repeat)
         lower_delay = d.get("garp_lower_prio_delay_ms", gd.vrrp_garp_lower_prio_delay_ms)
         lower_repeat = d.get("garp_lower_prio_repeat", gd.vrrp_garp_lower_prio_repeat)
-        f = {k: v for k, v in d.items() if k[0] != "_"}
-        f.update(
-            family=family,
-            version=version,
-            priority=priority,
-            state=state,
-            preempt=preempt,
-            advert_int_ms=adv_ms,
-            accept=accept,
-            strict_mode=strict,
-            garp_master_delay_ms=garp_delay,
-            garp_master_repeat=garp_repeat,
-            garp_lower_prio_delay_ms=garp_delay if lower_delay is None else lower_delay,
-            garp_lower_prio_repeat=garp_repeat if lower_repeat is None else lower_repeat,
-            garp_master_refresh_ms=d.get("garp_master_refresh_ms", gd.vrrp_garp_master_refresh_ms),
-            garp_master_refresh_repeat=d.get(
-                "garp_master_refresh_repeat", gd.vrrp_garp_master_refresh_repeat
-            ),
-            down_timer_adverts=d.get("down_timer_adverts", gd.vrrp_down_timer_adverts),
-            lower_prio_no_advert=d.get("lower_prio_no_advert", gd.vrrp_lower_prio_no_advert or strict),
-            higher_prio_send_advert=d.get("higher_prio_send_advert", gd.vrrp_higher_prio_send_advert),
-            skip_check_adv_addr=d.get("skip_check_adv_addr", gd.vrrp_skip_check_adv_addr),
-            check_unicast_src=d.get("check_unicast_src", gd.vrrp_check_unicast_src)
-            or any(p.min_ttl is not None or p.max_ttl is not None for p in d.get("unicast_peers", ())),
+        # The VrrpInstance fields, positionally (see _maker): what the handlers stored under field names
+        # (keys starting with "_" are bookkeeping, use_vmac_addr is not modelled), then what is resolved here.
+        f = _INSTANCE[0].copy()
+        ix = _I
+        for key, value in d.items():
+            i = ix.get(key)
+            if i is not None:
+                f[i] = value
+        f[ix["family"]] = family
+        f[ix["version"]] = version
+        f[ix["priority"]] = priority
+        f[ix["state"]] = state
+        f[ix["preempt"]] = preempt
+        f[ix["advert_int_ms"]] = adv_ms
+        f[ix["accept"]] = accept
+        f[ix["strict_mode"]] = strict
+        f[ix["garp_master_delay_ms"]] = garp_delay
+        f[ix["garp_master_repeat"]] = garp_repeat
+        f[ix["garp_lower_prio_delay_ms"]] = garp_delay if lower_delay is None else lower_delay
+        f[ix["garp_lower_prio_repeat"]] = garp_repeat if lower_repeat is None else lower_repeat
+        f[ix["garp_master_refresh_ms"]] = d.get("garp_master_refresh_ms", gd.vrrp_garp_master_refresh_ms)
+        f[ix["garp_master_refresh_repeat"]] = d.get(
+            "garp_master_refresh_repeat", gd.vrrp_garp_master_refresh_repeat
         )
-        f.pop("use_vmac_addr", None)
+        f[ix["down_timer_adverts"]] = d.get("down_timer_adverts", gd.vrrp_down_timer_adverts)
+        f[ix["lower_prio_no_advert"]] = d.get("lower_prio_no_advert", gd.vrrp_lower_prio_no_advert or strict)
+        f[ix["higher_prio_send_advert"]] = d.get("higher_prio_send_advert", gd.vrrp_higher_prio_send_advert)
+        f[ix["skip_check_adv_addr"]] = d.get("skip_check_adv_addr", gd.vrrp_skip_check_adv_addr)
+        f[ix["check_unicast_src"]] = d.get("check_unicast_src", gd.vrrp_check_unicast_src) or any(
+            p.min_ttl is not None or p.max_ttl is not None for p in d.get("unicast_peers", ())
+        )
         # References to trackers must resolve.
         for field, table, what in (
             ("track_script", self.scripts, "vrrp_script"),
@@ -1246,7 +1313,7 @@ class Reader:
                     ok = False
         if not ok:
             return None
-        return VrrpInstance(**f)
+        return _make_instance(*f)
 
     def _check_vrids(self, instances: list[VrrpInstance]) -> None:
         """One VRID per (interface, family) (RFC 5798 5.2.3), unless unicast peer sets do not overlap."""
