@@ -1,8 +1,8 @@
 """A VRRP test bed in namespaces: a LAN, routers running keepalived or fastvrrp, and failover measurement.
 
 Used by the interop tests, the side-by-side benchmarks and the demo. Everything is built on
-`fastvrrp.lab.Lab`, which tracks every namespace and PID and removes them on close. The capture on the bridge is
-`fastvrrp.wiretap.WireTap` (re-exported here): its query helpers take time.time() seconds, like Event.t.
+`fastvrrp.lab.Lab`, which tracks every namespace and PID and removes them on close. The capture on the
+bridge is `fastvrrp.wiretap.WireTap` (re-exported here); its queries take time.time() seconds, like Event.t.
 
     lab = Lab()
     lan = Lan(lab, routers=2, client=True)            # switch ns with br0, r1/r2 (.1/.2), client (.50)

@@ -25,7 +25,6 @@ the demo) mark moments with time.time().
 
 from __future__ import annotations
 
-import ctypes
 import ipaddress
 import itertools
 import math
@@ -40,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastvrrp import decode, pcap
+from fastvrrp.io.nsexec import enter_netns
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -48,7 +48,6 @@ PACKET_MR_PROMISC = 1
 SO_TIMESTAMPNS = 35  # == SCM_TIMESTAMPNS
 SO_RCVBUFFORCE = 33
 PACKET_OUTGOING = 4
-CLONE_NEWNET = 0x40000000
 
 ADVERT = "advert"
 GARP = "garp"
@@ -101,24 +100,6 @@ def canonical(addr: str) -> str:
 
 def _mac_text(b: bytes) -> str:
     return ":".join(f"{x:02x}" for x in b)
-
-
-_libc: Any = None
-
-
-def _enter_netns(ns: str) -> None:
-    """Move the calling thread into a named network namespace (setns affects this thread only)."""
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    path = ns if ns.startswith("/") else os.path.join("/var/run/netns", ns)
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({path}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
 
 
 def classify(
@@ -261,7 +242,7 @@ class WireTap:
 
     def _open(self) -> socket.socket:
         if self.ns is not None:
-            _enter_netns(self.ns)
+            enter_netns(self.ns)
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         try:
             try:

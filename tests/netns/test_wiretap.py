@@ -20,6 +20,7 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.layers.vrrp import VRRP, VRRPv3
 
 from fastvrrp import cli, wiretap
+from fastvrrp.io.nsexec import enter_netns
 from fastvrrp.lab import wait_for
 
 pytestmark = pytest.mark.netns
@@ -49,7 +50,7 @@ def send_frames(ns, ifname, frames, gap_s=0.0):
 
     def body():
         try:
-            wiretap._enter_netns(ns)
+            enter_netns(ns)
             with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as s:
                 s.bind((ifname, 0))
                 for i, fr in enumerate(frames):
