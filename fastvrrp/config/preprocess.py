@@ -239,6 +239,9 @@ class Preprocessor:
                 if full and not (
                     ("@" in full or "~" in full or "$" in full or "include" in full) and _SPECIAL.search(full)
                 ):
+                    if "random_seed" in full:
+                        for part in full.split("\n"):
+                            self._seed(part)
                     if self._chunks and "\n" in full:
                         out.append((file, lineno, full))
                         return
@@ -254,7 +257,21 @@ class Preprocessor:
         if s.startswith("include") and s.split(None, 1)[0] in _INCLUDES:
             self._include(s, file, lineno, depth, out)
             return
+        if s.startswith("random_seed"):
+            self._seed(s)
         out.append((file, lineno, s))
+
+    def _seed(self, text: str) -> None:
+        """`random_seed N` (global_defs) seeds the generator behind ${_RANDOM} from here on, as in keepalived,
+        where it takes effect when read; a bad value is reported by the reader (schema: int 0..2^32-1)."""
+        words = text.split()
+        if len(words) == 2 and words[0] == "random_seed":
+            try:
+                seed = int(words[1], 10)
+            except ValueError:
+                return
+            if 0 <= seed <= 2**32 - 1:
+                self.random.seed(seed)
 
     def _substitute(self, s: str, file: str, lineno: int) -> str:
         """One pass of parameter replacement; the caller re-runs the line until nothing changes.

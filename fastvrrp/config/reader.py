@@ -134,6 +134,7 @@ class Reader:
         self.track_groups: dict[str, tuple[str, ...]] = {}
         self.linkbeat: list[str] = []
         self.updown: dict[str, tuple[int, int]] = {}
+        self._static_tg: list[tuple[str, Node]] = []  # (track_group named, the static_ipaddress line)
         self._inst_handlers = self._instance_handlers()
 
     # --- reporting ---------------------------------------------------------------------------------------
@@ -557,6 +558,8 @@ class Reader:
             a = self.vaddr(k, static=True)
             if a is not None:
                 self.static_ipaddress.append(a)
+                if a.track_group:
+                    self._static_tg.append((a.track_group, k))
 
     def static_routes_block(self, n: Node) -> None:
         for k in self.want_block(n) or ():
@@ -883,8 +886,8 @@ class Reader:
         h["garp_lower_prio_repeat"] = simple_int("garp_lower_prio_repeat", 1, 65535)
         h["garp_master_refresh"] = simple_secs("garp_master_refresh_ms", 0, 86400)
         h["garp_master_refresh_repeat"] = simple_int("garp_master_refresh_repeat", 1, 65535)
-        h["garp_extra_if"] = lambda n, d: None
-        h["garp_extra_if_vmac"] = lambda n, d: None
+        h["garp_extra_if"] = self._i_garp_extra_if
+        h["garp_extra_if_vmac"] = self._i_garp_extra_if
         h["down_timer_adverts"] = simple_int("down_timer_adverts", 1, 100)
         h["debug"] = simple_int("_debug", 0, 4)
         for k in (
@@ -1068,6 +1071,17 @@ class Reader:
             else:
                 self.err(n, f"unexpected '{a}' after use_vmac (expected an interface name and/or a MAC)")
 
+    def _i_garp_extra_if(self, n: Node, d: dict) -> None:
+        """`garp_extra_if [all] SECONDS` / `garp_extra_if_vmac [all] SECONDS` (keepalived.conf(5)): periodic
+        GARP/NA on the other interfaces of the instance. Checked, then noted as not implemented."""
+        self.no_block(n)
+        a = n.args[1:] if n.args[:1] == ["all"] else n.args
+        if len(a) != 1:
+            self.err(n, f"'{n.kw}' expects [all] and a delay in seconds")
+            return
+        if self.secs_in(n, a[0], 0, 86400, f"{n.kw} delay") is not None:
+            self.unsupported(n, "periodic GARP/NA on extra interfaces")
+
     def _i_old_checksum(self, n: Node, d: dict) -> None:
         self.no_block(n)
         if n.args == ["never"]:
@@ -1115,11 +1129,9 @@ class Reader:
             for m in members:
                 if m not in names:
                     self.err(self._tg_where[name], f"track_group '{name}': no vrrp_instance '{m}'")
-        for a in self.static_ipaddress:
-            if a.track_group and a.track_group not in self.track_groups:
-                self.problems.append(
-                    Problem(files[0] if files else "", 0, f"no track_group '{a.track_group}'")
-                )
+        for tg, k in self._static_tg:
+            if tg not in self.track_groups:
+                self.err(k, f"no track_group '{tg}'")
         return Config(
             global_defs=gd,
             instances=tuple(instances),
