@@ -28,6 +28,7 @@ from fastvrrp.core import types as T
 from fastvrrp.core.instance import VrrpInstance
 from fastvrrp.driver import Driver, Inst, make_templates
 from fastvrrp.io import announce, netlink, sockets
+from fastvrrp.io.timer import PreciseTimer
 
 log = logging.getLogger("fastvrrp")
 
@@ -93,8 +94,7 @@ class Daemon:
         self.senders: dict[str, announce.FrameSender] = {}
         self.cfg: cfgmod.Config | None = None
         self.monitor: netlink.LinkMonitor | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = -1
+        self.timer = PreciseTimer(self.loop, self._on_timer)
         self._reloading = False
         self._link_up: dict[int, bool] = {}
         self._tasks: set[asyncio.Task] = set()  # address changes in flight (stop waits for them)
@@ -136,8 +136,7 @@ class Daemon:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _close_all(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self.timer.close()
         if self.monitor is not None:
             self.monitor.close()
         for link in self.links.values():
@@ -285,6 +284,8 @@ class Daemon:
             self._spawn(self._addresses(inst, add))
 
     def announce(self, inst: Inst, frames: list[bytes]) -> None:
+        # The takeover advert the driver queued goes out before the gratuitous ARPs (RFC 5798 6.4.2 order).
+        self.engine.flush()
         inst.io.sender.send(frames)
 
     def transition(self, inst: Inst, change: T.StateChanged) -> None:
@@ -341,8 +342,6 @@ class Daemon:
             self._on_readable(link)
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = -1
         now = now_us()
         self._guarded(self.driver.tick, now)
         self._after(now)
@@ -359,14 +358,10 @@ class Daemon:
         nd = self.driver.next_deadline()
         if nd < 0:
             return
-        if self._timer is not None:
-            if self._timer_at <= nd:
-                return  # armed early enough; firing early is harmless (nothing due is a no-op)
-            self._timer.cancel()
-        # uvloop rounds to whole milliseconds and turns <0.5 ms into call_soon: keep a 1 ms floor
-        # (VRRP-NOTES 0.4); the engine fires everything due within +0.5 ms.
-        self._timer = self.loop.call_later(max(0.001, (nd - now) / 1e6), self._on_timer)
-        self._timer_at = nd
+        armed = self.timer.armed_us
+        if 0 <= armed <= nd:
+            return  # armed early enough; firing early is harmless (nothing due is a no-op)
+        self.timer.arm(nd)
 
     # --- link and address events -------------------------------------------------------------------------
 

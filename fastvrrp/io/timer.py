@@ -1,0 +1,87 @@
+"""One precise loop timer: a timerfd armed to an absolute CLOCK_MONOTONIC deadline in microseconds.
+
+uvloop timers have whole-millisecond resolution and fire relative to the loop's cached time (VRRP-NOTES 0.4,
+5), which makes a takeover up to ~2 ms late. A timerfd is a kernel hrtimer: armed with an absolute deadline it
+fires within tens of microseconds of it, and `loop.add_reader` turns it into one more readable fd. The daemon
+re-arms it only when the earliest deadline moves (one `timerfd_settime` per wake-up at most, never one per
+advert: VRRP-NOTES 4 on where keepalived spends its CPU). time.monotonic_ns() reads the same clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import os
+from collections.abc import Callable
+
+CLOCK_MONOTONIC = 1
+TFD_NONBLOCK = os.O_NONBLOCK
+TFD_CLOEXEC = os.O_CLOEXEC
+TFD_TIMER_ABSTIME = 1
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.timerfd_create.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.timerfd_settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec), ctypes.c_void_p]
+
+
+class PreciseTimer:
+    """`arm(deadline_us)` calls `callback()` on the loop once the monotonic clock reaches the deadline."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        fd = _libc.timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
+        if fd < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"timerfd_create: {os.strerror(err)}")
+        self.fd = fd
+        self.loop = loop
+        self.callback = callback
+        self.armed_us = -1  # the deadline armed now, -1 if none
+        self.fires = 0
+        self._spec = _Itimerspec()
+        loop.add_reader(fd, self._on_readable)
+
+    def arm(self, deadline_us: int) -> None:
+        """Arm to an absolute deadline (a past one fires at once); 0 is never a valid deadline here."""
+        if deadline_us == self.armed_us:
+            return
+        # it_value 0 would disarm: a deadline at or before the epoch means "now".
+        sec, usec = divmod(max(deadline_us, 1), 1_000_000)
+        self._spec.it_value.tv_sec = sec
+        self._spec.it_value.tv_nsec = usec * 1000
+        if _libc.timerfd_settime(self.fd, TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"timerfd_settime: {os.strerror(err)}")
+        self.armed_us = deadline_us
+
+    def disarm(self) -> None:
+        if self.armed_us < 0:
+            return
+        self._spec.it_value.tv_sec = 0
+        self._spec.it_value.tv_nsec = 0
+        _libc.timerfd_settime(self.fd, 0, ctypes.byref(self._spec), None)
+        self.armed_us = -1
+
+    def _on_readable(self) -> None:
+        try:
+            os.read(self.fd, 8)  # the expiry count; reading it re-enables the fd
+        except BlockingIOError:
+            return
+        self.armed_us = -1
+        self.fires += 1
+        self.callback()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            self.loop.remove_reader(self.fd)  # before close: uvloop aborts otherwise (VRRP-NOTES 0.3)
+            os.close(self.fd)
+            self.fd = -1
