@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastvrrp.config import check
 
+TARGET_S = 2.0  # the issue's target on the 2-core machine, best of the rounds
+
 BIG = r"""
 $VI4= \
 track_file offset_instance_4.${IF}.${NUM}.${ID} { \
@@ -39,3 +41,10 @@ def test_bench_65024_instances(benchmark, tmp_path):
     assert problems == []
     assert len(cfg.instances) == 65024
     assert cfg.instances[-1].name == "vrrp4.7.31.254" and cfg.instances[-1].virtual_router_id == 254
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:  # None with --benchmark-disable
+        print(
+            f"\n65,024 instances: min {stats.stats.min:.2f} s, mean {stats.stats.mean:.2f} s (target < {TARGET_S} s)"
+        )
+        benchmark.extra_info["min_s"] = round(stats.stats.min, 3)
+        assert stats.stats.min < TARGET_S
