@@ -104,6 +104,16 @@ def keepalived_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", dest="all_subsystems", action="store_true")
     p.add_argument("-X", "--release-vips", action="store_true")
     p.add_argument("-V", "--dont-release-vrrp", action="store_true", help="leave VIPs in place on exit")
+    p.add_argument(
+        "--metrics",
+        metavar="ADDR:PORT",
+        help="serve Prometheus metrics at http://ADDR:PORT/metrics (off unless given)",
+    )
+    p.add_argument(
+        "--status-file",
+        metavar="FILE",
+        help="where `fastvrrp status` reads the state (default /run/fastvrrp/status.json)",
+    )
     p.add_argument("-I", "--dont-release-ipvs", action="store_true")
     p.add_argument("-R", "--dont-respawn", action="store_true")
     p.add_argument("-a", "--address-monitoring", action="store_true")

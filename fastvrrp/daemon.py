@@ -21,14 +21,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from fastvrrp import _engine, _wire
+from fastvrrp import __version__, _engine, _wire, metrics, notify, status
 from fastvrrp import config as cfgmod
 from fastvrrp.config.to_core import instance_config
 from fastvrrp.core import types as T
 from fastvrrp.core.instance import VrrpInstance
 from fastvrrp.driver import Driver, Inst, make_templates
+from fastvrrp.health.priority import Effective
+from fastvrrp.health.runner import ScriptRunner
 from fastvrrp.io import announce, netlink, sockets
 from fastvrrp.io.timer import PreciseTimer
+from fastvrrp.tracking import Tracking
 
 log = logging.getLogger("fastvrrp")
 
@@ -74,6 +77,8 @@ class InstIO:
     vips: list[netlink.VipSpec]
     add_batch: netlink.AddrBatch
     sender: announce.FrameSender
+    scripts: notify.Scripts
+    started: bool = False  # held back until its weight-0 trackers have a first result (keepalived)
 
 
 def _fingerprint(icfg: cfgmod.VrrpInstance) -> Any:
@@ -82,9 +87,18 @@ def _fingerprint(icfg: cfgmod.VrrpInstance) -> Any:
 
 
 class Daemon:
-    def __init__(self, config_path: str, config_id: str | None, fast_path: bool = True) -> None:
+    def __init__(
+        self,
+        config_path: str,
+        config_id: str | None,
+        fast_path: bool = True,
+        status_path: str | None = None,
+        metrics_addr: tuple[str, int] | None = None,
+    ) -> None:
         self.config_path = config_path
         self.config_id = config_id
+        self.status_path = status_path
+        self.metrics_addr = metrics_addr
         self.loop = asyncio.get_running_loop()
         self.engine = _engine.Engine(max_slots=4096, batch=64, fast_path=fast_path)
         self.driver = Driver(self.engine, self)
@@ -98,11 +112,28 @@ class Daemon:
         self._reloading = False
         self._link_up: dict[int, bool] = {}
         self._tasks: set[asyncio.Task] = set()  # address changes in flight (stop waits for them)
+        self.runner: ScriptRunner | None = None
+        self.notifier: notify.Notifier | None = None
+        self.tracking: Tracking | None = None
+        self.book: status.StatusBook | None = None
+        self.metrics: metrics.MetricsServer | None = None
+        self._status_timer: asyncio.TimerHandle | None = None
 
     # --- life cycle --------------------------------------------------------------------------------------
 
     async def start(self, cfg: cfgmod.Config) -> None:
         self.cfg = cfg
+        gd = cfg.global_defs
+        self.runner = ScriptRunner(
+            script_security=gd.enable_script_security,
+            default_user=gd.script_user,
+            default_group=gd.script_group,
+        )
+        self.notifier = notify.Notifier.from_config(self.loop, self.runner, gd)
+        await self.notifier.start()
+        if self.status_path:
+            self.book = status.StatusBook(self.status_path)
+        self.tracking = Tracking(cfg, self.runner, self._on_effective)
         await self.nl.start()
         # Addresses a crashed earlier run left behind would make two nodes hold the same VIP: remove them
         # before any instance starts (keepalived leaves them in place).
@@ -116,19 +147,34 @@ class Daemon:
         self.monitor.start()
         for icfg in cfg.instances:
             await self._add_instance(icfg)
+        self.tracking.start()
         now = now_us()
         for inst in self.insts.values():
-            self.driver.start(inst, now)
+            eff = self.tracking.effective(inst.name)
+            if eff.waiting:
+                log.info("(%s) waiting for %s before starting", inst.name, ", ".join(eff.waiting_on))
+            else:
+                self._begin(inst, eff, now)
         self._after(now)
+        if self.metrics_addr is not None:
+            self.metrics = metrics.MetricsServer(self._metrics_snapshot, *self.metrics_addr, loop=self.loop)
+            self.metrics.start()
+        self._status_tick()
         gc.freeze()  # everything allocated so far lives for the daemon's lifetime: keep it out of gc scans
 
     async def stop(self) -> None:
         """Graceful stop: every master resigns with priority 0 (RFC 5798 6.4.3 S10), addresses go."""
         now = now_us()
+        if self.tracking is not None:
+            self.tracking.stop()
         for inst in list(self.insts.values()):
-            self.driver.shutdown(inst, now)
+            if inst.io.started:
+                self.driver.shutdown(inst, now)
         self.engine.flush()
         await self._settle()
+        if self.notifier is not None:
+            await self.notifier.close(timeout_s=5)
+        self._write_status(force=True)
         self._close_all()
 
     async def _settle(self) -> None:
@@ -137,6 +183,10 @@ class Daemon:
 
     def _close_all(self) -> None:
         self.timer.close()
+        if self._status_timer is not None:
+            self._status_timer.cancel()
+        if self.metrics is not None:
+            self.metrics.close()
         if self.monitor is not None:
             self.monitor.close()
         for link in self.links.values():
@@ -266,7 +316,14 @@ class Daemon:
                 checksum_form=_wire.CS_MESSAGE if icfg.v3_checksum_as_v2 else _wire.CS_PSEUDO,
             ),
             announcer=announce.AnnounceSchedule(garp, na, settings),
-            io=InstIO(icfg, link, vips, netlink.AddrBatch(vips), self._sender(icfg.interface or "")),
+            io=InstIO(
+                icfg,
+                link,
+                vips,
+                netlink.AddrBatch(vips),
+                self._sender(icfg.interface or ""),
+                notify.Scripts.of(icfg, bool(gd.other.get("vrrp_notify_priority_changes", False))),
+            ),
         )
         self.insts[icfg.name] = inst
         self.driver.add(inst)
@@ -291,9 +348,102 @@ class Daemon:
     def transition(self, inst: Inst, change: T.StateChanged) -> None:
         if change.new is T.State.INIT:
             log.info("(%s) Stopped", inst.name)
+            word = "STOP"
         else:
             log.info("(%s) Entering %s STATE", inst.name, STATE_WORD[change.new])
+            word = STATE_WORD[change.new]
         log.debug("(%s) %s -> %s: %s", inst.name, change.old.name, change.new.name, change.reason)
+        if self.notifier is not None:
+            self.notifier.instance_state(inst.name, inst.io.scripts, word, inst.core.priority)
+        if self.book is not None:
+            self.book.transition(inst.name, change.reason)
+            self.loop.call_soon(self._write_status)  # one write per batch of transitions
+
+    # --- tracking -----------------------------------------------------------------------------------------
+
+    def _begin(self, inst: Inst, eff: Effective, now: int) -> None:
+        """Start an instance with what its trackers say (keepalived: FAULT at once if one is down)."""
+        inst.io.started = True
+        if eff.fault:
+            inst.core.set_fault(True, now)  # remembered in INIT: start() goes to FAULT
+        if not inst.core.owner and eff.priority != inst.core.priority:
+            inst.core.set_priority(eff.priority, now)
+        self.driver.start(inst, now)
+
+    def _on_effective(self, name: str, eff: Effective) -> None:
+        inst = self.insts.get(name)
+        if inst is None:
+            return
+        now = now_us()
+        if not inst.io.started:
+            if not eff.waiting:
+                self._begin(inst, eff, now)
+                self._after(now)
+            return
+        core = inst.core
+        if eff.fault != core.faulty:
+            if eff.fault:
+                log.info("(%s) entering FAULT: %s", name, ", ".join(eff.faults))
+            self.driver.set_fault(inst, eff.fault, now)
+        if not core.owner and eff.priority != core.priority:
+            log.info("(%s) priority %d -> %d", name, core.priority, eff.priority)
+            self.driver.set_priority(inst, eff.priority, now)
+        self._after(now)
+
+    # --- status and metrics -------------------------------------------------------------------------------
+
+    def _status_tick(self) -> None:
+        self._write_status()
+        self._status_timer = self.loop.call_later(1.0, self._status_tick)
+
+    def _write_status(self, force: bool = False) -> None:
+        book = self.book
+        if book is None or not (force or book.due()):
+            return
+        rows = []
+        for i in list(self.insts.values()):
+            since, reason = book.since.get(i.name, (time.time(), "starting"))
+            core, io = i.core, i.io
+            ms = core.master_src
+            rows.append(
+                status.InstanceStatus(
+                    name=i.name,
+                    state=STATE_WORD[core.state],
+                    since=since,
+                    reason=reason,
+                    priority=core.priority,
+                    base_priority=io.cfg.priority,
+                    master=socket.inet_ntop(AF[io.link.family], ms) if ms else None,
+                    vips=[f"{v.address}/{v.prefixlen}" for v in io.vips],
+                    interface=io.link.ifname,
+                    family=io.link.family,
+                    vrid=io.cfg.virtual_router_id,
+                    vrrp_version=io.cfg.version,
+                    adverts_rx=core.stats.adverts_rx + self.engine.slot_stats(i.slot).get("rx_fast", 0),
+                    adverts_tx=self.engine.slot_stats(i.slot).get("sent", 0) + core.stats.priority_zero_tx,
+                )
+            )
+        book.write(rows, __version__)
+
+    def _metrics_snapshot(self) -> metrics.Snapshot:
+        eng = self.engine
+        rows = [
+            metrics.instance_row(
+                i.name,
+                i.io.link.ifname,
+                i.io.link.family,
+                i.io.cfg.virtual_router_id,
+                i.core,
+                eng.slot_stats(i.slot),
+                i.io.cfg.priority,
+            )
+            for i in list(self.insts.values())
+        ]
+        rx = [
+            metrics.RxRow(l.ifname, l.family, eng.rx_stats(l.rx_id)["datagrams"], eng.drops(l.rx_id))
+            for l in list(self.links.values())
+        ]
+        return metrics.Snapshot(rows, rx, {"instances": len(rows)})
 
     def _spawn(self, coro: Any) -> None:
         task = self.loop.create_task(coro)
@@ -366,17 +516,16 @@ class Daemon:
     # --- link and address events -------------------------------------------------------------------------
 
     def _on_link(self, ifindex: int, ifname: str, up: bool) -> None:
+        """Link states (the first one of each interface comes from the monitor's initial dump) feed tracking:
+        the instance's own interface (weight 0: down = FAULT) and every track_interface."""
         was = self._link_up.get(ifindex)
         self._link_up[ifindex] = up
-        if was is None and up:
-            return  # the initial dump: nothing changed
-        now = now_us()
-        for inst in self.insts.values():
-            if inst.ifindex == ifindex:
-                if not up:
+        if was is not None and not up:
+            for inst in self.insts.values():
+                if inst.ifindex == ifindex:
                     log.info("(%s) Interface %s is down", inst.name, ifname)
-                self.driver.set_fault(inst, not up, now)
-        self._after(now)
+        if self.tracking is not None:
+            self.tracking.interface(ifname, up)
 
     def _on_addr(self, ifindex: int, family: int, address: str, prefixlen: int, added: bool) -> None:
         if added:
@@ -421,13 +570,23 @@ class Daemon:
             self.cfg = new
             wanted = {i.name: i for i in new.instances}
             now = now_us()
+            # Trackers follow the new config: stop the old ones; the new set starts once instances are in.
+            old_tracking = self.tracking
+            if old_tracking is not None:
+                old_tracking.stop()
+            self.tracking = Tracking(new, self.runner, self._on_effective)  # type: ignore[arg-type]
             for name, inst in list(self.insts.items()):
                 nc = wanted.get(name)
                 if nc is not None and _fingerprint(nc) == _fingerprint(inst.io.cfg):
                     inst.io.cfg = nc
                     continue
                 log.info("(%s) %s by reload", name, "changed" if nc is not None else "removed")
-                self.driver.shutdown(inst, now)
+                if inst.io.started:
+                    self.driver.shutdown(inst, now)
+                if self.notifier is not None and nc is None:
+                    self.notifier.instance_state(name, inst.io.scripts, "DELETED", inst.core.priority)
+                if self.book is not None:
+                    self.book.forget(name)
                 self._remove_instance(inst)
             self.engine.flush()
             await self._settle()
@@ -439,9 +598,13 @@ class Daemon:
                     except cfgmod.ConfigError as e:
                         for p in e.problems:
                             log.error("%s", p)
+            self.tracking.start()
+            if self.monitor is not None:
+                for name_up in list(self.monitor.links.values()):
+                    self.tracking.interface(*name_up)
+            for inst in list(self.insts.values()):
+                self._on_effective(inst.name, self.tracking.effective(inst.name))
             now = now_us()
-            for inst in started:
-                self.driver.start(inst, now)
             self._close_unused_links()
             self._after(now)
             log.info(
@@ -489,7 +652,17 @@ async def _main(args: Any) -> int:
         return 1
     for note in unsupported:
         log.warning("%s", note)
-    daemon = Daemon(path, args.config_id, fast_path=os.environ.get("FASTVRRP_FAST_PATH", "1") != "0")
+    metrics_addr = None
+    if getattr(args, "metrics", None):
+        host, _, port = args.metrics.rpartition(":")
+        metrics_addr = (host.strip("[]") or "127.0.0.1", int(port))
+    daemon = Daemon(
+        path,
+        args.config_id,
+        fast_path=os.environ.get("FASTVRRP_FAST_PATH", "1") != "0",
+        status_path=getattr(args, "status_file", None) or status.DEFAULT_PATH,
+        metrics_addr=metrics_addr,
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -165,6 +166,7 @@ class Lab:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
         self.namespaces.clear()
         self.procs.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)
         return problems
 
     def __enter__(self) -> Lab:

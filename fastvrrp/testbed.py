@@ -70,6 +70,7 @@ class InstanceSpec:
     unicast_src: str | None = None
     unicast_peers: tuple[str, ...] = ()
     auth_pass: str | None = None
+    extra: tuple[str, ...] = ()  # more lines inside the vrrp_instance block (track_script, notify ...)
 
     @property
     def iname(self) -> str:
@@ -116,6 +117,7 @@ class InstanceSpec:
             lines.append(f"    unicast_src_ip {self.unicast_src}")
         if self.unicast_peers:
             lines += ["    unicast_peer {", *(f"        {p}" for p in self.unicast_peers), "    }"]
+        lines += [f"    {x}" for x in self.extra]
         lines += ["    virtual_ipaddress {", *(f"        {v}" for v in self.vips), "    }", "}"]
         return "\n".join(lines) + "\n"
 
@@ -214,6 +216,7 @@ class Router:
         self.addr4, self.addr6, self.ifname = addr4, addr6, ifname
         self.keepalived_bin, self.python = keepalived_bin, python
         self.global_lines = list(global_lines)
+        self.blocks = ""  # top-level blocks appended to the config (vrrp_script, vrrp_sync_group ...)
         self.proc: Proc | None = None
         self._log_from = 0
         base = os.path.join(lab.workdir, name)
@@ -239,7 +242,7 @@ class Router:
 
     # --- lifecycle
     def write_config(self) -> str:
-        text = render_config(self.instances, self.name, self.global_lines)
+        text = render_config(self.instances, self.name, self.global_lines) + self.blocks
         with open(self.conf_path, "w") as f:
             f.write(text)
         return self.conf_path
@@ -265,7 +268,11 @@ class Router:
                 cpid,
                 "--vrrp",
             ]
-        return [self.python, "-m", "fastvrrp", "-n", "-l", "-D", "-f", self.conf_path, "-p", pid]
+        status_file = os.path.join(self.lab.workdir, f"{self.name}.status.json")
+        return [
+            self.python, "-m", "fastvrrp", "-n", "-l", "-D", "-f", self.conf_path, "-p", pid,
+            "--status-file", status_file,
+        ]  # fmt: skip
 
     def start(self) -> Proc:
         if self.proc is not None and self.proc.alive():
