@@ -151,6 +151,8 @@ class Daemon:
         now = now_us()
         for inst in self.insts.values():
             eff = self.tracking.effective(inst.name)
+            if inst.io.started:
+                continue  # started by the trackers' first report
             if eff.waiting:
                 log.info("(%s) waiting for %s before starting", inst.name, ", ".join(eff.waiting_on))
             else:

@@ -1,0 +1,236 @@
+"""Health checks and tracking in the running daemon: trackers move priority (seen in the adverts on the wire)
+or put an instance in FAULT, so a dead service moves its address; notify scripts and the notify FIFO report
+every change in order."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import time
+
+import pytest
+
+from fastvrrp.lab import wait_for
+from fastvrrp.testbed import InstanceSpec, Lan
+
+pytestmark = pytest.mark.netns
+
+A = 100
+VIP = "192.0.2.100"
+
+
+def spec(prio: int, *extra: str, **kw) -> InstanceSpec:
+    return InstanceSpec(vrid=51, priority=prio, advert_int_ms=A, vips=(f"{VIP}/24",), extra=extra, **kw)
+
+
+def script(lab, name: str, body: str) -> str:
+    path = os.path.join(lab.workdir, name)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + body + "\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+def prios_after(tap, src: str, t: float) -> set[int]:
+    return {e.priority for e in tap.adverts(51, src, after=t)}
+
+
+def test_script_weight_moves_the_vip_and_back(lab):
+    lan = Lan(lab, routers=2, client=False)
+    flag = os.path.join(lab.workdir, "service-ok")
+    open(flag, "w").close()
+    chk = script(lab, "chk.sh", f"test -f {flag}")
+    m = lan.router(1, "fastvrrp", [spec(200, "track_script {", "    chk", "}")])
+    m.blocks = (
+        f"vrrp_script chk {{\n    script {chk}\n    interval 1\n    weight -150\n    fall 1\n    rise 1\n}}\n"
+    )
+    b = lan.router(2, "fastvrrp", [spec(100)])
+    with lan.tap() as tap:
+        m.start()
+        b.start()
+        m.wait_state("MASTER", timeout=10)
+        b.wait_state("BACKUP", timeout=10)
+        t = time.time()
+        os.unlink(flag)  # the service dies: the check fails, priority 200 - 150 = 50 < 100
+        wait_for(lambda: 50 in prios_after(tap, m.addr4, t), timeout=5, what="priority 50 on the wire")
+        b.wait_state("MASTER", timeout=5)
+        m.wait_state("BACKUP", timeout=5)
+        wait_for(lambda: lan.who_has(VIP) == [b.ns], timeout=5, what="VIP moved to the healthy node")
+        t2 = time.time()
+        open(flag, "w").close()  # the service is back: 200 again, and preemption brings the VIP home
+        m.wait_state("MASTER", timeout=5)
+        assert 200 in prios_after(tap, m.addr4, t2)
+        wait_for(lambda: lan.who_has(VIP) == [m.ns], timeout=5, what="VIP back")
+    assert "VRRP_Script chk: failed" in m.log()
+
+
+def test_weight_zero_fault_and_notify_order_and_fifo(lab):
+    lan = Lan(lab, routers=2, client=False)
+    flag = os.path.join(lab.workdir, "ok")
+    open(flag, "w").close()
+    out = os.path.join(lab.workdir, "notify.out")
+    fifo = os.path.join(lab.workdir, "notify.fifo")
+    note = script(lab, "note.sh", f'echo "$@" >> {out}')
+    chk = script(lab, "chk0.sh", f"test -f {flag}")
+    m = lan.router(
+        1,
+        "fastvrrp",
+        [spec(200, "track_script {", "    chk0", "}", f"notify {note}", f'notify_master "{note} M"')],
+    )
+    m.global_lines = [f"vrrp_notify_fifo {fifo}"]
+    m.blocks = f"vrrp_script chk0 {{\n    script {chk}\n    interval 1\n    weight 0\n}}\n"
+    b = lan.router(2, "fastvrrp", [spec(100)])
+    m.start()
+    wait_for(lambda: os.path.exists(fifo), timeout=10, what="the FIFO")
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        b.start()
+        m.wait_state("MASTER", timeout=10)
+        os.unlink(flag)  # weight 0: a failed check means FAULT (keepalived)
+        m.wait_state("FAULT", timeout=5)
+        b.wait_state("MASTER", timeout=5)
+        wait_for(lambda: m.ns not in lan.who_has(VIP), timeout=3, what="VIP released in FAULT")
+        open(flag, "w").close()
+        m.wait_state("MASTER", timeout=10)  # back to BACKUP, then preempts
+        assert m.stop() == 0
+        want = [
+            "INSTANCE VI_51 BACKUP 200",
+            "M",
+            "INSTANCE VI_51 MASTER 200",
+            "INSTANCE VI_51 FAULT 200",
+            "INSTANCE VI_51 BACKUP 200",
+            "M",
+            "INSTANCE VI_51 MASTER 200",
+            "INSTANCE VI_51 STOP 200",
+        ]
+        wait_for(
+            lambda: os.path.exists(out) and len(open(out).read().split("\n")) > len(want),
+            timeout=5,
+            what="notify output",
+        )
+        assert open(out).read().split("\n")[: len(want)] == want
+        data = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        lines = data.decode().splitlines()
+        assert lines == [
+            'INSTANCE "VI_51" BACKUP 200',
+            'INSTANCE "VI_51" MASTER 200',
+            'INSTANCE "VI_51" FAULT 200',
+            'INSTANCE "VI_51" BACKUP 200',
+            'INSTANCE "VI_51" MASTER 200',
+            'INSTANCE "VI_51" STOP 200',
+        ]
+    finally:
+        os.close(fd)
+
+
+def test_track_file_value_times_weight(lab):
+    lan = Lan(lab, routers=2, client=False)
+    path = os.path.join(lab.workdir, "prio.track")
+    m = lan.router(1, "fastvrrp", [spec(150, "track_file {", "    tf", "}")])
+    m.blocks = f"vrrp_track_file tf {{\n    file {path}\n    weight -10\n}}\n"
+    b = lan.router(2, "fastvrrp", [spec(100)])
+    with lan.tap() as tap:
+        m.start()
+        b.start()
+        m.wait_state("MASTER", timeout=10)  # a missing file reads as 0
+        t = time.time()
+        with open(path, "w") as f:
+            f.write("3\n")  # 150 + 3 * -10 = 120: still master, advertised on the wire
+        wait_for(lambda: 120 in prios_after(tap, m.addr4, t), timeout=3, what="priority 120")
+        t = time.time()
+        with open(path, "w") as f:
+            f.write("8\n")  # 150 - 80 = 70 < 100: the backup preempts
+        wait_for(lambda: 70 in prios_after(tap, m.addr4, t), timeout=3, what="priority 70")
+        b.wait_state("MASTER", timeout=5)
+        os.unlink(path)  # deleted: reads 0 again, 150 preempts back
+        m.wait_state("MASTER", timeout=5)
+
+
+def test_track_process_quorum(lab):
+    lan = Lan(lab, routers=1, client=False)
+    name = f"fvsvc{os.getpid() % 10000}"
+    exe = os.path.join(lab.workdir, name)
+    shutil.copy("/bin/sleep", exe)
+    m = lan.router(1, "fastvrrp", [spec(200, "track_process {", "    svc", "}")])
+    m.blocks = f"vrrp_track_process svc {{\n    process {name}\n    weight 0\n    quorum 1\n}}\n"
+    m.start()
+    m.wait_state("FAULT", timeout=10)  # the process is not running
+    proc = subprocess.Popen([exe, "300"], start_new_session=True)
+    try:
+        m.wait_state("MASTER", timeout=10)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(5)
+        m.wait_state("FAULT", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_track_interface_down_means_fault(lab):
+    lan = Lan(lab, routers=1, client=False)
+    ns = lan.router_ns[0]
+    lab.sh(ns, "ip link add name up0 type veth peer name up1")
+    lab.sh(ns, "ip link set up0 up")
+    lab.sh(ns, "ip link set up1 up")
+    m = lan.router(1, "fastvrrp", [spec(200, "track_interface {", "    up0", "}")])
+    m.start()
+    m.wait_state("MASTER", timeout=10)
+    lab.sh(ns, "ip link set up1 down")  # the uplink loses carrier
+    m.wait_state("FAULT", timeout=5)
+    wait_for(lambda: lan.who_has(VIP) == [], timeout=3, what="VIP released")
+    lab.sh(ns, "ip link set up1 up")
+    m.wait_state("MASTER", timeout=10)
+
+
+def test_hung_script_is_killed_at_its_timeout(lab):
+    lan = Lan(lab, routers=1, client=False)
+    marker = f"fvhang{os.getpid() % 10000}"
+    hang = script(lab, "hang.sh", f"exec -a {marker} sleep 300")
+    m = lan.router(1, "fastvrrp", [spec(200, "track_script {", "    hang", "}")])
+    m.blocks = f"vrrp_script hang {{\n    script {hang}\n    interval 2\n    timeout 1\n    weight 0\n}}\n"
+    m.start()
+    m.wait_state("FAULT", timeout=10)  # a hung check is a failed check
+
+    def hung_left() -> list[int]:
+        found = []
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        if f.read().startswith(marker.encode()):
+                            found.append(int(pid))
+                except OSError:
+                    pass
+        return found
+
+    time.sleep(0.3)
+    # Each run is killed at 1 s; between runs no hung child may remain for long.
+    wait_for(lambda: not hung_left(), timeout=3, interval=0.05, what="hung script killed")
+    assert m.state() == "FAULT"
+
+
+def test_script_security_refuses_a_script_others_can_modify(lab):
+    lan = Lan(lab, routers=1, client=False)
+    bad = script(lab, "bad.sh", "exit 0")
+    nobody = 65534
+    os.chown(bad, nobody, nobody)  # owned by a non-root user: that user could change what root runs
+    os.chmod(bad, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    m = lan.router(1, "fastvrrp", [spec(200, "track_script {", "    bad", "}")])
+    m.global_lines = ["enable_script_security"]
+    m.blocks = f"vrrp_script bad {{\n    script {bad}\n    interval 1\n    weight 0\n}}\n"
+    m.start()
+    m.wait_state("FAULT", timeout=10)
+    wait_for(lambda: "insecure" in m.log(), timeout=5, what="the refusal in the log")
+    assert m.log().count(f"refusing to run {bad!r}") == 1  # logged once, not per interval
