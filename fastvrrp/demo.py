@@ -40,7 +40,9 @@ def _holders(lan: Lan, routers: Sequence[Router]) -> str:
     parts = []
     for r in routers:
         state = r.state() if r.alive() else "stopped"
-        mark = "  <- holds " + VIP if r.ns in held else ""
+        mark = ""
+        if r.ns in held:
+            mark = f"  <- holds {VIP}" if r.alive() else "  (VIP still on the dead box, its link unplugged)"
         parts.append(
             f"    {r.name.split('-')[0]:<4} {r.addr4:<12} prio {r.instances[0].priority:<4} "
             f"{state or '?':<8}{mark}"
@@ -68,7 +70,7 @@ def _timeline(
     garp = None
     try:
         garp = wait_for(
-            lambda: tap.first_garp(VIP, after=first.t - 0.5),
+            lambda: tap.first_garp(VIP, after=first.t - 0.002),
             timeout=1.0,
             interval=0.005,
             what="gratuitous ARP",
@@ -77,8 +79,14 @@ def _timeline(
         pass
     gap = None
     try:
-        wait_for(lambda: tap.ping_gap(VIP, t_action) is not None, timeout=3.0, interval=0.02, what="ping")
-        gap = tap.ping_gap(VIP, t_action)
+        # The outage spans the takeover: from the last reply before the event to the first after it.
+        wait_for(
+            lambda: tap.ping_gap(VIP, t_action, first.t + 0.05) is not None,
+            timeout=3.0,
+            interval=0.02,
+            what="ping",
+        )
+        gap = tap.ping_gap(VIP, t_action, first.t + 0.05)
     except TimeoutError:
         pass
     base = last.t if last is not None else t_action
@@ -133,7 +141,7 @@ def run_demo(advert_int_ms: int = 100, color: bool = True) -> int:
         ping = lan.ping(VIP, interval_s=0.01)
         try:
             wait_for(
-                lambda: tap.ping_gap(VIP, time.time()) is None and len(tap.snapshot("ping")) > 5,
+                lambda: len(tap.snapshot("ping")) > 5 and len(tap.adverts(51, r1.addr4)) >= 3,
                 timeout=5,
                 what="pings flowing",
             )
