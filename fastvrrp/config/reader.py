@@ -798,6 +798,7 @@ class Reader:
                     v = self.secs_in(n, n.args[0], lo, hi)
                     if v is not None:
                         d[field] = v
+                        d["_" + field] = n
 
             return f
 
@@ -816,6 +817,7 @@ class Reader:
                 v = self.boolean(n)
                 if v is not None:
                     d[field] = v
+                    d["_" + field] = n
 
             return f
 
@@ -1263,9 +1265,13 @@ class Reader:
                 ok = False
             elif auth_type == "AH":
                 self.unsupported(an, "IPsec-AH authentication")
-        accept = d.get("accept", not strict)
-        if strict and d.get("accept") is True:
-            self.err(d["_accept"], f"{where}: strict mode does not allow accept mode")
+        # vrrp_strict (keepalived.conf(5)): accept defaults to on for the address owner only (RFC 5798 6.1
+        # Accept_Mode), and RFC 3768 has no accept mode at all.
+        accept = d.get("accept", priority == 255 if strict else True)
+        if strict and version == 2 and d.get("accept") is True:
+            self.err(d["_accept"], f"{where}: strict mode does not allow accept mode with VRRP version 2")
+            ok = False
+        if strict and not self._strict_ok(d, n, where, vips, state, priority):
             ok = False
         if not ok:
             return None
@@ -1326,6 +1332,36 @@ class Reader:
         if not ok:
             return None
         return _make_instance(*f)
+
+    def _strict_ok(self, d: dict, n: Node, where: str, vips: tuple, state: str, priority: int) -> bool:
+        """The rest of keepalived's vrrp_strict / strict_mode list (keepalived.conf(5)); keepalived 2.2.7
+        logs most of these and resets the setting, fastvrrp refuses the configuration instead."""
+        ok = True
+
+        def bad(key: str, why: str) -> None:
+            nonlocal ok
+            at = d.get(key) or n
+            self.err(at[0] if isinstance(at, list) else at, f"{where}: strict mode {why}")
+            ok = False
+
+        if not vips:
+            bad("", "needs at least one virtual_ipaddress (RFC 5798 5.2.6)")
+        elif vips[0].family == 6 and not vips[0].address.is_link_local:
+            bad("_virtual_ipaddress", "needs a link-local first IPv6 VIP (RFC 5798 5.2.9)")
+        if d.get("unicast_peers"):
+            bad("_unicast_peer", "does not allow unicast peers (RFC 5798 5.1.1.2: multicast only)")
+        if (state == "MASTER") != (priority == 255):
+            # RFC 5798 6.4.1: only the address owner starts as master.
+            bad("_state", "allows state MASTER if and only if priority is 255 (the address owner)")
+        if d.get("preempt_delay_ms"):
+            bad("_preempt_delay_ms", "does not allow preempt_delay (not in RFC 5798)")
+        if d.get("lower_prio_no_advert") is False:
+            bad("_lower_prio_no_advert", "does not allow clearing lower_prio_no_advert")
+        if d.get("higher_prio_send_advert"):
+            bad("_higher_prio_send_advert", "does not allow higher_prio_send_advert")
+        if d.get("vmac_xmit_base"):
+            bad("_vmac_xmit_base", "does not allow vmac_xmit_base")
+        return ok
 
     def _check_vrids(self, instances: list[VrrpInstance]) -> None:
         """One VRID per (interface, family) (RFC 5798 5.2.3), unless unicast peer sets do not overlap."""
