@@ -137,6 +137,11 @@ class Reader:
         self._static_tg: list[tuple[str, Node]] = []  # (track_group named, the static_ipaddress line)
         self._inst_handlers = self._instance_handlers()
 
+    def close(self) -> None:
+        """Drop the keyword handlers: closures over this reader, a reference cycle that would keep every
+        statement read alive until the cyclic collector runs."""
+        self._inst_handlers = {}
+
     # --- reporting ---------------------------------------------------------------------------------------
     def err(self, node: Node, msg: str) -> None:
         self.problems.append(Problem(node.file, node.line, msg))
