@@ -49,7 +49,7 @@ lint: venv
 	$(VENV)/bin/ruff check fastvrrp tests bench
 	$(VENV)/bin/ruff format --check fastvrrp tests bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/cython-lint --max-line-length 110 fastvrrp/*.pyx fastvrrp/*.pxd
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/cython-lint --max-line-length 110 fastvrrp/*.pyx fastvrrp/*.pxd
 
 demo: deps build
 	$(VENV)/bin/fastvrrp demo
