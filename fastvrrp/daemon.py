@@ -26,10 +26,11 @@ from fastvrrp import config as cfgmod
 from fastvrrp.config.to_core import instance_config
 from fastvrrp.core import types as T
 from fastvrrp.core.instance import VrrpInstance
+from fastvrrp.core.syncgroup import SyncMember
 from fastvrrp.driver import Driver, Inst, make_templates
 from fastvrrp.health.priority import Effective
 from fastvrrp.health.runner import ScriptRunner
-from fastvrrp.io import announce, netlink, sockets
+from fastvrrp.io import announce, netlink, noaccept, routes, sockets, sysctl, vmac
 from fastvrrp.io.timer import PreciseTimer
 from fastvrrp.tracking import Tracking
 
@@ -79,6 +80,8 @@ class InstIO:
     sender: announce.FrameSender
     scripts: notify.Scripts
     started: bool = False  # held back until its weight-0 trackers have a first result (keepalived)
+    routes: tuple[routes.NetSpec, ...] = ()  # virtual_routes and virtual_rules, installed while MASTER
+    no_accept: bool = False  # drop traffic to the VIPs while MASTER (not the owner, accept off)
 
 
 def _fingerprint(icfg: cfgmod.VrrpInstance) -> Any:
@@ -118,6 +121,9 @@ class Daemon:
         self.book: status.StatusBook | None = None
         self.metrics: metrics.MetricsServer | None = None
         self._status_timer: asyncio.TimerHandle | None = None
+        self.vmacs: dict[str, vmac.Vmac] = {}  # use_vmac interfaces by name
+        self.sysctls = sysctl.SysctlChanges()
+        self._nft_ready = False
 
     # --- life cycle --------------------------------------------------------------------------------------
 
@@ -147,6 +153,7 @@ class Daemon:
         self.monitor.start()
         for icfg in cfg.instances:
             await self._add_instance(icfg)
+        self._set_sync_groups(cfg)
         self.tracking.start()
         now = now_us()
         for inst in self.insts.values():
@@ -174,6 +181,7 @@ class Daemon:
                 self.driver.shutdown(inst, now)
         self.engine.flush()
         await self._settle()
+        await self._issue4_teardown()
         if self.notifier is not None:
             await self.notifier.close(timeout_s=5)
         self._write_status(force=True)
@@ -277,6 +285,7 @@ class Daemon:
 
     async def _add_instance(self, icfg: cfgmod.VrrpInstance) -> Inst:
         assert self.cfg is not None
+        conf, icfg = icfg, await self._issue4_prepare(icfg)  # use_vmac: runs on the VMAC (conf is as read)
         link = await self._link_for(icfg, len(self.cfg.instances))
         peers = [p.address.packed for p in icfg.unicast_peers]
         ccfg = instance_config(icfg, link.primary)
@@ -298,7 +307,7 @@ class Daemon:
         dests = peers or [MCAST[link.family]]
         inst = Inst(
             name=icfg.name,
-            core=VrrpInstance(ccfg),
+            core=(SyncMember if icfg.sync_group else VrrpInstance)(ccfg),
             slot=slot,
             tx_id=link.tx_id,
             ifindex=link.ifindex,
@@ -319,7 +328,7 @@ class Daemon:
             ),
             announcer=announce.AnnounceSchedule(garp, na, settings),
             io=InstIO(
-                icfg,
+                conf,
                 link,
                 vips,
                 netlink.AddrBatch(vips),
@@ -329,6 +338,7 @@ class Daemon:
         )
         self.insts[icfg.name] = inst
         self.driver.add(inst)
+        self._issue4_instance(inst, icfg)
         return inst
 
     def _remove_instance(self, inst: Inst) -> None:
@@ -454,6 +464,7 @@ class Daemon:
 
     async def _addresses(self, inst: Inst, add: bool) -> None:
         verb = "add" if add else "remove"
+        await self._issue4_before(inst, add)
         try:
             if add:
                 res = await self.nl.fast_add(inst.io.add_batch)
@@ -462,8 +473,126 @@ class Daemon:
         except Exception:
             log.exception("(%s) netlink %s failed", inst.name, verb)
             return
+        finally:
+            await self._issue4_after(inst, add)
         for spec, err in res.failed:
             log.error("(%s) cannot %s %s: %s", inst.name, verb, spec.text(), os.strerror(err))
+
+    # --- sync groups, routes and rules, use_vmac, no_accept -------------------------------------------------
+
+    def _set_sync_groups(self, cfg: cfgmod.Config) -> None:
+        self.driver.set_sync_groups({name: sg.group for name, sg in cfg.sync_groups.items()})
+
+    async def _issue4_prepare(self, icfg: cfgmod.VrrpInstance) -> cfgmod.VrrpInstance:
+        """use_vmac: make the macvlan and its kernel settings; the instance then runs on it (adverts, VIPs,
+        GARPs), with the parent's primary address as its source (keepalived.conf(5) use_vmac)."""
+        if not icfg.use_vmac or not icfg.interface:
+            return icfg
+        assert self.cfg is not None
+        fam = icfg.family
+        parent = icfg.interface
+        try:
+            prefix = self.cfg.global_defs.vmac_prefix
+            name = vmac.vmac_name(prefix, icfg.virtual_router_id, fam, icfg.vmac_name)
+            mac = vmac.vmac_mac(icfg.virtual_router_id, fam, icfg.vmac_mac)
+        except ValueError as exc:
+            raise cfgmod.ConfigError([cfgmod.Problem(icfg.file, icfg.line, f"use_vmac: {exc}")]) from None
+        src = icfg.unicast_src_ip or icfg.mcast_src_ip
+        primary = str(src) if src is not None else await self.nl.primary_address(parent, AF[fam])
+        if primary is None:
+            why = f"interface {parent} has no IPv{fam} address to send from"
+            raise cfgmod.ConfigError([cfgmod.Problem(icfg.file, icfg.line, why)])
+        settings = sysctl.vmac_settings(parent, name)
+        # Nor may the parent put a VIP in its own ARP requests (it would teach the VIP with the parent's MAC,
+        # VRRP-NOTES 3: arp_announce=2).
+        settings.append((sysctl.conf_path(4, parent, "arp_announce"), 2))
+        if fam == 4:
+            # A backup's VMAC must not send IGMP reports for 224.0.0.18 from the VMAC: a learning switch
+            # would then send the VIP's traffic to the backup (keepalived: disable_local_igmp).
+            settings.append(("net/ipv4/igmp_link_local_mcast_reports", 0))
+        own = [(p, v) for p, v in settings if f"/conf/{name}/" in p]  # exist once the VMAC does
+        for path, value in settings:
+            if (path, value) not in own:
+                self.sysctls.apply(path, value)
+        try:
+            v = await self.nl.call(vmac.create, parent, name, mac, fam)
+        except Exception as exc:
+            why = f"cannot create the VMAC interface {name} on {parent}: {exc}"
+            raise cfgmod.ConfigError([cfgmod.Problem(icfg.file, icfg.line, why)]) from None
+        self.vmacs[name] = v
+        for path, value in own:
+            self.sysctls.apply(path, value)
+        for path, err in self.sysctls.errors:
+            log.warning("(%s) sysctl %s: %s", icfg.name, path, err)
+        self.sysctls.errors.clear()
+        log.info("(%s) using VMAC %s (%s) on %s", icfg.name, name, mac, parent)
+        addr = ipaddress.ip_address(primary)
+        if icfg.unicast_peers:
+            return dataclasses.replace(icfg, interface=name, unicast_src_ip=addr)
+        return dataclasses.replace(icfg, interface=name, mcast_src_ip=addr)
+
+    def _issue4_instance(self, inst: Inst, icfg: cfgmod.VrrpInstance) -> None:
+        """Routes and rules (parsed once), and whether the instance drops traffic to its VIPs."""
+        specs = []
+        try:
+            specs += [routes.route_spec(r, icfg.interface) for r in icfg.virtual_routes]
+            specs += [routes.rule_spec(r) for r in icfg.virtual_rules]
+        except routes.RouteSyntaxError as exc:
+            raise cfgmod.ConfigError([cfgmod.Problem(icfg.file, icfg.line, str(exc))]) from None
+        inst.io.routes = tuple(specs)
+        inst.io.no_accept = not icfg.accept and not inst.core.owner and bool(inst.io.vips)
+        if inst.io.no_accept and not self._nft_ready:
+            why = noaccept.available()
+            if why is None:
+                try:
+                    noaccept.setup()
+                    self._nft_ready = True
+                except noaccept.NoAcceptError as exc:
+                    why = str(exc)
+            if why is not None:
+                log.error("(%s) no_accept not enforced (%s): the VIPs accept traffic", inst.name, why)
+                inst.io.no_accept = False
+
+    async def _issue4_before(self, inst: Inst, add: bool) -> None:
+        # no_accept: the drop is in place before the address exists (RFC 5798 6.4.3); routes and rules may
+        # use a VIP as their source, so they go before the addresses do.
+        try:
+            if add and inst.io.no_accept:
+                await self.nl.call(lambda _ipr: noaccept.drop(v.address for v in inst.io.vips))
+            if not add and inst.io.routes:
+                self._log_routes(inst, "remove", await self.nl.call(routes.apply, inst.io.routes, False))
+        except Exception:
+            log.exception("(%s) preparing the address change failed", inst.name)
+
+    async def _issue4_after(self, inst: Inst, add: bool) -> None:
+        try:
+            if add and inst.io.routes:
+                self._log_routes(inst, "add", await self.nl.call(routes.apply, inst.io.routes, True))
+            if not add and inst.io.no_accept:
+                await self.nl.call(lambda _ipr: noaccept.undrop(v.address for v in inst.io.vips))
+        except Exception:
+            log.exception("(%s) completing the address change failed", inst.name)
+
+    def _log_routes(self, inst: Inst, verb: str, res: routes.NetResult) -> None:
+        for spec, why in res.failed:
+            log.error("(%s) cannot %s %s '%s': %s", inst.name, verb, spec.kind, spec.text, why)
+
+    async def _issue4_teardown(self) -> None:
+        """On exit: VMACs we made go, kernel settings go back, the no_accept table goes."""
+        for name, v in list(self.vmacs.items()):
+            if v.created:
+                try:
+                    await self.nl.call(vmac.delete, name)
+                except Exception:
+                    log.exception("cannot delete the VMAC interface %s", name)
+        self.vmacs.clear()
+        self.sysctls.restore()
+        if self._nft_ready:
+            try:
+                noaccept.teardown()
+            except noaccept.NoAcceptError as exc:
+                log.error("cannot remove the nftables table %s: %s", noaccept.TABLE, exc)
+            self._nft_ready = False
 
     # --- the loop: sockets and the one timer ---------------------------------------------------------------
 
@@ -607,6 +736,7 @@ class Daemon:
             for inst in list(self.insts.values()):
                 self._on_effective(inst.name, self.tracking.effective(inst.name))
             now = now_us()
+            self._set_sync_groups(new)
             self._close_unused_links()
             self._after(now)
             log.info(

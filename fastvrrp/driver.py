@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from fastvrrp import _engine, _wire
 from fastvrrp.core import types as T
 from fastvrrp.core.instance import VrrpInstance
+from fastvrrp.core.syncgroup import FAULT_ON, TO_BACKUP, TO_MASTER, Directive, SyncGroup, SyncMember
 from fastvrrp.io.announce import AnnounceSchedule
 
 _FIRED = -2  # "the deadline changed": after a fire the engine slot holds no deadline
@@ -94,6 +95,7 @@ class Driver:
     engine: _engine.Engine
     port: Port
     insts: dict[int, Inst] = field(default_factory=dict)  # by engine slot
+    groups: dict[str, SyncGroup] = field(default_factory=dict)  # sync group of each member, by member name
 
     # --- instances ---------------------------------------------------------------------------------------
 
@@ -114,6 +116,11 @@ class Driver:
         self.engine.timer(inst.slot, -1)
 
     def set_fault(self, inst: Inst, faulty: bool, now_us: int) -> None:
+        group = self.groups.get(inst.name)
+        if group is not None:  # the whole group goes to FAULT and comes back together
+            for d in group.on_fault(inst.name, faulty):
+                self._direct(d, now_us)
+            return
         self._call(inst, now_us, lambda t: inst.core.set_fault(faulty, t))
 
     def set_priority(self, inst: Inst, effective: int, now_us: int) -> None:
@@ -222,6 +229,8 @@ class Driver:
                 inst.follow = None
                 inst.last_change = a
                 self.port.transition(inst, a)
+                if self.groups:
+                    self._group_changed(inst, a, now_us)
 
     def _sync(self, inst: Inst, before_us: int | None, now_us: int, pkt: Any = None) -> None:
         """Hand the instance's timing to the engine after a core call (see the module docstring). Core and
@@ -253,3 +262,41 @@ class Driver:
             eng.timer(inst.slot, dl if dl is not None else -1)
         elif eng.mode(inst.slot) != "idle":
             eng.timer(inst.slot, eng.deadline(inst.slot))  # leave the fast path, keep its current deadline
+
+    # --- sync groups (keepalived vrrp_sync_group; fastvrrp.core.syncgroup decides) --------------------------
+
+    def set_sync_groups(self, members: dict[str, tuple[str, ...]]) -> None:
+        """`members`: group name -> instance names. Every running member's core must be a SyncMember. A
+        group keeps the states its members have now (reload)."""
+        by_name = {i.name: i for i in self.insts.values()}
+        self.groups = {}
+        for gname, names in members.items():
+            present = [n for n in names if n in by_name]
+            if not present:
+                continue
+            owners = [n for n in present if by_name[n].core.owner]
+            group = SyncGroup(gname, present, owners)
+            for n in present:
+                group.state[n] = by_name[n].core.state
+                group.own_fault[n] = by_name[n].core.faulty
+            for n in present:
+                self.groups[n] = group
+
+    def _group_changed(self, inst: Inst, change: T.StateChanged, now_us: int) -> None:
+        group = self.groups.get(inst.name)
+        if group is not None:
+            for d in group.on_state(inst.name, change.old, change.new):
+                self._direct(d, now_us)
+
+    def _direct(self, d: Directive, now_us: int) -> None:
+        target = next((i for i in self.insts.values() if i.name == d.member), None)
+        if target is None:
+            return
+        core = target.core
+        if d.what == TO_MASTER or d.what == TO_BACKUP:
+            if not isinstance(core, SyncMember):
+                return
+            fn = core.sync_master if d.what == TO_MASTER else core.sync_backup
+            self._call(target, now_us, lambda t: fn(d.reason, t))  # _sync hands the timing to the engine
+        else:
+            self._call(target, now_us, lambda t: core.set_fault(d.what == FAULT_ON, t))

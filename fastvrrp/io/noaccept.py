@@ -64,7 +64,8 @@ def teardown() -> None:
 
 
 def _elements(addresses: Iterable[str]) -> tuple[list[str], list[str]]:
-    v4, v6 = [], []
+    v4: list[str] = []
+    v6: list[str] = []
     for a in addresses:
         ip = ipaddress.ip_address(a)
         (v4 if ip.version == 4 else v6).append(str(ip))
