@@ -147,13 +147,38 @@ def build_tree(lines, problems: list[Problem]) -> list[Node]:
     A statement runs from its keyword to the end of its line, or to a `{` / `}` on that line. Words
     after a `{` on the same line start the first statement of the block; words after `}` start a new
     statement in the enclosing block. A text may hold several lines joined with "\n" (one parameter
-    expansion, see Preprocessor.read_chunks); each is a line of its own at the same location.
+    expansion, see Preprocessor.read_chunks); each is a line of its own at the same location. A text may
+    also be an `Expansion` (a compiled template and its values, see preprocess.Template): its lines come
+    already split into words.
     """
     root: list[Node] = []
     stack: list[tuple[list[Node], Node | None]] = []  # (enclosing list, owner of the open block)
     block = root
     last: Node | None = None  # the statement a following `{` attaches to
     for file, lineno, text in lines:
+        if text.__class__ is not str:
+            # A template expansion: per line (shape, shared node, words), shapes as below.
+            tpl = text.template
+            for (shape, shared), words in zip(tpl.shapes, tpl.fill(*text.values), strict=True):
+                if shape == 0:  # `keyword args...`
+                    if shared is None:
+                        last = Node(words[0], words[1], file, lineno)
+                    else:
+                        last = shared  # a constant line no later `{` can attach to: one node serves all
+                    block.append(last)
+                elif shape == 1:  # `keyword args... {`
+                    opened = Node(words[0], words[1], file, lineno)
+                    block.append(opened)
+                    opened.children = []
+                    stack.append((block, opened))
+                    block = opened.children
+                    last = None
+                elif shape == 2 and stack:  # a lone `}`
+                    block, _owner = stack.pop()
+                    last = None
+                else:
+                    block, last = _words(words, file, lineno, block, stack, last, problems)
+            continue
         # Fast path: no quotes and no ${...}, so a line's words are what str.split gives once the braces
         # stand apart (split_words does the same for such text).
         plain = '"' not in text and "'" not in text and "${" not in text
@@ -182,31 +207,7 @@ def build_tree(lines, problems: list[Problem]) -> list[Node]:
                     continue
             else:
                 words = split_words(part, file, lineno, problems)
-            cur: Node | None = None
-            for w in words:
-                if w == "{":
-                    owner = cur or last
-                    if owner is None or owner.children is not None:
-                        problems.append(Problem(file, lineno, "'{' without a keyword before it"))
-                        owner = Node("{", [], file, lineno)
-                        block.append(owner)
-                    owner.children = []
-                    stack.append((block, owner))
-                    block = owner.children
-                    cur = last = None
-                elif w == "}":
-                    if not stack:
-                        problems.append(Problem(file, lineno, "unmatched '}'"))
-                        cur = last = None
-                        continue
-                    block, _owner = stack.pop()
-                    cur = last = None
-                elif cur is None:
-                    cur = Node(w, [], file, lineno)
-                    block.append(cur)
-                    last = cur
-                else:
-                    cur.args.append(w)
+            block, last = _words(words, file, lineno, block, stack, last, problems)
             # A statement ends with its line; a `{` on the next line may still open its block.
     for _enclosing, unclosed in stack:
         assert unclosed is not None
@@ -214,3 +215,55 @@ def build_tree(lines, problems: list[Problem]) -> list[Node]:
             Problem(unclosed.file, unclosed.line, f"'{unclosed.kw}' block is not closed (missing '}}')")
         )
     return root
+
+
+def line_shape(words: list[str]) -> int:
+    """How build_tree's fast paths see a line of words: 0 `keyword args...`, 1 `keyword args... {`,
+    2 a lone `}`, 3 anything else (the general word loop)."""
+    nopen = words.count("{")
+    nclose = words.count("}")
+    if not nopen and not nclose:
+        return 0 if words else 3
+    if len(words) > 1 and words[-1] == "{" and nopen == 1 and not nclose:
+        return 1
+    if len(words) == 1 and nclose == 1:
+        return 2
+    return 3
+
+
+def _words(
+    words: list[str],
+    file: str,
+    lineno: int,
+    block: list[Node],
+    stack: list[tuple[list[Node], Node | None]],
+    last: Node | None,
+    problems: list[Problem],
+) -> tuple[list[Node], Node | None]:
+    """The general case of one line's words: braces anywhere; returns the new (block, last)."""
+    cur: Node | None = None
+    for w in words:
+        if w == "{":
+            owner = cur or last
+            if owner is None or owner.children is not None:
+                problems.append(Problem(file, lineno, "'{' without a keyword before it"))
+                owner = Node("{", [], file, lineno)
+                block.append(owner)
+            owner.children = []
+            stack.append((block, owner))
+            block = owner.children
+            cur = last = None
+        elif w == "}":
+            if not stack:
+                problems.append(Problem(file, lineno, "unmatched '}'"))
+                cur = last = None
+                continue
+            block, _owner = stack.pop()
+            cur = last = None
+        elif cur is None:
+            cur = Node(w, [], file, lineno)
+            block.append(cur)
+            last = cur
+        else:
+            cur.args.append(w)
+    return block, last

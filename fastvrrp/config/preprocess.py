@@ -27,7 +27,7 @@ import random
 import re
 import socket
 
-from .lexer import strip_comment
+from .lexer import Node, line_shape, split_words, strip_comment
 from .model import Problem
 
 _DEF = re.compile(r"\s*\$([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z", re.S)
@@ -96,6 +96,113 @@ def _parse_refs(s: str) -> tuple | None:
     return refs, s[pos:]
 
 
+# A value that means the same characters wherever it is inserted: no whitespace, quotes, braces, escapes,
+# comment or parameter characters, so the words of an expanded line are its template's words with the
+# values filled in.
+_PLAIN_VALUE = re.compile(r"[\w.:/+%,=-]+\Z")
+_UNSEEN = object()
+_SENTINEL = "\x00"  # marks a reference in a template's text while it is split into words
+
+
+class Template:
+    """A line text whose parameter references all take plain values, split into words once.
+
+    Large generated configs expand the same text tens of thousands of times (`~SEQ ... $BLOCK`); joining
+    each expansion into lines and splitting them again is most of the cost of reading them. A Template
+    holds the text's lines as build_tree would see them, each word a constant or an f-string over the
+    values, compiled into one function; an `Expansion` (template + values) stands in for the text.
+    """
+
+    __slots__ = ("keys", "fill", "shapes")
+
+    def __init__(self, keys: tuple[tuple[str, bool], ...], fill, shapes: tuple) -> None:
+        self.keys = keys  # (name, braced) of each reference, in order
+        self.fill = fill  # f(*values) -> per line: (keyword, [args]) for shapes 0/1, the word list for 3
+        self.shapes = shapes  # per line: (shape, shared Node or None)
+
+    @staticmethod
+    def compile(text: str, refs: tuple, file: str, lineno: int) -> Template | None:
+        """The template of `text` (whose references are `refs`, from _parse_refs), or None when its words
+        could depend on the values in ways other than filling them in."""
+        pieces: list[str] = []
+        keys: list[tuple[str, bool]] = []
+        for literal, braced, key, _whole in refs[0]:
+            pieces.append(literal)
+            pieces.append(_SENTINEL + chr(0xE000 + len(keys)))
+            keys.append((key, braced))
+        pieces.append(refs[1])
+        literal_text = "".join(p for p in pieces if not p.startswith(_SENTINEL))
+        if (
+            len(keys) > 0x1000
+            or any(c in literal_text for c in "\\$@~\x00")
+            or any(0xE000 <= ord(c) < 0xF000 for c in literal_text)
+            or "random_seed" in literal_text
+        ):
+            return None
+        marked = "".join(pieces)
+        if _SPECIAL.search(marked):
+            return None
+        problems: list[Problem] = []
+        lines = [w for w in (split_words(part, file, lineno, problems) for part in marked.split("\n")) if w]
+        if problems:
+            return None
+
+        def expr(w: str) -> str:
+            if _SENTINEL not in w:
+                return repr(w)
+            out = []
+            for j, chunk in enumerate(w.split(_SENTINEL)):
+                if j:
+                    out.append("{v%d}" % (ord(chunk[0]) - 0xE000))
+                    chunk = chunk[1:]
+                out.append(chunk.replace("{", "{{").replace("}", "}}"))
+            return "f" + repr("".join(out))
+
+        shapes = []
+        exprs = []
+        for i, words in enumerate(lines):
+            head = words[0].split(_SENTINEL, 1)[0]
+            if head != words[0] and ("include".startswith(head) or "random_seed".startswith(head)):
+                # A value completing a line's first word could make it an include (or a random_seed the
+                # preprocessor acts on); values never hold @, ~ or $, the other special starts.
+                return None
+            shape = line_shape(words)
+            shared = None
+            if (
+                shape == 0
+                and i + 1 < len(lines)
+                and lines[i + 1][0] != "{"
+                and not any(_SENTINEL in w for w in words)
+            ):
+                # A constant statement can be one Node for every expansion, unless a `{` could still attach
+                # to it (the next line starts with one, or it is the last line of the text).
+                shared = Node(words[0], words[1:], file, lineno)
+            if shape == 0:
+                exprs.append("None" if shared else f"({expr(words[0])}, [{', '.join(map(expr, words[1:]))}])")
+            elif shape == 1:
+                exprs.append(f"({expr(words[0])}, [{', '.join(map(expr, words[1:-1]))}])")
+            elif shape == 2:
+                exprs.append("['}']")
+            else:
+                exprs.append(f"[{', '.join(map(expr, words))}]")
+            shapes.append((shape, shared))
+        args = ", ".join(f"v{i}" for i in range(len(keys)))
+        src = f"def fill({args}):\n    return ({', '.join(exprs)}{',' if len(exprs) == 1 else ''})\n"
+        ns: dict = {}
+        exec(src, ns)  # noqa: S102 - literals through repr(), names generated here
+        return Template(tuple(keys), ns["fill"], tuple(shapes))
+
+
+class Expansion:
+    """One use of a Template: what build_tree reads in place of the expanded text."""
+
+    __slots__ = ("template", "values")
+
+    def __init__(self, template: Template, values: list[str]) -> None:
+        self.template = template
+        self.values = values
+
+
 class Preprocessor:
     """Reads a file tree and yields finished (file, line, text) lines; problems are collected."""
 
@@ -114,6 +221,9 @@ class Preprocessor:
         # times with different values); None when the text has none.
         self._refs: dict[str, tuple | None] = {}
         self._chunks = False  # hand fast-path expansions over as one multi-line chunk (see read_chunks)
+        self._templates: dict[tuple[str, str, int], Template | None] = {}  # see _expansion
+        self._seen_once: set[tuple[str, str, int]] = set()
+        self._plain: dict[str, bool] = {}  # value -> matches _PLAIN_VALUE
 
     # --- files ------------------------------------------------------------------------------------------
     def read(self, path: str) -> list[Line]:
@@ -221,8 +331,18 @@ class Preprocessor:
             self._generator(s, file, lineno, depth, out)
             return
         if "$" in s:
+            if self._chunks:
+                exp = self._expansion(s, file, lineno)
+                if exp is not None:
+                    out.append((file, lineno, exp))
+                    return
             new = self._substitute(s, file, lineno)
             if new != s:
+                if self._chunks:
+                    exp = self._expansion(new, file, lineno)
+                    if exp is not None:
+                        out.append((file, lineno, exp))
+                        return
                 # Fast path (large generated configs): substitute to a fixed point, and if no resulting
                 # line needs the line-level language again, hand the lines over directly.
                 full = new
@@ -260,6 +380,55 @@ class Preprocessor:
         if s.startswith("random_seed"):
             self._seed(s)
         out.append((file, lineno, s))
+
+    def _expansion(self, text: str, file: str, lineno: int) -> Expansion | None:
+        """`text` with its references replaced, as an Expansion, when every reference has a plain value and
+        the text's template is usable (see Template); else None and the caller takes the ordinary path.
+
+        Equivalent to that path: plain values contain no `$`, so one pass of substitution is the fixed
+        point, and the template's lines hold nothing the line-level language would act on.
+        """
+        key = (text, file, lineno)
+        tpl = self._templates.get(key, _UNSEEN)
+        if tpl is _UNSEEN:
+            # Compile a text the second time it is seen: most texts are expanded once.
+            if key not in self._seen_once:
+                if len(self._seen_once) < 4096:
+                    self._seen_once.add(key)
+                return None
+            tpl = None
+            if len(self._templates) < 4096:
+                refs = self._refs.get(text, _UNSEEN)
+                if refs is _UNSEEN:
+                    refs = _parse_refs(text)
+                if refs is not None:
+                    tpl = Template.compile(text, refs, file, lineno)
+                self._templates[key] = tpl
+        if tpl is None:
+            return None
+        defs = self.defs
+        plain = self._plain
+        values = []
+        for name, braced in tpl.keys:
+            v = defs.get(name)
+            if v is None:
+                if not braced:
+                    return None
+                if name == "_PWD":
+                    v = self._dir
+                elif name == "_INSTANCE":
+                    v = self.instance_id
+                else:
+                    return None
+            ok = plain.get(v)
+            if ok is None:
+                ok = _PLAIN_VALUE.match(v) is not None
+                if len(plain) < 100_000:
+                    plain[v] = ok
+            if not ok:
+                return None
+            values.append(v)
+        return Expansion(tpl, values)
 
     def _seed(self, text: str) -> None:
         """`random_seed N` (global_defs) seeds the generator behind ${_RANDOM} from here on, as in keepalived,
