@@ -153,7 +153,7 @@ class Template:
             out = []
             for j, chunk in enumerate(w.split(_SENTINEL)):
                 if j:
-                    out.append("{v%d}" % (ord(chunk[0]) - 0xE000))
+                    out.append(f"{{v{ord(chunk[0]) - 0xE000}}}")
                     chunk = chunk[1:]
                 out.append(chunk.replace("{", "{{").replace("}", "}}"))
             return "f" + repr("".join(out))
