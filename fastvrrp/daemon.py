@@ -377,7 +377,8 @@ class Daemon:
         """Start an instance with what its trackers say (keepalived: FAULT at once if one is down)."""
         inst.io.started = True
         if eff.fault:
-            inst.core.set_fault(True, now)  # remembered in INIT: start() goes to FAULT
+            # Remembered in INIT (start() goes to FAULT); through the driver so a sync group hears of it.
+            self.driver.set_fault(inst, True, now)
         if not inst.core.owner and eff.priority != inst.core.priority:
             inst.core.set_priority(eff.priority, now)
         self.driver.start(inst, now)

@@ -246,7 +246,11 @@ class Driver:
                 assert dl is not None
                 eng.master(inst.slot, core.adver_int_us, dl)
             return
-        if st is T.State.BACKUP and eng.fast_path:
+        # The engine matches (source, priority, interval), not the address list: a v2 backup must drop a
+        # master's advert whose list changed (RFC 3768 7.1), so v2 follows on the fast path only when
+        # skip_check_adv_addr says the current master's list is not checked.
+        cc = core.config
+        if st is T.State.BACKUP and eng.fast_path and (cc.version == 3 or cc.skip_check_adv_addr):
             if pkt is not None and changed and pkt.priority > 0 and core.master_src == pkt.src:
                 # The core followed this advert (S4); the same advert again would do nothing else - unless
                 # it is a lower priority followed only for preempt_delay: then the core sees every one.

@@ -50,4 +50,5 @@ def instance_config(
         auth_data=auth_data,
         lower_prio_no_advert=inst.lower_prio_no_advert,
         higher_prio_send_advert=inst.higher_prio_send_advert,
+        skip_check_adv_addr=inst.skip_check_adv_addr,
     )

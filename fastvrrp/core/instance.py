@@ -193,7 +193,8 @@ class VrrpInstance:
         if self.owner and cfg.owner_ignore_adverts:  # RFC 5798 7.1: the owner discards
             st.owner_discard += 1
             return []
-        if self._addresses and frozenset(adv.addresses) != self._addresses:
+        same_master = cfg.skip_check_adv_addr and adv.src == self.master_src
+        if self._addresses and not same_master and frozenset(adv.addresses) != self._addresses:
             # RFC 5798 7.1: MAY check, SHOULD log, continue. RFC 3768 7.1: v2 MUST discard unless the
             # sender is the owner (priority 255).
             st.address_list_mismatch += 1

@@ -360,6 +360,17 @@ def test_v7_v2_address_list_mismatch_is_dropped_unless_owner():
     assert inst.next_deadline_us == 200 * MS + DOWN_100
 
 
+def test_skip_check_adv_addr_trusts_the_current_master_only():
+    """keepalived skip_check_adv_addr: adverts from the master we follow skip the address-list check (V7);
+    an advert from any other router is still checked (here: v2, so it is dropped)."""
+    inst = backup(now=0, version=2, skip_check_adv_addr=True)
+    inst.on_advert(adv(200, version=2), 100 * MS)  # the master, with the right list: followed
+    inst.on_advert(adv(200, version=2, addresses=()), 200 * MS)  # same master, other list: not checked
+    assert inst.stats.address_list_mismatch == 0 and inst.next_deadline_us == 200 * MS + DOWN_100
+    inst.on_advert(adv(200, src=ip("192.0.2.201"), version=2, addresses=()), 300 * MS)  # a stranger: checked
+    assert inst.stats.address_list_mismatch == 1 and inst.next_deadline_us == 200 * MS + DOWN_100
+
+
 def test_v8_v2_interval_mismatch_is_dropped_and_counted():
     """RFC 3768 7.1 (V8): a v2 advert whose interval differs from ours is discarded; we keep our own."""
     inst = backup(now=0, version=2, adver_int_ms=1000)
