@@ -26,6 +26,7 @@ import os
 import random
 import re
 import socket
+from typing import Any
 
 from .lexer import Node, line_shape, split_words, strip_comment
 from .model import Problem
@@ -40,6 +41,8 @@ _INCLUDES = frozenset({"include", "includer", "includem", "includew", "includeb"
 _MAX_DEPTH = 64  # nested substitutions/generators/includes: deeper means a definition refers to itself
 
 Line = tuple[str, int, str]
+Chunk = tuple[str, int, "str | Expansion"]  # read_chunks: a text, or a template expansion
+# (the internal methods append Lines, or Chunks in chunk mode, to `out: list[Any]`)
 
 
 def default_instance_id() -> str:
@@ -100,7 +103,6 @@ def _parse_refs(s: str) -> tuple | None:
 # comment or parameter characters, so the words of an expanded line are its template's words with the
 # values filled in.
 _PLAIN_VALUE = re.compile(r"[\w.:/+%,=-]+\Z")
-_UNSEEN = object()
 _SENTINEL = "\x00"  # marks a reference in a template's text while it is split into words
 
 
@@ -233,11 +235,11 @@ class Preprocessor:
         self._read_file(path, None, out)
         return out
 
-    def read_chunks(self, path: str) -> list[Line]:
+    def read_chunks(self, path: str) -> list[Chunk]:
         """As read(), but the lines one parameter expansion made may come as one text joined with "\n"
         (all from the same file line), neither stripped nor free of blank lines: lexer.build_tree takes
         them as they are and saves a tuple per line on large generated configs."""
-        out: list[Line] = []
+        out: list[Chunk] = []
         self._chunks = True
         try:
             self._read_file(path, None, out)
@@ -245,7 +247,7 @@ class Preprocessor:
             self._chunks = False
         return out
 
-    def _read_file(self, path: str, origin: tuple[str, int] | None, out: list[Line]) -> None:
+    def _read_file(self, path: str, origin: tuple[str, int] | None, out: list[Any]) -> None:
         real = os.path.realpath(path)
         if real in self._stack:
             chain = " -> ".join([*self._stack[self._stack.index(real) :], real])
@@ -293,7 +295,7 @@ class Preprocessor:
             self._dir = saved_dir
 
     # --- one line -----------------------------------------------------------------------------------------
-    def _line(self, text: str, file: str, lineno: int, depth: int, out: list[Line]) -> None:
+    def _line(self, text: str, file: str, lineno: int, depth: int, out: list[Any]) -> None:
         if depth > _MAX_DEPTH:
             self.problems.append(
                 Problem(file, lineno, "parameter expansion too deep (a definition uses itself?)")
@@ -389,8 +391,8 @@ class Preprocessor:
         point, and the template's lines hold nothing the line-level language would act on.
         """
         key = (text, file, lineno)
-        tpl = self._templates.get(key, _UNSEEN)
-        if tpl is _UNSEEN:
+        tpl = self._templates.get(key)
+        if tpl is None and key not in self._templates:
             # Compile a text the second time it is seen: most texts are expanded once.
             if key not in self._seen_once:
                 if len(self._seen_once) < 4096:
@@ -398,9 +400,7 @@ class Preprocessor:
                 return None
             tpl = None
             if len(self._templates) < 4096:
-                refs = self._refs.get(text, _UNSEEN)
-                if refs is _UNSEEN:
-                    refs = _parse_refs(text)
+                refs = self._refs[text] if text in self._refs else _parse_refs(text)
                 if refs is not None:
                     tpl = Template.compile(text, refs, file, lineno)
                 self._templates[key] = tpl
@@ -505,7 +505,7 @@ class Preprocessor:
         return whole  # undefined: left as written (keepalived.conf(5))
 
     # --- ~SEQ / ~LST ----------------------------------------------------------------------------------------
-    def _generator(self, s: str, file: str, lineno: int, depth: int, out: list[Line]) -> None:
+    def _generator(self, s: str, file: str, lineno: int, depth: int, out: list[Any]) -> None:
         m = _GEN.match(s)
         assert m is not None
         kind = m.group(1)
@@ -611,7 +611,7 @@ class Preprocessor:
         return names, [tuple(g) for g in groups[1:]]
 
     # --- include ------------------------------------------------------------------------------------------
-    def _include(self, s: str, file: str, lineno: int, depth: int, out: list[Line]) -> None:
+    def _include(self, s: str, file: str, lineno: int, depth: int, out: list[Any]) -> None:
         words = s.split()
         if len(words) != 2:
             self.problems.append(

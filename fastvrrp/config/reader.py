@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import _fast
+from .check_block import read_vrrp_check
 from .lexer import Node
 from .model import (
     Config,
@@ -30,6 +31,7 @@ from .model import (
     TrackRef,
     UnicastPeer,
     VirtualAddress,
+    VrrpCheck,
     VrrpInstance,
     VrrpScript,
 )
@@ -124,6 +126,8 @@ class Reader:
         self.g_where: dict[str, Node] = {}
         self.instances: list[tuple[dict[str, Any], Node]] = []
         self.scripts: dict[str, VrrpScript] = {}
+        self.checks: dict[str, tuple[VrrpCheck, Node]] = {}  # vrrp_check: (check, its block)
+        self._script_like: dict[str, Any] = {}  # what track_script may name: vrrp_scripts and vrrp_checks
         self.track_files: dict[str, TrackFile] = {}
         self.track_processes: dict[str, TrackProcess] = {}
         self.sync_groups: dict[str, tuple[SyncGroup, Node]] = {}
@@ -261,6 +265,7 @@ class Reader:
             "global_defs": self.global_defs,
             "vrrp_instance": self.vrrp_instance,
             "vrrp_script": self.vrrp_script,
+            "vrrp_check": lambda n: read_vrrp_check(self, n, self.checks),
             "vrrp_sync_group": self.sync_group,
             "vrrp_group": self.sync_group,
             "track_file": self.track_file,
@@ -1107,6 +1112,11 @@ class Reader:
 
     # --- finishing: defaults, resolution and cross-checks ---------------------------------------------------
     def finish(self, files: tuple[str, ...]) -> Config:
+        # track_script names a vrrp_script or a vrrp_check; one name may not be both (docs/health-checks.md).
+        for cname, (_chk, cnode) in self.checks.items():
+            if cname in self.scripts:
+                self.err(cnode, f"vrrp_check '{cname}': a vrrp_script has the same name")
+        self._script_like = {**{k: v[0] for k, v in self.checks.items()}, **self.scripts}
         g = self.g
         gd = GlobalDefs(**g, other=MappingProxyType(dict(self.g_other)))
         if gd.vrrp_min_garp:
@@ -1143,6 +1153,7 @@ class Reader:
             global_defs=gd,
             instances=tuple(instances),
             vrrp_scripts=MappingProxyType(dict(self.scripts)),
+            vrrp_checks=MappingProxyType({k: v[0] for k, v in self.checks.items()}),
             track_files=MappingProxyType(dict(self.track_files)),
             track_processes=MappingProxyType(dict(self.track_processes)),
             sync_groups=MappingProxyType({k: v[0] for k, v in self.sync_groups.items()}),
@@ -1317,7 +1328,7 @@ class Reader:
         )
         # References to trackers must resolve.
         for field, table, what in (
-            ("track_script", self.scripts, "vrrp_script"),
+            ("track_script", self._script_like, "vrrp_script"),
             ("track_file", self.track_files, "track_file"),
             ("track_process", self.track_processes, "vrrp_track_process"),
         ):
@@ -1410,7 +1421,7 @@ class Reader:
             refs = getattr(self, "_sg_refs", {}).get(gname, {})
             for (kind, ref_name, _i), k in refs.items():
                 tables: dict[str, dict[str, Any]] = {
-                    "track_script": self.scripts,
+                    "track_script": self._script_like,
                     "track_file": self.track_files,
                     "track_process": self.track_processes,
                 }
@@ -1424,7 +1435,7 @@ class Reader:
             if mg is None or self.sync_groups[mg][0].sync_group_tracking_weight:
                 continue
             for kind, table in (
-                ("track_script", self.scripts),
+                ("track_script", self._script_like),
                 ("track_file", self.track_files),
                 ("track_process", self.track_processes),
             ):
