@@ -126,9 +126,12 @@ def _seconds(ms: int) -> str:
     return f"{ms / 1000:.3f}".rstrip("0").rstrip(".")
 
 
-def render_config(instances: Sequence[InstanceSpec], router_id: str, global_lines: Sequence[str] = ()) -> str:
+def render_config(
+    instances: Sequence[InstanceSpec], router_id: str, global_lines: Sequence[str] = (), before: str = ""
+) -> str:
+    """global_defs, then `before` (top-level blocks the instances refer to), then the instances."""
     head = ["global_defs {", f"    router_id {router_id}", *(f"    {g}" for g in global_lines), "}", ""]
-    return "\n".join(head) + "\n".join(i.render() for i in instances)
+    return "\n".join(head) + before + "\n".join(i.render() for i in instances)
 
 
 def many_instances(count: int, priority: int, adver_int_ms: int, version: int = 3) -> list[InstanceSpec]:
@@ -179,6 +182,37 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return total / _TICK
 
 
+def cpu_times(pids: Iterable[int]) -> tuple[float, float]:
+    """(own, reaped) CPU seconds of the given processes: utime + stime (fields 14, 15), and cutime + cstime
+    (fields 16, 17), the CPU of children they have already waited for. Short-lived children such as
+    tracking scripts only show up in the second figure, once their parent has reaped them."""
+    own = reaped = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        own += int(fields[11]) + int(fields[12])
+        reaped += int(fields[13]) + int(fields[14])
+    return own / _TICK, reaped / _TICK
+
+
+def rss_kib(pids: Iterable[int]) -> int:
+    """Sum of VmRSS (KiB) of the given processes."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
+
+
 def fastvrrp_available() -> str | None:
     """None if the fastvrrp daemon module exists, else why not (legs using it are skipped until it lands)."""
     import importlib.util
@@ -217,6 +251,10 @@ class Router:
         self.keepalived_bin, self.python = keepalived_bin, python
         self.global_lines = list(global_lines)
         self.blocks = ""  # top-level blocks appended to the config (vrrp_script, vrrp_sync_group ...)
+        self.extra_args: list[str] = []  # more fastvrrp command-line options (--metrics ...)
+        # Top-level blocks placed before the instances: keepalived resolves a track_script name while it
+        # reads the instance, so a vrrp_script it tracks must come first ("track script X not found").
+        self.blocks_before = ""
         self.proc: Proc | None = None
         self._log_from = 0
         base = os.path.join(lab.workdir, name)
@@ -242,7 +280,7 @@ class Router:
 
     # --- lifecycle
     def write_config(self) -> str:
-        text = render_config(self.instances, self.name, self.global_lines) + self.blocks
+        text = render_config(self.instances, self.name, self.global_lines, self.blocks_before) + self.blocks
         with open(self.conf_path, "w") as f:
             f.write(text)
         return self.conf_path
@@ -271,7 +309,7 @@ class Router:
         status_file = os.path.join(self.lab.workdir, f"{self.name}.status.json")
         return [
             self.python, "-m", "fastvrrp", "-n", "-l", "-D", "-f", self.conf_path, "-p", pid,
-            "--status-file", status_file,
+            "--status-file", status_file, *self.extra_args,
         ]  # fmt: skip
 
     def start(self) -> Proc:
