@@ -234,3 +234,51 @@ def test_script_security_refuses_a_script_others_can_modify(lab):
     m.wait_state("FAULT", timeout=10)
     wait_for(lambda: "insecure" in m.log(), timeout=5, what="the refusal in the log")
     assert m.log().count(f"refusing to run {bad!r}") == 1  # logged once, not per interval
+
+
+def test_in_process_http_and_tcp_checks_move_the_vip(lab):
+    """vrrp_check (no fork): an HTTP_GET with weight -150 and a TCP_CHECK with weight 0 against real servers
+    on the master's own box; stopping each moves the VIP after `fall` checks, starting it brings it back
+    after `rise` (preemption)."""
+    import sys
+
+    lan = Lan(lab, routers=2, client=False)
+    ns1 = lan.router_ns[0]
+    www = os.path.join(lab.workdir, "www")
+    os.makedirs(www)
+    with open(os.path.join(www, "health"), "w") as f:
+        f.write("ready\n")
+    http_argv = [sys.executable, "-m", "http.server", "8080", "--bind", "192.0.2.1", "-d", www]
+    tcp_code = (
+        "import socket,time;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+        "s.bind(('192.0.2.1',9090));s.listen(64);time.sleep(600)"
+    )
+    http = lab.spawn(ns1, http_argv, "http")
+    tcp = lab.spawn(ns1, [sys.executable, "-c", tcp_code], "tcp")
+    m = lan.router(1, "fastvrrp", [spec(200, "track_script {", "    web", "    db", "}")])
+    m.blocks = (
+        "vrrp_check web {\n    HTTP_GET {\n        url {\n            path /health\n"
+        "            status_code 200\n            regex ready\n        }\n"
+        "        connect_ip 192.0.2.1\n        connect_port 8080\n"
+        "        connect_timeout 1\n    }\n    interval 1\n    rise 2\n    fall 2\n    weight -150\n}\n"
+        "vrrp_check db {\n    TCP_CHECK {\n        connect_ip 192.0.2.1\n        connect_port 9090\n"
+        "        connect_timeout 1\n    }\n    interval 1\n    fall 1\n    rise 1\n}\n"
+    )
+    b = lan.router(2, "fastvrrp", [spec(100)])
+    with lan.tap() as tap:
+        for r in (m, b):
+            r.start()
+        m.wait_state("MASTER", timeout=15)
+        b.wait_state("BACKUP", timeout=10)
+        t = time.time()
+        http.stop()  # the web service dies: 2 failed checks, 200 - 150 = 50 < 100
+        wait_for(lambda: 50 in prios_after(tap, m.addr4, t), timeout=6, what="priority 50 on the wire")
+        b.wait_state("MASTER", timeout=5)
+        wait_for(lambda: lan.who_has(VIP) == [b.ns], timeout=5, what="VIP on the healthy node")
+        http = lab.spawn(ns1, http_argv, "http2")
+        m.wait_state("MASTER", timeout=8)  # 2 good checks, then preemption
+        wait_for(lambda: lan.who_has(VIP) == [m.ns], timeout=5, what="VIP back")
+        tcp.stop()  # weight 0: the TCP service down is FAULT
+        m.wait_state("FAULT", timeout=5)
+        wait_for(lambda: lan.who_has(VIP) == [b.ns], timeout=5, what="VIP moved on FAULT")
+    assert "VRRP_Check web: failed" in m.log()
