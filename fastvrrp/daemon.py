@@ -286,7 +286,10 @@ class Daemon:
     async def _add_instance(self, icfg: cfgmod.VrrpInstance) -> Inst:
         assert self.cfg is not None
         conf, icfg = icfg, await self._issue4_prepare(icfg)  # use_vmac: runs on the VMAC (conf is as read)
-        link = await self._link_for(icfg, len(self.cfg.instances))
+        # vmac_xmit_base: the VIPs and announcements live on the VMAC, the adverts go out (and come in) on
+        # the base interface, with its MAC (keepalived.conf(5)).
+        sock_cfg = conf if (icfg is not conf and conf.vmac_xmit_base) else icfg
+        link = await self._link_for(sock_cfg, len(self.cfg.instances))
         peers = [p.address.packed for p in icfg.unicast_peers]
         ccfg = instance_config(icfg, link.primary)
         slot = self.engine.add_slot(

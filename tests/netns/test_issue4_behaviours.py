@@ -284,3 +284,23 @@ def test_higher_priority_advert_yields_with_one_advert_if_higher_prio_send_adver
             assert len(after) == 1 and after[0].priority == 200 and after[0].t - inj.t < 0.05
         else:
             assert after == []
+
+
+def test_vmac_xmit_base_adverts_from_the_base_interface(lab):
+    """vmac_xmit_base: the VIP and its gratuitous ARPs stay on the VMAC; adverts use the base interface."""
+    lan = Lan(lab, routers=2, client=False)
+    m = lan.router(1, "fastvrrp", [spec(200, "use_vmac", "vmac_xmit_base")])
+    b = lan.router(2, "fastvrrp", [spec(100, "use_vmac", "vmac_xmit_base")])
+    base_mac = ip_json(lab, m.ns, "link show eth0")[0]["address"]
+    with lan.tap() as tap:
+        m.start()
+        m.wait_state("MASTER", timeout=10)
+        b.start()
+        b.wait_state("BACKUP", timeout=10)
+        wait_for(lambda: len(tap.adverts(51, m.addr4)) >= 3, timeout=3, what="adverts")
+        assert {e.src_mac for e in tap.adverts(51, m.addr4)} == {base_mac}
+        assert wait_for(lambda: tap.first_garp(VIP), timeout=3, what="GARP").src_mac == VMAC
+        addrs = {a["local"] for a in ip_json(lab, m.ns, "addr show dev vrrp.51")[0]["addr_info"]}
+        assert addrs == {VIP}
+        assert m.stop() == 0
+        b.wait_state("MASTER", timeout=5)  # the backup heard the base-interface adverts, and the priority 0
