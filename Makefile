@@ -20,7 +20,7 @@ deps:
 
 $(VENV)/.stamp: pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --upgrade pip 'setuptools>=77' wheel 'Cython>=3.0.11,<4'
 	$(PIP) install -q -e '.[test,lint]'
 	touch $@
 
