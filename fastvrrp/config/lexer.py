@@ -159,6 +159,9 @@ def build_tree(lines, problems: list[Problem]) -> list[Node]:
         if text.__class__ is not str:
             # A template expansion: per line (shape, shared node, words), shapes as below.
             tpl = text.template
+            if tpl.build is not None:  # blocks balanced within the text: its statements made directly
+                last = tpl.build(file, lineno, block, *text.values)
+                continue
             for (shape, shared), words in zip(tpl.shapes, tpl.fill(*text.values), strict=True):
                 if shape == 0:  # `keyword args...`
                     if shared is None:

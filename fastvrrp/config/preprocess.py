@@ -115,12 +115,15 @@ class Template:
     values, compiled into one function; an `Expansion` (template + values) stands in for the text.
     """
 
-    __slots__ = ("keys", "fill", "shapes")
+    __slots__ = ("keys", "fill", "shapes", "build")
 
-    def __init__(self, keys: tuple[tuple[str, bool], ...], fill, shapes: tuple) -> None:
-        self.keys = keys  # (name, braced) of each reference, in order
+    def __init__(self, keys: tuple[tuple[str, bool], ...], fill, shapes: tuple, build=None) -> None:
+        self.keys = keys  # (name, braced) of each distinct reference, in order of first use
         self.fill = fill  # f(*values) -> per line: (keyword, [args]) for shapes 0/1, the word list for 3
         self.shapes = shapes  # per line: (shape, shared Node or None)
+        # For a text whose blocks all close within it (see _builder): f(file, line, block, *values) appends
+        # its statements to `block` and returns the statement a following `{` would attach to.
+        self.build = build
 
     @staticmethod
     def compile(text: str, refs: tuple, file: str, lineno: int) -> Template | None:
@@ -128,10 +131,16 @@ class Template:
         could depend on the values in ways other than filling them in."""
         pieces: list[str] = []
         keys: list[tuple[str, bool]] = []
+        slot: dict[tuple[str, bool], int] = {}
         for literal, braced, key, _whole in refs[0]:
             pieces.append(literal)
-            pieces.append(_SENTINEL + chr(0xE000 + len(keys)))
-            keys.append((key, braced))
+            # A reference used several times is looked up once per expansion: within one use of the text
+            # every occurrence of it has the same value.
+            i = slot.get((key, braced))
+            if i is None:
+                i = slot[key, braced] = len(keys)
+                keys.append((key, braced))
+            pieces.append(_SENTINEL + chr(0xE000 + i))
         pieces.append(refs[1])
         literal_text = "".join(p for p in pieces if not p.startswith(_SENTINEL))
         if (
@@ -162,6 +171,7 @@ class Template:
 
         shapes = []
         exprs = []
+        node_exprs: list[tuple[str, str] | None] = []  # shapes 0 and 1: (keyword, [args]) as expressions
         for i, words in enumerate(lines):
             head = words[0].split(_SENTINEL, 1)[0]
             if head != words[0] and ("include".startswith(head) or "random_seed".startswith(head)):
@@ -179,10 +189,16 @@ class Template:
                 # A constant statement can be one Node for every expansion, unless a `{` could still attach
                 # to it (the next line starts with one, or it is the last line of the text).
                 shared = Node(words[0], words[1:], file, lineno)
+            if shape in (0, 1):
+                node_exprs.append(
+                    (expr(words[0]), f"[{', '.join(map(expr, words[1:] if shape == 0 else words[1:-1]))}]")
+                )
+            else:
+                node_exprs.append(None)
             if shape == 0:
-                exprs.append("None" if shared else f"({expr(words[0])}, [{', '.join(map(expr, words[1:]))}])")
+                exprs.append("None" if shared else "({}, {})".format(*node_exprs[-1]))
             elif shape == 1:
-                exprs.append(f"({expr(words[0])}, [{', '.join(map(expr, words[1:-1]))}])")
+                exprs.append("({}, {})".format(*node_exprs[-1]))
             elif shape == 2:
                 exprs.append("['}']")
             else:
@@ -192,7 +208,54 @@ class Template:
         src = f"def fill({args}):\n    return ({', '.join(exprs)}{',' if len(exprs) == 1 else ''})\n"
         ns: dict = {}
         exec(src, ns)  # noqa: S102 - literals through repr(), names generated here
-        return Template(tuple(keys), ns["fill"], tuple(shapes))
+        return Template(tuple(keys), ns["fill"], tuple(shapes), _builder(shapes, node_exprs, args))
+
+
+def _builder(shapes: list, node_exprs: list, args: str):
+    """The statements of a template's lines as one generated function, or None.
+
+    Only for texts made of `keyword args...`, `keyword args... {` and `}` lines whose blocks all open and
+    close within the text: then what lexer.build_tree does line by line (a stack of open blocks, the
+    statement a `{` may attach to) is known in advance, and the function creates the same Nodes in the same
+    blocks directly. Anything else (a `{` or `}` elsewhere, a block left open or closing one opened
+    before the text) goes through build_tree's general loop.
+    """
+    depth = 0
+    for shape, _shared in shapes:
+        if shape == 3:
+            return None
+        depth += 1 if shape == 1 else (-1 if shape == 2 else 0)
+        if depth < 0:
+            return None
+    if depth:
+        return None
+    body = []
+    blocks = ["block"]  # the variable holding each open block's list
+    consts: dict[str, object] = {}
+    last = "None"
+    for i, ((shape, shared), ex) in enumerate(zip(shapes, node_exprs, strict=True)):
+        cur = blocks[-1]
+        if shape == 2:
+            blocks.pop()
+            last = "None"
+        elif shared is not None:
+            consts[f"s{i}"] = shared
+            body.append(f"{cur}.append(s{i})")
+            last = f"s{i}"
+        else:
+            body.append(f"n{i} = _Node({ex[0]}, {ex[1]}, file, lineno)")
+            body.append(f"{cur}.append(n{i})")
+            if shape == 1:
+                body.append(f"b{i} = n{i}.children = []")
+                blocks.append(f"b{i}")
+                last = "None"
+            else:
+                last = f"n{i}"
+    src = f"def build(file, lineno, block{', ' if args else ''}{args}):\n"
+    src += "".join(f"    {line}\n" for line in body) + f"    return {last}\n"
+    ns: dict = {"_Node": Node, **consts}
+    exec(src, ns)  # noqa: S102 - as in Template.compile
+    return ns["build"]
 
 
 class Expansion:
@@ -226,6 +289,7 @@ class Preprocessor:
         self._templates: dict[tuple[str, str, int], Template | None] = {}  # see _expansion
         self._seen_once: set[tuple[str, str, int]] = set()
         self._plain: dict[str, bool] = {}  # value -> matches _PLAIN_VALUE
+        self._last: dict[str, tuple[list[str], str]] = {}  # see _substitute
 
     # --- files ------------------------------------------------------------------------------------------
     def read(self, path: str) -> list[Line]:
@@ -457,15 +521,31 @@ class Preprocessor:
         if refs is None:
             return s
         defs = self.defs
+        memo = self._last.get(s)
+        if memo is not None:
+            # The same text with the same definitions as last time: the same result, as the same string
+            # object (a `~SEQ ... $BLOCK` row inserts one long value; its hash is then computed once).
+            values, result = memo
+            for (_literal, _braced, key, _whole), v in zip(refs[0], values):
+                if defs.get(key) is not v:
+                    break
+            else:
+                return result
         out: list[str] = []
+        values = []
         for literal, braced, key, whole in refs[0]:
             out.append(literal)
             v = defs.get(key)
+            values.append(v)
             if v is None:
                 v = self._builtin(key, whole, file, lineno) if braced else whole
             out.append(v)
         out.append(refs[1])
-        return "".join(out)
+        result = "".join(out)
+        if None not in values and len(self._last) < 4096:
+            # (Only when every reference is a definition: a built-in may differ from one use to the next.)
+            self._last[s] = (values, result)
+        return result
 
     def _builtin(self, inner: str, whole: str, file: str, lineno: int) -> str:
         name, _, rest = inner.partition(" ")
