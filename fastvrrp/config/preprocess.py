@@ -526,7 +526,7 @@ class Preprocessor:
             # The same text with the same definitions as last time: the same result, as the same string
             # object (a `~SEQ ... $BLOCK` row inserts one long value; its hash is then computed once).
             values, result = memo
-            for (_literal, _braced, key, _whole), v in zip(refs[0], values):
+            for (_literal, _braced, key, _whole), v in zip(refs[0], values, strict=True):
                 if defs.get(key) is not v:
                     break
             else:
