@@ -34,9 +34,12 @@
    listener in the client namespace (fastvrrp only). A baseline with no trackers shows the VRRP part.
    After every instance is MASTER and a settling pause, CPU seconds per second of wall time over WINDOW_S
    seconds: the daemon's own processes (utime + stime) and the children they reaped (cutime + cstime, where
-   the scripts' CPU lands). The process tree is sampled every 50 ms from the start: peak child processes.
-   Targets from the issue: fastvrrp's scripts no more CPU than keepalived's; in-process checks at least 10x
-   less CPU than keepalived's scripts.
+   the scripts' CPU lands). The process tree is sampled every 50 ms from the start: peak (and mean) child
+   processes. Runs are counted too, so a daemon that falls behind its schedule cannot look cheap: scripts
+   from the kernel's fork events (proc connector), TCP checks from the listener's accept count.
+   Targets from the issue, judged in test_cost_targets (fails while one is missed): fastvrrp's scripts no
+   more CPU than keepalived's for the same work (per run, while keeping >= 95 % of the schedule);
+   in-process checks at least 10x less CPU than keepalived's scripts.
 
 Run with `make bench`; FASTVRRP_BENCH_REPS (10) and FASTVRRP_BENCH_WINDOW (10 s) override the defaults.
 """
@@ -99,6 +102,7 @@ IFACES = 4
 COST_A_MS = 1000
 SETTLE_S = 6.0  # keepalived repeats its gratuitous ARPs 5 s after MASTER (vrrp_garp_master_delay)
 TCP_PORT = 8081
+KEEP_UP = 0.95  # a tracker runner doing fewer runs than this share of its schedule has fallen behind
 
 REACTION: dict[str, dict[str, Any]] = {}
 COST: dict[str, dict[str, Any]] = {}
@@ -445,6 +449,10 @@ class TreeSampler:
     def peak(self, after: float = 0.0) -> int:
         return max((n for t, n in self.samples if t >= after), default=0)
 
+    def mean(self, after: float = 0.0) -> float:
+        window = [n for t, n in self.samples if t >= after]
+        return sum(window) / len(window) if window else 0.0
+
 
 class ForkCounter:
     """Counts the processes a set of parents creates, from the kernel's process events (proc connector:
@@ -567,6 +575,7 @@ def measure_cost(lab, keepalived_bin: str, kind: str, tracker: str) -> dict[str,
         "proc_events_lost": forks.lost,
         "cpu_per_s": round((c1 - c0 + k1 - k0) / span, 3),
         "peak_children_window": sampler.peak(after=w0),
+        "mean_children_window": round(sampler.mean(after=w0), 2),
         "peak_children_startup": sampler.peak(),
         "rss_mib": round(rss / 1024, 1),
         "own_processes": len(own),
@@ -601,6 +610,10 @@ def test_cost(benchmark, lab, keepalived_bin, kind, tracker):
         runs = result["spawns_per_s"] or result["tcp_accepts_per_s"]
         if runs > 0:
             result["tracker_cpu_ms_per_run"] = round(result["tracker_cpu_per_s"] / runs * 1000, 3)
+    if result["spawns_per_s"] > 0:
+        # Little's law: the mean number of children alive / the spawn rate = how long each one lives from
+        # spawn to reap. With a bounded runner, bound / that lifetime is the most runs a second it can make.
+        result["child_lifetime_ms"] = round(result["mean_children_window"] / result["spawns_per_s"] * 1000, 1)
     benchmark.extra_info.update(result)
     # The daemon worked through the window (an idle or dead process would read as a spectacular win).
     assert result["cpu_per_s"] > 0, result
@@ -612,15 +625,24 @@ def test_cost(benchmark, lab, keepalived_bin, kind, tracker):
 
 def cost_ratios() -> dict[str, str]:
     """The issue's two targets, from whatever cost cases ran: fastvrrp's scripts use no more CPU than
-    keepalived's; in-process checks use at least 10x less CPU than keepalived's scripts. Whole daemon (VRRP
-    included) and trackers only (minus the same daemon's no-tracker baseline)."""
+    keepalived's (for the same work: per run, and keeping the schedule of 1,000 runs a second); in-process
+    checks use at least 10x less CPU than keepalived's scripts. Whole daemon (VRRP included) and trackers
+    only (minus the same daemon's no-tracker baseline)."""
     out: dict[str, str] = {}
     ka, fs, ft = COST.get("script keepalived"), COST.get("script fastvrrp"), COST.get("tcp fastvrrp")
+    for name, r in (("keepalived", ka), ("fastvrrp", fs)):
+        if r:
+            n = PER_IF * IFACES
+            verdict = "kept up" if r["spawns_per_s"] >= KEEP_UP * n else "FELL BEHIND"
+            out[f"{name} script runs/s"] = f"{r['spawns_per_s']:.0f} of {n} scheduled ({verdict})"
     if ka and fs:
         r = fs["cpu_per_s"] / max(ka["cpu_per_s"], 1e-9)
-        out["fastvrrp scripts / keepalived scripts (CPU)"] = (
-            f"{r:.2f} (target <= 1: {'met' if r <= 1 else 'NOT met'})"
-        )
+        out["fastvrrp scripts / keepalived scripts (CPU/s)"] = f"{r:.2f}"
+        if "tracker_cpu_ms_per_run" in ka and "tracker_cpu_ms_per_run" in fs:
+            r = fs["tracker_cpu_ms_per_run"] / max(ka["tracker_cpu_ms_per_run"], 1e-9)
+            out["fastvrrp scripts / keepalived scripts (CPU per run)"] = (
+                f"{r:.2f} (target <= 1: {'met' if r <= 1 else 'NOT met'})"
+            )
     if ka and ft:
         r = ka["cpu_per_s"] / max(ft["cpu_per_s"], 1e-9)
         line = f"{r:.1f}x (target >= 10x: {'met' if r >= 10 else 'NOT met'})"
@@ -638,10 +660,15 @@ def test_cost_targets(benchmark):
         pytest.skip("needs the keepalived script case and a fastvrrp tracker case from this run")
     ratios = benchmark.pedantic(cost_ratios, rounds=1, iterations=1)
     benchmark.extra_info.update(ratios)
+    problems = []
     if fs:
-        assert fs["cpu_per_s"] <= ka["cpu_per_s"], ratios
-    if ft:
-        assert ka["cpu_per_s"] >= 10 * ft["cpu_per_s"], ratios
+        if fs["spawns_per_s"] < KEEP_UP * PER_IF * IFACES:
+            problems.append("fastvrrp fell behind its script schedule")
+        if fs.get("tracker_cpu_ms_per_run", 0) > ka.get("tracker_cpu_ms_per_run", 0):
+            problems.append("fastvrrp spends more CPU per script run than keepalived")
+    if ft and ka["cpu_per_s"] < 10 * ft["cpu_per_s"]:
+        problems.append("in-process TCP checks are not 10x cheaper than keepalived's scripts")
+    assert not problems, (problems, ratios)
 
 
 # --- report ----------------------------------------------------------------------------------------------
@@ -676,10 +703,11 @@ def report(request):
         lines += [
             "",
             f"Cost: {PER_IF * IFACES} VRRPv3 instances at {COST_A_MS} ms, one tracker each at 1 s; CPU s/s "
-            f"over {WINDOW_S:.0f} s (daemon = utime+stime, children = reaped cutime+cstime; trackers = minus "
-            "the no-tracker baseline; runs/s = scripts spawned or TCP checks accepted)",
+            f"over {WINDOW_S:.0f} s (daemon = utime+stime, children = reaped cutime+cstime;",
+            "  trackers = cpu/s minus the no-tracker baseline; runs/s = scripts spawned or TCP checks seen;",
+            "  life = mean children alive / spawns per second: spawn to reap)",
             f"{'case':<22}{'cpu/s':>8}{'daemon':>8}{'children':>9}{'trackers':>9}{'runs/s':>8}{'ms/run':>7}"
-            f"{'peak ch.':>9}"
+            f"{'peak ch.':>9}{'life ms':>8}"
             f"{'(start)':>8}{'start s':>8}{'RSS MiB':>8}{'flaps':>6}",
         ]
         for case, r in COST.items():
@@ -690,6 +718,7 @@ def report(request):
                 f"{(r['spawns_per_s'] or r['tcp_accepts_per_s']):8.1f}"
                 f"{(f'{r[ms]:.3f}' if (ms := 'tracker_cpu_ms_per_run') in r else '-'):>7}"
                 f"{r['peak_children_window']:9d}"
+                f"{(f'{r[lt]:.1f}' if (lt := 'child_lifetime_ms') in r else '-'):>8}"
                 f"{r['peak_children_startup']:8d}{r['startup_s']:8.1f}{r['rss_mib']:8.1f}"
                 f"{r['transitions_in_window']:6d}"
             )
