@@ -49,7 +49,7 @@ checksum (R_CHECKSUM) -> VRID (R_VRID) -> interval (R_ADVER_INT) -> v2 auth type
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 import socket as _socket
@@ -279,7 +279,8 @@ cdef class Packet:
 
     def __repr__(self):
         if not self.valid:
-            return f"<Packet invalid reason={self.reason} v{self.version} vrid={self.vrid} src={self.src_text}>"
+            return (f"<Packet invalid reason={self.reason} v{self.version} vrid={self.vrid} "
+                    f"src={self.src_text}>")
         return (f"<Packet v{self.version} IPv{self.family} vrid={self.vrid} prio={self.priority} "
                 f"int={self.adver_int_ms}ms src={self.src_text} addrs={list(self.address_texts)} "
                 f"csum={self.checksum_form}>")
@@ -535,7 +536,8 @@ def vmac(int vrid, int family=4) -> bytes:
 
 
 def garp_frame(vmac, vip) -> bytes:
-    """Gratuitous ARP request (42 bytes, the NIC pads to 60): broadcast, sha=vmac, spa=tpa=vip (RFC 5227 3)."""
+    """Gratuitous ARP request (42 bytes, the NIC pads to 60): broadcast, sha=vmac, spa=tpa=vip
+    (RFC 5227 3)."""
     cdef bytes m = vmac if type(vmac) is bytes else bytes(vmac)
     cdef bytes ip = vip if type(vip) is bytes else bytes(vip)
     if len(m) != 6 or len(ip) != 4:
@@ -580,7 +582,8 @@ def unsolicited_na_frame(vmac, vip, bint router=True) -> bytes:
     icmp[24] = 2  # option: target link-layer address
     icmp[25] = 1  # length in units of 8 bytes
     memcpy(icmp + 26, pm, 6)
-    cdef uint64_t acc = csum_add(0, pi, 16)  # pseudo-header (RFC 8200 8.1): src, dst, length 32, next header 58
+    # pseudo-header (RFC 8200 8.1): src, dst, length 32, next header 58
+    cdef uint64_t acc = csum_add(0, pi, 16)
     acc = csum_add(acc, _ALL_NODES, 16) + 32 + 58
     _wr16(icmp + 2, csum_fold(csum_add(acc, icmp, 32)))
     return out

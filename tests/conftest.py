@@ -39,7 +39,9 @@ def netns_ok() -> None:
 
 @pytest.fixture(scope="session")
 def keepalived_bin(netns_ok) -> str:
-    path = shutil.which("keepalived") or ("/usr/sbin/keepalived" if os.path.exists("/usr/sbin/keepalived") else None)
+    path = shutil.which("keepalived")
+    if path is None and os.path.exists("/usr/sbin/keepalived"):
+        path = "/usr/sbin/keepalived"
     if not path:
         if IN_CI:
             pytest.fail("keepalived (Debian package) is required under CI=true; `make deps` installs it")
