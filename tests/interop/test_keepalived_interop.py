@@ -25,7 +25,6 @@ from fastvrrp.testbed import (
     Router,
     WireTap,
     dual_master_windows,
-    fastvrrp_available,
     master_down_ms,
     measure_failover,
     skew_ms,
@@ -53,13 +52,6 @@ EARLY_MS = 5.0
 LATE_MS = 120.0
 
 
-def _need(kinds: tuple[str, ...]) -> None:
-    if "fastvrrp" in kinds:
-        why = fastvrrp_available()
-        if why:
-            pytest.skip(why)
-
-
 def _no_dual_master(tap: WireTap, spec: InstanceSpec, allowed: list[tuple[float, float]]) -> None:
     """Only windows starting inside `allowed` (each up to one interval plus slack) may have two masters."""
     slack = spec.advert_int_ms / 1000 + 0.1
@@ -71,7 +63,6 @@ def _no_dual_master(tap: WireTap, spec: InstanceSpec, allowed: list[tuple[float,
 @pytest.mark.parametrize("pair", PAIRS, ids=lambda p: f"{p[0]}-master-{p[1]}-backup")
 @pytest.mark.parametrize("proto", list(PROTOS), ids=str)
 def test_master_backup_handover(lab, keepalived_bin, proto, pair):
-    _need(pair)
     base = PROTOS[proto]
     vip = base.vip_addrs[0]
     a_ms = base.advert_int_ms
@@ -133,7 +124,6 @@ def test_master_backup_handover(lab, keepalived_bin, proto, pair):
 def test_link_down_fault_and_return(lab, keepalived_bin, pair):
     """Master's link down: it enters FAULT (keepalived extension of RFC 5798 6.4) and the backup takes over
     after Master_Down_Interval; link up: the master returns and preempts."""
-    _need(pair)
     base = PROTOS["v3-ipv4"]
     a_ms = base.advert_int_ms
     lan = Lan(lab, routers=2, client=False)
