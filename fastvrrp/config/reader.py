@@ -113,6 +113,39 @@ _make_track_ref = _fast.maker(TrackRef)
 _make_vaddr = _fast.maker(VirtualAddress)
 
 
+_F_FAMILY = _I["family"]
+_F_VERSION = _I["version"]
+_F_PRIORITY = _I["priority"]
+_F_STATE = _I["state"]
+_F_PREEMPT = _I["preempt"]
+_F_ADVERT_INT_MS = _I["advert_int_ms"]
+_F_ACCEPT = _I["accept"]
+_F_STRICT_MODE = _I["strict_mode"]
+_F_GARP_LOWER_PRIO_DELAY_MS = _I["garp_lower_prio_delay_ms"]
+_F_GARP_LOWER_PRIO_REPEAT = _I["garp_lower_prio_repeat"]
+_F_LOWER_PRIO_NO_ADVERT = _I["lower_prio_no_advert"]
+_F_CHECK_UNICAST_SRC = _I["check_unicast_src"]
+
+
+def _instance_base(gd: GlobalDefs) -> list[Any]:
+    """The VrrpInstance field values of an instance that sets none of its own: the dataclass defaults, and
+    for the fields global_defs provides defaults for, those (an instance's own values replace them)."""
+    f = _INSTANCE[0].copy()
+    f[_I["garp_master_delay_ms"]] = gd.vrrp_garp_master_delay_ms
+    f[_I["garp_master_repeat"]] = gd.vrrp_garp_master_repeat
+    lower_delay = gd.vrrp_garp_lower_prio_delay_ms
+    f[_F_GARP_LOWER_PRIO_DELAY_MS] = gd.vrrp_garp_master_delay_ms if lower_delay is None else lower_delay
+    lower_repeat = gd.vrrp_garp_lower_prio_repeat
+    f[_F_GARP_LOWER_PRIO_REPEAT] = gd.vrrp_garp_master_repeat if lower_repeat is None else lower_repeat
+    f[_I["garp_master_refresh_ms"]] = gd.vrrp_garp_master_refresh_ms
+    f[_I["garp_master_refresh_repeat"]] = gd.vrrp_garp_master_refresh_repeat
+    f[_I["down_timer_adverts"]] = gd.vrrp_down_timer_adverts
+    f[_I["higher_prio_send_advert"]] = gd.vrrp_higher_prio_send_advert
+    f[_I["skip_check_adv_addr"]] = gd.vrrp_skip_check_adv_addr
+    f[_F_CHECK_UNICAST_SRC] = gd.vrrp_check_unicast_src
+    return f
+
+
 def _secs_to_ms(x: float) -> int:
     return int(math.floor(x * 1000 + 0.5))
 
@@ -920,10 +953,7 @@ class Reader:
             return
         d: dict[str, Any] = {"name": n.args[0], "file": n.file, "line": n.line}
         handlers = self._inst_handlers
-        seen: set[str] = set()
-        d["_seen"] = seen
         for k in self.want_block(n) or ():
-            seen.add(k.kw)
             h = handlers.get(k.kw)
             if h is not None:
                 h(k, d)
@@ -1127,8 +1157,9 @@ class Reader:
                 gd = _replace(gd, vrrp_garp_master_delay_ms=0)
         instances = []
         names: dict[str, Node] = {}
+        fin = (_instance_base(gd), self._tracker_tables())
         for d, n in self.instances:
-            inst = self._finish_instance(d, n, gd)
+            inst = self._finish_instance(d, n, gd, fin)
             if inst is None:
                 continue
             if inst.name in names:
@@ -1168,17 +1199,27 @@ class Reader:
             files=files,
         )
 
-    def _finish_instance(self, d: dict, n: Node, gd: GlobalDefs) -> VrrpInstance | None:
+    def _tracker_tables(self) -> tuple[tuple[str, dict[str, Any], str], ...]:
+        """(instance field, the definitions it may name, what they are called in messages)."""
+        return (
+            ("track_script", self._script_like, "vrrp_script"),
+            ("track_file", self.track_files, "track_file"),
+            ("track_process", self.track_processes, "vrrp_track_process"),
+        )
+
+    def _finish_instance(self, d: dict, n: Node, gd: GlobalDefs, fin: tuple) -> VrrpInstance | None:
+        """One instance's defaults, resolution and checks. `fin` is what finish() computed once for all
+        instances: (the VrrpInstance field values before the instance's own, the tracker tables)."""
+        base, trackers = fin
         name = d["name"]
         where = f"vrrp_instance {name}"
         ok = True
-        seen = d["_seen"]
         if "virtual_router_id" not in d:
-            if "virtual_router_id" not in seen:
+            if not any(k.kw == "virtual_router_id" for k in n.children or ()):
                 self.err(n, f"{where}: virtual_router_id is required")
             ok = False
         if "interface" not in d:
-            if "interface" not in seen:
+            if not any(k.kw == "interface" for k in n.children or ()):
                 self.err(n, f"{where}: interface is required")
             ok = False
         # Address family: from the VIPs (RFC 5798 5.2.9: one family per virtual router).
@@ -1186,31 +1227,31 @@ class Reader:
         family = 0
         if vips:
             family = vips[0].family
-            for a, k in zip(vips, d["_virtual_ipaddress"], strict=True):
-                if a.family != family:
-                    self.err(
-                        k,
-                        f"{where}: {a.address} is IPv{a.family} but the instance is IPv{family} "
-                        f"(use virtual_ipaddress_excluded for the other family)",
-                    )
-                    ok = False
-        for fld in ("unicast_src_ip", "mcast_src_ip"):
-            a = d.get(fld)
-            if a is not None:
-                if family and a.version != family:
-                    self.err(d["_" + fld], f"{where}: {fld} {a} is not IPv{family} like the VIPs")
-                    ok = False
-                family = family or a.version
+            if len(vips) > 1:
+                for a, k in zip(vips, d["_virtual_ipaddress"], strict=True):
+                    if a.family != family:
+                        self.err(
+                            k,
+                            f"{where}: {a.address} is IPv{a.family} but the instance is IPv{family} "
+                            f"(use virtual_ipaddress_excluded for the other family)",
+                        )
+                        ok = False
+        if "unicast_src_ip" in d or "mcast_src_ip" in d:
+            for fld in ("unicast_src_ip", "mcast_src_ip"):
+                a = d.get(fld)
+                if a is not None:
+                    if family and a.version != family:
+                        self.err(d["_" + fld], f"{where}: {fld} {a} is not IPv{family} like the VIPs")
+                        ok = False
+                    family = family or a.version
+        peers = d.get("unicast_peers", ())
         if not family:
-            family = (
-                6
-                if d.get("_native_ipv6")
-                else (d["unicast_peers"][0].address.version if d.get("unicast_peers") else 4)
-            )
-        for p, k in zip(d.get("unicast_peers", ()), d.get("_peer_nodes", ()), strict=True):
-            if p.address.version != family:
-                self.err(k, f"{where}: unicast peer {p.address} is not IPv{family}")
-                ok = False
+            family = 6 if d.get("_native_ipv6") else (peers[0].address.version if peers else 4)
+        if peers:
+            for p, k in zip(peers, d.get("_peer_nodes", ()), strict=True):
+                if p.address.version != family:
+                    self.err(k, f"{where}: unicast peer {p.address} is not IPv{family}")
+                    ok = False
         md = d.get("mcast_dst_ip")
         if md is not None and (md.version != family or not md.is_multicast):
             self.err(
@@ -1228,14 +1269,17 @@ class Reader:
         state = d.get("state", "BACKUP")
         priority = d.get("priority", 255 if state == "MASTER" else 100)
         preempt = d.get("preempt", True)
-        if not preempt and priority == 255:
-            node = d.get("_preempt") or n
-            why = "priority 255" if "priority" in d else "priority 255 (the default for state MASTER)"
-            self.err(node, f"{where}: nopreempt cannot work with {why}: the address owner always preempts")
-            ok = False
-        if not preempt and state == "MASTER" and priority != 255:
-            self.err(d["_state"], f"{where}: nopreempt cannot work with state MASTER")
-            ok = False
+        if not preempt:
+            if priority == 255:
+                node = d.get("_preempt") or n
+                why = "priority 255" if "priority" in d else "priority 255 (the default for state MASTER)"
+                self.err(
+                    node, f"{where}: nopreempt cannot work with {why}: the address owner always preempts"
+                )
+                ok = False
+            if state == "MASTER" and priority != 255:
+                self.err(d["_state"], f"{where}: nopreempt cannot work with state MASTER")
+                ok = False
         # Advertisement interval: v2 whole seconds in 1..255 (RFC 3768 5.3.7); v3 centiseconds in
         # 1..4095 (RFC 5798 5.2.7).
         adv_ms = 1000
@@ -1262,9 +1306,8 @@ class Reader:
                     adv_ms = round(cs) * 10
         # Authentication exists only in VRRPv2 (RFC 3768 5.3.6 deprecates it; RFC 5798 removes it).
         strict = d.get("strict_mode", gd.vrrp_strict)
-        auth_type = d.get("auth_type")
-        auth_pass = d.get("auth_pass")
         if "_auth" in d:
+            auth_type = d.get("auth_type")
             an = d["_auth"]
             if version == 3:
                 self.err(an, f"{where}: VRRP version 3 does not support authentication")
@@ -1276,7 +1319,7 @@ class Reader:
                 if not d.get("_auth_type_given"):
                     self.err(an, f"{where}: authentication without auth_type")
                 ok = False
-            elif auth_pass is None:
+            elif d.get("auth_pass") is None:
                 self.err(an, f"{where}: authentication without auth_pass")
                 ok = False
             elif auth_type == "AH":
@@ -1284,55 +1327,52 @@ class Reader:
         # vrrp_strict (keepalived.conf(5)): accept defaults to on for the address owner only (RFC 5798 6.1
         # Accept_Mode), and RFC 3768 has no accept mode at all.
         accept = d.get("accept", priority == 255 if strict else True)
-        if strict and version == 2 and d.get("accept") is True:
-            self.err(d["_accept"], f"{where}: strict mode does not allow accept mode with VRRP version 2")
-            ok = False
-        if strict and not self._strict_ok(d, n, where, vips, state, priority):
-            ok = False
+        if strict:
+            if version == 2 and d.get("accept") is True:
+                self.err(d["_accept"], f"{where}: strict mode does not allow accept mode with VRRP version 2")
+                ok = False
+            if not self._strict_ok(d, n, where, vips, state, priority):
+                ok = False
         if not ok:
             return None
-        garp_delay = d.get("garp_master_delay_ms", gd.vrrp_garp_master_delay_ms)
-        garp_repeat = d.get("garp_master_repeat", gd.vrrp_garp_master_repeat)
-        lower_delay = d.get("garp_lower_prio_delay_ms", gd.vrrp_garp_lower_prio_delay_ms)
-        lower_repeat = d.get("garp_lower_prio_repeat", gd.vrrp_garp_lower_prio_repeat)
-        # The VrrpInstance fields, positionally (see _maker): what the handlers stored under field names
-        # (keys starting with "_" are bookkeeping, use_vmac_addr is not modelled), then what is resolved here.
-        f = _INSTANCE[0].copy()
+        # The VrrpInstance fields, positionally (see _maker): the defaults with the global ones filled in
+        # (`base`), what the handlers stored under field names (keys starting with "_" are bookkeeping,
+        # use_vmac_addr is not modelled), then what is resolved here.
+        f = base.copy()
         ix = _I
         for key, value in d.items():
             i = ix.get(key)
             if i is not None:
                 f[i] = value
-        f[ix["family"]] = family
-        f[ix["version"]] = version
-        f[ix["priority"]] = priority
-        f[ix["state"]] = state
-        f[ix["preempt"]] = preempt
-        f[ix["advert_int_ms"]] = adv_ms
-        f[ix["accept"]] = accept
-        f[ix["strict_mode"]] = strict
-        f[ix["garp_master_delay_ms"]] = garp_delay
-        f[ix["garp_master_repeat"]] = garp_repeat
-        f[ix["garp_lower_prio_delay_ms"]] = garp_delay if lower_delay is None else lower_delay
-        f[ix["garp_lower_prio_repeat"]] = garp_repeat if lower_repeat is None else lower_repeat
-        f[ix["garp_master_refresh_ms"]] = d.get("garp_master_refresh_ms", gd.vrrp_garp_master_refresh_ms)
-        f[ix["garp_master_refresh_repeat"]] = d.get(
-            "garp_master_refresh_repeat", gd.vrrp_garp_master_refresh_repeat
-        )
-        f[ix["down_timer_adverts"]] = d.get("down_timer_adverts", gd.vrrp_down_timer_adverts)
-        f[ix["lower_prio_no_advert"]] = d.get("lower_prio_no_advert", gd.vrrp_lower_prio_no_advert or strict)
-        f[ix["higher_prio_send_advert"]] = d.get("higher_prio_send_advert", gd.vrrp_higher_prio_send_advert)
-        f[ix["skip_check_adv_addr"]] = d.get("skip_check_adv_addr", gd.vrrp_skip_check_adv_addr)
-        f[ix["check_unicast_src"]] = d.get("check_unicast_src", gd.vrrp_check_unicast_src) or any(
-            p.min_ttl is not None or p.max_ttl is not None for p in d.get("unicast_peers", ())
-        )
+        f[_F_FAMILY] = family
+        f[_F_VERSION] = version
+        f[_F_PRIORITY] = priority
+        f[_F_STATE] = state
+        f[_F_PREEMPT] = preempt
+        f[_F_ADVERT_INT_MS] = adv_ms
+        f[_F_ACCEPT] = accept
+        f[_F_STRICT_MODE] = strict
+        if "garp_master_delay_ms" in d or "garp_lower_prio_delay_ms" in d:
+            garp_delay = d.get("garp_master_delay_ms", gd.vrrp_garp_master_delay_ms)
+            lower_delay = d.get("garp_lower_prio_delay_ms", gd.vrrp_garp_lower_prio_delay_ms)
+            f[_F_GARP_LOWER_PRIO_DELAY_MS] = garp_delay if lower_delay is None else lower_delay
+        if "garp_master_repeat" in d or "garp_lower_prio_repeat" in d:
+            garp_repeat = d.get("garp_master_repeat", gd.vrrp_garp_master_repeat)
+            lower_repeat = d.get("garp_lower_prio_repeat", gd.vrrp_garp_lower_prio_repeat)
+            f[_F_GARP_LOWER_PRIO_REPEAT] = garp_repeat if lower_repeat is None else lower_repeat
+        if "lower_prio_no_advert" not in d:
+            f[_F_LOWER_PRIO_NO_ADVERT] = gd.vrrp_lower_prio_no_advert or strict
+        if peers:
+            f[_F_CHECK_UNICAST_SRC] = f[_F_CHECK_UNICAST_SRC] or any(
+                p.min_ttl is not None or p.max_ttl is not None for p in peers
+            )
+        else:
+            f[_F_CHECK_UNICAST_SRC] = f[_F_CHECK_UNICAST_SRC] or False
         # References to trackers must resolve.
-        for field, table, what in (
-            ("track_script", self._script_like, "vrrp_script"),
-            ("track_file", self.track_files, "track_file"),
-            ("track_process", self.track_processes, "vrrp_track_process"),
-        ):
-            for ref, k in zip(d.get(field, ()), d.get("_" + field, ()), strict=True):
+        for field, table, what in trackers:
+            if field not in d:
+                continue
+            for ref, k in zip(d[field], d.get("_" + field, ()), strict=True):
                 if ref.name not in table:
                     self.err(k, f"{where}: {field} '{ref.name}' names no {what}")
                     ok = False
