@@ -59,6 +59,9 @@ GLOBAL_FIELDS = {
 _ip_cache: dict[str, Any] = {}
 _new_ipv4 = ipaddress.IPv4Address.__new__
 _OCTETS = {str(i): i for i in range(256)}  # the canonical spelling of each octet
+# Canonical spellings of small integers (no sign on 0, no leading zeros): what int(text, 10) turns into
+# that number, looked up directly on the common paths (weights, prefix lengths).
+_SMALL_INTS = {str(i): i for i in range(-256, 257)}
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -396,6 +399,9 @@ class Reader:
 
     # --- vrrp_script / track_file / vrrp_track_process ------------------------------------------------------
     def _named(self, n: Node, what: str, seen: dict) -> str | None:
+        a = n.args
+        if len(a) == 1 and a[0] not in seen:
+            return a[0]
         if len(n.args) != 1:
             self.err(n, f"'{n.kw}' needs exactly one name")
             return None
@@ -410,6 +416,10 @@ class Reader:
         if not args:
             self.err(n, "'weight' needs a value")
             return None, False
+        if len(args) == 1:
+            w = _SMALL_INTS.get(args[0])
+            if w is not None and lo <= w <= hi:
+                return w, False
         w = self.int_in(n, args[0], lo, hi, "weight")
         rev = False
         for a in args[1:]:
@@ -460,9 +470,10 @@ class Reader:
         f: dict[str, Any] = {}
         for k in self.want_block(n) or ():
             kw, a = k.kw, k.args
-            self.no_block(k)
+            if k.children is not None:
+                self.no_block(k)
             if kw == "file":
-                if self.nargs(k, 1):
+                if len(a) == 1 or self.nargs(k, 1):
                     f["file"] = a[0]
             elif kw == "weight":
                 f["weight"], f["reverse"] = self._weight(k, a, -254, 254)
@@ -647,7 +658,8 @@ class Reader:
     # --- addresses, routes, rules ---------------------------------------------------------------------------
     def vaddr(self, n: Node, static: bool = False) -> VirtualAddress | None:
         """`ADDR[/PREFIX] [brd X] [dev IF] [scope S] [label L] [peer P] [flags...]`."""
-        self.no_block(n)
+        if n.children is not None:
+            self.no_block(n)
         text = n.kw
         addr_s, slash, plen_s = text.partition("/")
         addr = self.ip(n, addr_s, "virtual address")
@@ -656,9 +668,11 @@ class Reader:
         maxlen = 32 if addr.version == 4 else 128
         plen = maxlen
         if slash:
-            plen_v = self.int_in(n, plen_s, 0, maxlen, f"prefix length of {text}")
-            if plen_v is None:
-                return None
+            plen_v = _SMALL_INTS.get(plen_s)
+            if plen_v is None or not 0 <= plen_v <= maxlen:
+                plen_v = self.int_in(n, plen_s, 0, maxlen, f"prefix length of {text}")
+                if plen_v is None:
+                    return None
             plen = plen_v
         a = n.args
         if not a:
@@ -953,7 +967,8 @@ class Reader:
             return
         d: dict[str, Any] = {"name": n.args[0], "file": n.file, "line": n.line}
         handlers = self._inst_handlers
-        for k in self.want_block(n) or ():
+        kids = n.children
+        for k in (self.want_block(n) or ()) if kids is None else kids:
             h = handlers.get(k.kw)
             if h is not None:
                 h(k, d)
@@ -964,8 +979,9 @@ class Reader:
         self.instances.append((d, n))
 
     def _i_interface(self, n: Node, d: dict) -> None:
-        self.no_block(n)
-        if self.nargs(n, 1):
+        if n.children is not None:
+            self.no_block(n)
+        if len(n.args) == 1 or self.nargs(n, 1):
             if n.args[0] == "lo":
                 self.err(n, "cannot use the loopback interface for VRRP")
             d["interface"] = n.args[0]
@@ -1087,7 +1103,8 @@ class Reader:
             refs = []
             nodes = d.setdefault("_" + field, [])
             for k in self.want_block(n) or ():
-                self.no_block(k)
+                if k.children is not None:
+                    self.no_block(k)
                 w, rev = None, False
                 if k.args:
                     if k.args[0] != "weight":
@@ -1098,12 +1115,14 @@ class Reader:
                         continue
                 refs.append(_make_track_ref(k.kw, w, rev))
                 nodes.append(k)
-            d[field] = tuple(d.get(field, ())) + tuple(refs)
+            prev = d.get(field)
+            d[field] = prev + tuple(refs) if prev else tuple(refs)
 
         return f
 
     def _i_use_vmac(self, n: Node, d: dict) -> None:
-        self.no_block(n)
+        if n.children is not None:
+            self.no_block(n)
         d["use_vmac"] = True
         for a in n.args:
             if a.count(":") in (4, 5) and all(len(x) <= 2 for x in a.split(":")):
