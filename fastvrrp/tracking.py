@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from fastvrrp.health.checks import CheckSpec, CheckTracker, DnsCheck, HttpCheck, TcpCheck, UrlSpec
+from fastvrrp.health.checks import CheckTracker
 from fastvrrp.health.priority import Effective, Ref, effective_priority, resolve_refs, tracked_from
 from fastvrrp.health.runner import ScriptRunner
 from fastvrrp.health.status import TrackerStatus
@@ -59,7 +59,7 @@ class Tracking:
             if kind == "script" and name in cfg.vrrp_scripts:
                 self._trackers.append(ScriptTracker.from_config(cfg.vrrp_scripts[name], self.runner, cb))
             elif kind == "check" and name in checks:
-                self._trackers.append(CheckTracker(_check_spec(checks[name]), cb))
+                self._trackers.append(CheckTracker(checks[name], cb))
             elif kind == "file" and name in cfg.track_files:
                 self._trackers.append(FileTracker.from_config(cfg.track_files[name], cb))
             elif kind == "process" and name in cfg.track_processes:
@@ -124,24 +124,3 @@ def _state_word(st: TrackerStatus) -> str:
     if st.value is not None:
         return f"value {st.value}"
     return {True: "succeeded", False: "failed", None: "unknown"}[st.up]
-
-
-def _check_spec(c: Any) -> CheckSpec:
-    """The config's vrrp_check (fastvrrp.config.model.VrrpCheck) -> the health CheckSpec."""
-    p = c.check
-    probe: TcpCheck | HttpCheck | DnsCheck
-    bind = str(p.bind_ip) if getattr(p, "bind_ip", None) is not None else None
-    if hasattr(p, "urls"):
-        urls = tuple(
-            UrlSpec(u.path, tuple(u.status_code), u.digest, u.regex, u.regex_no_match) for u in p.urls
-        )
-        probe = HttpCheck(
-            str(p.connect_ip), p.connect_port, urls, p.virtualhost, p.tls, p.tls_verify, p.ca_file, bind
-        )
-    elif hasattr(p, "server"):
-        probe = DnsCheck(str(p.server), p.name, p.qtype, p.port, tuple(str(a) for a in p.expect))
-    else:
-        probe = TcpCheck(str(p.connect_ip), p.connect_port, bind)
-    return CheckSpec(
-        c.name, probe, c.interval_ms, c.timeout_ms, c.rise, c.fall, c.weight, c.reverse, c.init_fail
-    )

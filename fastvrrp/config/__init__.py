@@ -12,26 +12,23 @@ from __future__ import annotations
 
 import gc
 
+from fastvrrp.health.spec import CheckSpec, DnsCheck, HttpCheck, TcpCheck, UrlSpec
+
 from .lexer import build_tree
 from .model import (
-    CheckUrl,
     Config,
     ConfigError,
-    DnsProbe,
     GlobalDefs,
-    HttpProbe,
     Problem,
     Route,
     Rule,
     Script,
     SyncGroup,
-    TcpProbe,
     TrackFile,
     TrackProcess,
     TrackRef,
     UnicastPeer,
     VirtualAddress,
-    VrrpCheck,
     VrrpInstance,
     VrrpScript,
 )
@@ -39,24 +36,24 @@ from .preprocess import Preprocessor
 from .reader import Reader
 
 __all__ = [
-    "CheckUrl",
+    "CheckSpec",
     "Config",
     "ConfigError",
-    "DnsProbe",
+    "DnsCheck",
     "GlobalDefs",
-    "HttpProbe",
+    "HttpCheck",
     "Problem",
     "Route",
     "Rule",
     "Script",
     "SyncGroup",
-    "TcpProbe",
+    "TcpCheck",
     "TrackFile",
     "TrackProcess",
     "TrackRef",
     "UnicastPeer",
+    "UrlSpec",
     "VirtualAddress",
-    "VrrpCheck",
     "VrrpInstance",
     "VrrpScript",
     "check",

@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from fastvrrp.health.spec import CheckSpec, DnsCheck, HttpCheck, TcpCheck, UrlSpec
+
 from .lexer import Node
-from .model import CheckUrl, DnsProbe, HttpProbe, TcpProbe, VrrpCheck
 
 if TYPE_CHECKING:
     from .reader import Reader
@@ -27,8 +28,8 @@ _TIMEOUT = (0.001, 86400)
 _BOTH_TIMEOUTS = "connect_timeout and timeout both given (they are the same setting)"
 
 
-def read_vrrp_check(r: Reader, n: Node, checks: dict[str, tuple[VrrpCheck, Node]]) -> None:
-    """Parse one vrrp_check block into `checks[name] = (VrrpCheck, node)`; problems go to the reader."""
+def read_vrrp_check(r: Reader, n: Node, checks: dict[str, tuple[CheckSpec, Node]]) -> None:
+    """Parse one vrrp_check block into `checks[name] = (CheckSpec, node)`; problems go to the reader."""
     name = r._named(n, "vrrp_check", checks)
     f: dict[str, Any] = {}
     probe: Any = None
@@ -78,7 +79,7 @@ def read_vrrp_check(r: Reader, n: Node, checks: dict[str, tuple[VrrpCheck, Node]
     if name is None or probe is None:
         return
     values = {key: v for key, v in f.items() if v is not None}
-    checks[name] = (VrrpCheck(name, probe, **values), n)
+    checks[name] = (CheckSpec(name, probe, **values), n)
 
 
 def _probe(r: Reader, n: Node) -> tuple[Any, tuple[int | None, Node] | None]:
@@ -88,7 +89,7 @@ def _probe(r: Reader, n: Node) -> tuple[Any, tuple[int | None, Node] | None]:
     http = kind in ("HTTP_GET", "SSL_GET")
     dns = kind == "DNS_CHECK"
     f: dict[str, Any] = {}
-    urls: list[CheckUrl] = []
+    urls: list[UrlSpec] = []
     expect: list[tuple[Any, Node]] = []
     timeout: tuple[int | None, Node] | None = None
     ok = True
@@ -177,10 +178,10 @@ def _probe(r: Reader, n: Node) -> tuple[Any, tuple[int | None, Node] | None]:
         if "connect_port" not in f:
             r.err(n, "TCP_CHECK needs connect_port")
             return None, timeout
-        return TcpProbe(connect_ip, f["connect_port"], bind_ip), timeout
+        return TcpCheck(connect_ip, f["connect_port"], bind_ip), timeout
     if dns:
         return (
-            DnsProbe(
+            DnsCheck(
                 connect_ip,
                 f["name"],
                 f.get("type", "A"),
@@ -190,10 +191,10 @@ def _probe(r: Reader, n: Node) -> tuple[Any, tuple[int | None, Node] | None]:
             timeout,
         )
     return (
-        HttpProbe(
+        HttpCheck(
             connect_ip,
             f.get("connect_port", 443 if tls else 80),
-            tuple(urls) if urls else (CheckUrl(),),
+            tuple(urls) if urls else (UrlSpec(),),
             f.get("virtualhost"),
             tls,
             f.get("verify_cert", False),
@@ -204,7 +205,7 @@ def _probe(r: Reader, n: Node) -> tuple[Any, tuple[int | None, Node] | None]:
     )
 
 
-def _url(r: Reader, n: Node) -> CheckUrl | None:
+def _url(r: Reader, n: Node) -> UrlSpec | None:
     if n.args:
         r.err(n, "'url' takes no value")
         return None
@@ -257,6 +258,6 @@ def _url(r: Reader, n: Node) -> CheckUrl | None:
         ok = False
     if not ok:
         return None
-    return CheckUrl(
+    return UrlSpec(
         f.get("path", "/"), tuple(codes), f.get("digest"), f.get("regex"), f.get("regex_no_match", False)
     )

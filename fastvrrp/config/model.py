@@ -23,6 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# vrrp_check blocks (docs/health-checks.md) become the health checks' own spec dataclasses: one definition,
+# in a module that imports no event loop.
+from fastvrrp.health.spec import CheckSpec
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -125,65 +129,6 @@ class VrrpScript:
     fall: int = 1
     user: str | None = None
     group: str | None = None
-    init_fail: bool = False
-
-
-# --- vrrp_check (docs/health-checks.md): in-process probes. These mirror fastvrrp.health.checks (TcpCheck,
-# HttpCheck, UrlSpec, DnsCheck, CheckSpec) field for field, but live here because that module imports
-# asyncio, ssl and socket at import time and the config must not; health converts (addresses -> str).
-
-
-@dataclass(frozen=True, slots=True)
-class CheckUrl:
-    """One `url { }` of an HTTP_GET / SSL_GET probe."""
-
-    path: str = "/"
-    status_code: tuple[int, ...] = ()  # empty: any 2xx
-    digest: str | None = None  # MD5 of the body, lower-case hex
-    regex: str | None = None
-    regex_no_match: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class TcpProbe:
-    connect_ip: IPAddress
-    connect_port: int
-    bind_ip: IPAddress | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class HttpProbe:
-    connect_ip: IPAddress
-    connect_port: int = 80  # 443 for SSL_GET
-    urls: tuple[CheckUrl, ...] = (CheckUrl(),)
-    virtualhost: str | None = None
-    tls: bool = False  # SSL_GET
-    tls_verify: bool = False  # verify_cert
-    ca_file: str | None = None
-    bind_ip: IPAddress | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DnsProbe:
-    server: IPAddress  # connect_ip
-    name: str
-    qtype: str = "A"  # A or AAAA
-    port: int = 53
-    expect: tuple[IPAddress, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class VrrpCheck:
-    """A `vrrp_check NAME { }` block: one probe, scheduled and weighted like a vrrp_script."""
-
-    name: str
-    check: TcpProbe | HttpProbe | DnsProbe
-    interval_ms: int = 1000
-    timeout_ms: int = 2000  # connect_timeout (or timeout): the whole probe must finish within it
-    rise: int = 1
-    fall: int = 1
-    weight: int = 0
-    reverse: bool = False
     init_fail: bool = False
 
 
@@ -354,7 +299,7 @@ class Config:
     interface_up_down_delays: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # ms (down, up)
     unsupported: tuple[Problem, ...] = ()  # keepalived features present but not implemented (see reader)
     files: tuple[str, ...] = ()  # every file read, main file first
-    vrrp_checks: Mapping[str, VrrpCheck] = field(default_factory=dict)  # track_script may name these too
+    vrrp_checks: Mapping[str, CheckSpec] = field(default_factory=dict)  # track_script may name these too
 
     def instance(self, name: str) -> VrrpInstance:
         for inst in self.instances:

@@ -190,15 +190,17 @@ class Template:
                 # to it (the next line starts with one, or it is the last line of the text).
                 shared = Node(words[0], words[1:], file, lineno)
             if shape in (0, 1):
-                node_exprs.append(
-                    (expr(words[0]), f"[{', '.join(map(expr, words[1:] if shape == 0 else words[1:-1]))}]")
+                kw_args = (
+                    expr(words[0]),
+                    f"[{', '.join(map(expr, words[1:] if shape == 0 else words[1:-1]))}]",
                 )
+                node_exprs.append(kw_args)
             else:
                 node_exprs.append(None)
             if shape == 0:
-                exprs.append("None" if shared else "({}, {})".format(*node_exprs[-1]))
+                exprs.append("None" if shared else "({}, {})".format(*kw_args))
             elif shape == 1:
-                exprs.append("({}, {})".format(*node_exprs[-1]))
+                exprs.append("({}, {})".format(*kw_args))
             elif shape == 2:
                 exprs.append("['}']")
             else:
@@ -289,7 +291,7 @@ class Preprocessor:
         self._templates: dict[tuple[str, str, int], Template | None] = {}  # see _expansion
         self._seen_once: set[tuple[str, str, int]] = set()
         self._plain: dict[str, bool] = {}  # value -> matches _PLAIN_VALUE
-        self._last: dict[str, tuple[list[str], str]] = {}  # see _substitute
+        self._last: dict[str, tuple[list[str | None], str]] = {}  # see _substitute
 
     # --- files ------------------------------------------------------------------------------------------
     def read(self, path: str) -> list[Line]:
@@ -525,21 +527,18 @@ class Preprocessor:
         if memo is not None:
             # The same text with the same definitions as last time: the same result, as the same string
             # object (a `~SEQ ... $BLOCK` row inserts one long value; its hash is then computed once).
-            values, result = memo
-            for (_literal, _braced, key, _whole), v in zip(refs[0], values, strict=True):
+            for (_literal, _braced, key, _whole), v in zip(refs[0], memo[0], strict=True):
                 if defs.get(key) is not v:
                     break
             else:
-                return result
+                return memo[1]
         out: list[str] = []
-        values = []
+        values: list[str | None] = []
         for literal, braced, key, whole in refs[0]:
             out.append(literal)
-            v = defs.get(key)
-            values.append(v)
-            if v is None:
-                v = self._builtin(key, whole, file, lineno) if braced else whole
-            out.append(v)
+            d = defs.get(key)
+            values.append(d)
+            out.append(d if d is not None else self._builtin(key, whole, file, lineno) if braced else whole)
         out.append(refs[1])
         result = "".join(out)
         if None not in values and len(self._last) < 4096:

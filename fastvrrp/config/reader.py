@@ -14,6 +14,8 @@ from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
+from fastvrrp.health.spec import CheckSpec
+
 from . import _fast
 from .check_block import read_vrrp_check
 from .lexer import Node
@@ -31,7 +33,6 @@ from .model import (
     TrackRef,
     UnicastPeer,
     VirtualAddress,
-    VrrpCheck,
     VrrpInstance,
     VrrpScript,
 )
@@ -162,7 +163,7 @@ class Reader:
         self.g_where: dict[str, Node] = {}
         self.instances: list[tuple[dict[str, Any], Node]] = []
         self.scripts: dict[str, VrrpScript] = {}
-        self.checks: dict[str, tuple[VrrpCheck, Node]] = {}  # vrrp_check: (check, its block)
+        self.checks: dict[str, tuple[CheckSpec, Node]] = {}  # vrrp_check: (check, its block)
         self._script_like: dict[str, Any] = {}  # what track_script may name: vrrp_scripts and vrrp_checks
         self.track_files: dict[str, TrackFile] = {}
         self.track_processes: dict[str, TrackProcess] = {}

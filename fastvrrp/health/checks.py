@@ -1,8 +1,10 @@
 """In-process health checks on the event loop (no fork): TCP connect, HTTP/HTTPS GET, DNS query.
 
 The check kinds are plain dataclasses (TcpCheck, HttpCheck, DnsCheck) inside a CheckSpec that carries the
-scheduling (interval, timeout, rise, fall) and the tracking defaults (weight, reverse). A CheckTracker runs
-one spec and reports like the other trackers: `on_change(name, TrackerStatus)`. Failures are counted by
+scheduling (interval, timeout, rise, fall) and the tracking defaults (weight, reverse); they are defined in
+fastvrrp.health.spec, where the config reader takes them from. A CheckTracker runs one spec (for a
+configuration: `config.vrrp_checks[name]`) and reports like the other trackers:
+`on_change(name, TrackerStatus)`. Failures are counted by
 reason in `CheckTracker.failures` (refused, reset, timeout, unreachable, tls, bad_status, digest_mismatch,
 regex_mismatch, bad_response, rcode_<name>, no_answer, answer_mismatch, error).
 See docs/health-checks.md for the `vrrp_check` configuration block.
@@ -19,63 +21,14 @@ import re
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from . import dnswire
+from .spec import CheckSpec, DnsCheck, HttpCheck, TcpCheck, UrlSpec
 from .status import RiseFall, TrackerStatus
 
 log = logging.getLogger("fastvrrp.health.checks")
 
-
-@dataclass(frozen=True, slots=True)
-class TcpCheck:
-    connect_ip: str
-    connect_port: int
-    bind_ip: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UrlSpec:
-    path: str = "/"
-    status_code: tuple[int, ...] = ()  # empty: any 2xx
-    digest: str | None = None  # MD5 of the body, hex (keepalived `digest`)
-    regex: str | None = None  # must match somewhere in the body (regex_no_match inverts)
-    regex_no_match: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class HttpCheck:
-    connect_ip: str
-    connect_port: int = 80
-    urls: tuple[UrlSpec, ...] = (UrlSpec(),)
-    virtualhost: str | None = None  # Host header (and TLS SNI)
-    tls: bool = False  # SSL_GET
-    tls_verify: bool = False  # keepalived's SSL_GET does not verify unless told to
-    ca_file: str | None = None
-    bind_ip: str | None = None
-    max_body: int = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class DnsCheck:
-    server: str
-    name: str
-    qtype: str = "A"  # A or AAAA
-    port: int = 53
-    expect: tuple[str, ...] = ()  # every one of these must be in the answer (empty: any answer)
-
-
-@dataclass(frozen=True, slots=True)
-class CheckSpec:
-    name: str
-    check: TcpCheck | HttpCheck | DnsCheck
-    interval_ms: int = 1000
-    timeout_ms: int = 2000  # connect_timeout: the whole probe must finish within it
-    rise: int = 1
-    fall: int = 1
-    weight: int = 0
-    reverse: bool = False
-    init_fail: bool = False
+MAX_BODY = 1 << 20  # an HTTP body read for a digest or regex larger than this fails the check
 
 
 class CheckFailed(Exception):
@@ -115,15 +68,20 @@ def _family(ip: str) -> int:
     return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
 
+# The specs hold ipaddress objects (fastvrrp.health.spec); the socket calls below take text, hence str(). (A
+# spec built by hand with a str address works the same.)
+
+
 async def probe_tcp(c: TcpCheck) -> str:
     loop = asyncio.get_running_loop()
-    s = socket.socket(_family(c.connect_ip), socket.SOCK_STREAM)
+    ip = str(c.connect_ip)
+    s = socket.socket(_family(ip), socket.SOCK_STREAM)
     try:
         s.setblocking(False)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
-        if c.bind_ip:
-            s.bind((c.bind_ip, 0))
-        await loop.sock_connect(s, (c.connect_ip, c.connect_port))
+        if c.bind_ip is not None:
+            s.bind((str(c.bind_ip), 0))
+        await loop.sock_connect(s, (ip, c.connect_port))
     finally:
         s.close()
     return "connected"
@@ -173,16 +131,17 @@ def _tls_context(c: HttpCheck) -> ssl.SSLContext:
 
 
 async def probe_http(c: HttpCheck, ctx: ssl.SSLContext | None = None) -> str:
-    host = c.virtualhost or (f"[{c.connect_ip}]" if ":" in c.connect_ip else c.connect_ip)
+    ip = str(c.connect_ip)
+    host = c.virtualhost or (f"[{ip}]" if ":" in ip else ip)
     details = []
     for url in c.urls:
         kw: dict = {}
         if c.tls:
             kw["ssl"] = ctx or _tls_context(c)
-            kw["server_hostname"] = c.virtualhost or c.connect_ip
-        if c.bind_ip:
-            kw["local_addr"] = (c.bind_ip, 0)
-        reader, writer = await asyncio.open_connection(c.connect_ip, c.connect_port, **kw)
+            kw["server_hostname"] = c.virtualhost or ip
+        if c.bind_ip is not None:
+            kw["local_addr"] = (str(c.bind_ip), 0)
+        reader, writer = await asyncio.open_connection(ip, c.connect_port, **kw)
         try:
             port = "" if c.connect_port == (443 if c.tls else 80) else f":{c.connect_port}"
             req = (
@@ -206,7 +165,7 @@ async def probe_http(c: HttpCheck, ctx: ssl.SSLContext | None = None) -> str:
             if (code not in ok_codes) if ok_codes else not 200 <= code < 300:
                 raise CheckFailed("bad_status", f"{url.path}: status {code}")
             if url.digest or url.regex:
-                body = await _read_body(reader, headers, c.max_body)
+                body = await _read_body(reader, headers, MAX_BODY)
                 if url.digest and hashlib.md5(body).hexdigest() != url.digest.lower():
                     raise CheckFailed("digest_mismatch", f"{url.path}: md5 {hashlib.md5(body).hexdigest()}")
                 if url.regex:
@@ -239,8 +198,9 @@ async def probe_dns(c: DnsCheck) -> str:
     name = c.name.rstrip(".").lower()
     query = dnswire.build_query(qid, name, qtype)
     fut: asyncio.Future = loop.create_future()
+    server = str(c.server)
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: _DnsProto(fut), remote_addr=(c.server, c.port), family=_family(c.server)
+        lambda: _DnsProto(fut), remote_addr=(server, c.port), family=_family(server)
     )
     try:
         transport.sendto(query)
@@ -265,16 +225,17 @@ async def probe_dns(c: DnsCheck) -> str:
     got = {a.address for a in resp.answers if a.rtype == qtype and a.address}
     if not got:
         raise CheckFailed("no_answer", f"no {c.qtype} record for {name}")
-    missing = [e for e in c.expect if str(_norm(e)) not in got]
+    missing = [str(e) for e in c.expect if _norm(e) not in got]
     if missing:
         raise CheckFailed("answer_mismatch", f"got {sorted(got)}, missing {missing}")
     return " ".join(sorted(got))
 
 
-def _norm(a: str) -> str:
+def _norm(a: object) -> str:
+    """The canonical text of an address (an ipaddress object, or text as written in a hand-built spec)."""
     import ipaddress
 
-    return str(ipaddress.ip_address(a))
+    return str(ipaddress.ip_address(str(a)))
 
 
 class CheckTracker:

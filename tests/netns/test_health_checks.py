@@ -12,7 +12,8 @@ import pytest
 import uvloop
 
 from fastvrrp.health import dnswire
-from fastvrrp.health.checks import CheckSpec, CheckTracker, DnsCheck, HttpCheck, TcpCheck, UrlSpec
+from fastvrrp.health.checks import CheckTracker
+from fastvrrp.health.spec import CheckSpec, DnsCheck, HttpCheck, TcpCheck, UrlSpec
 from fastvrrp.io.nsexec import enter_netns
 
 pytestmark = pytest.mark.netns

@@ -7,8 +7,9 @@ import json
 import subprocess
 import sys
 
-from fastvrrp.config import CheckUrl, DnsProbe, HttpProbe, TcpProbe, check
+from fastvrrp.config import check
 from fastvrrp.health.priority import Ref, resolve_refs
+from fastvrrp.health.spec import DnsCheck, HttpCheck, TcpCheck, UrlSpec
 
 A = ipaddress.ip_address
 
@@ -108,12 +109,12 @@ def test_checks_parsed(tmp_path):
         False,
         False,
     )
-    assert web.check == HttpProbe(
+    assert web.check == HttpCheck(
         A("192.0.2.10"),
         80,
         (
-            CheckUrl("/health", (200, 204), "9a0364b9e99bb480dd25e1f0284c8555", "ready", True),
-            CheckUrl("/other"),
+            UrlSpec("/health", (200, 204), "9a0364b9e99bb480dd25e1f0284c8555", "ready", True),
+            UrlSpec("/other"),
         ),
         "www.example.test",
         False,
@@ -121,14 +122,14 @@ def test_checks_parsed(tmp_path):
         None,
         A("192.0.2.1"),
     )
-    assert c["tls_up"].check == HttpProbe(
-        A("2001:db8::10"), 443, (CheckUrl(),), None, True, True, "/etc/ssl/ca.pem", None
+    assert c["tls_up"].check == HttpCheck(
+        A("2001:db8::10"), 443, (UrlSpec(),), None, True, True, "/etc/ssl/ca.pem", None
     )
     assert c["tls_up"].timeout_ms == 2000  # the default
     db = c["db_port"]
-    assert db.check == TcpProbe(A("192.0.2.20"), 5432, None)
+    assert db.check == TcpCheck(A("192.0.2.20"), 5432, None)
     assert (db.timeout_ms, db.weight, db.reverse, db.init_fail) == (500, 10, True, True)
-    assert c["resolver"].check == DnsProbe(
+    assert c["resolver"].check == DnsCheck(
         A("192.0.2.53"), "svc.example.test", "AAAA", 53, (A("2001:db8::5"), A("2001:db8::6"))
     )
     assert c["resolver"].interval_ms == 2000
