@@ -11,8 +11,24 @@ the table is skipped.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 import pytest
+
+# bench/ sits outside tests/: the namespace and keepalived fixtures (and their CI=true rules) come from there.
+from tests.conftest import keepalived_bin, lab, netns_ok  # noqa: F401
+
+
+def print_table(request, lines: Sequence[str]) -> None:
+    """Print a result table at the end of a bench module, past pytest's output capture."""
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
+    if tr is not None and capman is not None:
+        with capman.global_and_fixture_disabled():  # fd capture would swallow the table otherwise
+            for line in lines:
+                tr.write_line(line)
+    else:
+        print("\n".join(lines))
 
 
 def _min_ns(bench) -> float | None:

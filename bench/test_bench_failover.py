@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from bench.conftest import print_table
 from fastvrrp.lab import wait_for
 from fastvrrp.testbed import (
     KINDS,
@@ -29,13 +30,9 @@ from fastvrrp.testbed import (
     InstanceSpec,
     Lan,
     Summary,
-    fastvrrp_available,
     measure_failover,
     wait_heard,
 )
-
-# bench/ sits outside tests/, so its conftest fixtures are imported here by name (hence F811 below).
-from tests.conftest import keepalived_bin, lab, netns_ok  # noqa: F401
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
@@ -101,7 +98,6 @@ def report(request):
     yield
     if not RESULTS:
         return
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
     lines = [
         "",
         f"Failover on the wire, VRRPv3, priority 100, {REPS} repetitions (ms; dev = measured - RFC value)",
@@ -126,20 +122,12 @@ def report(request):
                 f"{f['worst_ms'] / k['worst_ms']:8.3f}{'':>8}"
                 f"{abs(f['worst_dev_ms']) / max(abs(k['worst_dev_ms']), 1e-3):10.3f}"
             )
-    capman = request.config.pluginmanager.get_plugin("capturemanager")
-    if tr is not None and capman is not None:
-        with capman.global_and_fixture_disabled():  # fd capture would swallow the table otherwise
-            for line in lines:
-                tr.write_line(line)
-    else:
-        print("\n".join(lines))
+    print_table(request, lines)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("mode,a_ms", CASES, ids=[f"{m}-{a}ms" for m, a in CASES])
 def test_failover(benchmark, lab, keepalived_bin, mode, a_ms, kind):
-    if kind == "fastvrrp" and (why := fastvrrp_available()):
-        pytest.skip(why)
     fos = benchmark.pedantic(
         run_reps, args=(lab, keepalived_bin, kind, mode, a_ms, REPS), rounds=1, iterations=1
     )

@@ -16,10 +16,8 @@ from typing import Any
 
 import pytest
 
-from fastvrrp.testbed import KINDS, Lan, cpu_seconds, fastvrrp_available, many_instances
-
-# bench/ sits outside tests/, so its conftest fixtures are imported here by name (hence F811 below).
-from tests.conftest import keepalived_bin, lab, netns_ok  # noqa: F401
+from bench.conftest import print_table
+from fastvrrp.testbed import KINDS, Lan, cpu_seconds, many_instances
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
@@ -69,7 +67,6 @@ def report(request):
     yield
     if not RESULTS:
         return
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
     lines = [
         "",
         f"Steady state, {COUNT} VRRPv3 instances on one interface, CPU seconds per second (us per advert)",
@@ -92,20 +89,12 @@ def report(request):
                 f"{f['master_cpu_per_s'] / max(k['master_cpu_per_s'], 1e-9):10.3f}{'':>10}"
                 f"{f['backup_cpu_per_s'] / max(k['backup_cpu_per_s'], 1e-9):10.3f}"
             )
-    capman = request.config.pluginmanager.get_plugin("capturemanager")
-    if tr is not None and capman is not None:
-        with capman.global_and_fixture_disabled():  # fd capture would swallow the table otherwise
-            for line in lines:
-                tr.write_line(line)
-    else:
-        print("\n".join(lines))
+    print_table(request, lines)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("a_ms", [10, 100], ids=lambda a: f"{a}ms")
 def test_steady_cpu(benchmark, lab, keepalived_bin, a_ms, kind):
-    if kind == "fastvrrp" and (why := fastvrrp_available()):
-        pytest.skip(why)
     result = benchmark.pedantic(measure, args=(lab, keepalived_bin, kind, a_ms), rounds=1, iterations=1)
     benchmark.extra_info.update(result)
     RESULTS.setdefault(a_ms, {})[kind] = result

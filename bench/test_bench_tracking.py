@@ -61,21 +61,18 @@ from typing import Any
 
 import pytest
 
+from bench.conftest import print_table
 from fastvrrp.lab import Proc, wait_for
 from fastvrrp.testbed import (
     InstanceSpec,
     Lan,
     Router,
     cpu_times,
-    fastvrrp_available,
     master_down_ms,
     process_tree,
     rss_kib,
     wait_heard,
 )
-
-# bench/ sits outside tests/, so its conftest fixtures are imported here by name (hence F811 below).
-from tests.conftest import keepalived_bin, lab, netns_ok  # noqa: F401
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
@@ -313,8 +310,6 @@ def _stats(values: list[float]) -> tuple[float, float]:
     ids=["script-keepalived", "script-fastvrrp", "http-fastvrrp"],
 )
 def test_reaction(benchmark, lab, keepalived_bin, kind, service):
-    if kind == "fastvrrp" and (why := fastvrrp_available()):
-        pytest.skip(why)
     if service == "http" and (why := vrrp_check_unsupported()):
         pytest.skip(why)
     reps = benchmark.pedantic(
@@ -595,8 +590,6 @@ COST_CASES = [
 
 @pytest.mark.parametrize("kind,tracker", COST_CASES, ids=[f"{t}-{k}" for k, t in COST_CASES])
 def test_cost(benchmark, lab, keepalived_bin, kind, tracker):
-    if kind == "fastvrrp" and (why := fastvrrp_available()):
-        pytest.skip(why)
     if tracker == "tcp" and (why := vrrp_check_unsupported()):
         pytest.skip(why)
     result = benchmark.pedantic(
@@ -725,11 +718,4 @@ def report(request):
         lines += [f"{k}: {v}" for k, v in cost_ratios().items()]
     if not lines:
         return
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    capman = request.config.pluginmanager.get_plugin("capturemanager")
-    if tr is not None and capman is not None:
-        with capman.global_and_fixture_disabled():  # fd capture would swallow the table otherwise
-            for line in lines:
-                tr.write_line(line)
-    else:
-        print("\n".join(lines))
+    print_table(request, lines)

@@ -213,18 +213,6 @@ def rss_kib(pids: Iterable[int]) -> int:
     return total
 
 
-def fastvrrp_available() -> str | None:
-    """None if the fastvrrp daemon module exists, else why not (legs using it are skipped until it lands)."""
-    import importlib.util
-
-    if (
-        importlib.util.find_spec("fastvrrp.daemon") is None
-        or importlib.util.find_spec("fastvrrp.__main__") is None
-    ):
-        return "fastvrrp daemon (fastvrrp/daemon.py, fastvrrp/__main__.py) is not there yet"
-    return None
-
-
 class Router:
     """One VRRP daemon (keepalived or fastvrrp) in its own namespace, configured from InstanceSpecs."""
 
