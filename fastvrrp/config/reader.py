@@ -117,18 +117,27 @@ _make_track_ref = _fast.maker(TrackRef)
 _make_vaddr = _fast.maker(VirtualAddress)
 
 
-_F_FAMILY = _I["family"]
-_F_VERSION = _I["version"]
-_F_PRIORITY = _I["priority"]
-_F_STATE = _I["state"]
-_F_PREEMPT = _I["preempt"]
-_F_ADVERT_INT_MS = _I["advert_int_ms"]
-_F_ACCEPT = _I["accept"]
-_F_STRICT_MODE = _I["strict_mode"]
-_F_GARP_LOWER_PRIO_DELAY_MS = _I["garp_lower_prio_delay_ms"]
-_F_GARP_LOWER_PRIO_REPEAT = _I["garp_lower_prio_repeat"]
-_F_LOWER_PRIO_NO_ADVERT = _I["lower_prio_no_advert"]
-_F_CHECK_UNICAST_SRC = _I["check_unicast_src"]
+# Positions of the VrrpInstance fields _finish_instance resolves itself.
+(
+    _F_FAMILY,
+    _F_VERSION,
+    _F_PRIORITY,
+    _F_STATE,
+    _F_PREEMPT,
+    _F_ADVERT_INT_MS,
+    _F_ACCEPT,
+    _F_STRICT_MODE,
+    _F_GARP_LOWER_PRIO_DELAY_MS,
+    _F_GARP_LOWER_PRIO_REPEAT,
+    _F_LOWER_PRIO_NO_ADVERT,
+    _F_CHECK_UNICAST_SRC,
+) = (
+    _I[k]
+    for k in (
+        "family version priority state preempt advert_int_ms accept strict_mode garp_lower_prio_delay_ms "
+        "garp_lower_prio_repeat lower_prio_no_advert check_unicast_src"
+    ).split()
+)
 
 
 def _instance_base(gd: GlobalDefs) -> list[Any]:
