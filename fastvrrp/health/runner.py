@@ -307,20 +307,9 @@ class ScriptRunner:
 
         loop.add_reader(rfd, readable)
         loop.add_reader(pidfd, gone)
-        timed_out = False
         status = 0
         try:
-            try:
-                await asyncio.wait_for(asyncio.shield(exited), timeout_ms / 1000)
-            except TimeoutError:
-                timed_out = True
-                self.timeouts += 1
-                _killpg(pid, signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(asyncio.shield(exited), self.kill_grace_ms / 1000)
-                except TimeoutError:
-                    _killpg(pid, signal.SIGKILL)
-                    await exited
+            timed_out = await self._await_exit(exited, pid, timeout_ms)
         except asyncio.CancelledError:
             _killpg(pid, signal.SIGKILL)
             raise
@@ -337,22 +326,7 @@ class ScriptRunner:
             loop.remove_reader(rfd)
             os.close(rfd)
             self.running -= 1
-        dur = int((time.monotonic() - t0) * 1000)
-        rc: int | None = os.waitstatus_to_exitcode(status)
-        sig = -rc if rc is not None and rc < 0 else None
-        if sig is not None or timed_out:
-            rc = None
-        res = ScriptResult(
-            rc,
-            timed_out=timed_out,
-            signal=None if timed_out else sig,
-            output=bytes(buf),
-            duration_ms=dur,
-            pid=pid,
-        )
-        if buf:
-            self._log_output(key, res)
-        return res
+        return self._result(key, os.waitstatus_to_exitcode(status), timed_out, bytes(buf), t0, pid)
 
     async def _spawn(
         self, key: str, argv: list[str], timeout_ms: int, uid: int | None, gid: int | None
@@ -383,19 +357,8 @@ class ScriptRunner:
         self.running += 1
         self.peak_running = max(self.peak_running, self.running)
         pid = transport.get_pid()
-        timed_out = False
         try:
-            try:
-                await asyncio.wait_for(asyncio.shield(exited), timeout_ms / 1000)
-            except TimeoutError:
-                timed_out = True
-                self.timeouts += 1
-                _killpg(pid, signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(asyncio.shield(exited), self.kill_grace_ms / 1000)
-                except TimeoutError:
-                    _killpg(pid, signal.SIGKILL)
-                    await exited
+            timed_out = await self._await_exit(exited, pid, timeout_ms)
         except asyncio.CancelledError:
             _killpg(pid, signal.SIGKILL)
             transport.close()
@@ -406,13 +369,37 @@ class ScriptRunner:
         rc = transport.get_returncode()
         transport.close()
         self.running -= 1
-        dur = int((time.monotonic() - t0) * 1000)
-        out = bytes(proto.buf)
+        return self._result(key, rc, timed_out, bytes(proto.buf), t0, pid)
+
+    async def _await_exit(self, exited: asyncio.Future, pid: int, timeout_ms: int) -> bool:
+        """Wait for the child's exit; at the timeout SIGTERM its group, after the grace SIGKILL it.
+        Returns whether it timed out."""
+        try:
+            await asyncio.wait_for(asyncio.shield(exited), timeout_ms / 1000)
+            return False
+        except TimeoutError:
+            self.timeouts += 1
+            _killpg(pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(exited), self.kill_grace_ms / 1000)
+            except TimeoutError:
+                _killpg(pid, signal.SIGKILL)
+                await exited
+            return True
+
+    def _result(
+        self, key: str, rc: int | None, timed_out: bool, out: bytes, t0: float, pid: int
+    ) -> ScriptResult:
         sig = -rc if rc is not None and rc < 0 else None
         if sig is not None or timed_out:
             rc = None
         res = ScriptResult(
-            rc, timed_out=timed_out, signal=None if timed_out else sig, output=out, duration_ms=dur, pid=pid
+            rc,
+            timed_out=timed_out,
+            signal=None if timed_out else sig,
+            output=out,
+            duration_ms=int((time.monotonic() - t0) * 1000),
+            pid=pid,
         )
         if out:
             self._log_output(key, res)
