@@ -122,6 +122,9 @@ class Daemon:
         self.book: status.StatusBook | None = None
         self.metrics: metrics.MetricsServer | None = None
         self._status_timer: asyncio.TimerHandle | None = None
+        self.group_of: dict[str, str] = {}  # sync group of each member
+        self.group_scripts: dict[str, notify.Scripts] = {}
+        self.group_word: dict[str, str] = {}  # the state last reported for each sync group
         self.vmacs: dict[str, vmac.Vmac] = {}  # use_vmac interfaces by name
         self.sysctls = sysctl.SysctlChanges()
         self._nft_ready = False
@@ -374,6 +377,7 @@ class Daemon:
         log.debug("(%s) %s -> %s: %s", inst.name, change.old.name, change.new.name, change.reason)
         if self.notifier is not None:
             self.notifier.instance_state(inst.name, inst.io.scripts, word, inst.core.priority)
+            self._group_notify(inst.name)
         if self.book is not None:
             self.book.transition(inst.name, change.reason)
             self.loop.call_soon(self._write_status)  # one write per batch of transitions
@@ -490,6 +494,26 @@ class Daemon:
 
     def _set_sync_groups(self, cfg: cfgmod.Config) -> None:
         self.driver.set_sync_groups({name: sg.group for name, sg in cfg.sync_groups.items()})
+        self.group_of = {m: name for name, sg in cfg.sync_groups.items() for m in sg.group}
+        self.group_scripts = {name: notify.Scripts.of(sg) for name, sg in cfg.sync_groups.items()}
+        self.group_word = {k: v for k, v in self.group_word.items() if k in cfg.sync_groups}
+
+    def _group_notify(self, member: str) -> None:
+        """keepalived reports a sync group's state (notify scripts, `GROUP "G" MASTER 0` FIFO lines) once
+        every member present has reached it."""
+        gname = self.group_of.get(member)
+        if gname is None or self.notifier is None or self.cfg is None:
+            return
+        words = {
+            "STOP" if i.core.state is T.State.INIT else STATE_WORD[i.core.state]
+            for n in self.cfg.sync_groups[gname].group
+            if (i := self.insts.get(n)) is not None and i.io.started
+        }
+        if len(words) == 1:
+            (word,) = words
+            if self.group_word.get(gname) != word:
+                self.group_word[gname] = word
+                self.notifier.group_state(gname, self.group_scripts[gname], word)
 
     async def _issue4_prepare(self, icfg: cfgmod.VrrpInstance) -> cfgmod.VrrpInstance:
         """use_vmac: make the macvlan and its kernel settings; the instance then runs on it (adverts, VIPs,

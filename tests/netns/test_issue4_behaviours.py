@@ -45,10 +45,14 @@ def test_sync_group_members_fault_and_fail_over_together(lab):
     track = ("track_file {", "    tf", "}")
     m = lan.router(1, "fastvrrp", [spec(200, *track), spec(200, vrid=52, vip=VIP2)])
     m.blocks = GROUP + f"vrrp_track_file tf {{\n    file {path}\n    weight 0\n}}\n"
+    fifo = os.path.join(lab.workdir, "m.fifo")
+    m.global_lines = [f"vrrp_notify_fifo {fifo}"]
     b = lan.router(2, "fastvrrp", [spec(100), spec(100, vrid=52, vip=VIP2)])
     b.blocks = GROUP
     with lan.tap() as tap:
         m.start()
+        wait_for(lambda: os.path.exists(fifo), timeout=10, what="the notify FIFO")
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         m.wait_all("MASTER", timeout=10)
         b.start()
         b.wait_all("BACKUP", timeout=10)
@@ -70,6 +74,19 @@ def test_sync_group_members_fault_and_fail_over_together(lab):
         b.wait_all("BACKUP", timeout=5)
         assert "Entering BACKUP STATE" in m.log().split("Entering FAULT STATE")[-1]
     assert m.stop() == 0 and b.stop() == 0
+    try:
+        data = os.read(fd, 1 << 16).decode()
+    finally:
+        os.close(fd)
+    # The group's own lines (keepalived: GROUP "NAME" STATE 0), once all its members are there.
+    assert [ln for ln in data.splitlines() if ln.startswith("GROUP")] == [
+        'GROUP "G" BACKUP 0',
+        'GROUP "G" MASTER 0',
+        'GROUP "G" FAULT 0',
+        'GROUP "G" BACKUP 0',
+        'GROUP "G" MASTER 0',
+        'GROUP "G" STOP 0',
+    ]
 
 
 # --- virtual routes and rules -------------------------------------------------------------------------------
