@@ -150,8 +150,14 @@ class Lan:
         r.alive = False
 
 
-def scenario(fast: bool, prios: list[int], script: list[tuple[int, str, int, int]], version: int = 3,
-             adver_int_ms: int = 100, preempt: list[bool] | None = None):
+def scenario(
+    fast: bool,
+    prios: list[int],
+    script: list[tuple[int, str, int, int]],
+    version: int = 3,
+    adver_int_ms: int = 100,
+    preempt: list[bool] | None = None,
+):
     log: list = []
     clock = [0]
     routers = []
@@ -224,7 +230,9 @@ def test_fast_path_agrees_for_v2_and_nopreempt():
 
 
 events = st.tuples(
-    st.integers(0, 8000), st.sampled_from(["boot", "crash", "stop", "prio", "fault"]), st.integers(0, 2),
+    st.integers(0, 8000),
+    st.sampled_from(["boot", "crash", "stop", "prio", "fault"]),
+    st.integers(0, 2),
     st.integers(1, 254),
 )
 
