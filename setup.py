@@ -29,6 +29,7 @@ CFLAGS = ["-O0", "-g", "-UNDEBUG"] if DEBUG else ["-O2"]
 extensions = [
     Extension("fastvrrp._wire", ["fastvrrp/_wire.pyx"], extra_compile_args=CFLAGS),
     Extension("fastvrrp._engine", ["fastvrrp/_engine.pyx"], extra_compile_args=CFLAGS),
+    Extension("fastvrrp._probe", ["fastvrrp/_probe.pyx"], extra_compile_args=CFLAGS),
 ]
 
 setup(
