@@ -99,7 +99,10 @@ def _build(
 ) -> Any:
     """cls(*first, **{k: v for k, v in values.items() if v is not None}) for field-name keys, positionally."""
     vals = spec[0].copy()
-    vals[: len(first)] = first
+    if len(first) == 1:
+        vals[0] = first[0]
+    else:
+        vals[: len(first)] = first
     index = spec[1]
     for k, v in values.items():
         if v is not None:
@@ -478,7 +481,8 @@ class Reader:
     def track_file(self, n: Node) -> None:
         name = self._named(n, "track_file", self.track_files)
         f: dict[str, Any] = {}
-        for k in self.want_block(n) or ():
+        kids = n.children
+        for k in (self.want_block(n) or ()) if kids is None else kids:
             kw, a = k.kw, k.args
             if k.children is not None:
                 self.no_block(k)
@@ -672,9 +676,11 @@ class Reader:
             self.no_block(n)
         text = n.kw
         addr_s, slash, plen_s = text.partition("/")
-        addr = self.ip(n, addr_s, "virtual address")
+        addr = _ip_cache.get(addr_s)
         if addr is None:
-            return None
+            addr = self.ip(n, addr_s, "virtual address")
+            if addr is None:
+                return None
         maxlen = 32 if addr.version == 4 else 128
         plen = maxlen
         if slash:
@@ -1080,10 +1086,14 @@ class Reader:
         d["_unicast_peer"] = n
 
     def _i_vips(self, field: str):
+        where = "_" + field
+
         def f(n: Node, d: dict) -> None:
-            out = list(d.get(field, ()))
-            nodes = d.setdefault("_" + field, [])
-            for k in self.want_block(n) or ():
+            prev = d.get(field)
+            out = list(prev) if prev else []
+            nodes = d.setdefault(where, [])
+            kids = n.children
+            for k in (self.want_block(n) or ()) if kids is None else kids:
                 a = self.vaddr(k)
                 if a is not None:
                     out.append(a)
@@ -1109,10 +1119,13 @@ class Reader:
         d["virtual_rules"] = tuple(out)
 
     def _i_track(self, field: str, lo: int, hi: int):
+        where = "_" + field
+
         def f(n: Node, d: dict) -> None:
             refs = []
-            nodes = d.setdefault("_" + field, [])
-            for k in self.want_block(n) or ():
+            nodes = d.setdefault(where, [])
+            kids = n.children
+            for k in (self.want_block(n) or ()) if kids is None else kids:
                 if k.children is not None:
                     self.no_block(k)
                 w, rev = None, False
