@@ -25,6 +25,7 @@ from collections.abc import Callable
 from . import dnswire
 from .spec import CheckSpec, DnsCheck, HttpCheck, TcpCheck, UrlSpec
 from .status import RiseFall, TrackerStatus
+from .tcpfast import TcpProbe, TcpProbeGroup
 
 log = logging.getLogger("fastvrrp.health.checks")
 
@@ -72,19 +73,27 @@ def _family(ip: str) -> int:
 # spec built by hand with a str address works the same.)
 
 
-async def probe_tcp(c: TcpCheck) -> str:
+async def probe_tcp(c: TcpCheck, timeout_ms: int = 2000) -> str:
+    """One TCP probe now, through the loop's TcpProbeGroup (the periodic ones go there straight from
+    CheckTracker, with no coroutine per probe). Raises CheckFailed(reason) when it fails."""
     loop = asyncio.get_running_loop()
-    ip = str(c.connect_ip)
-    s = socket.socket(_family(ip), socket.SOCK_STREAM)
+    fut: asyncio.Future[tuple[bool, str]] = loop.create_future()
+
+    def result(ok: bool, why: str) -> None:
+        if not fut.done():
+            fut.set_result((ok, why))
+
+    group = TcpProbeGroup.for_loop(loop)
+    p = TcpProbe(c.connect_ip, c.connect_port, c.bind_ip, None, timeout_ms, result)
+    group.probe_once(p)
     try:
-        s.setblocking(False)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
-        if c.bind_ip is not None:
-            s.bind((str(c.bind_ip), 0))
-        await loop.sock_connect(s, (ip, c.connect_port))
+        ok, why = await fut
     finally:
-        s.close()
-    return "connected"
+        group.remove(p)  # cancelled while in flight: its socket is closed now
+    if not ok:
+        reason, _, detail = why.partition(": ")
+        raise CheckFailed(reason, detail)
+    return why
 
 
 async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], cap: int) -> bytes:
@@ -254,6 +263,8 @@ class CheckTracker:
         self.failures: dict[str, int] = {}
         self.last_reason = ""
         self._task: asyncio.Task | None = None
+        self._tcp: TcpProbe | None = None  # a TCP check runs on the loop's TcpProbeGroup, not in a task
+        self._group: TcpProbeGroup | None = None
         self._ctx = _tls_context(spec.check) if isinstance(spec.check, HttpCheck) and spec.check.tls else None
 
     def start(self, initial_delay_ms: int | None = None) -> None:
@@ -262,9 +273,20 @@ class CheckTracker:
             self._report()
         # Spread the first probes over one interval so a thousand checks do not fire in the same tick.
         delay = random.uniform(0, self.spec.interval_ms) if initial_delay_ms is None else initial_delay_ms
+        c = self.spec.check
+        if isinstance(c, TcpCheck):
+            sp = self.spec
+            tcp = TcpProbe(c.connect_ip, c.connect_port, c.bind_ip, sp.interval_ms, sp.timeout_ms, self.feed)
+            self._tcp = tcp
+            self._group = TcpProbeGroup.for_loop(loop)
+            self._group.add(tcp, delay / 1000)
+            return
         self._task = loop.create_task(self._loop(delay / 1000), name=f"vrrp_check {self.name}")
 
     def stop(self) -> None:
+        if self._group is not None and self._tcp is not None:
+            self._group.remove(self._tcp)
+            self._group = self._tcp = None
         if self._task is not None:
             self._task.cancel()
             self._task = None
@@ -272,10 +294,10 @@ class CheckTracker:
     async def probe_once(self) -> tuple[bool, str]:
         c = self.spec.check
         try:
+            if isinstance(c, TcpCheck):  # its own deadline, in the group's tick
+                return True, await probe_tcp(c, self.spec.timeout_ms)
             async with asyncio.timeout(self.spec.timeout_ms / 1000):
-                if isinstance(c, TcpCheck):
-                    detail = await probe_tcp(c)
-                elif isinstance(c, HttpCheck):
+                if isinstance(c, HttpCheck):
                     detail = await probe_http(c, self._ctx)
                 else:
                     detail = await probe_dns(c)
