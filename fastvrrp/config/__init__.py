@@ -14,7 +14,7 @@ import gc
 
 from fastvrrp.health.spec import CheckSpec, DnsCheck, HttpCheck, TcpCheck, UrlSpec
 
-from .lexer import build_tree
+from .lexer import iter_tree
 from .model import (
     Config,
     ConfigError,
@@ -76,10 +76,11 @@ def check(
     try:
         pre = Preprocessor(instance_id, env)
         problems: list[Problem] = pre.problems
-        tree = build_tree(pre.read_chunks(path), problems)
         reader = Reader()
-        reader.read(tree)
-        del tree
+        # Each top-level statement is read as soon as it is complete (see iter_tree): the statements of a
+        # large generated config are read while still in the CPU caches, and those the reader keeps no
+        # reference to are freed straight away.
+        reader.read(iter_tree(pre.read_chunks(path), problems))
         cfg = reader.finish(tuple(pre.files))
         problems = sorted(set(problems + reader.problems), key=_order(pre.files))
         # Free the intermediates now, by reference counting: the reader's keyword handlers are closures

@@ -144,6 +144,16 @@ class Node:
 def build_tree(lines, problems: list[Problem]) -> list[Node]:
     """Turn (file, line, text) triples into the statement tree; brace errors become problems.
 
+    The list of top-level statements of iter_tree(lines, problems).
+    """
+    return list(iter_tree(lines, problems))
+
+
+def iter_tree(lines, problems: list[Problem]):
+    """The top-level statements of the tree build_tree makes, each yielded once it is complete (a later
+    top-level statement has started: nothing can attach to an earlier one any more), so that a reader can
+    take them while they are fresh and drop them early; brace errors become problems.
+
     A statement runs from its keyword to the end of its line, or to a `{` / `}` on that line. Words
     after a `{` on the same line start the first statement of the block; words after `}` start a new
     statement in the enclosing block. A text may hold several lines joined with "\n" (one parameter
@@ -156,6 +166,11 @@ def build_tree(lines, problems: list[Problem]) -> list[Node]:
     block = root
     last: Node | None = None  # the statement a following `{` attaches to
     for file, lineno, text in lines:
+        if len(root) > 1:
+            # Every top-level statement but the last is complete: a `{` can only attach to the last
+            # statement, and an open block belongs to the last one too.
+            yield from root[:-1]
+            del root[:-1]
         if text.__class__ is not str:
             # A template expansion: per line (shape, shared node, words), shapes as below.
             tpl = text.template
@@ -217,7 +232,7 @@ def build_tree(lines, problems: list[Problem]) -> list[Node]:
         problems.append(
             Problem(unclosed.file, unclosed.line, f"'{unclosed.kw}' block is not closed (missing '}}')")
         )
-    return root
+    yield from root
 
 
 def line_shape(words: list[str]) -> int:
