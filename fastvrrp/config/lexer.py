@@ -9,6 +9,7 @@ statement before it (the brace may be glued to a word or stand on its own line),
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from .model import Problem
 
@@ -149,7 +150,7 @@ def build_tree(lines, problems: list[Problem]) -> list[Node]:
     return list(iter_tree(lines, problems))
 
 
-def iter_tree(lines, problems: list[Problem]):
+def iter_tree(lines, problems: list[Problem]) -> Iterator[Node]:
     """The top-level statements of the tree build_tree makes, each yielded once it is complete (a later
     top-level statement has started: nothing can attach to an earlier one any more), so that a reader can
     take them while they are fresh and drop them early; brace errors become problems.

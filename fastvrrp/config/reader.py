@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import MappingProxyType
 from typing import Any
 
@@ -309,7 +309,7 @@ class Reader:
         return tuple(out)
 
     # --- top level ----------------------------------------------------------------------------------------
-    def read(self, tree: list[Node]) -> None:
+    def read(self, tree: Iterable[Node]) -> None:
         top: dict[str, Callable[[Node], None]] = {
             "global_defs": self.global_defs,
             "vrrp_instance": self.vrrp_instance,
