@@ -245,7 +245,17 @@ def _builder(shapes: list, node_exprs: list, args: str):
             body.append(f"{cur}.append(s{i})")
             last = f"s{i}"
         else:
-            body.append(f"n{i} = _Node({ex[0]}, {ex[1]}, file, lineno)")
+            if _NODE_BY_SLOTS:
+                # Node(kw, args, file, line) without the call: the same five stores its __init__ makes.
+                body.append(f"n{i} = _new(_Node)")
+                body.append(f"n{i}.kw = {ex[0]}")
+                body.append(f"n{i}.args = {ex[1]}")
+                body.append(f"n{i}.file = file")
+                body.append(f"n{i}.line = lineno")
+                if shape == 0:
+                    body.append(f"n{i}.children = None")
+            else:
+                body.append(f"n{i} = _Node({ex[0]}, {ex[1]}, file, lineno)")
             body.append(f"{cur}.append(n{i})")
             if shape == 1:
                 body.append(f"b{i} = n{i}.children = []")
@@ -255,9 +265,23 @@ def _builder(shapes: list, node_exprs: list, args: str):
                 last = f"n{i}"
     src = f"def build(file, lineno, block{', ' if args else ''}{args}):\n"
     src += "".join(f"    {line}\n" for line in body) + f"    return {last}\n"
-    ns: dict = {"_Node": Node, **consts}
+    ns: dict = {"_Node": Node, "_new": object.__new__, **consts}
     exec(src, ns)  # noqa: S102 - as in Template.compile
     return ns["build"]
+
+
+def _node_by_slots() -> bool:
+    """Whether a Node is exactly the five slots its __init__ stores (so _builder may store them itself)."""
+    if Node.__slots__ != ("kw", "args", "file", "line", "children"):
+        return False
+    args: list[str] = []
+    a = Node("k", args, "f", 1)
+    b = object.__new__(Node)
+    b.kw, b.args, b.file, b.line, b.children = "k", args, "f", 1, None
+    return all(getattr(a, n) is getattr(b, n) for n in Node.__slots__)
+
+
+_NODE_BY_SLOTS = _node_by_slots()
 
 
 class Expansion:
