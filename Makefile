@@ -55,4 +55,4 @@ demo: deps build
 	$(VENV)/bin/fastvrrp demo
 
 clean:
-	rm -rf build fastvrrp/*.so fastvrrp/_wire.c fastvrrp/_engine.c *.egg-info
+	rm -rf build fastvrrp/*.so fastvrrp/*.c *.egg-info
