@@ -17,7 +17,7 @@ of its own: about twice the kernel's share. Here instead:
 
 Schedule, as CheckTracker always had it: fixed rate (the n-th probe is due at first + n * interval), a probe
 that outlives its interval delays the next one to its own end (no overlap), each probe fails after
-`timeout_ms` (seconds granularity of the tick: it ends within one tick after its deadline). A probe may start
+`timeout_ms` (to the tick: it ends within one tick after its deadline). A probe may start
 up to one tick before it is due; the schedule itself does not drift. Results go to `on_result(ok, why)` with
 the reasons of fastvrrp.health.checks (refused, reset, timeout, unreachable, error).
 
