@@ -96,6 +96,9 @@ class Driver:
     port: Port
     insts: dict[int, Inst] = field(default_factory=dict)  # by engine slot
     groups: dict[str, SyncGroup] = field(default_factory=dict)  # sync group of each member, by member name
+    # Pending announcement deadlines (ms) by slot: only instances with GARP/NA still to send. A master whose
+    # bursts are done costs nothing per wake-up, whatever the number of instances.
+    announcing: dict[int, int] = field(default_factory=dict)
 
     # --- instances ---------------------------------------------------------------------------------------
 
@@ -105,6 +108,7 @@ class Driver:
     def remove(self, inst: Inst) -> None:
         self.engine.remove_slot(inst.slot)
         del self.insts[inst.slot]
+        self.announcing.pop(inst.slot, None)
 
     def start(self, inst: Inst, now_us: int) -> None:
         self._call(inst, now_us, inst.core.start)
@@ -113,6 +117,7 @@ class Driver:
         """S10 for a master (priority 0, addresses removed), S5 for a backup; the slot goes quiet."""
         self._apply(inst, inst.core.shutdown(now_us), now_us)
         inst.announcer.stop()
+        self._note_announce(inst)
         self.engine.timer(inst.slot, -1)
 
     def set_fault(self, inst: Inst, faulty: bool, now_us: int) -> None:
@@ -169,25 +174,30 @@ class Driver:
         if events:
             self.handle(events, now_us)
         now_ms = now_us // 1000  # the announcement schedule (io/announce.py) works in ms
-        for inst in self.insts.values():
-            a = inst.announcer
-            if a.active:
-                dl = a.next_deadline_ms
-                if dl is not None and dl <= now_ms:
-                    frames = a.poll(now_ms)
-                    if frames:
-                        self.port.announce(inst, frames)
+        due = [slot for slot, dl in self.announcing.items() if dl <= now_ms]
+        for slot in due:
+            inst = self.insts[slot]
+            frames = inst.announcer.poll(now_ms)
+            if frames:
+                self.port.announce(inst, frames)
+            self._note_announce(inst)
 
     def next_deadline(self) -> int:
         """The earliest deadline in microseconds (engine slots and announcements), -1 if none."""
         nd = self.engine.next_deadline()
-        for inst in self.insts.values():
-            a = inst.announcer
-            if a.active:
-                dl = a.next_deadline_ms
-                if dl is not None and (nd < 0 or dl * 1000 < nd):
-                    nd = dl * 1000
+        if self.announcing:
+            dl = min(self.announcing.values()) * 1000
+            if nd < 0 or dl < nd:
+                nd = dl
         return nd
+
+    def _note_announce(self, inst: Inst) -> None:
+        a = inst.announcer
+        dl = a.next_deadline_ms if a.active else None
+        if dl is None:
+            self.announcing.pop(inst.slot, None)
+        else:
+            self.announcing[inst.slot] = dl
 
     # --- applying the core's actions ---------------------------------------------------------------------
 
@@ -217,11 +227,13 @@ class Driver:
                 frames = inst.announcer.became_master(now_us // 1000)
                 if frames:
                     self.port.announce(inst, frames)
+                self._note_announce(inst)
             elif isinstance(a, T.AddAddresses):
                 inst.holds_addresses = True
                 self.port.addresses(inst, True)
             elif isinstance(a, T.RemoveAddresses):
                 inst.announcer.stop()
+                self._note_announce(inst)
                 if inst.holds_addresses:
                     self.port.addresses(inst, False)
                 inst.holds_addresses = False

@@ -309,3 +309,23 @@ def test_status_command_and_metrics_endpoint(lab):
     assert "_created" not in text
     sent = [ln for ln in text.splitlines() if ln.startswith("fastvrrp_adverts_sent_total{")]
     assert sent and float(sent[0].split()[-1]) > 0
+
+
+def test_gratuitous_arp_schedule_follows_keepalived_knobs(lab):
+    """garp_master_repeat frames at once, the same again after garp_master_delay, then
+    garp_master_refresh_repeat every garp_master_refresh (keepalived.conf(5))."""
+    lan = Lan(lab, routers=1, client=False)
+    knobs = (
+        "garp_master_delay 1",
+        "garp_master_repeat 3",
+        "garp_master_refresh 2",
+        "garp_master_refresh_repeat 1",
+    )
+    m = lan.router(1, "fastvrrp", [spec(200, extra=knobs)])
+    with lan.tap() as tap:
+        m.start()
+        m.wait_state("MASTER", timeout=10)
+        first = wait_for(lambda: tap.first_garp(VIP), timeout=3, what="the first GARP")
+        wait_for(lambda: len(tap.snapshot("garp")) >= 3 + 3 + 1, timeout=5, what="second burst and a refresh")
+        ts = [e.t - first.t for e in tap.snapshot("garp") if e.src == VIP]
+    assert [round(t) for t in ts[:7]] == [0, 0, 0, 1, 1, 1, 2], ts
