@@ -382,6 +382,13 @@ class Daemon:
             self.book.transition(inst.name, change.reason)
             self.loop.call_soon(self._write_status)  # one write per batch of transitions
 
+    def lower_priority(self, inst: Inst, priority: int) -> None:
+        log.info("(%s) received lower priority (%d) advert", inst.name, priority)
+        if self.notifier is not None:
+            self.notifier.instance_event(
+                inst.name, inst.io.scripts, "MASTER_RX_LOWER_PRI", inst.core.priority
+            )
+
     # --- tracking -----------------------------------------------------------------------------------------
 
     def _begin(self, inst: Inst, eff: Effective, now: int) -> None:

@@ -54,6 +54,7 @@ class Port(Protocol):
     def addresses(self, inst: Inst, add: bool) -> None: ...
     def announce(self, inst: Inst, frames: list[bytes]) -> None: ...
     def transition(self, inst: Inst, change: T.StateChanged) -> None: ...
+    def lower_priority(self, inst: Inst, priority: int) -> None: ...
 
 
 def make_templates(
@@ -237,6 +238,8 @@ class Driver:
                 if inst.holds_addresses:
                     self.port.addresses(inst, False)
                 inst.holds_addresses = False
+            elif isinstance(a, T.HeardLowerPriority):
+                self.port.lower_priority(inst, a.priority)
             elif isinstance(a, T.StateChanged):
                 inst.follow = None
                 inst.last_change = a

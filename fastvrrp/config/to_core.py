@@ -51,4 +51,5 @@ def instance_config(
         lower_prio_no_advert=inst.lower_prio_no_advert,
         higher_prio_send_advert=inst.higher_prio_send_advert,
         skip_check_adv_addr=inst.skip_check_adv_addr,
+        notify_lower_prio=inst.notify_master_rx_lower_pri is not None,
     )

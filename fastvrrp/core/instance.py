@@ -43,6 +43,7 @@ from .types import (
     AddAddresses,
     Advert,
     Announce,
+    HeardLowerPriority,
     InstanceConfig,
     RemoveAddresses,
     SendAdvert,
@@ -416,14 +417,18 @@ class VrrpInstance:
         # S9: lower priority (or equal from a lower address): discard. RFC 9568 adds an immediate advert so
         # bridges relearn; rate-limited so a hostile segment cannot make us amplify (VRRP-NOTES 1.5 S9a).
         self.stats.lower_prio_rx += 1
-        if cfg.lower_prio_no_advert:
-            return []
         if self._last_s9_us is not None and now_us - self._last_s9_us < self._s9_min_us:
-            self.stats.s9_suppressed += 1
+            if not cfg.lower_prio_no_advert:
+                self.stats.s9_suppressed += 1
             return []
         self._last_s9_us = now_us
-        self.stats.s9_replies += 1
-        return [self._send(self.priority)]
+        out: list[Action] = []
+        if not cfg.lower_prio_no_advert:
+            self.stats.s9_replies += 1
+            out.append(self._send(self.priority))
+        if cfg.notify_lower_prio:  # keepalived notify_master_rx_lower_pri, on the same rate limit
+            out.append(HeardLowerPriority(adv.priority))
+        return out
 
     def _master_shutdown(self, now_us: int) -> list[Action]:
         # S10: cancel Adver_Timer, send priority 0 so the best backup takes over after Skew_Time.

@@ -40,6 +40,7 @@ class InstanceConfig:
     lower_prio_no_advert: bool = False  # keepalived: do not answer a lower-priority advert (pre-RFC 9568)
     higher_prio_send_advert: bool = False  # keepalived: send one advert before yielding to a higher priority
     s9_reply_min_ms: int = 0  # the least time between two RFC 9568 S9 replies; 0 = one Adver_Interval
+    notify_lower_prio: bool = False  # emit HeardLowerPriority (keepalived notify_master_rx_lower_pri)
     skip_check_adv_addr: bool = False  # keepalived: no address-list check on adverts from the current master
     owner_ignore_adverts: bool = (
         False  # keepalived: an address owner discards every advert (RFC 5798 7.1 as written)
@@ -91,7 +92,14 @@ class StateChanged:
     reason: str
 
 
-Action = SendAdvert | AddAddresses | RemoveAddresses | Announce | StateChanged
+@dataclass(frozen=True, slots=True)
+class HeardLowerPriority:
+    """A master heard a lower priority (keepalived notify_master_rx_lower_pri); once per S9 interval."""
+
+    priority: int
+
+
+Action = SendAdvert | AddAddresses | RemoveAddresses | Announce | StateChanged | HeardLowerPriority
 
 
 @dataclass(slots=True)

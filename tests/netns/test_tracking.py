@@ -282,3 +282,43 @@ def test_in_process_http_and_tcp_checks_move_the_vip(lab):
         m.wait_state("FAULT", timeout=5)
         wait_for(lambda: lan.who_has(VIP) == [b.ns], timeout=5, what="VIP moved on FAULT")
     assert "VRRP_Check web: failed" in m.log()
+
+
+def test_notify_master_rx_lower_pri_is_rate_limited(lab):
+    """keepalived's notify_master_rx_lower_pri: run when the master hears a lower priority - here a flood of
+    them, which must not become a flood of scripts (one per advert interval at most)."""
+    import socket as so
+
+    from fastvrrp import _wire
+    from fastvrrp.io.sockets import open_rx_tx_in_netns
+
+    lan = Lan(lab, routers=2, client=False)
+    out = os.path.join(lab.workdir, "lower.out")
+    note = script(lab, "lower.sh", f'echo "$@" >> {out}')
+    m = lan.router(1, "fastvrrp", [spec(200, f'notify_master_rx_lower_pri "{note} low"')])
+    m.start()
+    m.wait_state("MASTER", timeout=10)
+    socks = open_rx_tx_in_netns(lan.router_ns[1], "eth0", so.AF_INET, primary_ip="192.0.2.2")
+    try:
+        msg = _wire.build_advert(
+            version=3,
+            family=4,
+            vrid=51,
+            priority=100,
+            adver_int_ms=A,
+            addresses=[so.inet_aton(VIP)],
+            src=so.inet_aton("192.0.2.2"),
+            dst=so.inet_aton("224.0.0.18"),
+        )
+        t0 = time.time()
+        while time.time() - t0 < 1.0:  # ~200 lower-priority adverts in one second
+            socks.tx.sendto(msg, ("224.0.0.18", 0))
+            time.sleep(0.005)
+    finally:
+        socks.close()
+    wait_for(lambda: os.path.exists(out), timeout=5, what="the notify script")
+    time.sleep(0.3)  # the last queued script finishes
+    runs = open(out).read().splitlines()
+    assert set(runs) == {"low"}
+    assert 3 <= len(runs) <= 12, len(runs)  # ~one per 100 ms interval, not ~200
+    assert m.state() == "MASTER"

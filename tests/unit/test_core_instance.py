@@ -282,6 +282,19 @@ def test_s9_lower_prio_no_advert_stays_silent():
     assert inst.stats.s9_replies == 0 and inst.stats.lower_prio_rx == 1
 
 
+def test_notify_lower_prio_reports_on_the_s9_rate_limit():
+    """keepalived notify_master_rx_lower_pri: a master hearing a lower priority says so - at most once per
+    S9 interval, with or without the reply advert (lower_prio_no_advert)."""
+    from fastvrrp.core.types import HeardLowerPriority
+
+    for silent in (False, True):
+        inst = master(now=0, notify_lower_prio=True, lower_prio_no_advert=silent)
+        first = inst.on_advert(adv(100), 100 * MS)
+        assert first == ([] if silent else [SendAdvert(200)]) + [HeardLowerPriority(100)]
+        assert inst.on_advert(adv(90), 150 * MS) == []  # within one interval: nothing
+        assert inst.on_advert(adv(90), 1100 * MS)[-1] == HeardLowerPriority(90)
+
+
 def test_s10_master_shutdown_sends_priority_zero_then_removes_addresses():
     """RFC 5798 6.4.3 (S10): cancel Adver_Timer, send priority 0, go to Initialize."""
     inst = master(now=0)
