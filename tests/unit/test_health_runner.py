@@ -345,7 +345,7 @@ def test_process_tracker_terminate_delay_absorbs_a_restart():
 
     async def main():
         seen = []
-        t = ProcessTracker(ProcSpec("p", (name,), terminate_delay_ms=400), lambda n, st: seen.append(st))
+        t = ProcessTracker(ProcSpec("p", (name,), terminate_delay_ms=1500), lambda n, st: seen.append(st))
         mon = ProcessMonitor([t])
         mon.start()
         assert [s.up for s in seen] == [True]
@@ -354,11 +354,13 @@ def test_process_tracker_terminate_delay_absorbs_a_restart():
         end = time.monotonic() + 2
         while t.pids and time.monotonic() < end:
             await asyncio.sleep(0.005)
+        t_exit = time.monotonic()
         procs.append(subprocess.Popen([exe, "30"]))  # restarted within the delay: no down
         end = time.monotonic() + 2
         while not t.pids and time.monotonic() < end:
             await asyncio.sleep(0.005)
-        await asyncio.sleep(0.5)
+        assert t.pids and time.monotonic() < t_exit + 1.5, "restart not seen within terminate_delay"
+        await asyncio.sleep(t_exit + 1.5 + 0.3 - time.monotonic())  # past the delay: still no down
         mon.stop()
         return seen
 
