@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
-import threading
 
 import pytest
 import uvloop
@@ -14,7 +13,7 @@ import uvloop
 from fastvrrp.health import dnswire
 from fastvrrp.health.checks import CheckTracker
 from fastvrrp.health.spec import CheckSpec, DnsCheck, HttpCheck, TcpCheck, UrlSpec
-from fastvrrp.io.nsexec import enter_netns
+from fastvrrp.io.nsexec import call_in_netns
 
 pytestmark = pytest.mark.netns
 
@@ -23,21 +22,8 @@ BODY = b"all good\n"
 
 
 def in_ns(ns, coro_fn):
-    box = {}
-
-    def runner():
-        try:
-            enter_netns(ns)
-            box["v"] = uvloop.run(coro_fn())
-        except BaseException as e:
-            box["e"] = e
-
-    t = threading.Thread(target=runner)
-    t.start()
-    t.join(30)
-    if "e" in box:
-        raise box["e"]
-    return box["v"]
+    """Run an event loop inside the namespace (in a thread that entered it) and return its result."""
+    return call_in_netns(ns, lambda: uvloop.run(coro_fn()))
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import ipaddress
 import os
 import socket
 import struct
-import threading
 
 import pytest
 import uvloop
@@ -19,7 +18,7 @@ from fastvrrp import _probe
 from fastvrrp.health.checks import CheckTracker
 from fastvrrp.health.spec import CheckSpec, TcpCheck
 from fastvrrp.health.tcpfast import TcpProbe, TcpProbeGroup
-from fastvrrp.io.nsexec import call_in_netns, enter_netns
+from fastvrrp.io.nsexec import call_in_netns
 
 pytestmark = pytest.mark.netns
 
@@ -47,21 +46,8 @@ def ns(lab):
 
 
 def in_ns(ns, coro_fn):
-    box = {}
-
-    def runner():
-        try:
-            enter_netns(ns)
-            box["v"] = uvloop.run(coro_fn())
-        except BaseException as e:
-            box["e"] = e
-
-    t = threading.Thread(target=runner)
-    t.start()
-    t.join(30)
-    if "e" in box:
-        raise box["e"]
-    return box["v"]
+    """Run an event loop inside the namespace (in a thread that entered it) and return its result."""
+    return call_in_netns(ns, lambda: uvloop.run(coro_fn()))
 
 
 async def listen(host: str, port: int) -> asyncio.Server:
