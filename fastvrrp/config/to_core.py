@@ -52,4 +52,5 @@ def instance_config(
         higher_prio_send_advert=inst.higher_prio_send_advert,
         skip_check_adv_addr=inst.skip_check_adv_addr,
         notify_lower_prio=inst.notify_master_rx_lower_pri is not None,
+        down_timer_adverts=inst.down_timer_adverts,
     )

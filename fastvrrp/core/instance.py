@@ -271,7 +271,7 @@ class VrrpInstance:
         v = self.config.version
         self.skew_us = skew_us(v, self.priority, self.master_adver_interval_us)
         self.master_down_interval_us = master_down_interval_us(
-            v, self.priority, self.master_adver_interval_us
+            v, self.priority, self.master_adver_interval_us, self.config.down_timer_adverts
         )
 
     def _learn_interval(self, adv: Advert) -> None:
@@ -377,7 +377,9 @@ class VrrpInstance:
             # only push the timer later, never earlier, and teaches no interval.
             v3 = self.config.version == 3
             mai_us = adv.adver_int_ms * US_PER_MS if v3 else self.master_adver_interval_us
-            down = master_down_interval_us(self.config.version, self.priority, mai_us)
+            down = master_down_interval_us(
+                self.config.version, self.priority, mai_us, self.config.down_timer_adverts
+            )
             if now_us + down < self._deadline:
                 self.stats.lower_master_held += 1
                 return []

@@ -22,7 +22,10 @@ def skew_us(version: int, priority: int, master_adver_interval_us: int) -> int:
     return (256 - priority) * master_adver_interval_us // 256
 
 
-def master_down_interval_us(version: int, priority: int, master_adver_interval_us: int) -> int:
+def master_down_interval_us(
+    version: int, priority: int, master_adver_interval_us: int, adverts: int = 3
+) -> int:
     """Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time (RFC 5798 6.1; RFC 3768 6.1, where the
-    interval is the locally configured Advertisement_Interval)."""
-    return 3 * master_adver_interval_us + skew_us(version, priority, master_adver_interval_us)
+    interval is the locally configured Advertisement_Interval). keepalived's down_timer_adverts replaces
+    the 3 by `adverts` (a backup gives up on the master after that many missed adverts)."""
+    return adverts * master_adver_interval_us + skew_us(version, priority, master_adver_interval_us)

@@ -42,6 +42,7 @@ class InstanceConfig:
     s9_reply_min_ms: int = 0  # the least time between two RFC 9568 S9 replies; 0 = one Adver_Interval
     notify_lower_prio: bool = False  # emit HeardLowerPriority (keepalived notify_master_rx_lower_pri)
     skip_check_adv_addr: bool = False  # keepalived: no address-list check on adverts from the current master
+    down_timer_adverts: int = 3  # keepalived: adverts missed before Master_Down (RFC 5798 6.1 says 3)
     owner_ignore_adverts: bool = (
         False  # keepalived: an address owner discards every advert (RFC 5798 7.1 as written)
     )
