@@ -36,7 +36,6 @@ from fastvrrp.tracking import Tracking
 
 log = logging.getLogger("fastvrrp")
 
-MCAST = {4: socket.inet_pton(socket.AF_INET, "224.0.0.18"), 6: socket.inet_pton(socket.AF_INET6, "ff02::12")}
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 STATE_WORD = {
     T.State.INIT: "INIT",
@@ -65,9 +64,14 @@ class Link:
     socks: sockets.VrrpSockets
     rx_id: int
     tx_id: int
+    group: bytes = b""  # the multicast group (packed); RFC 5798's unless mcast_dst_ip / vrrp_mcast_group*
     users: int = 0
     reading: bool = False
     last_datagrams: int = 0
+
+    @property
+    def key(self) -> tuple[str, int, bool, bytes]:
+        return (self.ifname, self.family, self.unicast, self.group)
 
 
 @dataclass(eq=False)
@@ -107,7 +111,7 @@ class Daemon:
         self.engine = _engine.Engine(max_slots=4096, batch=64, fast_path=fast_path)
         self.driver = Driver(self.engine, self)
         self.nl = netlink.NetlinkWorker()
-        self.links: dict[tuple[str, int, bool], Link] = {}
+        self.links: dict[tuple[str, int, bool, bytes], Link] = {}
         self.insts: dict[str, Inst] = {}
         self.senders: dict[str, announce.FrameSender] = {}
         self.cfg: cfgmod.Config | None = None
@@ -128,6 +132,7 @@ class Daemon:
         self.vmacs: dict[str, vmac.Vmac] = {}  # use_vmac interfaces by name
         self.sysctls = sysctl.SysctlChanges()
         self._nft_ready = False
+        self._startup_delay: asyncio.TimerHandle | None = None  # vrrp_startup_delay still running
 
     # --- life cycle --------------------------------------------------------------------------------------
 
@@ -162,6 +167,26 @@ class Daemon:
             await self._add_instance(icfg)
         self._set_sync_groups(cfg)
         self.tracking.start()
+        delay_ms = gd.vrrp_startup_delay_ms
+        if delay_ms > 0:
+            # keepalived vrrp_startup_delay: sockets, netlink and trackers are up; the instances wait in INIT
+            # (no adverts, no takeover) until the delay has passed, and the loop keeps running meanwhile.
+            log.info(
+                "delaying the start of the VRRP instances by %.3f s (vrrp_startup_delay)", delay_ms / 1000
+            )
+            self._startup_delay = self.loop.call_later(delay_ms / 1000, self._start_instances)
+        else:
+            self._start_instances()
+        if self.metrics_addr is not None:
+            self.metrics = metrics.MetricsServer(self._metrics_snapshot, *self.metrics_addr, loop=self.loop)
+            self.metrics.start()
+        self._status_tick()
+        gc.freeze()  # everything allocated so far lives for the daemon's lifetime: keep it out of gc scans
+
+    def _start_instances(self) -> None:
+        """Start every instance not started yet whose trackers do not hold it back."""
+        self._startup_delay = None
+        assert self.tracking is not None
         now = now_us()
         for inst in self.insts.values():
             eff = self.tracking.effective(inst.name)
@@ -172,11 +197,6 @@ class Daemon:
             else:
                 self._begin(inst, eff, now)
         self._after(now)
-        if self.metrics_addr is not None:
-            self.metrics = metrics.MetricsServer(self._metrics_snapshot, *self.metrics_addr, loop=self.loop)
-            self.metrics.start()
-        self._status_tick()
-        gc.freeze()  # everything allocated so far lives for the daemon's lifetime: keep it out of gc scans
 
     async def stop(self) -> None:
         """Graceful stop: every master resigns with priority 0 (RFC 5798 6.4.3 S10), addresses go."""
@@ -199,6 +219,9 @@ class Daemon:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _close_all(self) -> None:
+        if self._startup_delay is not None:
+            self._startup_delay.cancel()
+            self._startup_delay = None
         self.timer.close()
         if self._status_timer is not None:
             self._status_timer.cancel()
@@ -250,7 +273,8 @@ class Daemon:
         fam = icfg.family
         unicast = bool(icfg.unicast_peers)
         ifname = icfg.interface or ""
-        key = (ifname, fam, unicast)
+        group = self._group(icfg)
+        key = (ifname, fam, unicast, group)
         link = self.links.get(key)
         if link is not None:
             return link
@@ -272,17 +296,25 @@ class Daemon:
             unicast,
             instances=max(expected, 1),
             unicast_ttl=icfg.unicast_ttl or 255,
+            group=socket.inet_ntop(AF[fam], group),
         )
         packed = socket.inet_pton(AF[fam], primary)
         rx_id = self.engine.add_rx_socket(
             socks.rx.fileno(), fam, check_ttl=not unicast, policy=_wire.CSP_ACCEPT_BOTH, own=[packed]
         )
         tx_id = self.engine.add_tx_socket(socks.tx.fileno(), fam)
-        link = Link(ifname, ifindex, fam, unicast, packed, socks, rx_id, tx_id)
+        link = Link(ifname, ifindex, fam, unicast, packed, socks, rx_id, tx_id, group)
         self.links[key] = link
         self.loop.add_reader(socks.rx.fileno(), self._on_readable, link)
         link.reading = True
         return link
+
+    def _group(self, icfg: cfgmod.VrrpInstance) -> bytes:
+        """The multicast group: mcast_dst_ip, else global_defs vrrp_mcast_group4/6 (RFC 5798's by default)."""
+        assert self.cfg is not None
+        gd = self.cfg.global_defs
+        default = gd.vrrp_mcast_group4 if icfg.family == 4 else gd.vrrp_mcast_group6
+        return (icfg.mcast_dst_ip or default).packed
 
     def _sender(self, ifname: str) -> announce.FrameSender:
         s = self.senders.get(ifname)
@@ -314,7 +346,7 @@ class Daemon:
             garp_interval_ms=gd.vrrp_garp_interval_ms,
             gna_interval_ms=gd.vrrp_gna_interval_ms,
         )
-        dests = peers or [MCAST[link.family]]
+        dests = peers or [link.group]
         inst = Inst(
             name=icfg.name,
             core=(SyncMember if icfg.sync_group else VrrpInstance)(ccfg),
@@ -407,7 +439,7 @@ class Daemon:
             return
         now = now_us()
         if not inst.io.started:
-            if not eff.waiting:
+            if not eff.waiting and self._startup_delay is None:
                 self._begin(inst, eff, now)
                 self._after(now)
             return
@@ -656,7 +688,7 @@ class Daemon:
             self.loop.call_later(RX_DWELL_S, self._resume_reading, link)
 
     def _resume_reading(self, link: Link) -> None:
-        if not link.reading and self.links.get((link.ifname, link.family, link.unicast)) is link:
+        if not link.reading and self.links.get(link.key) is link:
             link.reading = True
             self.loop.add_reader(link.socks.rx.fileno(), self._on_readable, link)
             self._on_readable(link)

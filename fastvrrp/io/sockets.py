@@ -108,8 +108,10 @@ def open_rx(
     *,
     unicast: bool = False,
     instances: int = 1,
+    group: str | None = None,
 ) -> socket.socket:
-    """The receive socket: device-bound, joined to the VRRP group (multicast mode), non-blocking."""
+    """The receive socket: device-bound, joined to the VRRP group (multicast mode), non-blocking.
+    `group`: another multicast group than RFC 5798's (keepalived mcast_dst_ip / vrrp_mcast_group4|6)."""
     s = socket.socket(family, socket.SOCK_RAW, IPPROTO_VRRP)
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
@@ -118,12 +120,14 @@ def open_rx(
             # Without IP_MULTICAST_ALL=0 a raw socket receives every group joined by anyone on the host.
             s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
             if not unicast:
-                s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _ip_mreqn(VRRP_GROUP4, ifindex))
+                s.setsockopt(
+                    socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _ip_mreqn(group or VRRP_GROUP4, ifindex)
+                )
             # The IPv4 raw socket delivers the IP header: TTL and source are read from it (no cmsg needed).
         elif family == socket.AF_INET6:
             s.setsockopt(socket.IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0)
             if not unicast:
-                mreq = socket.inet_pton(socket.AF_INET6, VRRP_GROUP6) + struct.pack("@I", ifindex)
+                mreq = socket.inet_pton(socket.AF_INET6, group or VRRP_GROUP6) + struct.pack("@I", ifindex)
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
             # No IP header on IPv6 raw sockets: the hop limit (RFC 5798 7.1) and destination come as cmsgs.
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
@@ -196,9 +200,10 @@ def open_rx_tx(
     *,
     instances: int = 1,
     unicast_ttl: int = VRRP_TTL,
+    group: str | None = None,
 ) -> VrrpSockets:
     """Both sockets of one (interface, family)."""
-    rx = open_rx(ifname, ifindex, family, unicast=unicast, instances=instances)
+    rx = open_rx(ifname, ifindex, family, unicast=unicast, instances=instances, group=group)
     try:
         tx = open_tx(ifname, ifindex, family, primary_ip=primary_ip, unicast=unicast, unicast_ttl=unicast_ttl)
     except BaseException:

@@ -329,3 +329,20 @@ def test_gratuitous_arp_schedule_follows_keepalived_knobs(lab):
         wait_for(lambda: len(tap.snapshot("garp")) >= 3 + 3 + 1, timeout=5, what="second burst and a refresh")
         ts = [e.t - first.t for e in tap.snapshot("garp") if e.src == VIP]
     assert [round(t) for t in ts[:7]] == [0, 0, 0, 1, 1, 1, 2], ts
+
+
+def test_mcast_dst_ip_moves_the_adverts_to_another_group(lab):
+    """keepalived mcast_dst_ip: adverts go to (and are heard on) the configured group instead of 224.0.0.18."""
+    lan = Lan(lab, routers=2, client=False)
+    m = lan.router(1, "fastvrrp", [spec(200, extra=("mcast_dst_ip 224.0.0.19",))])
+    b = lan.router(2, "fastvrrp", [spec(100, extra=("mcast_dst_ip 224.0.0.19",))])
+    with lan.tap() as tap:
+        start_all([m, b])
+        m.wait_state("MASTER", timeout=10)
+        b.wait_state("BACKUP", timeout=10)
+        wait_for(lambda: len(tap.adverts(51, m.addr4)) >= 3, timeout=3, what="adverts")
+        assert {e.dst for e in tap.adverts(51, m.addr4)} == {"224.0.0.19"}
+        time.sleep(5 * A / 1000)
+        assert b.state() == "BACKUP"  # it hears the master on that group
+        m.crash()
+        b.wait_state("MASTER", timeout=5)
