@@ -332,7 +332,7 @@ def test_gratuitous_arp_schedule_follows_keepalived_knobs(lab):
 
 
 def test_mcast_dst_ip_moves_the_adverts_to_another_group(lab):
-    """keepalived mcast_dst_ip: adverts go to (and are heard on) the configured group instead of 224.0.0.18."""
+    """keepalived mcast_dst_ip: adverts go to (and are heard on) the configured group, not 224.0.0.18."""
     lan = Lan(lab, routers=2, client=False)
     m = lan.router(1, "fastvrrp", [spec(200, extra=("mcast_dst_ip 224.0.0.19",))])
     b = lan.router(2, "fastvrrp", [spec(100, extra=("mcast_dst_ip 224.0.0.19",))])
