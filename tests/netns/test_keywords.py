@@ -1,0 +1,51 @@
+"""keepalived keywords the daemon honours, on a real kernel: vrrp_startup_delay, unicast_fault_no_peer,
+promote_secondaries."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+
+import pytest
+
+from fastvrrp.lab import wait_for
+from fastvrrp.testbed import InstanceSpec, Lan
+
+pytestmark = pytest.mark.netns
+
+A = 100  # ms
+VIP = "192.0.2.100"
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) fastvrrp\[\d+\]: (.*)$", re.M)
+
+
+def spec(prio: int, **kw) -> InstanceSpec:
+    kw.setdefault("vips", (f"{VIP}/24",))
+    return InstanceSpec(vrid=51, priority=prio, advert_int_ms=A, **kw)
+
+
+def first_line_at(log: str, text: str) -> float:
+    """The time (s since the epoch) of the first log line containing `text`."""
+    for m in _STAMP.finditer(log):
+        if text in m[2]:
+            return datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    raise AssertionError(f"no {text!r} in the log:\n{log[-2000:]}")
+
+
+def test_vrrp_startup_delay_holds_the_instances_back(lab):
+    """keepalived vrrp_startup_delay: the instances start that long after the daemon did, silent till then."""
+    lan = Lan(lab, routers=1, client=False)
+    r = lan.router(1, "fastvrrp", [spec(100)], global_lines=["vrrp_startup_delay 1"])
+    with lan.tap() as tap:
+        t0 = time.time()
+        r.start()
+        wait_for(lambda: "started:" in r.log(), timeout=10, what="the daemon started")
+        r.wait_state("MASTER", timeout=10)
+        log = r.log()
+        started = first_line_at(log, "started:")
+        backup = first_line_at(log, "Entering BACKUP STATE")
+        assert 1.0 <= backup - started < 3.0, (started, backup)
+        # Nothing on the wire from this router during the delay: its first advert comes after it.
+        first = wait_for(lambda: tap.first_advert_from(r.addr4, 51, after=t0), timeout=5, what="advert")
+        assert first.t >= started + 1.0
+    assert r.stop() == 0
