@@ -426,6 +426,9 @@ class Daemon:
     def _begin(self, inst: Inst, eff: Effective, now: int) -> None:
         """Start an instance with what its trackers say (keepalived: FAULT at once if one is down)."""
         inst.io.started = True
+        eff = self._no_peer_fault(inst, eff)
+        if eff.fault:
+            log.info("(%s) entering FAULT: %s", inst.name, ", ".join(eff.faults))
         if eff.fault:
             # Remembered in INIT (start() goes to FAULT); through the driver so a sync group hears of it.
             self.driver.set_fault(inst, True, now)
@@ -433,10 +436,19 @@ class Daemon:
             inst.core.set_priority(eff.priority, now)
         self.driver.start(inst, now)
 
+    def _no_peer_fault(self, inst: Inst, eff: Effective) -> Effective:
+        """keepalived.conf(5) unicast_fault_no_peer: an instance with no unicast_peer does not fall back to
+        multicast; it stays in FAULT whatever its trackers say."""
+        icfg = inst.io.cfg
+        if not icfg.unicast_fault_no_peer or icfg.unicast_peers:
+            return eff
+        return dataclasses.replace(eff, fault=True, faults=(*eff.faults, "unicast_fault_no_peer, no peer"))
+
     def _on_effective(self, name: str, eff: Effective) -> None:
         inst = self.insts.get(name)
         if inst is None:
             return
+        eff = self._no_peer_fault(inst, eff)
         now = now_us()
         if not inst.io.started:
             if not eff.waiting and self._startup_delay is None:

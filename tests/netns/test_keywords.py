@@ -21,7 +21,8 @@ _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) fastvrrp\[\d+\]: (
 
 def spec(prio: int, **kw) -> InstanceSpec:
     kw.setdefault("vips", (f"{VIP}/24",))
-    return InstanceSpec(vrid=51, priority=prio, advert_int_ms=A, **kw)
+    kw.setdefault("vrid", 51)
+    return InstanceSpec(priority=prio, advert_int_ms=A, **kw)
 
 
 def first_line_at(log: str, text: str) -> float:
@@ -48,4 +49,28 @@ def test_vrrp_startup_delay_holds_the_instances_back(lab):
         # Nothing on the wire from this router during the delay: its first advert comes after it.
         first = wait_for(lambda: tap.first_advert_from(r.addr4, 51, after=t0), timeout=5, what="advert")
         assert first.t >= started + 1.0
+    assert r.stop() == 0
+
+
+def test_unicast_fault_no_peer_keeps_a_peerless_instance_in_fault(lab):
+    """keepalived.conf(5) unicast_fault_no_peer: no unicast_peer means FAULT, not multicast; with a peer the
+    keyword changes nothing."""
+    lan = Lan(lab, routers=2, client=False)
+    peer = lan.router(2, "fastvrrp", [spec(100)])  # never started: its address is the unicast peer
+    lonely = spec(100, extra=("unicast_fault_no_peer",))
+    paired = spec(
+        100, vrid=52, vips=("192.0.2.101/24",), unicast_peers=(peer.addr4,), extra=("unicast_fault_no_peer",)
+    )
+    r = lan.router(1, "fastvrrp", [lonely, paired])
+    with lan.tap() as tap:
+        t0 = time.time()
+        r.start()
+        r.wait_state("MASTER", instance="VI_52", timeout=10)
+        r.wait_state("FAULT", instance="VI_51", timeout=5)
+        time.sleep(5 * A / 1000)  # five advert intervals in which VI_51 must stay silent
+        assert r.transitions("VI_51") == ["FAULT"], r.log()[-2000:]
+        assert tap.first_advert_from(r.addr4, 51, after=t0) is None
+        assert lan.who_has(VIP) == []
+        assert lan.who_has("192.0.2.101") == [r.ns]
+        assert "unicast_fault_no_peer" in r.log()
     assert r.stop() == 0
