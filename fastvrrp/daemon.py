@@ -325,6 +325,7 @@ class Daemon:
     async def _add_instance(self, icfg: cfgmod.VrrpInstance) -> Inst:
         assert self.cfg is not None
         conf, icfg = icfg, await self._issue4_prepare(icfg)  # use_vmac: runs on the VMAC (conf is as read)
+        self._promote_secondaries(icfg)
         # vmac_xmit_base: the VIPs and announcements live on the VMAC, the adverts go out (and come in) on
         # the base interface, with its MAC (keepalived.conf(5)).
         sock_cfg = conf if (icfg is not conf and conf.vmac_xmit_base) else icfg
@@ -435,6 +436,17 @@ class Daemon:
         if not inst.core.owner and eff.priority != inst.core.priority:
             inst.core.set_priority(eff.priority, now)
         self.driver.start(inst, now)
+
+    def _promote_secondaries(self, icfg: cfgmod.VrrpInstance) -> None:
+        """keepalived promote_secondaries: while we run, removing the primary address of the VIPs' interface
+        promotes a secondary (a VIP in the same subnet) instead of deleting it too; put back on exit."""
+        if not icfg.promote_secondaries or not icfg.interface:
+            return
+        path = sysctl.conf_path(4, icfg.interface, "promote_secondaries")
+        if not self.sysctls.apply(path, 1):
+            for p, err in self.sysctls.errors:
+                log.warning("(%s) sysctl %s: %s", icfg.name, p, err)
+            self.sysctls.errors.clear()
 
     def _no_peer_fault(self, inst: Inst, eff: Effective) -> Effective:
         """keepalived.conf(5) unicast_fault_no_peer: an instance with no unicast_peer does not fall back to

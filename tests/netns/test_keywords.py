@@ -74,3 +74,21 @@ def test_unicast_fault_no_peer_keeps_a_peerless_instance_in_fault(lab):
         assert lan.who_has("192.0.2.101") == [r.ns]
         assert "unicast_fault_no_peer" in r.log()
     assert r.stop() == 0
+
+
+def test_promote_secondaries_set_while_running_and_restored(lab):
+    """keepalived promote_secondaries: the VIP (a secondary in the primary's subnet) survives the removal
+    of the primary address; the kernel setting goes back on exit."""
+    lan = Lan(lab, routers=1, client=False)
+    r = lan.router(1, "fastvrrp", [spec(200, extra=("promote_secondaries",))])
+    knob = "/proc/sys/net/ipv4/conf/eth0/promote_secondaries"
+    lab.sh(r.ns, f"echo 0 > {knob}")
+    r.start()
+    r.wait_state("MASTER", timeout=10)
+    wait_for(lambda: r.has_vip(VIP), timeout=5, what="the VIP")
+    assert lab.sh(r.ns, f"cat {knob}").strip() == "1"
+    # The kernel's meaning of the setting: deleting the primary keeps (promotes) the secondary VIP.
+    lab.sh(r.ns, f"ip addr del {r.addr4}/24 dev eth0")
+    assert VIP in lab.sh(r.ns, "ip -4 -o addr show dev eth0")
+    assert r.stop() == 0
+    assert lab.sh(r.ns, f"cat {knob}").strip() == "0"
