@@ -370,6 +370,9 @@ class Daemon:
                 checksum_form=_wire.CS_MESSAGE if icfg.v3_checksum_as_v2 else _wire.CS_PSEUDO,
             ),
             announcer=announce.AnnounceSchedule(garp, na, settings),
+            garp_lower_prio_repeat=icfg.garp_lower_prio_repeat,
+            garp_lower_prio_delay_ms=icfg.garp_lower_prio_delay_ms,
+            report_lower_prio=icfg.notify_master_rx_lower_pri is not None,
             io=InstIO(
                 conf,
                 link,

@@ -46,6 +46,11 @@ class Inst:
     follow: tuple[bytes, int, int] | None = None  # (src, priority, interval) the backup fast path matches
     holds_addresses: bool = False
     last_change: T.StateChanged | None = None
+    # keepalived garp_lower_prio_repeat / garp_lower_prio_delay: a master hearing a lower priority (the core's
+    # HeardLowerPriority, on the S9 rate limit) sends that many GARP/NA at once and again after the delay.
+    garp_lower_prio_repeat: int = 0  # 0: no burst
+    garp_lower_prio_delay_ms: int = 0  # 0: no second set
+    report_lower_prio: bool = True  # hand HeardLowerPriority to the Port (notify_master_rx_lower_pri)
 
 
 class Port(Protocol):
@@ -100,6 +105,8 @@ class Driver:
     # Pending announcement deadlines (ms) by slot: only instances with GARP/NA still to send. A master whose
     # bursts are done costs nothing per wake-up, whatever the number of instances.
     announcing: dict[int, int] = field(default_factory=dict)
+    # The second garp_lower_prio_repeat set still to send (ms) by slot.
+    lower_prio_second: dict[int, int] = field(default_factory=dict)
 
     # --- instances ---------------------------------------------------------------------------------------
 
@@ -110,6 +117,7 @@ class Driver:
         self.engine.remove_slot(inst.slot)
         del self.insts[inst.slot]
         self.announcing.pop(inst.slot, None)
+        self.lower_prio_second.pop(inst.slot, None)
 
     def start(self, inst: Inst, now_us: int) -> None:
         self._call(inst, now_us, inst.core.start)
@@ -119,6 +127,7 @@ class Driver:
         self._apply(inst, inst.core.shutdown(now_us), now_us)
         inst.announcer.stop()
         self._note_announce(inst)
+        self.lower_prio_second.pop(inst.slot, None)
         self.engine.timer(inst.slot, -1)
 
     def set_fault(self, inst: Inst, faulty: bool, now_us: int) -> None:
@@ -182,6 +191,10 @@ class Driver:
             if frames:
                 self.port.announce(inst, frames)
             self._note_announce(inst)
+        if self.lower_prio_second:
+            for slot in [s for s, dl in self.lower_prio_second.items() if dl <= now_ms]:
+                del self.lower_prio_second[slot]
+                self._lower_prio_burst(self.insts[slot], now_ms)
 
     def next_deadline(self) -> int:
         """The earliest deadline in microseconds (engine slots and announcements), -1 if none."""
@@ -190,7 +203,18 @@ class Driver:
             dl = min(self.announcing.values()) * 1000
             if nd < 0 or dl < nd:
                 nd = dl
+        if self.lower_prio_second:
+            dl = min(self.lower_prio_second.values()) * 1000
+            if nd < 0 or dl < nd:
+                nd = dl
         return nd
+
+    def _lower_prio_burst(self, inst: Inst, now_ms: int) -> None:
+        """garp_lower_prio_repeat GARP/NA per VIP while still master (the schedule is inactive otherwise)."""
+        frames = inst.announcer.burst(now_ms, inst.garp_lower_prio_repeat)
+        if frames:
+            self.port.announce(inst, frames)
+        self._note_announce(inst)
 
     def _note_announce(self, inst: Inst) -> None:
         a = inst.announcer
@@ -235,11 +259,20 @@ class Driver:
             elif isinstance(a, T.RemoveAddresses):
                 inst.announcer.stop()
                 self._note_announce(inst)
+                self.lower_prio_second.pop(inst.slot, None)
                 if inst.holds_addresses:
                     self.port.addresses(inst, False)
                 inst.holds_addresses = False
             elif isinstance(a, T.HeardLowerPriority):
-                self.port.lower_priority(inst, a.priority)
+                if inst.garp_lower_prio_repeat > 0 and inst.announcer.active:
+                    # keepalived: refresh the segment's ARP caches at once, and a second set after the delay
+                    # (the first pending second set stands: the S9 rate limit must not push it out forever).
+                    now_ms = now_us // 1000
+                    self._lower_prio_burst(inst, now_ms)
+                    if inst.garp_lower_prio_delay_ms > 0:
+                        self.lower_prio_second.setdefault(inst.slot, now_ms + inst.garp_lower_prio_delay_ms)
+                if inst.report_lower_prio:
+                    self.port.lower_priority(inst, a.priority)
             elif isinstance(a, T.StateChanged):
                 inst.follow = None
                 inst.last_change = a

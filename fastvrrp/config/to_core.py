@@ -51,6 +51,7 @@ def instance_config(
         lower_prio_no_advert=inst.lower_prio_no_advert,
         higher_prio_send_advert=inst.higher_prio_send_advert,
         skip_check_adv_addr=inst.skip_check_adv_addr,
-        notify_lower_prio=inst.notify_master_rx_lower_pri is not None,
+        # keepalived garp_lower_prio_repeat (default garp_master_repeat) also acts on a lower priority heard.
+        notify_lower_prio=inst.notify_master_rx_lower_pri is not None or inst.garp_lower_prio_repeat > 0,
         down_timer_adverts=inst.down_timer_adverts,
     )

@@ -40,7 +40,8 @@ class InstanceConfig:
     lower_prio_no_advert: bool = False  # keepalived: do not answer a lower-priority advert (pre-RFC 9568)
     higher_prio_send_advert: bool = False  # keepalived: send one advert before yielding to a higher priority
     s9_reply_min_ms: int = 0  # the least time between two RFC 9568 S9 replies; 0 = one Adver_Interval
-    notify_lower_prio: bool = False  # emit HeardLowerPriority (keepalived notify_master_rx_lower_pri)
+    # Emit HeardLowerPriority: keepalived notify_master_rx_lower_pri, or garp_lower_prio_repeat.
+    notify_lower_prio: bool = False
     skip_check_adv_addr: bool = False  # keepalived: no address-list check on adverts from the current master
     down_timer_adverts: int = 3  # keepalived: adverts missed before Master_Down (RFC 5798 6.1 says 3)
     owner_ignore_adverts: bool = (
