@@ -1,14 +1,17 @@
 """keepalived keywords the daemon honours, on a real kernel: vrrp_startup_delay, unicast_fault_no_peer,
-promote_secondaries."""
+promote_secondaries, garp_lower_prio_repeat / garp_lower_prio_delay."""
 
 from __future__ import annotations
 
 import re
+import socket
 import time
 from datetime import datetime
 
 import pytest
 
+from fastvrrp import _wire
+from fastvrrp.io.sockets import open_rx_tx_in_netns
 from fastvrrp.lab import wait_for
 from fastvrrp.testbed import InstanceSpec, Lan
 
@@ -92,3 +95,48 @@ def test_promote_secondaries_set_while_running_and_restored(lab):
     assert VIP in lab.sh(r.ns, "ip -4 -o addr show dev eth0")
     assert r.stop() == 0
     assert lab.sh(r.ns, f"cat {knob}").strip() == "0"
+
+
+def test_garp_lower_prio_repeat_on_the_wire(lab):
+    """One lower-priority advert: the master sends garp_lower_prio_repeat GARPs at once and as many again
+    garp_lower_prio_delay later."""
+    lan = Lan(lab, routers=2, client=False)
+    garp = (
+        "garp_master_repeat 1",
+        "garp_master_delay 0",
+        "garp_lower_prio_repeat 3",
+        "garp_lower_prio_delay 1",
+    )
+    m = lan.router(1, "fastvrrp", [spec(200, extra=garp)])
+    socks = open_rx_tx_in_netns(lan.router_ns[1], "eth0", socket.AF_INET, primary_ip="192.0.2.2")
+    low = _wire.build_advert(
+        version=3,
+        family=4,
+        vrid=51,
+        priority=50,
+        adver_int_ms=A,
+        addresses=[socket.inet_aton(VIP)],
+        src=socket.inet_aton("192.0.2.2"),
+        dst=socket.inet_aton("224.0.0.18"),
+    )
+    try:
+        with lan.tap() as tap:
+            m.start()
+            m.wait_state("MASTER", timeout=10)
+            wait_for(lambda: tap.first_garp(VIP), timeout=5, what="the GARP of becoming master")
+            time.sleep(0.3)
+            t = time.time()
+            socks.tx.sendto(low, ("224.0.0.18", 0))
+
+            def garps() -> list[float]:
+                return [e.t for e in tap.snapshot() if e.kind == "garp" and e.src == VIP and e.t > t]
+
+            wait_for(lambda: len(garps()) >= 6, timeout=5, what="two sets of lower-priority GARPs")
+            time.sleep(0.3)
+            got = garps()
+            assert len(got) == 6, got
+            assert got[2] - t < 0.2, got  # the first set at once
+            assert 0.9 <= got[3] - got[0] < 1.3, got  # the second set garp_lower_prio_delay later
+    finally:
+        socks.close()
+    assert m.stop() == 0
