@@ -37,12 +37,6 @@ from fastvrrp.tracking import Tracking
 log = logging.getLogger("fastvrrp")
 
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
-STATE_WORD = {
-    T.State.INIT: "INIT",
-    T.State.BACKUP: "BACKUP",
-    T.State.MASTER: "MASTER",
-    T.State.FAULT: "FAULT",
-}
 SCRIPT_CONCURRENCY = 128  # processes the script runner may have at once (trackers and notify scripts)
 RX_DWELL_S = 0.001  # after a busy drain, wait 1 ms before reading again (VRRP-NOTES 4: batches of ~50)
 SCOPES = {"global": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
@@ -408,8 +402,8 @@ class Daemon:
             log.info("(%s) Stopped", inst.name)
             word = "STOP"
         else:
-            log.info("(%s) Entering %s STATE", inst.name, STATE_WORD[change.new])
-            word = STATE_WORD[change.new]
+            log.info("(%s) Entering %s STATE", inst.name, change.new.name)
+            word = change.new.name
         log.debug("(%s) %s -> %s: %s", inst.name, change.old.name, change.new.name, change.reason)
         if self.notifier is not None:
             self.notifier.instance_state(inst.name, inst.io.scripts, word, inst.core.priority)
@@ -498,7 +492,7 @@ class Daemon:
             rows.append(
                 status.InstanceStatus(
                     name=i.name,
-                    state=STATE_WORD[core.state],
+                    state=core.state.name,
                     since=since,
                     reason=reason,
                     priority=core.priority,
@@ -571,7 +565,7 @@ class Daemon:
         if gname is None or self.notifier is None or self.cfg is None:
             return
         words = {
-            "STOP" if i.core.state is T.State.INIT else STATE_WORD[i.core.state]
+            "STOP" if i.core.state is T.State.INIT else i.core.state.name
             for n in self.cfg.sync_groups[gname].group
             if (i := self.insts.get(n)) is not None and i.io.started
         }
