@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from bench.conftest import print_table
-from fastvrrp.lab import wait_for
-from fastvrrp.testbed import (
+from fastvrrp.lab.namespaces import wait_for
+from fastvrrp.lab.testbed import (
     KINDS,
     Failover,
     InstanceSpec,

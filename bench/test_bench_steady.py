@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bench.conftest import print_table
-from fastvrrp.testbed import KINDS, Lan, cpu_seconds, many_instances
+from fastvrrp.lab.testbed import KINDS, Lan, cpu_seconds, many_instances
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 

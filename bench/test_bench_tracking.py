@@ -62,8 +62,8 @@ from typing import Any
 import pytest
 
 from bench.conftest import print_table
-from fastvrrp.lab import Proc, wait_for
-from fastvrrp.testbed import (
+from fastvrrp.lab.namespaces import Proc, wait_for
+from fastvrrp.lab.testbed import (
     InstanceSpec,
     Lan,
     Router,

@@ -128,7 +128,7 @@ def keepalived_parser() -> argparse.ArgumentParser:
 
 
 def decode_parser() -> argparse.ArgumentParser:
-    from fastvrrp import decode
+    from fastvrrp.tools import decode
 
     p = _Parser(
         prog="fastvrrp decode", description="Print every VRRP packet in capture files, decoded and judged."
@@ -139,13 +139,13 @@ def decode_parser() -> argparse.ArgumentParser:
 
 def demo_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fastvrrp demo", description="Build a namespace lab and show a failover.")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="passed to fastvrrp.demo")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="passed to fastvrrp.lab.demo")
     return p
 
 
 def status_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fastvrrp status", description="Show the state of a running fastvrrp.")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="passed to fastvrrp.status")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="passed to fastvrrp.daemon.status")
     return p
 
 
@@ -153,7 +153,7 @@ def who_has_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="fastvrrp who-has", description="Listen for VRRP adverts and show who is master per VRID."
     )
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="passed to fastvrrp.who_has")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="passed to fastvrrp.tools.who_has")
     return p
 
 
@@ -178,7 +178,7 @@ class _Missing(Exception):
 
 
 def _run_decode(argv: Sequence[str]) -> int:
-    from fastvrrp import decode
+    from fastvrrp.tools import decode
 
     args = decode_parser().parse_args(list(argv))
     try:
@@ -200,9 +200,9 @@ def _run_passthrough(name: str, module: str, argv: Sequence[str]) -> int:
 
 SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "decode": _run_decode,
-    "demo": lambda argv: _run_passthrough("demo", "fastvrrp.demo", argv),
-    "status": lambda argv: _run_passthrough("status", "fastvrrp.status", argv),
-    "who-has": lambda argv: _run_passthrough("who-has", "fastvrrp.who_has", argv),
+    "demo": lambda argv: _run_passthrough("demo", "fastvrrp.lab.demo", argv),
+    "status": lambda argv: _run_passthrough("status", "fastvrrp.daemon.status", argv),
+    "who-has": lambda argv: _run_passthrough("who-has", "fastvrrp.tools.who_has", argv),
 }
 
 
@@ -254,7 +254,7 @@ def _keepalived_mode(argv: Sequence[str]) -> int:
         raise UsageError("fastvrrp: -C/--check (IPVS checker only) is not supported: fastvrrp runs VRRP only")
     if args.config_test is not None or args.dump_conf:
         return _config_mode(args)
-    run = _load("fastvrrp.daemon", "run")
+    run = _load("fastvrrp.daemon.service", "run")
     return int(run(args) or 0)
 
 

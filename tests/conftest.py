@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from fastvrrp import lab as labmod
+from fastvrrp.lab import namespaces
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SESSION_PREFIX = f"fvt{os.getpid() % 100000}"
@@ -49,14 +49,14 @@ def keepalived_bin(netns_ok) -> str:
     return path
 
 
-_LABS: list[labmod.Lab] = []
+_LABS: list[namespaces.Lab] = []
 
 
 @pytest.fixture
 def lab(netns_ok, request):
     """A fresh Lab whose namespace names carry this session's prefix; closed after the test."""
     test_id = len(_LABS)
-    lb = labmod.Lab(prefix=f"{SESSION_PREFIX}-{test_id}-")
+    lb = namespaces.Lab(prefix=f"{SESSION_PREFIX}-{test_id}-")
     _LABS.append(lb)
     try:
         yield lb
@@ -76,7 +76,7 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run if a namespace or a process this session started outlived it."""
-    leftovers = [n for n in labmod.list_netns() if n.startswith(SESSION_PREFIX)]
+    leftovers = [n for n in namespaces.list_netns() if n.startswith(SESSION_PREFIX)]
     alive = [f"{p.argv[0]} pid {p.pid}" for lb in _LABS for p in lb.procs if p.alive()]
     if leftovers or alive:
         for n in leftovers:

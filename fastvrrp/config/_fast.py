@@ -1,7 +1,7 @@
 """Building the frozen, slotted model dataclasses quickly, positionally.
 
 A frozen dataclass's __init__ stores every field through object.__setattr__ (about 0.12 us a field), and a
-VrrpInstance has sixty-odd fields: on a 65,024-instance config that alone is half a second. Here each class
+InstanceConfig has sixty-odd fields: on a 65,024-instance config that alone is half a second. Here each class
 gets a twin with the same __slots__ and no frozen __setattr__; a generated function fills the twin with
 plain slot stores and then gives the object its real class (`__class__` assignment, which CPython allows
 between classes whose instance layouts are identical). The result is an ordinary instance of the dataclass,

@@ -158,7 +158,7 @@ class TrackProcess:
 
 
 @dataclass(frozen=True, slots=True)
-class SyncGroup:
+class SyncGroupConfig:
     name: str
     group: tuple[str, ...]
     track_interface: tuple[TrackRef, ...] = ()
@@ -220,7 +220,7 @@ class GlobalDefs:
 
 
 @dataclass(frozen=True, slots=True)
-class VrrpInstance:
+class InstanceConfig:
     name: str
     file: str
     line: int
@@ -285,11 +285,11 @@ class VrrpInstance:
 @dataclass(frozen=True, slots=True)
 class Config:
     global_defs: GlobalDefs
-    instances: tuple[VrrpInstance, ...]
+    instances: tuple[InstanceConfig, ...]
     vrrp_scripts: Mapping[str, VrrpScript] = field(default_factory=dict)
     track_files: Mapping[str, TrackFile] = field(default_factory=dict)
     track_processes: Mapping[str, TrackProcess] = field(default_factory=dict)
-    sync_groups: Mapping[str, SyncGroup] = field(default_factory=dict)
+    sync_groups: Mapping[str, SyncGroupConfig] = field(default_factory=dict)
     garp_groups: tuple[GarpGroup, ...] = ()
     static_ipaddress: tuple[VirtualAddress, ...] = ()
     static_routes: tuple[Route, ...] = ()
@@ -301,7 +301,7 @@ class Config:
     files: tuple[str, ...] = ()  # every file read, main file first
     vrrp_checks: Mapping[str, CheckSpec] = field(default_factory=dict)  # track_script may name these too
 
-    def instance(self, name: str) -> VrrpInstance:
+    def instance(self, name: str) -> InstanceConfig:
         for inst in self.instances:
             if inst.name == name:
                 return inst

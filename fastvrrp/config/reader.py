@@ -23,17 +23,17 @@ from .model import (
     Config,
     GarpGroup,
     GlobalDefs,
+    InstanceConfig,
     Problem,
     Route,
     Rule,
     Script,
-    SyncGroup,
+    SyncGroupConfig,
     TrackFile,
     TrackProcess,
     TrackRef,
     UnicastPeer,
     VirtualAddress,
-    VrrpInstance,
     VrrpScript,
 )
 from .schema import GLOBAL_KEYWORDS, GLOBAL_UNSUPPORTED, INSTANCE_UNSUPPORTED, TOP_UNSUPPORTED
@@ -113,14 +113,14 @@ def _build(
 _TRACK_FILE = _maker(TrackFile)
 _TRACK_PROCESS = _maker(TrackProcess)
 _VRRP_SCRIPT = _maker(VrrpScript)
-_INSTANCE = _maker(VrrpInstance)
+_INSTANCE = _maker(InstanceConfig)
 _I = _INSTANCE[1]
 _make_instance = _INSTANCE[2]
 _make_track_ref = _fast.maker(TrackRef)
 _make_vaddr = _fast.maker(VirtualAddress)
 
 
-# Positions of the VrrpInstance fields _finish_instance resolves itself.
+# Positions of the InstanceConfig fields _finish_instance resolves itself.
 (
     _F_FAMILY,
     _F_VERSION,
@@ -144,7 +144,7 @@ _make_vaddr = _fast.maker(VirtualAddress)
 
 
 def _instance_base(gd: GlobalDefs) -> list[Any]:
-    """The VrrpInstance field values of an instance that sets none of its own: the dataclass defaults, and
+    """The InstanceConfig field values of an instance that sets none of its own: the dataclass defaults, and
     for the fields global_defs provides defaults for, those (an instance's own values replace them)."""
     f = _INSTANCE[0].copy()
     f[_I["garp_master_delay_ms"]] = gd.vrrp_garp_master_delay_ms
@@ -179,7 +179,7 @@ class Reader:
         self._script_like: dict[str, Any] = {}  # what track_script may name: vrrp_scripts and vrrp_checks
         self.track_files: dict[str, TrackFile] = {}
         self.track_processes: dict[str, TrackProcess] = {}
-        self.sync_groups: dict[str, tuple[SyncGroup, Node]] = {}
+        self.sync_groups: dict[str, tuple[SyncGroupConfig, Node]] = {}
         self.garp_groups: list[GarpGroup] = []
         self.static_ipaddress: list[VirtualAddress] = []
         self.static_routes: list[Route] = []
@@ -596,7 +596,7 @@ class Reader:
             return
         if name is not None:
             self.sync_groups[name] = (
-                SyncGroup(name, **{k: v for k, v in f.items() if v is not None}),
+                SyncGroupConfig(name, **{k: v for k, v in f.items() if v is not None}),
                 n,
             )
             self._sg_refs = getattr(self, "_sg_refs", {})
@@ -1249,9 +1249,9 @@ class Reader:
             ("track_process", self.track_processes, "vrrp_track_process"),
         )
 
-    def _finish_instance(self, d: dict, n: Node, gd: GlobalDefs, fin: tuple) -> VrrpInstance | None:
+    def _finish_instance(self, d: dict, n: Node, gd: GlobalDefs, fin: tuple) -> InstanceConfig | None:
         """One instance's defaults, resolution and checks. `fin` is what finish() computed once for all
-        instances: (the VrrpInstance field values before the instance's own, the tracker tables)."""
+        instances: (the InstanceConfig field values before the instance's own, the tracker tables)."""
         base, trackers = fin
         name = d["name"]
         where = f"vrrp_instance {name}"
@@ -1377,7 +1377,7 @@ class Reader:
                 ok = False
         if not ok:
             return None
-        # The VrrpInstance fields, positionally (see _maker): the defaults with the global ones filled in
+        # The InstanceConfig fields, positionally (see _maker): the defaults with the global ones filled in
         # (`base`), what the handlers stored under field names (keys starting with "_" are bookkeeping,
         # use_vmac_addr is not modelled), then what is resolved here.
         f = base.copy()
@@ -1461,9 +1461,9 @@ class Reader:
             bad("_vmac_xmit_base", "does not allow vmac_xmit_base")
         return ok
 
-    def _check_vrids(self, instances: list[VrrpInstance]) -> None:
+    def _check_vrids(self, instances: list[InstanceConfig]) -> None:
         """One VRID per (interface, family) (RFC 5798 5.2.3), unless unicast peer sets do not overlap."""
-        seen: dict[tuple, VrrpInstance] = {}
+        seen: dict[tuple, InstanceConfig] = {}
         for inst in instances:
             key = (inst.interface, inst.family, inst.virtual_router_id, inst.mcast_dst_ip)
             other = seen.get(key)
@@ -1485,7 +1485,7 @@ class Reader:
                 )
             )
 
-    def _sync_groups(self, instances: list[VrrpInstance]) -> list[VrrpInstance]:
+    def _sync_groups(self, instances: list[InstanceConfig]) -> list[InstanceConfig]:
         by_name = {i.name: i for i in instances}
         member_of: dict[str, str] = {}
         for gname, (sg, node) in self.sync_groups.items():

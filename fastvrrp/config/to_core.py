@@ -1,4 +1,4 @@
-"""Adapter: a parsed vrrp_instance -> fastvrrp.core.types.InstanceConfig (what the protocol core needs).
+"""Adapter: a parsed vrrp_instance -> fastvrrp.core.types.InstanceParams (what the protocol core needs).
 
 The instance's own source address (RFC 5798 6.4.3 tie-break; keepalived's primary address of the
 interface, or unicast_src_ip / mcast_src_ip when configured) is known only at run time, so the caller
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from fastvrrp.core.types import InstanceConfig
+from fastvrrp.core.types import InstanceParams
 
-from .model import VrrpInstance
+from .model import InstanceConfig
 
 AUTH_NONE = 0
 AUTH_PASS = 1  # RFC 2338 5.3.6.1 simple text password
@@ -19,9 +19,9 @@ AUTH_AH = 2  # RFC 2338 5.3.6.2 IP Authentication Header (not implemented by fas
 
 
 def instance_config(
-    inst: VrrpInstance, primary_ip: bytes | str | ipaddress.IPv4Address | ipaddress.IPv6Address
-) -> InstanceConfig:
-    """Build the core's InstanceConfig; `primary_ip` is packed bytes, text or an ipaddress object."""
+    inst: InstanceConfig, primary_ip: bytes | str | ipaddress.IPv4Address | ipaddress.IPv6Address
+) -> InstanceParams:
+    """Build the core's InstanceParams; `primary_ip` is packed bytes, text or an ipaddress object."""
     if isinstance(primary_ip, bytes):
         src = primary_ip
     else:
@@ -34,7 +34,7 @@ def instance_config(
     auth_type = AUTH_PASS if inst.auth_type == "PASS" else AUTH_NONE
     # RFC 2338 5.3.10: the password is up to 8 octets, zero padded on the wire.
     auth_data = (inst.auth_pass or "").encode()[:8].ljust(8, b"\0") if auth_type == AUTH_PASS else b""
-    return InstanceConfig(
+    return InstanceParams(
         name=inst.name,
         vrid=inst.virtual_router_id,
         priority=inst.priority,

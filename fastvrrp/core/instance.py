@@ -3,7 +3,7 @@ extensions (nopreempt, preempt_delay, tracked priority, FAULT).
 
 The instance never reads a clock and never sends: every input takes `now_us` (monotonic integer microseconds)
 and returns the list of actions the driver applies in order; the driver re-arms one timer at
-`next_deadline_us` and calls `on_timer` when it is due. Configuration intervals are in ms (InstanceConfig, as
+`next_deadline_us` and calls `on_timer` when it is due. Configuration intervals are in ms (InstanceParams, as
 keepalived.conf gives them); every time the instance keeps - deadlines, Skew_Time, Master_Down_Interval,
 Master_Adver_Interval - is in integer microseconds, the unit of the engine's deadlines (timers.py).
 
@@ -44,7 +44,7 @@ from .types import (
     Advert,
     Announce,
     HeardLowerPriority,
-    InstanceConfig,
+    InstanceParams,
     RemoveAddresses,
     SendAdvert,
     State,
@@ -121,7 +121,7 @@ def _addr_int(addr: bytes) -> int:
 class VrrpInstance:
     """One virtual router (one VRID on one interface and family)."""
 
-    def __init__(self, config: InstanceConfig) -> None:
+    def __init__(self, config: InstanceParams) -> None:
         _check_config(config)
         self.config = config
         self.state: State = INIT
@@ -470,7 +470,7 @@ _ENTRY: dict[State, _Handler] = {
 }
 
 
-def _check_config(c: InstanceConfig) -> None:
+def _check_config(c: InstanceParams) -> None:
     """Local errors only: the configuration reader should have caught these with file:line already."""
 
     def bad(why: str) -> LocalProtocolError:

@@ -21,7 +21,7 @@ class State(IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class InstanceConfig:
+class InstanceParams:
     """What the core needs to know about one VRRP instance (a subset of a vrrp_instance block)."""
 
     name: str

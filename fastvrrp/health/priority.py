@@ -131,7 +131,7 @@ def sync_member_refs(refs: Sequence[Ref], tracking_weight: bool) -> tuple[list[R
 
 def resolve_refs(instance, config) -> tuple[list[Ref], list[str]]:  # type: ignore[no-untyped-def]
     """Every tracker an instance follows (its own, its sync group's, its interface), with the weights that
-    apply. `instance` is a fastvrrp.config.model.VrrpInstance, `config` the Config holding it.
+    apply. `instance` is a fastvrrp.config.model.InstanceConfig, `config` the Config holding it.
 
     A ref without a weight takes the tracker's default weight and reverse (vrrp_script / track_file /
     vrrp_track_process; interfaces: 0). The instance's own interface is tracked with weight 0 unless

@@ -1,6 +1,6 @@
 """keepalived and fastvrrp in one virtual router, each as master and as backup (v2, v3 IPv4, v3 IPv6).
 
-Each scenario runs on a fresh LAN (fastvrrp.testbed) with a wire capture on the bridge:
+Each scenario runs on a fresh LAN (fastvrrp.lab.testbed) with a wire capture on the bridge:
   1. router A (priority 200) starts and becomes master; router B (100) starts and stays backup for
      longer than its Master_Down_Interval, so it must be hearing A (RFC 5798 6.4.2);
   2. A is stopped gracefully: its priority-0 advert makes B master after about Skew_Time, well before
@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import pytest
 
-from fastvrrp.testbed import (
+from fastvrrp.lab.testbed import (
     InstanceSpec,
     Lan,
     Router,

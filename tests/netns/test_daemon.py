@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from fastvrrp.lab import wait_for
-from fastvrrp.testbed import InstanceSpec, Lan, dual_master_windows, master_down_ms, skew_ms
+from fastvrrp.lab.namespaces import wait_for
+from fastvrrp.lab.testbed import InstanceSpec, Lan, dual_master_windows, master_down_ms, skew_ms
 
 pytestmark = pytest.mark.netns
 

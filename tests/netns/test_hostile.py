@@ -12,8 +12,8 @@ import pytest
 
 from fastvrrp import _wire
 from fastvrrp.io.sockets import open_rx_tx_in_netns
-from fastvrrp.lab import wait_for
-from fastvrrp.testbed import InstanceSpec, Lan
+from fastvrrp.lab.namespaces import wait_for
+from fastvrrp.lab.testbed import InstanceSpec, Lan
 
 pytestmark = pytest.mark.netns
 

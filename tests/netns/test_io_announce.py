@@ -11,7 +11,7 @@ import pytest
 
 from fastvrrp.io.announce import AnnounceSchedule, AnnounceSettings, FrameSender, announcement_frames
 from fastvrrp.io.nsexec import call_in_netns
-from fastvrrp.lab import wait_for
+from fastvrrp.lab.namespaces import wait_for
 
 VMAC4 = bytes.fromhex("00005e000133")  # RFC 5798 7.3, VRID 51
 VMAC6 = bytes.fromhex("00005e000233")

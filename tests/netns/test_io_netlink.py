@@ -11,7 +11,7 @@ import time
 import pytest
 import uvloop
 
-from fastvrrp.io import netlink as nl
+from fastvrrp.io import netlink
 from fastvrrp.io.nsexec import call_in_netns
 
 pytestmark = pytest.mark.netns
@@ -53,12 +53,12 @@ def one(lab):
 
 def test_vip_add_remove_reconcile_per_call(one):
     lab, a, _b, idx = one
-    v4 = nl.VipSpec("192.0.2.100", 32, idx, label="ethA:vip1", broadcast="192.0.2.100")
-    v6 = nl.VipSpec("2001:db8::100", 64, idx)
-    host = nl.VipSpec("203.0.113.5", 32, idx, scope=nl.SCOPES["host"])
+    v4 = netlink.VipSpec("192.0.2.100", 32, idx, label="ethA:vip1", broadcast="192.0.2.100")
+    v6 = netlink.VipSpec("2001:db8::100", 64, idx)
+    host = netlink.VipSpec("203.0.113.5", 32, idx, scope=netlink.SCOPES["host"])
 
     async def main():
-        w = nl.NetlinkWorker(netns=a)
+        w = netlink.NetlinkWorker(netns=a)
         try:
             await w.start()
             assert await w.link_index("ethA") == idx
@@ -89,7 +89,7 @@ def test_vip_add_remove_reconcile_per_call(one):
             have = ip_addrs(lab, a, "ethA")
             assert "192.0.2.100/32" not in have and "2001:db8::100/64" not in have
 
-            bad = nl.VipSpec("192.0.2.101", 32, 9999)  # no such interface: a real failure, reported
+            bad = netlink.VipSpec("192.0.2.101", 32, 9999)  # no such interface: a real failure, reported
             r = await w.add_addresses([bad])
             assert r.failed == [(bad, errno.ENODEV)]
         finally:
@@ -100,19 +100,20 @@ def test_vip_add_remove_reconcile_per_call(one):
 
 def test_vip_spec_validation():
     with pytest.raises(ValueError):
-        nl.VipSpec("192.0.2.1", 32, 1, label="a-label-of-16-ch")  # kernel would answer ERANGE
+        netlink.VipSpec("192.0.2.1", 32, 1, label="a-label-of-16-ch")  # kernel would answer ERANGE
     with pytest.raises(ValueError):
-        nl.VipSpec("192.0.2.1", 33, 1)
+        netlink.VipSpec("192.0.2.1", 33, 1)
     with pytest.raises(ValueError):
-        nl.VipSpec("2001:db8::1", 64, 1, broadcast="192.0.2.255")
+        netlink.VipSpec("2001:db8::1", 64, 1, broadcast="192.0.2.255")
 
 
-def _many(idx: int, n4: int, n6: int) -> list[nl.VipSpec]:
-    specs = [nl.VipSpec(f"198.51.100.{i % 250 + 1}", 32, idx) for i in range(min(n4, 250))]
+def _many(idx: int, n4: int, n6: int) -> list[netlink.VipSpec]:
+    specs = [netlink.VipSpec(f"198.51.100.{i % 250 + 1}", 32, idx) for i in range(min(n4, 250))]
     specs += [
-        nl.VipSpec(f"203.0.113.{i % 250 + 1}", 32, idx, label=f"ethA:{i}") for i in range(max(0, n4 - 250))
+        netlink.VipSpec(f"203.0.113.{i % 250 + 1}", 32, idx, label=f"ethA:{i}")
+        for i in range(max(0, n4 - 250))
     ]
-    specs += [nl.VipSpec(f"2001:db8:1::{i + 1:x}", 128, idx) for i in range(n6)]
+    specs += [netlink.VipSpec(f"2001:db8:1::{i + 1:x}", 128, idx) for i in range(n6)]
     return specs
 
 
@@ -121,10 +122,10 @@ def test_fast_batch_failover_and_stale_cleanup(one):
     specs = _many(idx, 300, 100)
 
     async def main():
-        w = nl.NetlinkWorker(netns=a)
+        w = netlink.NetlinkWorker(netns=a)
         try:
             await w.start()
-            batch = nl.AddrBatch(specs)
+            batch = netlink.AddrBatch(specs)
             r = await w.fast_add(batch)
             assert r.ok and len(r.done) == 400
             have = ip_addrs(lab, a, "ethA")
@@ -135,7 +136,7 @@ def test_fast_batch_failover_and_stale_cleanup(one):
             r = await w.fast_add(batch)
             assert r.ok and len(r.already) == 400 and r.done == []
 
-            r = await w.fast_remove(nl.AddrBatch(specs[:200]))
+            r = await w.fast_remove(netlink.AddrBatch(specs[:200]))
             assert r.ok and len(r.done) == 200
             # A crashed run left specs[200:] behind; cleanup removes exactly those.
             removed = await w.remove_stale(specs)
@@ -145,8 +146,8 @@ def test_fast_batch_failover_and_stale_cleanup(one):
             assert not any(s.text() in have for s in specs)
             assert "192.0.2.1/24" in have  # nothing else touched
 
-            bad = nl.VipSpec("192.0.2.200", 32, 9999)
-            r = await w.fast_add(nl.AddrBatch([specs[0], bad]))
+            bad = netlink.VipSpec("192.0.2.200", 32, 9999)
+            r = await w.fast_add(netlink.AddrBatch([specs[0], bad]))
             assert r.done == [specs[0]] and r.failed == [(bad, errno.ENODEV)]
         finally:
             w.close()
@@ -157,14 +158,14 @@ def test_fast_batch_failover_and_stale_cleanup(one):
 def test_fast_batch_vs_pyroute2_speed_1000_vips(one):
     """Prints the numbers; the batch must beat per-call pyroute2 by a wide margin (VRRP-NOTES 0.8)."""
     lab, a, _b, idx = one
-    specs = [nl.VipSpec(f"198.51.{100 + i // 250}.{i % 250 + 1}", 32, idx) for i in range(1000)]
+    specs = [netlink.VipSpec(f"198.51.{100 + i // 250}.{i % 250 + 1}", 32, idx) for i in range(1000)]
 
     async def main():
-        w = nl.NetlinkWorker(netns=a)
+        w = netlink.NetlinkWorker(netns=a)
         try:
             await w.start()
             t0 = time.perf_counter()
-            batch = nl.AddrBatch(specs)
+            batch = netlink.AddrBatch(specs)
             t_enc = time.perf_counter() - t0
             t0 = time.perf_counter()
             assert (await w.add_addresses(specs)).ok
@@ -203,7 +204,7 @@ def test_link_monitor_link_and_address_events(one):
 
     async def main():
         loop = asyncio.get_running_loop()
-        mon = nl.LinkMonitor(
+        mon = netlink.LinkMonitor(
             loop,
             on_link=lambda i, name, up: events.append(("link", i, name, up)),
             on_addr=lambda i, fam, addr, plen, added: events.append(("addr", i, addr, plen, added)),
@@ -252,7 +253,7 @@ def test_link_monitor_recovers_from_enobufs(one):
 
     async def main():
         loop = asyncio.get_running_loop()
-        mon = nl.LinkMonitor(
+        mon = netlink.LinkMonitor(
             loop,
             on_link=lambda i, name, up: links.append((i, name, up)),
             on_addr=lambda *args: None,
@@ -264,9 +265,9 @@ def test_link_monitor_recovers_from_enobufs(one):
         try:
             await until(lambda: (idx, "ethA", True) in links, what="initial link state")
             # Blocking the loop thread while the kernel emits 400 events: nobody reads, the buffer overflows.
-            b = call_in_netns(a, nl.NetlinkBatcher)
+            b = call_in_netns(a, netlink.NetlinkBatcher)
             try:
-                assert b.add(nl.AddrBatch(specs)).ok
+                assert b.add(netlink.AddrBatch(specs)).ok
             finally:
                 b.close()
             await until(lambda: resyncs, what="resync after ENOBUFS")

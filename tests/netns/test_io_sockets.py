@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from fastvrrp.io import sockets as vs
+from fastvrrp.io import sockets
 from fastvrrp.io.nsexec import call_in_netns
 
 pytestmark = pytest.mark.netns
@@ -53,7 +53,7 @@ def pair(lab):
 def _link_local(lab, ns: str, ifname: str) -> str:
     import json
 
-    from fastvrrp.lab import wait_for
+    from fastvrrp.lab.namespaces import wait_for
 
     def ll():
         data = json.loads(lab.sh(ns, f"ip -j -6 addr show dev {ifname} scope link"))
@@ -68,24 +68,24 @@ def _link_local(lab, ns: str, ifname: str) -> str:
 
 def test_ipv4_multicast_advert_ttl255_from_primary(pair):
     lab, a, b = pair
-    sa = vs.open_rx_tx_in_netns(a, "ethA", socket.AF_INET, primary_ip="192.0.2.1")
-    sb = vs.open_rx_tx_in_netns(b, "ethB", socket.AF_INET, primary_ip="192.0.2.2")
+    sa = sockets.open_rx_tx_in_netns(a, "ethA", socket.AF_INET, primary_ip="192.0.2.1")
+    sb = sockets.open_rx_tx_in_netns(b, "ethB", socket.AF_INET, primary_ip="192.0.2.2")
     try:
         assert sa.rx.getblocking() is False and sa.tx.getblocking() is False
-        msg = _advert_v3_ipv4(51, 150, "192.0.2.1", vs.VRRP_GROUP4, ["192.0.2.100"])
-        sa.tx.sendto(msg, vs.multicast_dest(socket.AF_INET, sa.ifindex))
+        msg = _advert_v3_ipv4(51, 150, "192.0.2.1", sockets.VRRP_GROUP4, ["192.0.2.100"])
+        sa.tx.sendto(msg, sockets.multicast_dest(socket.AF_INET, sa.ifindex))
         assert _wait_readable(sb.rx)
         pkt = sb.rx.recv(2048)
         ihl = (pkt[0] & 0x0F) * 4
         assert pkt[8] == 255  # TTL (RFC 5798 5.1.1.3)
         assert pkt[9] == 112
-        assert pkt[1] == vs.TOS_NETWORK_CONTROL
+        assert pkt[1] == sockets.TOS_NETWORK_CONTROL
         assert socket.inet_ntoa(pkt[12:16]) == "192.0.2.1"  # pinned to the primary, not 192.0.2.11
-        assert socket.inet_ntoa(pkt[16:20]) == vs.VRRP_GROUP4
+        assert socket.inet_ntoa(pkt[16:20]) == sockets.VRRP_GROUP4
         assert pkt[ihl:] == msg
         # Multicast loop is off (VRRP-NOTES 0.7) and the tx sockets are deaf: nothing else is queued anywhere.
-        assert vs.drain(sa.rx) == [] and vs.drain(sa.tx) == [] and vs.drain(sb.tx) == []
-        assert sa.rx.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= vs.RCVBUF_MIN
+        assert sockets.drain(sa.rx) == [] and sockets.drain(sa.tx) == [] and sockets.drain(sb.tx) == []
+        assert sa.rx.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= sockets.RCVBUF_MIN
     finally:
         sa.close()
         sb.close()
@@ -94,20 +94,20 @@ def test_ipv4_multicast_advert_ttl255_from_primary(pair):
 def test_ipv4_advert_with_ttl_64_is_still_delivered(pair):
     """The kernel delivers any TTL to the raw socket: the TTL rule is the codec's job (VRRP-NOTES 4)."""
     lab, a, b = pair
-    sb = vs.open_rx_tx_in_netns(b, "ethB", socket.AF_INET, primary_ip="192.0.2.2")
+    sb = sockets.open_rx_tx_in_netns(b, "ethB", socket.AF_INET, primary_ip="192.0.2.2")
 
     def plain_sender():
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"ethA")
         s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 64)
         s.setsockopt(
-            socket.IPPROTO_IP, socket.IP_MULTICAST_IF, vs._ip_mreqn(None, socket.if_nametoindex("ethA"))
+            socket.IPPROTO_IP, socket.IP_MULTICAST_IF, sockets._ip_mreqn(None, socket.if_nametoindex("ethA"))
         )
         return s
 
     s = call_in_netns(a, plain_sender)
     try:
-        s.sendto(_advert_v3_ipv4(51, 100, "192.0.2.1", vs.VRRP_GROUP4, []), (vs.VRRP_GROUP4, 0))
+        s.sendto(_advert_v3_ipv4(51, 100, "192.0.2.1", sockets.VRRP_GROUP4, []), (sockets.VRRP_GROUP4, 0))
         assert _wait_readable(sb.rx)
         assert sb.rx.recv(2048)[8] == 64
     finally:
@@ -119,14 +119,14 @@ def test_ipv6_multicast_advert_hoplimit_and_pktinfo(pair):
     lab, a, b = pair
     ll_a = _link_local(lab, a, "ethA")
     _link_local(lab, b, "ethB")
-    sa = vs.open_rx_tx_in_netns(a, "ethA", socket.AF_INET6, primary_ip=ll_a)
-    sb = vs.open_rx_tx_in_netns(b, "ethB", socket.AF_INET6)
+    sa = sockets.open_rx_tx_in_netns(a, "ethA", socket.AF_INET6, primary_ip=ll_a)
+    sb = sockets.open_rx_tx_in_netns(b, "ethB", socket.AF_INET6)
     try:
         # VRRPv3 over IPv6 (RFC 5798 5.1.2); checksum left 0: IPV6_CHECKSUM makes the kernel fill it.
         msg = struct.pack("!BBBBHH", 0x31, 52, 200, 1, 100, 0) + socket.inet_pton(
             socket.AF_INET6, "2001:db8::100"
         )
-        sa.tx.sendto(msg, vs.multicast_dest(socket.AF_INET6, sa.ifindex))
+        sa.tx.sendto(msg, sockets.multicast_dest(socket.AF_INET6, sa.ifindex))
         assert _wait_readable(sb.rx)
         data, anc, _flags, src = sb.rx.recvmsg(2048, socket.CMSG_SPACE(64))
         assert src[0] == ll_a
@@ -136,9 +136,9 @@ def test_ipv6_multicast_advert_hoplimit_and_pktinfo(pair):
         hop = struct.unpack("@i", cm[(socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT)])[0]
         assert hop == 255  # RFC 5798 5.1.2.3
         dst, ifindex = struct.unpack("@16sI", cm[(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO)])
-        assert socket.inet_ntop(socket.AF_INET6, dst) == vs.VRRP_GROUP6
+        assert socket.inet_ntop(socket.AF_INET6, dst) == sockets.VRRP_GROUP6
         assert ifindex == sb.ifindex
-        assert vs.drain(sa.rx) == []
+        assert sockets.drain(sa.rx) == []
     finally:
         sa.close()
         sb.close()
@@ -146,10 +146,10 @@ def test_ipv6_multicast_advert_hoplimit_and_pktinfo(pair):
 
 def test_ipv4_unicast_mode_ttl_and_no_group(pair):
     lab, a, b = pair
-    sa = vs.open_rx_tx_in_netns(
+    sa = sockets.open_rx_tx_in_netns(
         a, "ethA", socket.AF_INET, primary_ip="192.0.2.1", unicast=True, unicast_ttl=255
     )
-    sb = vs.open_rx_tx_in_netns(b, "ethB", socket.AF_INET, primary_ip="192.0.2.2", unicast=True)
+    sb = sockets.open_rx_tx_in_netns(b, "ethB", socket.AF_INET, primary_ip="192.0.2.2", unicast=True)
     try:
         msg = _advert_v3_ipv4(9, 100, "192.0.2.1", "192.0.2.2", ["192.0.2.100"])
         sa.tx.sendto(msg, ("192.0.2.2", 0))
@@ -158,7 +158,7 @@ def test_ipv4_unicast_mode_ttl_and_no_group(pair):
         assert pkt[8] == 255 and socket.inet_ntoa(pkt[12:16]) == "192.0.2.1"
         assert socket.inet_ntoa(pkt[16:20]) == "192.0.2.2"
         # b's tx socket is bound to 192.0.2.2, so without its drop-all filter it would hold a copy too.
-        assert vs.drain(sb.tx) == []
+        assert sockets.drain(sb.tx) == []
         # No group was joined in unicast mode: the multicast join shows nowhere in b.
         assert "224.0.0.18" not in lab.sh(b, "ip maddr show dev ethB")
     finally:
@@ -168,10 +168,10 @@ def test_ipv4_unicast_mode_ttl_and_no_group(pair):
 
 def test_one_rx_socket_per_interface_joins_once(pair):
     lab, a, _b = pair
-    sa = vs.open_rx_tx_in_netns(a, "ethA", socket.AF_INET, primary_ip="192.0.2.1", instances=1000)
+    sa = sockets.open_rx_tx_in_netns(a, "ethA", socket.AF_INET, primary_ip="192.0.2.1", instances=1000)
     try:
         assert "224.0.0.18" in lab.sh(a, "ip maddr show dev ethA")
-        assert sa.rx.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= vs.rcvbuf_bytes(1000)
+        assert sa.rx.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= sockets.rcvbuf_bytes(1000)
     finally:
         sa.close()
 
@@ -183,8 +183,8 @@ def test_rx_socket_under_uvloop_add_reader(pair):
     import uvloop
 
     lab, a, b = pair
-    sa = vs.open_rx_tx_in_netns(a, "ethA", socket.AF_INET, primary_ip="192.0.2.1")
-    sb = vs.open_rx_tx_in_netns(b, "ethB", socket.AF_INET, primary_ip="192.0.2.2")
+    sa = sockets.open_rx_tx_in_netns(a, "ethA", socket.AF_INET, primary_ip="192.0.2.1")
+    sb = sockets.open_rx_tx_in_netns(b, "ethB", socket.AF_INET, primary_ip="192.0.2.2")
     got: list[bytes] = []
     wakeups = 0
 
@@ -196,14 +196,16 @@ def test_rx_socket_under_uvloop_add_reader(pair):
         def readable():
             nonlocal wakeups
             wakeups += 1
-            got.extend(vs.drain(sb.rx))
+            got.extend(sockets.drain(sb.rx))
             if len(got) >= 20:
                 done.set()
 
         loop.add_reader(sb.rx.fileno(), readable)
         try:
             for prio in range(1, 21):
-                sa.tx.sendto(_advert_v3_ipv4(7, prio, "192.0.2.1", vs.VRRP_GROUP4, []), (vs.VRRP_GROUP4, 0))
+                sa.tx.sendto(
+                    _advert_v3_ipv4(7, prio, "192.0.2.1", sockets.VRRP_GROUP4, []), (sockets.VRRP_GROUP4, 0)
+                )
             await asyncio.wait_for(done.wait(), 3)
         finally:
             loop.remove_reader(sb.rx.fileno())

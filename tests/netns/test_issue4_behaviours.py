@@ -13,9 +13,9 @@ import pytest
 
 from fastvrrp import _wire
 from fastvrrp.io.nsexec import call_in_netns
-from fastvrrp.lab import wait_for
-from fastvrrp.testbed import InstanceSpec, Lan
-from fastvrrp.wiretap import ADVERT
+from fastvrrp.lab.namespaces import wait_for
+from fastvrrp.lab.testbed import InstanceSpec, Lan
+from fastvrrp.lab.wiretap import ADVERT
 
 pytestmark = pytest.mark.netns
 

@@ -13,8 +13,8 @@ from dataclasses import replace
 
 import pytest
 
-from fastvrrp.lab import wait_for
-from fastvrrp.testbed import InstanceSpec, Lan
+from fastvrrp.lab.namespaces import wait_for
+from fastvrrp.lab.testbed import InstanceSpec, Lan
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 

@@ -11,7 +11,7 @@ import pytest
 
 from fastvrrp import _wire
 from fastvrrp.io.sockets import open_rx_tx_in_netns
-from fastvrrp.testbed import InstanceSpec, Lan
+from fastvrrp.lab.testbed import InstanceSpec, Lan
 
 pytestmark = pytest.mark.netns
 

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from fastvrrp.lab import wait_for
-from fastvrrp.testbed import InstanceSpec, Lan
+from fastvrrp.lab.namespaces import wait_for
+from fastvrrp.lab.testbed import InstanceSpec, Lan
 
 pytestmark = pytest.mark.netns
 
@@ -287,7 +287,7 @@ def test_in_process_http_and_tcp_checks_move_the_vip(lab):
 def test_notify_master_rx_lower_pri_is_rate_limited(lab):
     """keepalived's notify_master_rx_lower_pri: run when the master hears a lower priority - here a flood of
     them, which must not become a flood of scripts (one per advert interval at most)."""
-    import socket as so
+    import socket
 
     from fastvrrp import _wire
     from fastvrrp.io.sockets import open_rx_tx_in_netns
@@ -298,7 +298,7 @@ def test_notify_master_rx_lower_pri_is_rate_limited(lab):
     m = lan.router(1, "fastvrrp", [spec(200, f'notify_master_rx_lower_pri "{note} low"')])
     m.start()
     m.wait_state("MASTER", timeout=10)
-    socks = open_rx_tx_in_netns(lan.router_ns[1], "eth0", so.AF_INET, primary_ip="192.0.2.2")
+    socks = open_rx_tx_in_netns(lan.router_ns[1], "eth0", socket.AF_INET, primary_ip="192.0.2.2")
     try:
         msg = _wire.build_advert(
             version=3,
@@ -306,9 +306,9 @@ def test_notify_master_rx_lower_pri_is_rate_limited(lab):
             vrid=51,
             priority=100,
             adver_int_ms=A,
-            addresses=[so.inet_aton(VIP)],
-            src=so.inet_aton("192.0.2.2"),
-            dst=so.inet_aton("224.0.0.18"),
+            addresses=[socket.inet_aton(VIP)],
+            src=socket.inet_aton("192.0.2.2"),
+            dst=socket.inet_aton("224.0.0.18"),
         )
         t0 = time.time()
         while time.time() - t0 < 1.0:  # ~200 lower-priority adverts in one second

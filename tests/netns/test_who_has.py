@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from fastvrrp.lab import wait_for
+from fastvrrp.lab.namespaces import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -167,6 +167,6 @@ def test_text_report_and_usage_errors(lab):
     "frame", [b"", b"\x00" * 13, b"\xff" * 14 + b"\x45", b"\x00" * 12 + b"\x86\xdd" + b"\0" * 10]
 )
 def test_short_or_odd_frames_are_ignored(frame):
-    from fastvrrp.who_has import parse_frame
+    from fastvrrp.tools.who_has import parse_frame
 
     assert parse_frame(frame, False) is None

@@ -19,9 +19,10 @@ from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
 from scapy.layers.l2 import ARP, Ether
 from scapy.layers.vrrp import VRRP, VRRPv3
 
-from fastvrrp import cli, wiretap
+from fastvrrp import cli
 from fastvrrp.io.nsexec import enter_netns
-from fastvrrp.lab import wait_for
+from fastvrrp.lab import wiretap
+from fastvrrp.lab.namespaces import wait_for
 
 pytestmark = pytest.mark.netns
 

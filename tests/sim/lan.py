@@ -25,7 +25,7 @@ from fastvrrp.core import (
     AddAddresses,
     Advert,
     Announce,
-    InstanceConfig,
+    InstanceParams,
     RemoveAddresses,
     SendAdvert,
     State,
@@ -51,7 +51,7 @@ def ipv4_packet(src: bytes, dst: bytes, payload: bytes, ttl: int = 255) -> bytes
 @dataclass
 class Node:
     name: str
-    configs: dict[int, InstanceConfig]  # by VRID
+    configs: dict[int, InstanceParams]  # by VRID
     instances: dict[int, VrrpInstance] = field(default_factory=dict)
     alive: bool = False
     group: int = 0  # partition group
@@ -101,7 +101,7 @@ class Lan:
 
     # --- topology -------------------------------------------------------------------------------------------
 
-    def add(self, name: str, *configs: InstanceConfig) -> Node:
+    def add(self, name: str, *configs: InstanceParams) -> Node:
         node = Node(name, {c.vrid: c for c in configs})
         self.nodes[name] = node
         return node

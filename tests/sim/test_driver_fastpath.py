@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from fastvrrp import _engine, _wire
 from fastvrrp.core.instance import VrrpInstance
-from fastvrrp.core.types import InstanceConfig, StateChanged
-from fastvrrp.driver import Driver, Inst, make_templates
+from fastvrrp.core.types import InstanceParams, StateChanged
+from fastvrrp.daemon.driver import Driver, RunningInstance, make_templates
 from fastvrrp.io.announce import AnnounceSchedule
 
 VRID = 51
@@ -43,13 +43,13 @@ class Recorder:
     log: list
     clock: list
 
-    def addresses(self, inst: Inst, add: bool) -> None:
+    def addresses(self, inst: RunningInstance, add: bool) -> None:
         self.log.append((self.clock[0], self.name, "add" if add else "del"))
 
-    def announce(self, inst: Inst, frames: list[bytes]) -> None:
+    def announce(self, inst: RunningInstance, frames: list[bytes]) -> None:
         self.log.append((self.clock[0], self.name, "announce", len(frames)))
 
-    def transition(self, inst: Inst, change: StateChanged) -> None:
+    def transition(self, inst: RunningInstance, change: StateChanged) -> None:
         self.log.append((self.clock[0], self.name, change.new.name))
 
 
@@ -57,12 +57,12 @@ class Recorder:
 class Router:
     name: str
     addr: bytes
-    cfg: InstanceConfig
+    cfg: InstanceParams
     fast: bool
     log: list
     clock: list
     driver: Driver = field(init=False)
-    inst: Inst = field(init=False)
+    inst: RunningInstance = field(init=False)
     rx: int = field(init=False)
     alive: bool = False
 
@@ -73,7 +73,7 @@ class Router:
         slot = eng.add_slot(self.rx, VRID, self.cfg.version)
         self.driver = Driver(eng, Recorder(self.name, self.log, self.clock))
         cfg = self.cfg
-        self.inst = Inst(
+        self.inst = RunningInstance(
             name=self.name,
             core=VrrpInstance(cfg),
             slot=slot,
@@ -162,7 +162,7 @@ def scenario(
     clock = [0]
     routers = []
     for i, p in enumerate(prios):
-        cfg = InstanceConfig(
+        cfg = InstanceParams(
             name=f"r{i}",
             vrid=VRID,
             priority=p,

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lan import Lan, Link, ip
 
-from fastvrrp.core import InstanceConfig, State
+from fastvrrp.core import InstanceParams, State
 
 MS = 1000  # the sim's clock is in us, like the core's
 SEC = 1_000_000
@@ -28,7 +28,7 @@ class Scenario:
     version: dict[int, int]
     family: dict[int, int]
     nodes: tuple[str, ...]
-    configs: dict[str, tuple[InstanceConfig, ...]]
+    configs: dict[str, tuple[InstanceParams, ...]]
     faults: tuple[tuple[int, str, tuple], ...]
     seed: int
 
@@ -41,7 +41,7 @@ def scenarios(draw, preempt_everywhere: bool) -> Scenario:
     vrids = tuple(draw(st.lists(st.integers(1, 255), min_size=1, max_size=2, unique=True)))
     version = {v: draw(st.sampled_from((2, 3))) for v in vrids}
     family = {v: 4 if version[v] == 2 else draw(st.sampled_from((4, 6))) for v in vrids}
-    configs: dict[str, list[InstanceConfig]] = {name: [] for name in names}
+    configs: dict[str, list[InstanceParams]] = {name: [] for name in names}
     for v in vrids:
         owner = draw(st.one_of(st.none(), st.sampled_from(names)))
         for name, host in zip(names, hosts, strict=True):
@@ -56,7 +56,7 @@ def scenarios(draw, preempt_everywhere: bool) -> Scenario:
             else:
                 primary, vips = ip(f"2001:db8::{host:x}"), (ip(f"2001:db8:1::{v:x}"),)
             configs[name].append(
-                InstanceConfig(
+                InstanceParams(
                     name=f"{name}-{v}",
                     vrid=v,
                     priority=prio,
@@ -209,7 +209,7 @@ def test_with_preemption_everywhere_the_highest_priority_wins(sc: Scenario):
 def test_the_property_can_fail_two_isolated_halves_keep_two_masters():
     """The checker is not vacuous: without healing, a partitioned segment has two masters."""
     configs = [
-        InstanceConfig(name=f"r{i}", vrid=5, priority=100 + i, primary_ip=ip(f"192.0.2.{i + 1}"))
+        InstanceParams(name=f"r{i}", vrid=5, priority=100 + i, primary_ip=ip(f"192.0.2.{i + 1}"))
         for i in range(2)
     ]
     lan = Lan(seed=3)

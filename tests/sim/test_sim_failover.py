@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lan import Lan, ip
 
-from fastvrrp.core import InstanceConfig, State
+from fastvrrp.core import InstanceParams, State
 
 VIP = ip("192.0.2.100")
 MS = 1000  # us
@@ -21,7 +21,7 @@ def three_nodes(version: int = 3, family: int = 4, adver_int_ms: int = 1000, **k
         addrs = {"a": ip("2001:db8::1"), "b": ip("2001:db8::2"), "c": ip("2001:db8::3")}
         vips = (ip("2001:db8::100"),)
     for name, prio in (("a", 200), ("b", 150), ("c", 100)):
-        cfg = InstanceConfig(
+        cfg = InstanceParams(
             name=name,
             vrid=7,
             priority=prio,
@@ -104,9 +104,9 @@ def test_v3_ipv6_failover_with_sub_second_interval():
 def test_v3_backup_learns_the_masters_interval():
     """RFC 5798 6.4.2 (S4): a v3 backup configured for 1 s times out on the master's 200 ms adverts."""
     lan = Lan(seed=2)
-    lan.add("m", InstanceConfig(name="m", vrid=9, priority=200, adver_int_ms=200, primary_ip=ip("192.0.2.1")))
+    lan.add("m", InstanceParams(name="m", vrid=9, priority=200, adver_int_ms=200, primary_ip=ip("192.0.2.1")))
     lan.add(
-        "b", InstanceConfig(name="b", vrid=9, priority=100, adver_int_ms=1000, primary_ip=ip("192.0.2.2"))
+        "b", InstanceParams(name="b", vrid=9, priority=100, adver_int_ms=1000, primary_ip=ip("192.0.2.2"))
     )
     lan.start("m")
     lan.start("b")

@@ -64,7 +64,7 @@ def stand_in(monkeypatch, name, func):
 
 
 def test_keepalived_options_as_lab_and_systemd_pass_them(monkeypatch):
-    calls = stand_in(monkeypatch, "fastvrrp.daemon", "run")
+    calls = stand_in(monkeypatch, "fastvrrp.daemon.service", "run")
     argv = ["-n", "-l", "-D", "-f", "/etc/k.conf", "-p", "/run/a.pid", "-r", "/run/b.pid", "-c", "/run/c.pid"]
     argv += ["-i", "lb1", "-P", "-S", "local3", "-g", "/tmp/fv.log", "-G", "-V", "-s", "blue"]
     assert cli.main(argv) == 7
@@ -87,7 +87,7 @@ def test_keepalived_options_as_lab_and_systemd_pass_them(monkeypatch):
 
 
 def test_long_options_and_defaults(monkeypatch):
-    calls = stand_in(monkeypatch, "fastvrrp.daemon", "run")
+    calls = stand_in(monkeypatch, "fastvrrp.daemon.service", "run")
     assert cli.main(["--use-file=/x.conf", "--dont-fork", "--pid=/p", "--config-id", "b"]) == 7
     a = calls[0]
     assert (a.config_file, a.dont_fork, a.pid_file, a.config_id, a.log_console) == (
@@ -103,7 +103,11 @@ def test_long_options_and_defaults(monkeypatch):
 
 @pytest.mark.parametrize(
     "word,module",
-    [("demo", "fastvrrp.demo"), ("status", "fastvrrp.status"), ("who-has", "fastvrrp.who_has")],
+    [
+        ("demo", "fastvrrp.lab.demo"),
+        ("status", "fastvrrp.daemon.status"),
+        ("who-has", "fastvrrp.tools.who_has"),
+    ],
 )
 def test_subcommands_reach_their_module_with_the_rest_of_argv(monkeypatch, word, module):
     calls = stand_in(monkeypatch, module, "main")
@@ -120,16 +124,16 @@ def test_subcommand_only_as_first_word(monkeypatch, capsys):
 def test_missing_module_is_a_clear_error(capsys):
     with pytest.raises(cli._Missing, match="fastvrrp.no_such_part is not part of this installation"):
         cli._load("fastvrrp.no_such_part", "main")
-    with pytest.raises(cli._Missing, match="fastvrrp.pcap has no main"):
-        cli._load("fastvrrp.pcap", "main")
+    with pytest.raises(cli._Missing, match="fastvrrp.tools.pcap has no main"):
+        cli._load("fastvrrp.tools.pcap", "main")
 
 
 def test_missing_module_through_main(monkeypatch, capsys):
     # None in sys.modules makes the import fail exactly as an absent module does
-    monkeypatch.setitem(sys.modules, "fastvrrp.demo", None)
+    monkeypatch.setitem(sys.modules, "fastvrrp.lab.demo", None)
     rc, out, err = run(["demo"], capsys)
     assert rc == cli.EXIT_FAILURE and out == ""
-    assert err == "fastvrrp: fastvrrp.demo is not part of this installation\n"
+    assert err == "fastvrrp: fastvrrp.lab.demo is not part of this installation\n"
 
 
 def test_usage_errors_and_unsupported(capsys):

@@ -48,7 +48,7 @@ def keepalived_ns():
         if IN_CI:
             pytest.fail("keepalived and root are required under CI=true")
         pytest.skip("keepalived not installed or not root")
-    from fastvrrp.lab import Lab
+    from fastvrrp.lab.namespaces import Lab
 
     lab = Lab(prefix=f"fvcfg{os.getpid() % 100000}-")
     try:

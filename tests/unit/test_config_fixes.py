@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 
-from fastvrrp.config import Problem, VrrpInstance, check, reader
+from fastvrrp.config import InstanceConfig, Problem, check, reader
 from fastvrrp.config._fast import maker
 from fastvrrp.config.preprocess import Preprocessor
 
@@ -88,12 +88,12 @@ def test_random_seed_through_check_still_valid(tmp_path):
 
 
 def test_model_classes_get_the_fast_constructor_and_it_matches_init():
-    make = maker(VrrpInstance)
-    assert make is not VrrpInstance  # a new field kind (default_factory, __post_init__) would lose it
-    vals = [f.default for f in dataclasses.fields(VrrpInstance)]
+    make = maker(InstanceConfig)
+    assert make is not InstanceConfig  # a new field kind (default_factory, __post_init__) would lose it
+    vals = [f.default for f in dataclasses.fields(InstanceConfig)]
     vals[:5] = ["V", "f", 3, "eth0", 9]
-    a, b = make(*vals), VrrpInstance(*vals)
-    assert type(a) is VrrpInstance and a == b and hash(a) == hash(b)
+    a, b = make(*vals), InstanceConfig(*vals)
+    assert type(a) is InstanceConfig and a == b and hash(a) == hash(b)
 
 
 def test_generated_lines_parse_their_references_once(tmp_path):
@@ -125,4 +125,4 @@ def test_check_restores_the_collector_state(tmp_path):
         assert not gc.isenabled()
     finally:
         (gc.enable if was else gc.disable)()
-    assert reader._make_instance is not VrrpInstance
+    assert reader._make_instance is not InstanceConfig

@@ -18,7 +18,7 @@ from fastvrrp.core import (
     AddAddresses,
     Advert,
     Announce,
-    InstanceConfig,
+    InstanceParams,
     LocalProtocolError,
     RemoveAddresses,
     SendAdvert,
@@ -45,10 +45,10 @@ DOWN_150, SKEW_150 = 3_414_062, 414_062
 DOWN_200, SKEW_200 = 3_218_750, 218_750
 
 
-def cfg(**kw) -> InstanceConfig:
+def cfg(**kw) -> InstanceParams:
     base = dict(name="vi", vrid=51, primary_ip=ME, addresses=(VIP,))
     base.update(kw)
-    return InstanceConfig(**base)
+    return InstanceParams(**base)
 
 
 def adv(priority: int, src: bytes = PEER, interval: int = 1000, **kw) -> Advert:

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from fastvrrp import _engine, _wire
 from fastvrrp.config import load
 from fastvrrp.config.to_core import instance_config
-from fastvrrp.core import Advert, InstanceConfig, State, StateChanged, VrrpInstance
+from fastvrrp.core import Advert, InstanceParams, State, StateChanged, VrrpInstance
 from fastvrrp.core.timers import master_down_interval_us
-from fastvrrp.driver import Driver, Inst, make_templates
+from fastvrrp.daemon.driver import Driver, RunningInstance, make_templates
 from fastvrrp.io.announce import AnnounceSchedule, AnnounceSettings
 
 
@@ -25,10 +25,10 @@ MS, SEC = 1000, 1_000_000
 SKEW_100 = 609_375  # (256 - 100) * 1 s / 256, exact in us (RFC 5798 6.1)
 
 
-def cfg(**kw) -> InstanceConfig:
+def cfg(**kw) -> InstanceParams:
     base = dict(name="vi", vrid=51, primary_ip=ME, addresses=(VIP,))
     base.update(kw)
-    return InstanceConfig(**base)
+    return InstanceParams(**base)
 
 
 def adv(priority: int, interval: int = 1000) -> Advert:
@@ -98,16 +98,16 @@ class Recorder:
     clock: list
     log: list = field(default_factory=list)
 
-    def addresses(self, inst: Inst, add: bool) -> None:
+    def addresses(self, inst: RunningInstance, add: bool) -> None:
         self.log.append((self.clock[0], "add" if add else "del"))
 
-    def announce(self, inst: Inst, frames: list[bytes]) -> None:
+    def announce(self, inst: RunningInstance, frames: list[bytes]) -> None:
         self.log.append((self.clock[0], "announce", len(frames)))
 
-    def transition(self, inst: Inst, change: StateChanged) -> None:
+    def transition(self, inst: RunningInstance, change: StateChanged) -> None:
         self.log.append((self.clock[0], change.new.name))
 
-    def lower_priority(self, inst: Inst, priority: int) -> None:
+    def lower_priority(self, inst: RunningInstance, priority: int) -> None:
         self.log.append((self.clock[0], "lower", priority))
 
 
@@ -122,7 +122,7 @@ def owner_master(repeat: int, delay_ms: int, report: bool = False, **kw):
     port = Recorder(clock)
     drv = Driver(eng, port)
     c = cfg(priority=255, **kw)
-    inst = Inst(
+    inst = RunningInstance(
         name="vi",
         core=VrrpInstance(c),
         slot=slot,

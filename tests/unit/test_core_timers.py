@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from fastvrrp.core import InstanceConfig, VrrpInstance, master_down_interval_us, skew_us
+from fastvrrp.core import InstanceParams, VrrpInstance, master_down_interval_us, skew_us
 
 
 def rfc_skew_v3_us(priority: int, mai_us: int) -> Fraction:
@@ -68,8 +68,8 @@ def test_k2_v2_skew_is_seconds_fraction_of_priority():
 
 def test_k1_instance_uses_local_priority_for_skew():
     """RFC 5798 6.1 (K1): the skew uses the *local* priority, so better backups time out sooner."""
-    a = VrrpInstance(InstanceConfig(name="a", vrid=1, priority=200))
-    b = VrrpInstance(InstanceConfig(name="b", vrid=1, priority=100))
+    a = VrrpInstance(InstanceParams(name="a", vrid=1, priority=200))
+    b = VrrpInstance(InstanceParams(name="b", vrid=1, priority=100))
     assert a.skew_us == 218_750 and a.master_down_interval_us == 3_218_750
     assert b.skew_us == 609_375 and b.master_down_interval_us == 3_609_375
     assert a.master_adver_interval_us == 1_000_000

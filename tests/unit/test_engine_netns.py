@@ -12,7 +12,7 @@ from fastvrrp import _wire
 from fastvrrp._engine import EV_ADVERT, Engine
 from fastvrrp.io.nsexec import call_in_netns
 from fastvrrp.io.sockets import open_rx_tx_in_netns
-from fastvrrp.lab import wait_for
+from fastvrrp.lab.namespaces import wait_for
 
 VRID = 51
 INTERVAL_MS = 20

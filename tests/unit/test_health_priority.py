@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from fastvrrp.config.model import Config, GlobalDefs, SyncGroup, TrackFile, TrackRef, VrrpInstance, VrrpScript
+from fastvrrp.config.model import (
+    Config,
+    GlobalDefs,
+    InstanceConfig,
+    SyncGroupConfig,
+    TrackFile,
+    TrackRef,
+    VrrpScript,
+)
 from fastvrrp.health import dnswire
 from fastvrrp.health.priority import Ref, Tracked, effective_priority, resolve_refs, tracked_from
 from fastvrrp.health.status import RiseFall, parse_track_file_value
@@ -91,7 +99,7 @@ def test_track_file_fault_applies_to_owner():
 
 
 def _config(sync_weight=False, in_group=True):
-    inst = VrrpInstance(
+    inst = InstanceConfig(
         name="VI_1",
         file="k.conf",
         line=1,
@@ -102,7 +110,7 @@ def _config(sync_weight=False, in_group=True):
         track_file=(TrackRef("tf", 5),),
         sync_group="G" if in_group else None,
     )
-    group = SyncGroup(
+    group = SyncGroupConfig(
         name="G",
         group=("VI_1",),
         track_interface=(TrackRef("eth1", -10),),
@@ -135,7 +143,7 @@ def test_resolve_defaults_and_own_interface():
 
 def test_resolve_dont_track_primary():
     cfg, inst = _config(in_group=False)
-    inst2 = VrrpInstance(**{**{f: getattr(inst, f) for f in inst.__slots__}, "dont_track_primary": True})
+    inst2 = InstanceConfig(**{**{f: getattr(inst, f) for f in inst.__slots__}, "dont_track_primary": True})
     refs, _ = resolve_refs(inst2, cfg)
     assert ("interface", "eth0") not in {(r.kind, r.name) for r in refs}
 

@@ -17,7 +17,7 @@ import uvloop
 from fastvrrp.health.runner import ScriptRunner, insecure_reason
 from fastvrrp.health.status import TrackerStatus
 from fastvrrp.health.trackers import FileTracker, ProcessMonitor, ProcessTracker, ProcSpec, ScriptTracker
-from fastvrrp.lab import wait_for
+from fastvrrp.lab.namespaces import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (script users, proc connector)")
 

@@ -10,12 +10,12 @@ import urllib.request
 import pytest
 import uvloop
 
-from fastvrrp import metrics as M
 from fastvrrp._wire import DROP_REASONS
-from fastvrrp.core import types as T
 from fastvrrp.core.instance import VrrpInstance
+from fastvrrp.core.types import InstanceParams
+from fastvrrp.daemon import metrics
 
-ROW = M.InstanceRow(
+ROW = metrics.InstanceRow(
     name="VI_1",
     iface="eth0",
     family=4,
@@ -48,7 +48,7 @@ def _inst(name: str, kind: str, value: str, doc: str) -> str:
 
 
 def test_exposition_text_exact():
-    snap = M.Snapshot([ROW], [M.RxRow("eth0", 4, 12, DROPS)], {"instances": 1})
+    snap = metrics.Snapshot([ROW], [metrics.RxRow("eth0", 4, 12, DROPS)], {"instances": 1})
     expected = (
         _inst("instance_state", "gauge", "2.0", "VRRP state: 0 init, 1 backup, 2 master, 3 fault.")
         + _inst("instance_priority", "gauge", "90.0", "Effective priority (after tracking).")
@@ -76,23 +76,23 @@ def test_exposition_text_exact():
         )
         + "# HELP fastvrrp_instances instances.\n# TYPE fastvrrp_instances gauge\nfastvrrp_instances 1.0\n"
     )
-    assert M.render(snap).decode() == expected
+    assert metrics.render(snap).decode() == expected
     assert "_created" not in expected
 
 
 def test_no_created_series_and_no_ok_reason():
-    text = M.render(M.Snapshot([ROW] * 3, [M.RxRow("eth0", 6, 1, DROPS)])).decode()
+    text = metrics.render(metrics.Snapshot([ROW] * 3, [metrics.RxRow("eth0", 6, 1, DROPS)])).decode()
     assert "_created" not in text
     assert 'reason="ok"' not in text
     assert text.count("fastvrrp_adverts_sent_total{") == 3
 
 
 def test_instance_row_from_a_core_instance_and_engine_slot_stats():
-    core = VrrpInstance(T.InstanceConfig(name="VI_1", vrid=7, priority=255, primary_ip=bytes([192, 0, 2, 1])))
+    core = VrrpInstance(InstanceParams(name="VI_1", vrid=7, priority=255, primary_ip=bytes([192, 0, 2, 1])))
     core.start(0)  # an address owner goes MASTER at once (RFC 5798 6.4.1)
     core.shutdown(100)  # S10: resigns with a priority-0 advert
     core.stats.adverts_rx = 5
-    row = M.instance_row("VI_1", "eth0", 4, 7, core, {"sent": 10, "rx_fast": 20}, 255)
+    row = metrics.instance_row("VI_1", "eth0", 4, 7, core, {"sent": 10, "rx_fast": 20}, 255)
     assert row.state == int(core.state)
     assert row.became_master == 1 and row.priority_zero_tx == 1
     assert row.adverts_rx == 25  # core 5 + fast path 20
@@ -112,10 +112,10 @@ def test_scrape_over_http_with_cache():
 
     def snapshot():
         calls.append(1)
-        row = M.InstanceRow("VI_1", "eth0", 4, 51, 1, 100, 100, adverts_rx=len(calls))
-        return M.Snapshot([row], [])
+        row = metrics.InstanceRow("VI_1", "eth0", 4, 51, 1, 100, 100, adverts_rx=len(calls))
+        return metrics.Snapshot([row], [])
 
-    srv = M.MetricsServer(snapshot, "127.0.0.1", 0, cache_s=0.3)
+    srv = metrics.MetricsServer(snapshot, "127.0.0.1", 0, cache_s=0.3)
     host, port = srv.start()
     try:
         assert port > 0
@@ -145,9 +145,9 @@ def test_snapshot_taken_on_the_event_loop():
 
         def snapshot():
             where.append(threading.get_ident())
-            return M.Snapshot([ROW], [])
+            return metrics.Snapshot([ROW], [])
 
-        srv = M.MetricsServer(snapshot, "127.0.0.1", 0, loop=loop)
+        srv = metrics.MetricsServer(snapshot, "127.0.0.1", 0, loop=loop)
         host, port = srv.start()
         try:
             status, _, body = await loop.run_in_executor(None, _get, f"http://{host}:{port}/metrics")
@@ -164,7 +164,7 @@ def test_snapshot_failure_is_a_500_not_a_dead_server():
     def snapshot():
         raise RuntimeError("boom")
 
-    srv = M.MetricsServer(snapshot, "127.0.0.1", 0)
+    srv = metrics.MetricsServer(snapshot, "127.0.0.1", 0)
     host, port = srv.start()
     try:
         status, _, body = _get(f"http://{host}:{port}/metrics")
@@ -176,14 +176,14 @@ def test_snapshot_failure_is_a_500_not_a_dead_server():
 @pytest.mark.parametrize("n", [1000])
 def test_scrape_time_for_1000_instances(n):
     rows = [
-        M.InstanceRow(
+        metrics.InstanceRow(
             f"VI_{i}", f"eth{i % 8}", 4 if i % 2 else 6, i % 255 + 1, 2, 100, 100, i, i, 1, 1, 0, 0, 0, 0, 0
         )
         for i in range(n)
     ]
-    rx = [M.RxRow(f"eth{i}", f, 1000, list(range(len(DROP_REASONS)))) for i in range(8) for f in (4, 6)]
-    snap = M.Snapshot(rows, rx)
-    srv = M.MetricsServer(lambda: snap, "127.0.0.1", 0, cache_s=0)
+    rx = [metrics.RxRow(f"eth{i}", f, 1000, list(range(len(DROP_REASONS)))) for i in range(8) for f in (4, 6)]
+    snap = metrics.Snapshot(rows, rx)
+    srv = metrics.MetricsServer(lambda: snap, "127.0.0.1", 0, cache_s=0)
     host, port = srv.start()
     try:
         times = []

@@ -13,7 +13,7 @@ import time
 
 import uvloop
 
-from fastvrrp import notify as N
+from fastvrrp.daemon import notify
 from fastvrrp.health.runner import ScriptRunner
 
 
@@ -48,14 +48,14 @@ async def _until(pred, timeout=5.0):
 
 
 def test_fifo_line_format_matches_keepalived():
-    assert N.fifo_line("INSTANCE", "VI_1", "MASTER", 100) == b'INSTANCE "VI_1" MASTER 100\n'
-    assert N.fifo_line("GROUP", "VG_1", "BACKUP", 0) == b'GROUP "VG_1" BACKUP 0\n'
+    assert notify.fifo_line("INSTANCE", "VI_1", "MASTER", 100) == b'INSTANCE "VI_1" MASTER 100\n'
+    assert notify.fifo_line("GROUP", "VG_1", "BACKUP", 0) == b'GROUP "VG_1" BACKUP 0\n'
 
 
 def test_notify_argv_appends_type_name_state_priority():
-    cmd = N.Command.of('/etc/keepalived/notify.sh "two words" x')
+    cmd = notify.Command.of('/etc/keepalived/notify.sh "two words" x')
     assert cmd is not None
-    assert N.notify_argv(cmd, "INSTANCE", "VI_1", "FAULT", 90) == [
+    assert notify.notify_argv(cmd, "INSTANCE", "VI_1", "FAULT", 90) == [
         "/etc/keepalived/notify.sh", "two words", "x", "INSTANCE", "VI_1", "FAULT", "90",
     ]  # fmt: skip
 
@@ -84,11 +84,11 @@ def test_scripts_from_parsed_config(tmp_path):
     )
     cfg, problems, _ = config.check(str(conf))
     assert cfg is not None, problems
-    s = N.Scripts.of(cfg.instance("VI_1"))
-    assert s.master == N.Command(("/bin/m.sh", "up"))
-    assert s.notify == N.Command(("/bin/n.sh",))
+    s = notify.Scripts.of(cfg.instance("VI_1"))
+    assert s.master == notify.Command(("/bin/m.sh", "up"))
+    assert s.notify == notify.Command(("/bin/n.sh",))
     assert s.backup is None and s.priority_changes
-    nt = N.Notifier.from_config(None, None, cfg.global_defs)  # type: ignore[arg-type]
+    nt = notify.Notifier.from_config(None, None, cfg.global_defs)  # type: ignore[arg-type]
     assert nt.fifo_paths == ["/tmp/never-opened-fifo"]
 
 
@@ -99,10 +99,10 @@ def test_instance_scripts_run_with_keepalived_arguments(tmp_path):
     log = tmp_path / "log"
     m = _script(tmp_path, "m.sh", f'echo "master $*" >> {log}\n')
     n = _script(tmp_path, "n.sh", f'echo "notify $*" >> {log}\n')
-    scripts = N.Scripts(master=N.Command((m, "arg1")), notify=N.Command((n,)))
+    scripts = notify.Scripts(master=notify.Command((m, "arg1")), notify=notify.Command((n,)))
 
     async def main():
-        nt = N.Notifier(asyncio.get_running_loop(), _runner())
+        nt = notify.Notifier(asyncio.get_running_loop(), _runner())
         await nt.start()
         nt.instance_state("VI_1", scripts, "MASTER", 100)
         nt.instance_state("VI_1", scripts, "BACKUP", 90)  # no notify_backup: only the generic one
@@ -117,10 +117,10 @@ def test_group_scripts_get_priority_zero(tmp_path):
     log = tmp_path / "log"
     n = _script(tmp_path, "n.sh", f'echo "$*" >> {log}\n')
     f = _script(tmp_path, "f.sh", f'echo "fault $*" >> {log}\n')
-    scripts = N.Scripts(fault=N.Command((f, "VG_1")), notify=N.Command((n,)))
+    scripts = notify.Scripts(fault=notify.Command((f, "VG_1")), notify=notify.Command((n,)))
 
     async def main():
-        nt = N.Notifier(asyncio.get_running_loop(), _runner())
+        nt = notify.Notifier(asyncio.get_running_loop(), _runner())
         nt.group_state("VG_1", scripts, "FAULT")
         await nt.close()
 
@@ -132,10 +132,10 @@ def test_order_per_instance_kept_behind_a_slow_script(tmp_path):
     """A slow notify for one transition delays the next notification of that instance, never reorders it."""
     log = tmp_path / "log"
     n = _script(tmp_path, "n.sh", f'[ "$3" = MASTER ] && sleep 0.3\necho "$3" >> {log}\n')
-    scripts = N.Scripts(notify=N.Command((n,)))
+    scripts = notify.Scripts(notify=notify.Command((n,)))
 
     async def main():
-        nt = N.Notifier(asyncio.get_running_loop(), _runner(8))
+        nt = notify.Notifier(asyncio.get_running_loop(), _runner(8))
         t0 = time.perf_counter()
         for st in ("MASTER", "BACKUP", "FAULT", "BACKUP", "MASTER", "STOP"):
             nt.instance_state("VI_1", scripts, st, 100)
@@ -156,7 +156,7 @@ def test_slow_script_of_one_instance_does_not_delay_another_or_the_loop(tmp_path
 
     async def main():
         loop = asyncio.get_running_loop()
-        nt = N.Notifier(loop, _runner())
+        nt = notify.Notifier(loop, _runner())
         ticks = []
 
         def tick():  # a 10 ms "advert timer": must keep its pace while scripts run
@@ -165,8 +165,8 @@ def test_slow_script_of_one_instance_does_not_delay_another_or_the_loop(tmp_path
                 loop.call_later(0.01, tick)
 
         tick()
-        nt.instance_state("VI_1", N.Scripts(master=N.Command((slow,))), "MASTER", 100)
-        nt.instance_state("VI_2", N.Scripts(master=N.Command((fast,))), "MASTER", 100)
+        nt.instance_state("VI_1", notify.Scripts(master=notify.Command((slow,))), "MASTER", 100)
+        nt.instance_state("VI_2", notify.Scripts(master=notify.Command((fast,))), "MASTER", 100)
         await _until(lambda: _lines(log) == ["fast"], 0.8)  # done while VI_1's script still sleeps
         assert await nt.drain(5)
         await nt.close()
@@ -183,9 +183,11 @@ def test_deleted_is_fault_unless_notify_deleted(tmp_path):
     n = _script(tmp_path, "n.sh", f'echo "$3" >> {log}\n')
 
     async def main():
-        nt = N.Notifier(asyncio.get_running_loop(), _runner())
-        nt.instance_state("VI_1", N.Scripts(notify=N.Command((n,))), "DELETED", 100)
-        nt.instance_state("VI_2", N.Scripts(notify=N.Command((n,)), notify_deleted=True), "DELETED", 100)
+        nt = notify.Notifier(asyncio.get_running_loop(), _runner())
+        nt.instance_state("VI_1", notify.Scripts(notify=notify.Command((n,))), "DELETED", 100)
+        nt.instance_state(
+            "VI_2", notify.Scripts(notify=notify.Command((n,)), notify_deleted=True), "DELETED", 100
+        )
         await nt.close()
 
     uvloop.run(main())
@@ -198,9 +200,9 @@ def test_timeout_kills_hung_script_and_the_queue_moves_on(tmp_path):
     n = _script(tmp_path, "n.sh", f'[ "$3" = MASTER ] && sleep 30\necho "$3" >> {log}\n')
 
     async def main():
-        nt = N.Notifier(asyncio.get_running_loop(), _runner(), timeout_ms=200)
-        nt.instance_state("VI_1", N.Scripts(notify=N.Command((n,))), "MASTER", 100)
-        nt.instance_state("VI_1", N.Scripts(notify=N.Command((n,))), "BACKUP", 100)
+        nt = notify.Notifier(asyncio.get_running_loop(), _runner(), timeout_ms=200)
+        nt.instance_state("VI_1", notify.Scripts(notify=notify.Command((n,))), "MASTER", 100)
+        nt.instance_state("VI_1", notify.Scripts(notify=notify.Command((n,))), "BACKUP", 100)
         assert await nt.drain(5)
         await nt.close()
 
@@ -213,8 +215,10 @@ def test_missing_script_is_counted_and_later_ones_run(tmp_path):
     ok = _script(tmp_path, "ok.sh", f'echo "$3" >> {log}\n')
 
     async def main():
-        nt = N.Notifier(asyncio.get_running_loop(), _runner())
-        s = N.Scripts(master=N.Command((str(tmp_path / "absent.sh"),)), notify=N.Command((ok,)))
+        nt = notify.Notifier(asyncio.get_running_loop(), _runner())
+        s = notify.Scripts(
+            master=notify.Command((str(tmp_path / "absent.sh"),)), notify=notify.Command((ok,))
+        )
         nt.instance_state("VI_1", s, "MASTER", 100)
         await nt.close()
         return nt.scripts_failed
@@ -236,14 +240,14 @@ def test_fifo_created_script_reads_lines_and_fifo_removed_on_close(tmp_path):
     )
 
     async def main():
-        nt = N.Notifier(asyncio.get_running_loop(), _runner(), str(fifo), reader)
+        nt = notify.Notifier(asyncio.get_running_loop(), _runner(), str(fifo), reader)
         await nt.start()
         assert stat.S_ISFIFO(os.stat(fifo).st_mode)
-        s = N.Scripts(priority_changes=True)
+        s = notify.Scripts(priority_changes=True)
         nt.instance_state("VI_1", s, "BACKUP", 100)
         nt.instance_state("VI_1", s, "MASTER", 100)
         nt.instance_event("VI_1", s, "MASTER_PRIORITY", 80)
-        nt.instance_event("VI_1", N.NO_SCRIPTS, "BACKUP_PRIORITY", 70)  # not asked for: no line
+        nt.instance_event("VI_1", notify.NO_SCRIPTS, "BACKUP_PRIORITY", 70)  # not asked for: no line
         nt.instance_event("VI_1", s, "MASTER_RX_LOWER_PRI", 80)
         nt.group_state("VG_1", s, "MASTER")
         nt.instance_state("VI_1", s, "STOP", 80)
@@ -268,11 +272,11 @@ def test_existing_fifo_is_kept_and_a_full_fifo_never_blocks(tmp_path):
     os.mkfifo(fifo)
 
     async def main():
-        nt = N.Notifier(asyncio.get_running_loop(), None, str(fifo))
+        nt = notify.Notifier(asyncio.get_running_loop(), None, str(fifo))
         await nt.start()
         t0 = time.perf_counter()
         for i in range(5000):  # ~150 KiB: more than the 64 KiB pipe buffer, and nobody reads
-            nt.instance_state(f"VI_{i}", N.NO_SCRIPTS, "MASTER", 100)
+            nt.instance_state(f"VI_{i}", notify.NO_SCRIPTS, "MASTER", 100)
         took = time.perf_counter() - t0
         pending = len(nt._fifos[0].pending)
         # A reader arrives: everything, in order, is delivered.

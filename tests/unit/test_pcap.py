@@ -1,4 +1,4 @@
-"""fastvrrp.pcap: classic pcap (both byte orders, µs and ns), pcapng, damage, link layers."""
+"""fastvrrp.tools.pcap: classic pcap (both byte orders, µs and ns), pcapng, damage, link layers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from fastvrrp import pcap
+from fastvrrp.tools import pcap
 
 T0 = 1_700_000_000_123_456_789  # ns
 

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from fastvrrp import status as S
+from fastvrrp.daemon import status
 
 
 def _inst(**kw):
@@ -30,11 +30,11 @@ def _inst(**kw):
         adverts_tx=42,
     )
     base.update(kw)
-    return S.InstanceStatus(**base)
+    return status.InstanceStatus(**base)
 
 
 def _write(path, insts, **kw):
-    S.write_status(str(path), S.snapshot(insts, version="0.1", **kw))
+    status.write_status(str(path), status.snapshot(insts, version="0.1", **kw))
 
 
 def test_written_schema_round_trips(tmp_path):
@@ -84,7 +84,7 @@ def test_table_shows_who_holds_what_and_why(tmp_path, capsys):
                   reason="higher priority advert", vips=["2001:db8::100/64"], since=time.time() - 3700),
         ],
     )  # fmt: skip
-    assert S.main(["-f", str(path)]) == S.EXIT_OK
+    assert status.main(["-f", str(path)]) == status.EXIT_OK
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("fastvrrp 0.1 on ") and f"pid {os.getpid()}" in out[0]
     assert out[1].split() == ["INSTANCE", "STATE", "PRIO", "VIPS", "MASTER", "SINCE", "WHY"]
@@ -98,13 +98,13 @@ def test_table_shows_who_holds_what_and_why(tmp_path, capsys):
 def test_json_output(tmp_path, capsys):
     path = tmp_path / "status.json"
     _write(path, [_inst()])
-    assert S.main(["--file", str(path), "--json"]) == 0
+    assert status.main(["--file", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["stale"] is False and doc["instances"][0]["name"] == "VI_1"
 
 
 def test_missing_file_says_so(tmp_path, capsys):
-    assert S.main(["-f", str(tmp_path / "absent.json")]) == S.EXIT_MISSING
+    assert status.main(["-f", str(tmp_path / "absent.json")]) == status.EXIT_MISSING
     assert "does not exist: is fastvrrp running" in capsys.readouterr().err
 
 
@@ -113,7 +113,7 @@ def test_dead_daemon_is_reported(tmp_path, capsys):
     p.wait()  # a pid that just exited (and was reaped): nobody has it now
     path = tmp_path / "status.json"
     _write(path, [_inst()], pid=p.pid)
-    assert S.main(["-f", str(path)]) == S.EXIT_STALE
+    assert status.main(["-f", str(path)]) == status.EXIT_STALE
     captured = capsys.readouterr()
     assert f"fastvrrp (pid {p.pid}) is not running" in captured.err
     assert "VI_1" in captured.out  # still shows what it last knew
@@ -122,21 +122,21 @@ def test_dead_daemon_is_reported(tmp_path, capsys):
 def test_old_file_of_a_live_pid_is_stale(tmp_path, capsys):
     path = tmp_path / "status.json"
     _write(path, [_inst()], now=time.time() - 60, interval_s=5)
-    assert S.main(["-f", str(path)]) == S.EXIT_STALE
+    assert status.main(["-f", str(path)]) == status.EXIT_STALE
     assert "stale: written 1m00s ago" in capsys.readouterr().err
-    assert S.main(["-f", str(path), "--max-age", "120"]) == S.EXIT_OK
+    assert status.main(["-f", str(path), "--max-age", "120"]) == status.EXIT_OK
 
 
 def test_not_a_status_file(tmp_path, capsys):
     path = tmp_path / "status.json"
     path.write_text('{"hello": 1}')
-    assert S.main(["-f", str(path)]) == S.EXIT_BAD
+    assert status.main(["-f", str(path)]) == status.EXIT_BAD
     path.write_text("{half")
-    assert S.main(["-f", str(path)]) == S.EXIT_BAD
+    assert status.main(["-f", str(path)]) == status.EXIT_BAD
 
 
 def test_status_book_writes_on_transition_and_periodically(tmp_path):
-    book = S.StatusBook(str(tmp_path / "s.json"), interval_s=0.2)
+    book = status.StatusBook(str(tmp_path / "s.json"), interval_s=0.2)
     assert book.due()
     book.transition("VI_1", "preempted by higher priority", wall=1000.0)
     assert book.write([_inst(since=book.since["VI_1"][0], reason=book.since["VI_1"][1])])

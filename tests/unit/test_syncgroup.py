@@ -12,7 +12,7 @@ from fastvrrp.core import (
     AddAddresses,
     Advert,
     Announce,
-    InstanceConfig,
+    InstanceParams,
     RemoveAddresses,
     SendAdvert,
     State,
@@ -38,7 +38,7 @@ DOWN_100 = 3_609_375  # RFC 5798 6.1, priority 100 at 1 s
 def member(name: str, vrid: int, priority: int = 100) -> SyncMember:
     vip = ipaddress.ip_address(f"198.51.100.{vrid}").packed
     return SyncMember(
-        InstanceConfig(name=name, vrid=vrid, priority=priority, primary_ip=ME, addresses=(vip,))
+        InstanceParams(name=name, vrid=vrid, priority=priority, primary_ip=ME, addresses=(vip,))
     )
 
 

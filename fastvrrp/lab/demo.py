@@ -14,8 +14,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from fastvrrp.lab import Lab, wait_for
-from fastvrrp.testbed import InstanceSpec, Lan, Router, WireTap, master_down_ms, skew_ms
+from fastvrrp.lab.namespaces import Lab, wait_for
+from fastvrrp.lab.testbed import InstanceSpec, Lan, Router, WireTap, master_down_ms, skew_ms
 
 VIP = "192.0.2.100"
 BOLD, DIM, GREEN, YELLOW, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[33m", "\033[0m"

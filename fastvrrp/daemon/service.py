@@ -1,9 +1,9 @@
 """The daemon: owns the uvloop loop, the sockets, netlink and the one loop timer.
 
-Protocol glue lives in `fastvrrp.driver.Driver` (engine <-> core, no I/O); this module gives it its I/O (the
-`Port`: netlink address changes, gratuitous ARP / NA frames, the transition log), reads the sockets when they
-are readable, re-arms one timer to the earliest deadline, and handles signals, link events and reload.
-Nothing here decides protocol questions.
+Protocol glue lives in `fastvrrp.daemon.driver.Driver` (engine <-> core, no I/O); this module gives it
+its I/O (the `Port`: netlink address changes, gratuitous ARP / NA frames, the transition log), reads the
+sockets when they are readable, re-arms one timer to the earliest deadline, and handles signals, link
+events and reload. Nothing here decides protocol questions.
 """
 
 from __future__ import annotations
@@ -21,18 +21,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from fastvrrp import __version__, _engine, _wire, metrics, notify, status
-from fastvrrp import config as cfgmod
+from fastvrrp import __version__, _engine, _wire
+from fastvrrp.config import Config, ConfigError, InstanceConfig, Problem, check
 from fastvrrp.config.to_core import instance_config
-from fastvrrp.core import types as T
 from fastvrrp.core.instance import VrrpInstance
 from fastvrrp.core.syncgroup import SyncMember
-from fastvrrp.driver import Driver, Inst, make_templates
+from fastvrrp.core.types import State, StateChanged
+from fastvrrp.daemon import metrics, notify, status
+from fastvrrp.daemon.driver import Driver, RunningInstance, make_templates
+from fastvrrp.daemon.tracking import Tracking
 from fastvrrp.health.priority import Effective
 from fastvrrp.health.runner import ScriptRunner
 from fastvrrp.io import announce, netlink, noaccept, routes, sockets, sysctl, vmac
 from fastvrrp.io.timer import PreciseTimer
-from fastvrrp.tracking import Tracking
 
 log = logging.getLogger("fastvrrp")
 
@@ -69,10 +70,10 @@ class Link:
 
 
 @dataclass(eq=False)
-class InstIO:
+class InstanceResources:
     """What the daemon keeps per instance beside the driver's view."""
 
-    cfg: cfgmod.VrrpInstance
+    cfg: InstanceConfig
     link: Link
     vips: list[netlink.VipSpec]
     add_batch: netlink.AddrBatch
@@ -83,7 +84,7 @@ class InstIO:
     no_accept: bool = False  # drop traffic to the VIPs while MASTER (not the owner, accept off)
 
 
-def _fingerprint(icfg: cfgmod.VrrpInstance) -> Any:
+def _fingerprint(icfg: InstanceConfig) -> Any:
     """What decides whether a reload may keep an instance running: everything but where it was written."""
     return dataclasses.replace(icfg, file="", line=0)
 
@@ -106,9 +107,9 @@ class Daemon:
         self.driver = Driver(self.engine, self)
         self.nl = netlink.NetlinkWorker()
         self.links: dict[tuple[str, int, bool, bytes], Link] = {}
-        self.insts: dict[str, Inst] = {}
+        self.insts: dict[str, RunningInstance] = {}
         self.senders: dict[str, announce.FrameSender] = {}
-        self.cfg: cfgmod.Config | None = None
+        self.cfg: Config | None = None
         self.monitor: netlink.LinkMonitor | None = None
         self.timer = PreciseTimer(self.loop, self._on_timer)
         self._reloading = False
@@ -130,7 +131,7 @@ class Daemon:
 
     # --- life cycle --------------------------------------------------------------------------------------
 
-    async def start(self, cfg: cfgmod.Config) -> None:
+    async def start(self, cfg: Config) -> None:
         self.cfg = cfg
         gd = cfg.global_defs
         # Bounded (a thousand trackers never mean a thousand processes), but wide enough that a thousand
@@ -235,7 +236,7 @@ class Daemon:
 
     # --- instances ----------------------------------------------------------------------------------------
 
-    async def _vip_specs(self, icfg: cfgmod.VrrpInstance) -> list[netlink.VipSpec]:
+    async def _vip_specs(self, icfg: InstanceConfig) -> list[netlink.VipSpec]:
         specs = []
         for va in (*icfg.virtual_ipaddress, *icfg.virtual_ipaddress_excluded):
             dev = va.dev or icfg.interface
@@ -263,7 +264,7 @@ class Daemon:
             )
         return specs
 
-    async def _link_for(self, icfg: cfgmod.VrrpInstance, expected: int) -> Link:
+    async def _link_for(self, icfg: InstanceConfig, expected: int) -> Link:
         fam = icfg.family
         unicast = bool(icfg.unicast_peers)
         ifname = icfg.interface or ""
@@ -274,14 +275,12 @@ class Daemon:
             return link
         ifindex = await self.nl.link_index(ifname)
         if ifindex is None:
-            raise cfgmod.ConfigError(
-                [cfgmod.Problem(icfg.file, icfg.line, f"interface {ifname} does not exist")]
-            )
+            raise ConfigError([Problem(icfg.file, icfg.line, f"interface {ifname} does not exist")])
         src = icfg.unicast_src_ip or icfg.mcast_src_ip
         primary = str(src) if src is not None else await self.nl.primary_address(ifname, AF[fam])
         if primary is None:
             why = f"interface {ifname} has no IPv{fam} address to send from"
-            raise cfgmod.ConfigError([cfgmod.Problem(icfg.file, icfg.line, why)])
+            raise ConfigError([Problem(icfg.file, icfg.line, why)])
         socks = sockets.open_rx_tx(
             ifname,
             ifindex,
@@ -303,7 +302,7 @@ class Daemon:
         link.reading = True
         return link
 
-    def _group(self, icfg: cfgmod.VrrpInstance) -> bytes:
+    def _group(self, icfg: InstanceConfig) -> bytes:
         """The multicast group: mcast_dst_ip, else global_defs vrrp_mcast_group4/6 (RFC 5798's by default)."""
         assert self.cfg is not None
         gd = self.cfg.global_defs
@@ -316,7 +315,7 @@ class Daemon:
             s = self.senders[ifname] = announce.FrameSender(ifname)
         return s
 
-    async def _add_instance(self, icfg: cfgmod.VrrpInstance) -> Inst:
+    async def _add_instance(self, icfg: InstanceConfig) -> RunningInstance:
         assert self.cfg is not None
         conf, icfg = icfg, await self._issue4_prepare(icfg)  # use_vmac: runs on the VMAC (conf is as read)
         self._promote_secondaries(icfg)
@@ -342,7 +341,7 @@ class Daemon:
             gna_interval_ms=gd.vrrp_gna_interval_ms,
         )
         dests = peers or [link.group]
-        inst = Inst(
+        inst = RunningInstance(
             name=icfg.name,
             core=(SyncMember if icfg.sync_group else VrrpInstance)(ccfg),
             slot=slot,
@@ -367,7 +366,7 @@ class Daemon:
             garp_lower_prio_repeat=icfg.garp_lower_prio_repeat,
             garp_lower_prio_delay_ms=icfg.garp_lower_prio_delay_ms,
             report_lower_prio=icfg.notify_master_rx_lower_pri is not None,
-            io=InstIO(
+            io=InstanceResources(
                 conf,
                 link,
                 vips,
@@ -381,24 +380,24 @@ class Daemon:
         self._issue4_instance(inst, icfg)
         return inst
 
-    def _remove_instance(self, inst: Inst) -> None:
+    def _remove_instance(self, inst: RunningInstance) -> None:
         self.driver.remove(inst)
         del self.insts[inst.name]
         inst.io.link.users -= 1
 
     # --- the Port: what the driver asks of the outside world ----------------------------------------------
 
-    def addresses(self, inst: Inst, add: bool) -> None:
+    def addresses(self, inst: RunningInstance, add: bool) -> None:
         if inst.io.vips:
             self._spawn(self._addresses(inst, add))
 
-    def announce(self, inst: Inst, frames: list[bytes]) -> None:
+    def announce(self, inst: RunningInstance, frames: list[bytes]) -> None:
         # The takeover advert the driver queued goes out before the gratuitous ARPs (RFC 5798 6.4.2 order).
         self.engine.flush()
         inst.io.sender.send(frames)
 
-    def transition(self, inst: Inst, change: T.StateChanged) -> None:
-        if change.new is T.State.INIT:
+    def transition(self, inst: RunningInstance, change: StateChanged) -> None:
+        if change.new is State.INIT:
             log.info("(%s) Stopped", inst.name)
             word = "STOP"
         else:
@@ -412,7 +411,7 @@ class Daemon:
             self.book.transition(inst.name, change.reason)
             self.loop.call_soon(self._write_status)  # one write per batch of transitions
 
-    def lower_priority(self, inst: Inst, priority: int) -> None:
+    def lower_priority(self, inst: RunningInstance, priority: int) -> None:
         log.info("(%s) received lower priority (%d) advert", inst.name, priority)
         if self.notifier is not None:
             self.notifier.instance_event(
@@ -421,7 +420,7 @@ class Daemon:
 
     # --- tracking -----------------------------------------------------------------------------------------
 
-    def _begin(self, inst: Inst, eff: Effective, now: int) -> None:
+    def _begin(self, inst: RunningInstance, eff: Effective, now: int) -> None:
         """Start an instance with what its trackers say (keepalived: FAULT at once if one is down)."""
         inst.io.started = True
         eff = self._no_peer_fault(inst, eff)
@@ -434,7 +433,7 @@ class Daemon:
             inst.core.set_priority(eff.priority, now)
         self.driver.start(inst, now)
 
-    def _promote_secondaries(self, icfg: cfgmod.VrrpInstance) -> None:
+    def _promote_secondaries(self, icfg: InstanceConfig) -> None:
         """keepalived promote_secondaries: while we run, removing the primary address of the VIPs' interface
         promotes a secondary (a VIP in the same subnet) instead of deleting it too; put back on exit."""
         if not icfg.promote_secondaries or not icfg.interface:
@@ -445,7 +444,7 @@ class Daemon:
                 log.warning("(%s) sysctl %s: %s", icfg.name, p, err)
             self.sysctls.errors.clear()
 
-    def _no_peer_fault(self, inst: Inst, eff: Effective) -> Effective:
+    def _no_peer_fault(self, inst: RunningInstance, eff: Effective) -> Effective:
         """keepalived.conf(5) unicast_fault_no_peer: an instance with no unicast_peer does not fall back to
         multicast; it stays in FAULT whatever its trackers say."""
         icfg = inst.io.cfg
@@ -534,7 +533,7 @@ class Daemon:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _addresses(self, inst: Inst, add: bool) -> None:
+    async def _addresses(self, inst: RunningInstance, add: bool) -> None:
         verb = "add" if add else "remove"
         await self._issue4_before(inst, add)
         try:
@@ -552,7 +551,7 @@ class Daemon:
 
     # --- sync groups, routes and rules, use_vmac, no_accept -------------------------------------------------
 
-    def _set_sync_groups(self, cfg: cfgmod.Config) -> None:
+    def _set_sync_groups(self, cfg: Config) -> None:
         self.driver.set_sync_groups({name: sg.group for name, sg in cfg.sync_groups.items()})
         self.group_of = {m: name for name, sg in cfg.sync_groups.items() for m in sg.group}
         self.group_scripts = {name: notify.Scripts.of(sg) for name, sg in cfg.sync_groups.items()}
@@ -565,7 +564,7 @@ class Daemon:
         if gname is None or self.notifier is None or self.cfg is None:
             return
         words = {
-            "STOP" if i.core.state is T.State.INIT else i.core.state.name
+            "STOP" if i.core.state is State.INIT else i.core.state.name
             for n in self.cfg.sync_groups[gname].group
             if (i := self.insts.get(n)) is not None and i.io.started
         }
@@ -575,7 +574,7 @@ class Daemon:
                 self.group_word[gname] = word
                 self.notifier.group_state(gname, self.group_scripts[gname], word)
 
-    async def _issue4_prepare(self, icfg: cfgmod.VrrpInstance) -> cfgmod.VrrpInstance:
+    async def _issue4_prepare(self, icfg: InstanceConfig) -> InstanceConfig:
         """use_vmac: make the macvlan and its kernel settings; the instance then runs on it (adverts, VIPs,
         GARPs), with the parent's primary address as its source (keepalived.conf(5) use_vmac)."""
         if not icfg.use_vmac or not icfg.interface:
@@ -588,12 +587,12 @@ class Daemon:
             name = vmac.vmac_name(prefix, icfg.virtual_router_id, fam, icfg.vmac_name)
             mac = vmac.vmac_mac(icfg.virtual_router_id, fam, icfg.vmac_mac)
         except ValueError as exc:
-            raise cfgmod.ConfigError([cfgmod.Problem(icfg.file, icfg.line, f"use_vmac: {exc}")]) from None
+            raise ConfigError([Problem(icfg.file, icfg.line, f"use_vmac: {exc}")]) from None
         src = icfg.unicast_src_ip or icfg.mcast_src_ip
         primary = str(src) if src is not None else await self.nl.primary_address(parent, AF[fam])
         if primary is None:
             why = f"interface {parent} has no IPv{fam} address to send from"
-            raise cfgmod.ConfigError([cfgmod.Problem(icfg.file, icfg.line, why)])
+            raise ConfigError([Problem(icfg.file, icfg.line, why)])
         settings = sysctl.vmac_settings(parent, name)
         # Nor may the parent put a VIP in its own ARP requests (it would teach the VIP with the parent's MAC,
         # VRRP-NOTES 3: arp_announce=2).
@@ -610,7 +609,7 @@ class Daemon:
             v = await self.nl.call(vmac.create, parent, name, mac, fam)
         except Exception as exc:
             why = f"cannot create the VMAC interface {name} on {parent}: {exc}"
-            raise cfgmod.ConfigError([cfgmod.Problem(icfg.file, icfg.line, why)]) from None
+            raise ConfigError([Problem(icfg.file, icfg.line, why)]) from None
         self.vmacs[name] = v
         for path, value in own:
             self.sysctls.apply(path, value)
@@ -623,14 +622,14 @@ class Daemon:
             return dataclasses.replace(icfg, interface=name, unicast_src_ip=addr)
         return dataclasses.replace(icfg, interface=name, mcast_src_ip=addr)
 
-    def _issue4_instance(self, inst: Inst, icfg: cfgmod.VrrpInstance) -> None:
+    def _issue4_instance(self, inst: RunningInstance, icfg: InstanceConfig) -> None:
         """Routes and rules (parsed once), and whether the instance drops traffic to its VIPs."""
         specs = []
         try:
             specs += [routes.route_spec(r, icfg.interface) for r in icfg.virtual_routes]
             specs += [routes.rule_spec(r) for r in icfg.virtual_rules]
         except routes.RouteSyntaxError as exc:
-            raise cfgmod.ConfigError([cfgmod.Problem(icfg.file, icfg.line, str(exc))]) from None
+            raise ConfigError([Problem(icfg.file, icfg.line, str(exc))]) from None
         inst.io.routes = tuple(specs)
         inst.io.no_accept = not icfg.accept and not inst.core.owner and bool(inst.io.vips)
         if inst.io.no_accept and not self._nft_ready:
@@ -645,7 +644,7 @@ class Daemon:
                 log.error("(%s) no_accept not enforced (%s): the VIPs accept traffic", inst.name, why)
                 inst.io.no_accept = False
 
-    async def _issue4_before(self, inst: Inst, add: bool) -> None:
+    async def _issue4_before(self, inst: RunningInstance, add: bool) -> None:
         # no_accept: the drop is in place before the address exists (RFC 5798 6.4.3); routes and rules may
         # use a VIP as their source, so they go before the addresses do.
         try:
@@ -656,7 +655,7 @@ class Daemon:
         except Exception:
             log.exception("(%s) preparing the address change failed", inst.name)
 
-    async def _issue4_after(self, inst: Inst, add: bool) -> None:
+    async def _issue4_after(self, inst: RunningInstance, add: bool) -> None:
         try:
             if add and inst.io.routes:
                 self._log_routes(inst, "add", await self.nl.call(routes.apply, inst.io.routes, True))
@@ -665,7 +664,7 @@ class Daemon:
         except Exception:
             log.exception("(%s) completing the address change failed", inst.name)
 
-    def _log_routes(self, inst: Inst, verb: str, res: routes.NetResult) -> None:
+    def _log_routes(self, inst: RunningInstance, verb: str, res: routes.NetResult) -> None:
         for spec, why in res.failed:
             log.error("(%s) cannot %s %s '%s': %s", inst.name, verb, spec.kind, spec.text, why)
 
@@ -754,7 +753,7 @@ class Daemon:
         if added:
             return
         for inst in self.insts.values():
-            if inst.holds_addresses and inst.core.state is T.State.MASTER:
+            if inst.holds_addresses and inst.core.state is State.MASTER:
                 for spec in inst.io.vips:
                     if spec.ifindex == ifindex and spec.address == address:
                         log.warning(
@@ -768,7 +767,7 @@ class Daemon:
 
     def _on_resync(self) -> None:
         for inst in self.insts.values():
-            if inst.holds_addresses and inst.core.state is T.State.MASTER:
+            if inst.holds_addresses and inst.core.state is State.MASTER:
                 self._spawn(self._addresses(inst, True))
 
     # --- reload ------------------------------------------------------------------------------------------
@@ -779,7 +778,7 @@ class Daemon:
             return
         self._reloading = True
         try:
-            new, problems, unsupported = cfgmod.check(self.config_path, self.config_id)
+            new, problems, unsupported = check(self.config_path, self.config_id)
             if new is None:
                 log.error(
                     "reload refused: the new configuration has %d problem(s); keeping the running one",
@@ -818,7 +817,7 @@ class Daemon:
                 if name not in self.insts:
                     try:
                         started.append(await self._add_instance(icfg))
-                    except cfgmod.ConfigError as e:
+                    except ConfigError as e:
                         for p in e.problems:
                             log.error("%s", p)
             self.tracking.start()
@@ -868,7 +867,7 @@ def _setup_logging(args: Any) -> None:
 
 async def _main(args: Any) -> int:
     path = args.config_file
-    cfg, problems, unsupported = cfgmod.check(path, args.config_id)
+    cfg, problems, unsupported = check(path, args.config_id)
     if cfg is None:
         for p in problems:
             log.error("%s", p)
@@ -894,7 +893,7 @@ async def _main(args: Any) -> int:
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(daemon.reload()))
     try:
         await daemon.start(cfg)
-    except cfgmod.ConfigError as e:
+    except ConfigError as e:
         for p in e.problems:
             log.error("%s", p)
         daemon._close_all()

@@ -20,16 +20,26 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fastvrrp import _engine, _wire
-from fastvrrp.core import types as T
 from fastvrrp.core.instance import VrrpInstance
 from fastvrrp.core.syncgroup import FAULT_ON, TO_BACKUP, TO_MASTER, Directive, SyncGroup, SyncMember
+from fastvrrp.core.types import (
+    Action,
+    AddAddresses,
+    Advert,
+    Announce,
+    HeardLowerPriority,
+    RemoveAddresses,
+    SendAdvert,
+    State,
+    StateChanged,
+)
 from fastvrrp.io.announce import AnnounceSchedule
 
 _FIRED = -2  # "the deadline changed": after a fire the engine slot holds no deadline
 
 
 @dataclass(eq=False)
-class Inst:
+class RunningInstance:
     """A running instance as the driver sees it."""
 
     name: str
@@ -45,7 +55,7 @@ class Inst:
     rendered: tuple[int, int] = (-1, -1)
     follow: tuple[bytes, int, int] | None = None  # (src, priority, interval) the backup fast path matches
     holds_addresses: bool = False
-    last_change: T.StateChanged | None = None
+    last_change: StateChanged | None = None
     # keepalived garp_lower_prio_repeat / garp_lower_prio_delay: a master hearing a lower priority (the core's
     # HeardLowerPriority, on the S9 rate limit) sends that many GARP/NA at once and again after the delay.
     garp_lower_prio_repeat: int = 0  # 0: no burst
@@ -56,10 +66,10 @@ class Inst:
 class Port(Protocol):
     """The I/O the driver asks for; every call returns at once (the work may finish later)."""
 
-    def addresses(self, inst: Inst, add: bool) -> None: ...
-    def announce(self, inst: Inst, frames: list[bytes]) -> None: ...
-    def transition(self, inst: Inst, change: T.StateChanged) -> None: ...
-    def lower_priority(self, inst: Inst, priority: int) -> None: ...
+    def addresses(self, inst: RunningInstance, add: bool) -> None: ...
+    def announce(self, inst: RunningInstance, frames: list[bytes]) -> None: ...
+    def transition(self, inst: RunningInstance, change: StateChanged) -> None: ...
+    def lower_priority(self, inst: RunningInstance, priority: int) -> None: ...
 
 
 def make_templates(
@@ -100,7 +110,7 @@ def make_templates(
 class Driver:
     engine: _engine.Engine
     port: Port
-    insts: dict[int, Inst] = field(default_factory=dict)  # by engine slot
+    insts: dict[int, RunningInstance] = field(default_factory=dict)  # by engine slot
     groups: dict[str, SyncGroup] = field(default_factory=dict)  # sync group of each member, by member name
     # Pending announcement deadlines (ms) by slot: only instances with GARP/NA still to send. A master whose
     # bursts are done costs nothing per wake-up, whatever the number of instances.
@@ -110,19 +120,19 @@ class Driver:
 
     # --- instances ---------------------------------------------------------------------------------------
 
-    def add(self, inst: Inst) -> None:
+    def add(self, inst: RunningInstance) -> None:
         self.insts[inst.slot] = inst
 
-    def remove(self, inst: Inst) -> None:
+    def remove(self, inst: RunningInstance) -> None:
         self.engine.remove_slot(inst.slot)
         del self.insts[inst.slot]
         self.announcing.pop(inst.slot, None)
         self.lower_prio_second.pop(inst.slot, None)
 
-    def start(self, inst: Inst, now_us: int) -> None:
+    def start(self, inst: RunningInstance, now_us: int) -> None:
         self._call(inst, now_us, inst.core.start)
 
-    def shutdown(self, inst: Inst, now_us: int) -> None:
+    def shutdown(self, inst: RunningInstance, now_us: int) -> None:
         """S10 for a master (priority 0, addresses removed), S5 for a backup; the slot goes quiet."""
         self._apply(inst, inst.core.shutdown(now_us), now_us)
         inst.announcer.stop()
@@ -130,7 +140,7 @@ class Driver:
         self.lower_prio_second.pop(inst.slot, None)
         self.engine.timer(inst.slot, -1)
 
-    def set_fault(self, inst: Inst, faulty: bool, now_us: int) -> None:
+    def set_fault(self, inst: RunningInstance, faulty: bool, now_us: int) -> None:
         group = self.groups.get(inst.name)
         if group is not None:  # the whole group goes to FAULT and comes back together
             for d in group.on_fault(inst.name, faulty):
@@ -138,10 +148,10 @@ class Driver:
             return
         self._call(inst, now_us, lambda t: inst.core.set_fault(faulty, t))
 
-    def set_priority(self, inst: Inst, effective: int, now_us: int) -> None:
+    def set_priority(self, inst: RunningInstance, effective: int, now_us: int) -> None:
         self._call(inst, now_us, lambda t: inst.core.set_priority(effective, t))
 
-    def _call(self, inst: Inst, now_us: int, fn: Any) -> None:
+    def _call(self, inst: RunningInstance, now_us: int, fn: Any) -> None:
         before = inst.core.next_deadline_us
         self._apply(inst, fn(now_us), now_us)
         self._sync(inst, before, now_us)
@@ -165,7 +175,7 @@ class Driver:
                 pkt = None
             else:
                 pkt = ev[2]
-                adv = T.Advert(
+                adv = Advert(
                     src=pkt.src,
                     vrid=pkt.vrid,
                     priority=pkt.priority,
@@ -209,14 +219,14 @@ class Driver:
                 nd = dl
         return nd
 
-    def _lower_prio_burst(self, inst: Inst, now_ms: int) -> None:
+    def _lower_prio_burst(self, inst: RunningInstance, now_ms: int) -> None:
         """garp_lower_prio_repeat GARP/NA per VIP while still master (the schedule is inactive otherwise)."""
         frames = inst.announcer.burst(now_ms, inst.garp_lower_prio_repeat)
         if frames:
             self.port.announce(inst, frames)
         self._note_announce(inst)
 
-    def _note_announce(self, inst: Inst) -> None:
+    def _note_announce(self, inst: RunningInstance) -> None:
         a = inst.announcer
         dl = a.next_deadline_ms if a.active else None
         if dl is None:
@@ -226,44 +236,44 @@ class Driver:
 
     # --- applying the core's actions ---------------------------------------------------------------------
 
-    def _render(self, inst: Inst, priority: int) -> list[tuple[bytes, int, bytes]]:
+    def _render(self, inst: RunningInstance, priority: int) -> list[tuple[bytes, int, bytes]]:
         interval = inst.adver_int_ms
         return [
             (d, inst.ifindex, t.render(priority, interval))
             for d, t in zip(inst.dests, inst.templates, strict=True)
         ]
 
-    def _ensure_rendered(self, inst: Inst) -> None:
+    def _ensure_rendered(self, inst: RunningInstance) -> None:
         key = (inst.core.priority, inst.adver_int_ms)
         if inst.rendered != key:
             self.engine.set_adverts(inst.slot, inst.tx_id, self._render(inst, inst.core.priority))
             inst.rendered = key
 
-    def _apply(self, inst: Inst, actions: Iterable[T.Action], now_us: int) -> None:
+    def _apply(self, inst: RunningInstance, actions: Iterable[Action], now_us: int) -> None:
         for a in actions:
-            if isinstance(a, T.SendAdvert):
+            if isinstance(a, SendAdvert):
                 if a.priority == inst.core.priority:
                     self._ensure_rendered(inst)
                     self.engine.send_now(inst.slot)
                 else:  # priority 0 (resigning): a one-off rendering
                     for dest, ifindex, msg in self._render(inst, a.priority):
                         self.engine.send_raw(inst.tx_id, dest, ifindex, msg)
-            elif isinstance(a, T.Announce):
+            elif isinstance(a, Announce):
                 frames = inst.announcer.became_master(now_us // 1000)
                 if frames:
                     self.port.announce(inst, frames)
                 self._note_announce(inst)
-            elif isinstance(a, T.AddAddresses):
+            elif isinstance(a, AddAddresses):
                 inst.holds_addresses = True
                 self.port.addresses(inst, True)
-            elif isinstance(a, T.RemoveAddresses):
+            elif isinstance(a, RemoveAddresses):
                 inst.announcer.stop()
                 self._note_announce(inst)
                 self.lower_prio_second.pop(inst.slot, None)
                 if inst.holds_addresses:
                     self.port.addresses(inst, False)
                 inst.holds_addresses = False
-            elif isinstance(a, T.HeardLowerPriority):
+            elif isinstance(a, HeardLowerPriority):
                 if inst.garp_lower_prio_repeat > 0 and inst.announcer.active:
                     # keepalived: refresh the segment's ARP caches at once, and a second set after the delay
                     # (the first pending second set stands: the S9 rate limit must not push it out forever).
@@ -273,14 +283,14 @@ class Driver:
                         self.lower_prio_second.setdefault(inst.slot, now_ms + inst.garp_lower_prio_delay_ms)
                 if inst.report_lower_prio:
                     self.port.lower_priority(inst, a.priority)
-            elif isinstance(a, T.StateChanged):
+            elif isinstance(a, StateChanged):
                 inst.follow = None
                 inst.last_change = a
                 self.port.transition(inst, a)
                 if self.groups:
                     self._group_changed(inst, a, now_us)
 
-    def _sync(self, inst: Inst, before_us: int | None, now_us: int, pkt: Any = None) -> None:
+    def _sync(self, inst: RunningInstance, before_us: int | None, now_us: int, pkt: Any = None) -> None:
         """Hand the instance's timing to the engine after a core call (see the module docstring). Core and
         engine both keep microseconds, so deadlines pass through unchanged."""
         core = inst.core
@@ -288,7 +298,7 @@ class Driver:
         changed = dl != before_us
         st = core.state
         eng = self.engine
-        if st is T.State.MASTER:
+        if st is State.MASTER:
             self._ensure_rendered(inst)
             if changed or eng.mode(inst.slot) != "master":
                 assert dl is not None
@@ -298,7 +308,7 @@ class Driver:
         # master's advert whose list changed (RFC 3768 7.1), so v2 follows on the fast path only when
         # skip_check_adv_addr says the current master's list is not checked.
         cc = core.config
-        if st is T.State.BACKUP and eng.fast_path and (cc.version == 3 or cc.skip_check_adv_addr):
+        if st is State.BACKUP and eng.fast_path and (cc.version == 3 or cc.skip_check_adv_addr):
             if pkt is not None and changed and pkt.priority > 0 and core.master_src == pkt.src:
                 # The core followed this advert (S4); the same advert again would do nothing else - unless
                 # it is a lower priority followed only for preempt_delay: then the core sees every one.
@@ -334,7 +344,7 @@ class Driver:
             for n in present:
                 self.groups[n] = group
 
-    def _group_changed(self, inst: Inst, change: T.StateChanged, now_us: int) -> None:
+    def _group_changed(self, inst: RunningInstance, change: StateChanged, now_us: int) -> None:
         group = self.groups.get(inst.name)
         if group is not None:
             for d in group.on_state(inst.name, change.old, change.new):

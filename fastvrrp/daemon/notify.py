@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-log = logging.getLogger("fastvrrp.notify")
+log = logging.getLogger("fastvrrp.daemon.notify")
 
 STATES = ("MASTER", "BACKUP", "FAULT", "STOP", "DELETED")  # what `notify` scripts may receive
 EVENTS = ("MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY")  # FIFO-only event words
@@ -92,7 +92,7 @@ class Scripts:
 
     @classmethod
     def of(cls, cfg: Any, priority_changes_default: bool = False) -> Scripts:
-        """From a config VrrpInstance or SyncGroup (fields notify_master ... notify_priority_changes)."""
+        """From an InstanceConfig or a SyncGroupConfig (fields notify_master ... notify_priority_changes)."""
         deleted = getattr(cfg, "notify_deleted", None)
         return cls(
             master=Command.of(cfg.notify_master),

@@ -19,7 +19,7 @@ gratuitous ARPs, unsolicited neighbour advertisements, and ICMP/ICMPv6 echo requ
 else is ignored, but written to the optional pcap file, which `fastvrrp decode` can read.
 
 Events keep the stamp as integer ns (`t_ns`); the query helpers take and compare float seconds on the
-time.time() clock (`Event.t`), because their callers (fastvrrp.testbed, the interop tests, the benchmarks,
+time.time() clock (`Event.t`), because their callers (fastvrrp.lab.testbed, the interop tests, the benchmarks,
 the demo) mark moments with time.time().
 """
 
@@ -38,8 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastvrrp import decode, pcap
 from fastvrrp.io.nsexec import enter_netns
+from fastvrrp.tools import decode, pcap
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from fastvrrp import pcap
+from fastvrrp.tools import pcap
 
 IPPROTO_VRRP = 112
 # IPv6 extension headers walked to reach the upper layer (RFC 8200 4): hop-by-hop, routing, destination

@@ -1,8 +1,9 @@
 """A VRRP test bed in namespaces: a LAN, routers running keepalived or fastvrrp, and failover measurement.
 
 Used by the interop tests, the side-by-side benchmarks and the demo. Everything is built on
-`fastvrrp.lab.Lab`, which tracks every namespace and PID and removes them on close. The capture on the
-bridge is `fastvrrp.wiretap.WireTap` (re-exported here); its queries take time.time() seconds, like Event.t.
+`fastvrrp.lab.namespaces.Lab`, which tracks every namespace and PID and removes them on close. The
+capture on the bridge is `fastvrrp.lab.wiretap.WireTap` (re-exported here); its
+queries take time.time() seconds, like Event.t.
 
     lab = Lab()
     lan = Lan(lab, routers=2, client=True)            # switch ns with br0, r1/r2 (.1/.2), client (.50)
@@ -30,8 +31,8 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from fastvrrp.lab import Lab, Proc, wait_for
-from fastvrrp.wiretap import Event, WireTap, canonical
+from fastvrrp.lab.namespaces import Lab, Proc, wait_for
+from fastvrrp.lab.wiretap import Event, WireTap, canonical
 
 LAN4 = "192.0.2.{}/24"
 LAN6 = "2001:db8::{}/64"
