@@ -25,12 +25,12 @@ from fastvrrp import __version__, _engine, _wire
 from fastvrrp.config import Config, ConfigError, InstanceConfig, Problem, check
 from fastvrrp.config.to_core import instance_config
 from fastvrrp.core.instance import VrrpInstance
+from fastvrrp.core.priority import Effective
 from fastvrrp.core.syncgroup import SyncMember
 from fastvrrp.core.types import State, StateChanged
 from fastvrrp.daemon import metrics, notify, status
 from fastvrrp.daemon.driver import Driver, RunningInstance, make_templates
 from fastvrrp.daemon.tracking import Tracking
-from fastvrrp.health.priority import Effective
 from fastvrrp.health.runner import ScriptRunner
 from fastvrrp.io import announce, netlink, noaccept, routes, sockets, sysctl, vmac
 from fastvrrp.io.timer import PreciseTimer

@@ -14,8 +14,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from fastvrrp.core.priority import Effective, Ref, effective_priority, resolve_refs, tracked_from
 from fastvrrp.health.checks import CheckTracker
-from fastvrrp.health.priority import Effective, Ref, effective_priority, resolve_refs, tracked_from
 from fastvrrp.health.runner import ScriptRunner
 from fastvrrp.health.status import TrackerStatus
 from fastvrrp.health.trackers import FileTracker, ProcessMonitor, ProcessTracker, ScriptTracker

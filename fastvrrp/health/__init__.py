@@ -1,4 +1,4 @@
-"""Health: trackers and checks that produce results and know nothing of VRRP, plus the pure priority math.
+"""Health: trackers and checks that produce results and know nothing of VRRP.
 
 The API the daemon wires up
 ---------------------------
@@ -19,28 +19,20 @@ True/False, or None before a first result; `value` is the integer of a track_fil
 
 All of them run on the running asyncio (uvloop) loop; start() must be called from inside it.
 
-The priority math (pure: `fastvrrp.health.priority`)
-    refs, warnings = resolve_refs(instance, config)      # the trackers an instance follows, with weights
-    eff = effective_priority(base, tracked_from(refs, {(kind, name): (up, value)}))
-    eff.priority (1..254, owner 255), eff.fault, eff.waiting
+The daemon turns these statuses into a VRRP priority with `fastvrrp.core.priority` (resolve_refs,
+effective_priority, tracked_from): the weights, the clamp and FAULT are protocol rules and live in the core.
 Kinds are "interface", "script", "file", "process", "check". Names are per kind; on_change gives the
 tracker's own name (for InterfaceTracker: the interface name), so the daemon keys statuses by
 (kind, name).
 
-Pure modules (no asyncio, socket or clock): status.py, priority.py, dnswire.py. The rest does I/O.
+Pure modules (no asyncio, socket or clock): status.py, dnswire.py, spec.py. The rest does I/O; the kernel
+plumbing it uses (inotify, the proc connector, netlink) lives in fastvrrp/io/.
 """
 
-from .priority import Effective, Ref, Tracked, effective_priority, resolve_refs, tracked_from
 from .status import RiseFall, TrackerStatus, parse_track_file_value
 
 __all__ = [
-    "Effective",
-    "Ref",
     "RiseFall",
-    "Tracked",
     "TrackerStatus",
-    "effective_priority",
     "parse_track_file_value",
-    "resolve_refs",
-    "tracked_from",
 ]

@@ -7,16 +7,31 @@ first knows it); `.status` holds the latest. None of them knows anything about V
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import errno
 import logging
 import os
-import socket
-import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from fastvrrp.io.inotify import (
+    IN_DELETE,
+    IN_DELETE_SELF,
+    IN_IGNORED,
+    IN_ISDIR,
+    IN_MOVE_SELF,
+    IN_MOVED_FROM,
+    IN_Q_OVERFLOW,
+    Inotify,
+    shared_inotify,
+)
+from fastvrrp.io.proc_connector import (
+    PROC_EVENT_COMM,
+    PROC_EVENT_EXEC,
+    PROC_EVENT_EXIT,
+    PROC_EVENT_FORK,
+    ProcConnector,
+)
 
 from .runner import ScriptResult, ScriptRunner
 from .status import RiseFall, TrackerStatus, parse_track_file_value
@@ -127,117 +142,7 @@ class ScriptTracker:
             _call(self.on_change, self.name, self.status)
 
 
-# --- track_file (inotify) ----------------------------------------------------------------------------------
-
-IN_MODIFY = 0x002
-IN_CLOSE_WRITE = 0x008
-IN_MOVED_FROM = 0x040
-IN_MOVED_TO = 0x080
-IN_CREATE = 0x100
-IN_DELETE = 0x200
-IN_DELETE_SELF = 0x400
-IN_MOVE_SELF = 0x800
-IN_IGNORED = 0x8000
-IN_Q_OVERFLOW = 0x4000
-IN_ISDIR = 0x40000000
-IN_NONBLOCK = os.O_NONBLOCK
-IN_CLOEXEC = os.O_CLOEXEC
-_EVENT = struct.Struct("iIII")  # wd, mask, cookie, len
-
-DIR_MASK = (
-    IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
-)
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-class Inotify:
-    """One inotify instance (they are a scarce per-user resource: max_user_instances is often 128) shared by
-    every FileTracker on a loop. Watches directories; calls back with (directory, file name, mask)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        if fd < 0:
-            e = ctypes.get_errno()
-            raise OSError(e, f"inotify_init1: {os.strerror(e)}")
-        self.fd = fd
-        self._wd: dict[int, str] = {}  # wd -> directory
-        self._dirs: dict[str, int] = {}
-        self._subs: dict[str, list[Callable[[str, int], None]]] = {}  # directory -> callbacks(name, mask)
-        self.events = 0
-        self.overflows = 0
-        loop.add_reader(fd, self._readable)
-
-    def watch(self, directory: str, cb: Callable[[str, int], None]) -> None:
-        if directory not in self._dirs:
-            wd = _libc.inotify_add_watch(self.fd, os.fsencode(directory), DIR_MASK)
-            if wd < 0:
-                e = ctypes.get_errno()
-                raise OSError(e, f"inotify_add_watch({directory}): {os.strerror(e)}")
-            self._dirs[directory] = wd
-            self._wd[wd] = directory
-        self._subs.setdefault(directory, []).append(cb)
-
-    def unwatch(self, directory: str, cb: Callable[[str, int], None]) -> None:
-        subs = self._subs.get(directory, [])
-        if cb in subs:
-            subs.remove(cb)
-        if not subs and directory in self._dirs:
-            wd = self._dirs.pop(directory)
-            self._wd.pop(wd, None)
-            self._subs.pop(directory, None)
-            _libc.inotify_rm_watch(self.fd, wd)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            self.loop.remove_reader(self.fd)  # before close: uvloop aborts otherwise (VRRP-NOTES 0.3)
-            os.close(self.fd)
-            self.fd = -1
-
-    def _readable(self) -> None:
-        while True:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError as e:
-                if e.errno == errno.EINTR:
-                    continue
-                log.error("inotify read failed: %s", e)
-                return
-            off = 0
-            while off + _EVENT.size <= len(data):
-                wd, mask, _cookie, ln = _EVENT.unpack_from(data, off)
-                name = (
-                    data[off + _EVENT.size : off + _EVENT.size + ln]
-                    .split(b"\0", 1)[0]
-                    .decode(errors="replace")
-                )
-                off += _EVENT.size + ln
-                self.events += 1
-                if mask & IN_Q_OVERFLOW:
-                    # events were lost: everybody re-reads
-                    self.overflows += 1
-                    for subs in list(self._subs.values()):
-                        for cb in list(subs):
-                            cb("", mask)
-                    continue
-                d = self._wd.get(wd)
-                if d is None:
-                    continue
-                for cb in list(self._subs.get(d, ())):
-                    cb(name, mask)
-
-
-_INOTIFY: dict[int, Inotify] = {}
-
-
-def shared_inotify(loop: asyncio.AbstractEventLoop) -> Inotify:
-    ino = _INOTIFY.get(id(loop))
-    if ino is None or ino.fd < 0 or ino.loop is not loop:
-        ino = _INOTIFY[id(loop)] = Inotify(loop)
-    return ino
+# --- track_file (inotify: fastvrrp.io.inotify) --------------------------------------------------------------
 
 
 class FileTracker:
@@ -345,23 +250,7 @@ class FileTracker:
         _call(self.on_change, self.name, self.status)
 
 
-# --- vrrp_track_process (proc connector) -------------------------------------------------------------------
-
-NETLINK_CONNECTOR = 11
-CN_IDX_PROC = 1
-CN_VAL_PROC = 1
-PROC_CN_MCAST_LISTEN = 1
-PROC_CN_MCAST_IGNORE = 2
-PROC_EVENT_FORK = 0x00000001
-PROC_EVENT_EXEC = 0x00000002
-PROC_EVENT_COMM = 0x00000200
-PROC_EVENT_EXIT = 0x80000000
-NLMSG_DONE = 3
-_NLH = struct.Struct("=IHHII")  # len, type, flags, seq, pid
-_CN = struct.Struct("=IIIIHH")  # idx, val, seq, ack, len, flags
-_EVH = struct.Struct("=IIQ")  # what, cpu, timestamp_ns
-_PAIR = struct.Struct("=II")
-_FORK = struct.Struct("=IIII")  # parent pid, parent tgid, child pid, child tgid
+# --- vrrp_track_process (fastvrrp.io.proc_connector) --------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,10 +367,9 @@ class ProcessTracker:
 
 
 class ProcessMonitor:
-    """Process events for every ProcessTracker: one proc-connector netlink socket (NETLINK_CONNECTOR,
-    CN_IDX_PROC, PROC_CN_MCAST_LISTEN; needs CAP_NET_ADMIN) plus one /proc scan at start. The connector
-    only reports in the initial network namespace, so when we run inside another one the socket is opened in
-    /proc/1/ns/net. If it cannot be used at all we say so at ERROR and scan /proc every `fallback_scan_ms`."""
+    """Process events for every ProcessTracker: one proc connector (fastvrrp.io.proc_connector; needs
+    CAP_NET_ADMIN, opened in the initial network namespace) plus one /proc scan at start. If the connector
+    cannot be used at all we say so at ERROR and scan /proc every `fallback_scan_ms`."""
 
     def __init__(
         self, trackers: Iterable[ProcessTracker], fallback_scan_ms: int = 1000, force_fallback: bool = False
@@ -490,28 +378,34 @@ class ProcessMonitor:
         self.fallback_scan_ms = fallback_scan_ms
         self.force_fallback = force_fallback
         self.want_cmdline = any(t.spec.needs_cmdline for t in self.trackers)
-        self.sock: socket.socket | None = None
+        self.connector: ProcConnector | None = None
         self.mode = "stopped"  # 'connector' | 'scan'
-        self.events = 0
-        self.malformed = 0
         self.scans = 0
         self._scan_task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def events(self) -> int:
+        return self.connector.events if self.connector is not None else 0
+
+    @property
+    def malformed(self) -> int:
+        return self.connector.malformed if self.connector is not None else 0
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         err = None
         if not self.force_fallback:
             try:
-                self.sock = self._open()
+                self.connector = ProcConnector(self._on_event, self._events_lost)
             except OSError as e:
                 err = e
         else:
             err = OSError("fallback forced")
         self.scan("initial")
-        if self.sock is not None:
+        if self.connector is not None:
             self.mode = "connector"
-            self._loop.add_reader(self.sock.fileno(), self._readable)
+            self.connector.start(self._loop)
         else:
             self.mode = "scan"
             log.error(
@@ -523,109 +417,34 @@ class ProcessMonitor:
             self._scan_task = self._loop.create_task(self._scan_loop())
 
     def stop(self) -> None:
-        if self.sock is not None and self._loop is not None:
-            self._loop.remove_reader(self.sock.fileno())
-            try:
-                self._send_mcast(self.sock, PROC_CN_MCAST_IGNORE)
-            except OSError:
-                pass
-            self.sock.close()
-            self.sock = None
+        if self.connector is not None:
+            self.connector.close()
         if self._scan_task is not None:
             self._scan_task.cancel()
         for t in self.trackers:
             t.stop()
         self.mode = "stopped"
 
-    @staticmethod
-    def _send_mcast(s: socket.socket, op: int) -> None:
-        payload = struct.pack("=I", op)
-        cn = _CN.pack(CN_IDX_PROC, CN_VAL_PROC, 0, 0, len(payload), 0)
-        nlh = _NLH.pack(_NLH.size + len(cn) + len(payload), NLMSG_DONE, 0, 0, os.getpid())
-        s.send(nlh + cn + payload)
-
-    def _open(self) -> socket.socket:
-        def make() -> socket.socket:
-            s = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_CONNECTOR)
-            try:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-                s.bind((0, CN_IDX_PROC))
-                self._send_mcast(s, PROC_CN_MCAST_LISTEN)
-                s.setblocking(False)
-            except BaseException:
-                s.close()
-                raise
-            return s
-
-        try:
-            same = os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
-        except OSError:
-            same = True
-        if same:
-            return make()
-        from fastvrrp.io.nsexec import call_in_netns
-
-        return call_in_netns("/proc/1/ns/net", make)
-
     # --- events ---------------------------------------------------------------------------------------
-    def _readable(self) -> None:
-        assert self.sock is not None
-        for _ in range(256):  # bounded per wake-up so a fork storm cannot starve the loop
-            try:
-                data = self.sock.recv(65536)
-            except BlockingIOError:
-                return
-            except OSError as e:
-                if e.errno == errno.ENOBUFS:  # events lost: recount from /proc
-                    log.warning("vrrp_track_process: process events lost (ENOBUFS); rescanning /proc")
-                    self.scan("rescan")
-                    continue
-                log.error("vrrp_track_process: connector read failed: %s", e)
-                return
-            self._parse(data)
+    def _events_lost(self) -> None:
+        log.warning("vrrp_track_process: process events lost (ENOBUFS); rescanning /proc")
+        self.scan("rescan")
 
-    def _parse(self, data: bytes) -> None:
-        off = 0
-        while off + _NLH.size <= len(data):
-            ln = _NLH.unpack_from(data, off)[0]
-            if ln < _NLH.size or off + ln > len(data):
-                self.malformed += 1
-                return
-            body = off + _NLH.size
-            if ln >= _NLH.size + _CN.size + _EVH.size:
-                idx, val = _CN.unpack_from(data, body)[:2]
-                if idx == CN_IDX_PROC and val == CN_VAL_PROC:
-                    self._event(data, body + _CN.size, off + ln)
-            else:
-                self.malformed += 1
-            off += (ln + 3) & ~3
-
-    def _event(self, data: bytes, p: int, end: int) -> None:
-        what = _EVH.unpack_from(data, p)[0]
-        q = p + _EVH.size
-        self.events += 1
-        if what == PROC_EVENT_EXEC and q + 8 <= end:
-            pid, tgid = _PAIR.unpack_from(data, q)
-            if pid == tgid:
-                self._update(tgid, "exec")
-        elif what == PROC_EVENT_COMM and q + 8 <= end:
-            pid, tgid = _PAIR.unpack_from(data, q)
-            if pid == tgid:
-                self._update(tgid, "comm")
-        elif what == PROC_EVENT_FORK and q + 16 <= end:
-            _ppid, ptgid, cpid, ctgid = _FORK.unpack_from(data, q)
-            if cpid == ctgid:  # a new process, not a thread: it inherits what its parent matched
-                for t in self.trackers:
-                    if ptgid in t.pids:
-                        t.pids.add(ctgid)
-                        t._evaluate("fork")
-        elif what == PROC_EVENT_EXIT and q + 8 <= end:
-            pid, tgid = _PAIR.unpack_from(data, q)
-            if pid == tgid:
-                for t in self.trackers:
-                    if tgid in t.pids:
-                        t.pids.discard(tgid)
-                        t._evaluate("exit")
+    def _on_event(self, what: int, pid: int, parent: int) -> None:
+        if what == PROC_EVENT_EXEC:
+            self._update(pid, "exec")
+        elif what == PROC_EVENT_COMM:
+            self._update(pid, "comm")
+        elif what == PROC_EVENT_FORK:  # a new process inherits what its parent matched
+            for t in self.trackers:
+                if parent in t.pids:
+                    t.pids.add(pid)
+                    t._evaluate("fork")
+        elif what == PROC_EVENT_EXIT:
+            for t in self.trackers:
+                if pid in t.pids:
+                    t.pids.discard(pid)
+                    t._evaluate("exit")
 
     def _update(self, pid: int, cause: str) -> None:
         info = _read_proc(pid, self.want_cmdline)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from fastvrrp.config import check
-from fastvrrp.health.priority import Ref, resolve_refs
+from fastvrrp.core.priority import Ref, resolve_refs
 from fastvrrp.health.spec import DnsCheck, HttpCheck, TcpCheck, UrlSpec
 
 A = ipaddress.ip_address

@@ -1,5 +1,5 @@
-"""keepalived's tracking math, one rule per test (keepalived.conf(5): vrrp_script, track_file, track_process,
-track_interface, sync groups), plus the rise/fall counter, the track_file reader and the DNS codec."""
+"""keepalived's tracking math in fastvrrp.core.priority, one rule per test (keepalived.conf(5): vrrp_script,
+track_file, track_process, track_interface, sync groups)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from fastvrrp.config.model import (
     TrackRef,
     VrrpScript,
 )
-from fastvrrp.health import dnswire
-from fastvrrp.health.priority import Ref, Tracked, effective_priority, resolve_refs, tracked_from
-from fastvrrp.health.status import RiseFall, parse_track_file_value
+from fastvrrp.core.priority import Ref, Tracked, effective_priority, resolve_refs, tracked_from
 
 
 def eff(base, *ts, owner=None):
@@ -180,87 +178,3 @@ def test_sync_group_tracking_weight_keeps_weights_and_group_trackers_apply():
     )
     # eth1 down -10, chk down with weight -20 reverse: +20, file 2*5 = +10
     assert e.priority == 120 and not e.fault
-
-
-# --- rise / fall ---
-
-
-def test_first_result_decides_at_once():
-    r = RiseFall(rise=3, fall=3)
-    assert r.up is None
-    assert r.feed(True) and r.up is True
-    r = RiseFall(rise=3, fall=3)
-    assert r.feed(False) and r.up is False
-
-
-def test_fall_consecutive_failures_then_rise_successes():
-    r = RiseFall(rise=2, fall=3)
-    r.feed(True)
-    assert [r.feed(False), r.feed(False)] == [False, False] and r.up
-    assert r.feed(False) and r.up is False
-    assert not r.feed(True) and r.up is False
-    assert r.feed(True) and r.up is True
-
-
-def test_a_success_resets_the_fall_count():
-    r = RiseFall(rise=1, fall=2)
-    r.feed(True)
-    r.feed(False)
-    r.feed(True)
-    r.feed(False)
-    assert r.up is True
-
-
-def test_init_fail_starts_down_and_needs_rise():
-    r = RiseFall(rise=2, fall=1, init_fail=True)
-    assert r.up is False
-    assert not r.feed(True)
-    assert r.feed(True) and r.up
-
-
-@pytest.mark.parametrize(
-    "data,value",
-    [
-        (b"", 0),
-        (b"12\n", 12),
-        (b"  -7 junk", -7),
-        (b"0x10", 16),
-        (b"010", 8),
-        (b"abc", 0),
-        (b"999", 254),
-        (b"-999", -254),
-        (b"+3", 3),
-        (b"0x", 0),
-    ],
-)
-def test_track_file_parse(data, value):
-    assert parse_track_file_value(data) == value
-
-
-# --- DNS codec ---
-
-
-def test_dns_query_response_round_trip():
-    q = dnswire.build_query(0x1234, "www.example.test", dnswire.TYPE_A)
-    assert q[:2] == b"\x12\x34" and q.endswith(b"\x00\x01\x00\x01")
-    r = dnswire.parse_response(dnswire.build_response(q, [(dnswire.TYPE_A, bytes([192, 0, 2, 7]))]))
-    assert r.id == 0x1234 and r.is_response and r.rcode == 0
-    assert r.questions == (("www.example.test", 1, 1),)
-    assert [a.address for a in r.answers] == ["192.0.2.7"] and r.answers[0].name == "www.example.test"
-
-
-@pytest.mark.parametrize(
-    "data,why",
-    [
-        (b"\x00" * 5, "shorter"),
-        (b"\x00\x01\x80\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c", "loop"),
-        (b"\x00\x01\x80\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05ab", "past the end"),
-        (
-            b"\x00\x01\x80\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01\x00\x01\x00\x00\x00\x01\x00\x09\x01",
-            "rdata",
-        ),
-    ],
-)
-def test_dns_malformed_raises_with_reason(data, why):
-    with pytest.raises(dnswire.DnsError, match=why):
-        dnswire.parse_response(data)

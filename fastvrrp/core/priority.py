@@ -1,5 +1,9 @@
 """The effective-priority math of keepalived's tracking, pure (no I/O, no clock).
 
+It is part of the core because every rule below is a VRRP rule (the owner's 255, the 1..254 range, FAULT);
+the trackers in fastvrrp/health only say up, down or a value. `resolve_refs` reads the configuration objects
+it is given by attribute, so the core does not import fastvrrp.config.
+
 Rules (keepalived.conf(5), "VRRP script(s)", "Track files", "VRRP track processes", vrrp_instance
 track_interface / track_script / track_file / track_process, vrrp_sync_group):
 
