@@ -7,6 +7,8 @@ remembered by PID and stopped by PID. Only documentation addresses belong in a l
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shlex
 import shutil
@@ -14,8 +16,9 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class LabError(RuntimeError):
@@ -35,16 +38,56 @@ def list_netns() -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
-    """Poll `predicate` until it returns a truthy value or the deadline passes (then raise)."""
-    deadline = time.monotonic() + timeout
+class _Deadline:
+    """The one timeout rule of the two polling helpers below."""
+
+    def __init__(self, timeout: float, what: str, raise_on_timeout: bool) -> None:
+        self.end = time.monotonic() + timeout
+        self.timeout, self.what, self.raise_on_timeout = timeout, what, raise_on_timeout
+
+    def passed(self) -> bool:
+        if time.monotonic() < self.end:
+            return False
+        if self.raise_on_timeout:
+            raise TimeoutError(f"timed out after {self.timeout:.1f}s waiting for {self.what}")
+        return True
+
+
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+    *,
+    raise_on_timeout: bool = True,
+) -> Any:
+    """Poll `predicate` until it returns a truthy value, and return that value. When the deadline passes:
+    raise TimeoutError, or with raise_on_timeout=False return the last (falsy) value so the caller's own
+    assertion says what went wrong. Every poll loop of the tests and benchmarks uses this (or wait_for_async
+    on an event loop)."""
+    deadline = _Deadline(timeout, what, raise_on_timeout)
     while True:
         value = predicate()
-        if value:
+        if value or deadline.passed():
             return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
         time.sleep(interval)
+
+
+async def wait_for_async(
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+    *,
+    raise_on_timeout: bool = True,
+) -> Any:
+    """wait_for for a coroutine: sleeps with asyncio.sleep, so the loop it runs on keeps running."""
+    deadline = _Deadline(timeout, what, raise_on_timeout)
+    while True:
+        value = predicate()
+        if value or deadline.passed():
+            return value
+        await asyncio.sleep(interval)
 
 
 @dataclass
@@ -174,3 +217,11 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def ip_json(lab: Lab, ns: str, cmd: str) -> list:
+    """`ip -j CMD` in namespace `ns`, parsed; [] when it prints nothing or no JSON."""
+    try:
+        return json.loads(lab.sh(ns, f"ip -j {cmd}", check=False) or "[]")  # type: ignore[no-any-return]
+    except json.JSONDecodeError:
+        return []  # `ip -j route show table N` of an absent table prints "[" and an error

@@ -14,6 +14,7 @@ from fastvrrp.health import dnswire
 from fastvrrp.health.checks import CheckTracker
 from fastvrrp.health.spec import CheckSpec, DnsCheck, HttpCheck, TcpCheck, UrlSpec
 from fastvrrp.io.nsexec import call_in_netns
+from fastvrrp.lab.namespaces import wait_for_async
 
 pytestmark = pytest.mark.netns
 
@@ -202,17 +203,10 @@ def test_check_tracker_rise_fall_counts_failures_by_reason(ns):
         )
         srv = await http_server(8000)
         t.start(initial_delay_ms=0)
-
-        async def until(pred):
-            end = asyncio.get_running_loop().time() + 5
-            while not pred():
-                assert asyncio.get_running_loop().time() < end
-                await asyncio.sleep(0.005)
-
-        await until(lambda: len(seen) == 1)
+        await wait_for_async(lambda: len(seen) == 1, 5, 0.005)
         srv.close()
         await srv.wait_closed()
-        await until(lambda: len(seen) == 2)
+        await wait_for_async(lambda: len(seen) == 2, 5, 0.005)
         t.stop()
         return seen, t
 

@@ -131,11 +131,9 @@ def _capture_socket(ifname: str) -> socket.socket:
 
 def _collect(s: socket.socket, want, timeout: float = 3.0) -> list[bytes]:
     got: list[bytes] = []
-    import time
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not want(got):
-        r, _, _ = select.select([s], [], [], 0.05)
+    def receive() -> bool:
+        r, _, _ = select.select([s], [], [], 0.05)  # the wait between polls
         while r:
             try:
                 frame, addr = s.recvfrom(4096)
@@ -143,6 +141,9 @@ def _collect(s: socket.socket, want, timeout: float = 3.0) -> list[bytes]:
                 break
             if addr[2] != socket.PACKET_OUTGOING:
                 got.append(frame)
+        return want(got)
+
+    wait_for(receive, timeout, interval=0, what="frames", raise_on_timeout=False)
     return got
 
 

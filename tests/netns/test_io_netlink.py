@@ -13,6 +13,7 @@ import uvloop
 
 from fastvrrp.io import netlink
 from fastvrrp.io.nsexec import call_in_netns
+from fastvrrp.lab.namespaces import wait_for_async
 
 pytestmark = pytest.mark.netns
 
@@ -24,14 +25,6 @@ def run(coro):
 def ip_addrs(lab, ns: str, ifname: str) -> dict[str, dict]:
     data = json.loads(lab.sh(ns, f"ip -j addr show dev {ifname}"))
     return {f"{a['local']}/{a['prefixlen']}": a for ent in data for a in ent.get("addr_info", [])}
-
-
-async def until(pred, timeout: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -212,31 +205,38 @@ def test_link_monitor_link_and_address_events(one):
         )
         mon.start()
         try:
-            await until(lambda: ("link", idx, "ethA", True) in events, what="initial link state")
+            await wait_for_async(lambda: ("link", idx, "ethA", True) in events, what="initial link state")
             assert mon.links[idx] == ("ethA", True)
 
             events.clear()
             await asyncio.to_thread(lab.sh, b, "ip link set ethB down")  # carrier lost: IFF_RUNNING clears
-            await until(lambda: ("link", idx, "ethA", False) in events, what="carrier down")
+            await wait_for_async(lambda: ("link", idx, "ethA", False) in events, what="carrier down")
             await asyncio.to_thread(lab.sh, b, "ip link set ethB up")
-            await until(lambda: ("link", idx, "ethA", True) in events, what="carrier up")
+            await wait_for_async(lambda: ("link", idx, "ethA", True) in events, what="carrier up")
             await asyncio.to_thread(lab.sh, a, "ip link set ethA down")
-            await until(lambda: last_link() == ("link", idx, "ethA", False), what="admin down")
+            await wait_for_async(lambda: last_link() == ("link", idx, "ethA", False), what="admin down")
             await asyncio.to_thread(lab.sh, a, "ip link set ethA up")
-            await until(lambda: last_link() == ("link", idx, "ethA", True), what="admin up")
+            await wait_for_async(lambda: last_link() == ("link", idx, "ethA", True), what="admin up")
             # Only changes are reported: an MTU change says nothing.
             n = len([e for e in events if e[0] == "link"])
             await asyncio.to_thread(lab.sh, a, "ip link set ethA mtu 1400")
             await asyncio.to_thread(lab.sh, a, "ip addr add 192.0.2.100/32 dev ethA")
-            await until(lambda: ("addr", idx, "192.0.2.100", 32, True) in events, what="address added")
+            await wait_for_async(
+                lambda: ("addr", idx, "192.0.2.100", 32, True) in events, what="address added"
+            )
             assert len([e for e in events if e[0] == "link"]) == n
 
             await asyncio.to_thread(lab.sh, a, "ip addr del 192.0.2.100/32 dev ethA")
-            await until(lambda: ("addr", idx, "192.0.2.100", 32, False) in events, what="v4 address removed")
+            await wait_for_async(
+                lambda: ("addr", idx, "192.0.2.100", 32, False) in events, what="v4 address removed"
+            )
             await asyncio.to_thread(lab.sh, a, "ip addr add 2001:db8::100/64 dev ethA nodad")
             await asyncio.to_thread(lab.sh, a, "ip addr del 2001:db8::100/64 dev ethA")
-            await until(
-                lambda: ("addr", idx, "2001:db8::100", 64, False) in events, what="v6 address removed"
+            await wait_for_async(
+                lambda: ("addr", idx, "2001:db8::100", 64, False) in events,
+                5,
+                0.01,
+                what="v6 address removed",
             )
             assert mon.malformed == 0 and mon.callback_errors == 0
         finally:
@@ -263,19 +263,19 @@ def test_link_monitor_recovers_from_enobufs(one):
         )
         mon.start()
         try:
-            await until(lambda: (idx, "ethA", True) in links, what="initial link state")
+            await wait_for_async(lambda: (idx, "ethA", True) in links, what="initial link state")
             # Blocking the loop thread while the kernel emits 400 events: nobody reads, the buffer overflows.
             b = call_in_netns(a, netlink.NetlinkBatcher)
             try:
                 assert b.add(netlink.AddrBatch(specs)).ok
             finally:
                 b.close()
-            await until(lambda: resyncs, what="resync after ENOBUFS")
+            await wait_for_async(lambda: resyncs, what="resync after ENOBUFS")
             assert mon.resyncs >= 1
             # The new socket works: a later change is still seen.
             links.clear()
             await asyncio.to_thread(lab.sh, a, "ip link set ethA down")
-            await until(lambda: (idx, "ethA", False) in links, what="link down after resync")
+            await wait_for_async(lambda: (idx, "ethA", False) in links, what="link down after resync")
         finally:
             mon.close()
 

@@ -17,7 +17,7 @@ import uvloop
 from fastvrrp.health.runner import ScriptRunner, insecure_reason
 from fastvrrp.health.status import TrackerStatus
 from fastvrrp.health.trackers import FileTracker, ProcessMonitor, ProcessTracker, ProcSpec, ScriptTracker
-from fastvrrp.lab.namespaces import wait_for
+from fastvrrp.lab.namespaces import wait_for, wait_for_async
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (script users, proc connector)")
 
@@ -163,9 +163,7 @@ def test_bounded_concurrency_1000_trackers(sdir):
         ]
         for t in ts:
             t.start()
-        deadline = time.monotonic() + 40
-        while sum(t.runs for t in ts) < 1000 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await wait_for_async(lambda: sum(t.runs for t in ts) >= 1000, 40, 0.05, raise_on_timeout=False)
         for t in ts:
             t.stop()
         return runner, ts, changes
@@ -189,22 +187,15 @@ def test_script_tracker_rise_fall(sdir):
         )
         open(flag, "w").close()
         t.start()
-
-        async def until(pred, limit=5):
-            end = time.monotonic() + limit
-            while not pred():
-                assert time.monotonic() < end
-                await asyncio.sleep(0.01)
-
-        await until(lambda: len(seen) == 1)
+        await wait_for_async(lambda: len(seen) == 1, 5, 0.01)
         assert seen[0][1].up is True
         os.unlink(flag)
         runs = t.runs
-        await until(lambda: len(seen) == 2)
+        await wait_for_async(lambda: len(seen) == 2, 5, 0.01)
         assert seen[1][1].up is False and t.runs - runs == 3 and seen[1][1].reason == "exit 1"
         open(flag, "w").close()
         runs = t.runs
-        await until(lambda: len(seen) == 3)
+        await wait_for_async(lambda: len(seen) == 3, 5, 0.01)
         assert seen[2][1].up is True and t.runs - runs == 2
         t.stop()
 
@@ -220,13 +211,10 @@ def test_script_tracker_missing_script_is_down_and_retried(sdir, caplog):
             "later", path, ScriptRunner(), lambda n, st: seen.append(st), interval_ms=30, init_fail=True
         )
         t.start()
-        while t.runs < 4:
-            await asyncio.sleep(0.01)
+        await wait_for_async(lambda: t.runs >= 4, 10, 0.01)
         assert [s.up for s in seen] == [False]
         script(sdir, "later", "exit 0")
-        end = time.monotonic() + 5
-        while len(seen) < 2 and time.monotonic() < end:
-            await asyncio.sleep(0.01)
+        await wait_for_async(lambda: len(seen) >= 2, 5, 0.01, raise_on_timeout=False)
         t.stop()
         return seen, t
 
@@ -256,9 +244,7 @@ def test_file_tracker_write_create_delete_within_100ms(sdir):
                 os.rename(path + ".new", path)
             else:
                 os.unlink(path)
-            while t.status.value != want:
-                assert time.monotonic() - t0 < 1.0, action
-                await asyncio.sleep(0.002)
+            await wait_for_async(lambda w=want: t.status.value == w, 1.0, 0.002, what=action)
             delays.append(time.monotonic() - t0)
         reads = t.reads
         await asyncio.sleep(0.3)  # no polling: nothing re-reads the file while nothing happens
@@ -304,23 +290,16 @@ def test_process_tracker_quorum(fallback):
         mon = ProcessMonitor([t], fallback_scan_ms=50, force_fallback=fallback)
         mon.start()
         assert mon.mode == ("scan" if fallback else "connector")
-
-        async def until(pred):
-            end = time.monotonic() + 3
-            while not pred():
-                assert time.monotonic() < end
-                await asyncio.sleep(0.005)
-
-        await until(lambda: seen and seen[-1].up is False)
+        await wait_for_async(lambda: seen and seen[-1].up is False, 3, 0.005)
         procs.append(subprocess.Popen([exe, "30"]))
-        await until(lambda: len(t.pids) == 1)
+        await wait_for_async(lambda: len(t.pids) == 1, 3, 0.005)
         assert seen[-1].up is False
         procs.append(subprocess.Popen([exe, "30"]))
-        await until(lambda: seen[-1].up is True)
+        await wait_for_async(lambda: seen[-1].up is True, 3, 0.005)
         assert t.pids == {p.pid for p in procs}
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait()
-        await until(lambda: seen[-1].up is False)
+        await wait_for_async(lambda: seen[-1].up is False, 3, 0.005)
         mon.stop()
         return seen, mon
 
@@ -351,14 +330,10 @@ def test_process_tracker_terminate_delay_absorbs_a_restart():
         assert [s.up for s in seen] == [True]
         procs[0].kill()
         procs[0].wait()
-        end = time.monotonic() + 2
-        while t.pids and time.monotonic() < end:
-            await asyncio.sleep(0.005)
+        await wait_for_async(lambda: not t.pids, 2, 0.005, raise_on_timeout=False)
         t_exit = time.monotonic()
         procs.append(subprocess.Popen([exe, "30"]))  # restarted within the delay: no down
-        end = time.monotonic() + 2
-        while not t.pids and time.monotonic() < end:
-            await asyncio.sleep(0.005)
+        await wait_for_async(lambda: t.pids, 2, 0.005, raise_on_timeout=False)
         assert t.pids and time.monotonic() < t_exit + 1.5, "restart not seen within terminate_delay"
         await asyncio.sleep(t_exit + 1.5 + 0.3 - time.monotonic())  # past the delay: still no down
         mon.stop()

@@ -1,6 +1,6 @@
 """The TCP check scheduler (fastvrrp.health.tcpfast) on a virtual loop: fixed-rate schedule, batching per
 tick, no overlap, removal, one timer; the prober is a scripted stand-in, so every outcome and its time is
-chosen by the test. The real prober against a real kernel is in test_health_tcpfast_netns.py."""
+chosen by the test. The real prober against a real kernel is in tests/netns/test_health_tcp_probes.py."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from fastvrrp._wire import DROP_REASONS
 from fastvrrp.core.instance import VrrpInstance
 from fastvrrp.core.types import InstanceParams
 from fastvrrp.daemon import metrics
+from fastvrrp.lab.namespaces import wait_for
 
 ROW = metrics.InstanceRow(
     name="VI_1",
@@ -126,10 +127,7 @@ def test_scrape_over_http_with_cache():
         )
         assert _get(f"http://{host}:{port}/metrics")[2] == body  # within cache_s: the same bytes
         assert len(calls) == 1 and srv.scrapes == 2 and srv.renders == 1
-        deadline = time.monotonic() + 5
-        while b"} 2.0" not in _get(f"http://{host}:{port}/metrics")[2]:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(lambda: b"} 2.0" in _get(f"http://{host}:{port}/metrics")[2], 5, 0.05, what="a new scrape")
         assert _get(f"http://{host}:{port}/nope")[0] == 404
     finally:
         srv.close()

@@ -15,6 +15,7 @@ import uvloop
 
 from fastvrrp.daemon import notify
 from fastvrrp.health.runner import ScriptRunner
+from fastvrrp.lab.namespaces import wait_for_async
 
 
 def _runner(limit: int = 8) -> ScriptRunner:
@@ -34,14 +35,6 @@ def _lines(path) -> list[str]:
             return f.read().splitlines()
     except FileNotFoundError:
         return []
-
-
-async def _until(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.01)
 
 
 # --- formats -----------------------------------------------------------------------------------------------
@@ -167,7 +160,9 @@ def test_slow_script_of_one_instance_does_not_delay_another_or_the_loop(tmp_path
         tick()
         nt.instance_state("VI_1", notify.Scripts(master=notify.Command((slow,))), "MASTER", 100)
         nt.instance_state("VI_2", notify.Scripts(master=notify.Command((fast,))), "MASTER", 100)
-        await _until(lambda: _lines(log) == ["fast"], 0.8)  # done while VI_1's script still sleeps
+        await wait_for_async(
+            lambda: _lines(log) == ["fast"], 0.8, 0.01
+        )  # done while VI_1's script still sleeps
         assert await nt.drain(5)
         await nt.close()
         gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
@@ -251,7 +246,7 @@ def test_fifo_created_script_reads_lines_and_fifo_removed_on_close(tmp_path):
         nt.instance_event("VI_1", s, "MASTER_RX_LOWER_PRI", 80)
         nt.group_state("VG_1", s, "MASTER")
         nt.instance_state("VI_1", s, "STOP", 80)
-        await _until(lambda: len(_lines(out)) >= 7)
+        await wait_for_async(lambda: len(_lines(out)) >= 7, 5, 0.01)
         await nt.close()
 
     uvloop.run(main())
@@ -290,7 +285,7 @@ def test_existing_fifo_is_kept_and_a_full_fifo_never_blocks(tmp_path):
                 pass
             return got.count(b"\n") >= 5000
 
-        await _until(read_some)
+        await wait_for_async(read_some, 5, 0.01)
         os.close(rfd)
         await nt.close()
         return took, pending, bytes(got)

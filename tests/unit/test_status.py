@@ -10,6 +10,7 @@ import threading
 import time
 
 from fastvrrp.daemon import status
+from fastvrrp.lab.namespaces import wait_for
 
 
 def _inst(**kw):
@@ -141,10 +142,7 @@ def test_status_book_writes_on_transition_and_periodically(tmp_path):
     book.transition("VI_1", "preempted by higher priority", wall=1000.0)
     assert book.write([_inst(since=book.since["VI_1"][0], reason=book.since["VI_1"][1])])
     assert not book.due()
-    deadline = time.monotonic() + 5
-    while not book.due():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for(book.due, 5, 0.02, what="the periodic write")
     i = json.loads((tmp_path / "s.json").read_text())["instances"][0]
     assert (i["since"], i["reason"]) == (1000.0, "preempted by higher priority")
 

@@ -14,6 +14,8 @@ from fastvrrp.io.nsexec import call_in_netns
 from fastvrrp.io.sockets import open_rx_tx_in_netns
 from fastvrrp.lab.namespaces import wait_for
 
+pytestmark = pytest.mark.netns
+
 VRID = 51
 INTERVAL_MS = 20
 

@@ -19,6 +19,7 @@ from fastvrrp.health.checks import CheckTracker
 from fastvrrp.health.spec import CheckSpec, TcpCheck
 from fastvrrp.health.tcpfast import TcpProbe, TcpProbeGroup
 from fastvrrp.io.nsexec import call_in_netns
+from fastvrrp.lab.namespaces import wait_for_async
 
 pytestmark = pytest.mark.netns
 
@@ -108,10 +109,7 @@ def test_bind_ip_is_the_source_and_a_foreign_or_wrong_family_bind_ip_is_an_error
         bound = await one(SRV, 8080, bind_ip=SRV2)
         foreign = await one(SRV, 8080, bind_ip="192.0.2.77")
         family = await one(SRV, 8080, bind_ip="2001:db8::10")
-        for _ in range(200):
-            if peers:
-                break
-            await asyncio.sleep(0.005)
+        await wait_for_async(lambda: peers, 1.0, 0.005, raise_on_timeout=False)
         srv.close()
         return bound, foreign, family, peers
 
@@ -162,9 +160,7 @@ def test_many_probes_leave_no_time_wait_and_no_descriptor(ns, lab):
         probes = [TcpProbe(SRV, 8080, None, 20, 1000, res) for _ in range(50)]
         for i, p in enumerate(probes):
             g.add(p, i / 50 * 0.02)
-        end = loop.time() + 5
-        while n[0] < 500 and loop.time() < end:
-            await asyncio.sleep(0.01)
+        await wait_for_async(lambda: n[0] >= 500, 5, 0.01, raise_on_timeout=False)
         for p in probes:
             g.remove(p)
         srv.close()
@@ -181,7 +177,6 @@ def test_many_probes_leave_no_time_wait_and_no_descriptor(ns, lab):
 
 def test_check_tracker_runs_tcp_on_the_group_with_rise_fall_and_reasons(ns):
     async def main():
-        loop = asyncio.get_running_loop()
         seen = []
         t = CheckTracker(
             CheckSpec(
@@ -197,19 +192,12 @@ def test_check_tracker_runs_tcp_on_the_group_with_rise_fall_and_reasons(ns):
         t.start(initial_delay_ms=0)
         silent.start(initial_delay_ms=0)
         assert t._task is None  # no task per TCP check: the loop's group runs it
-
-        async def until(pred):
-            end = loop.time() + 5
-            while not pred():
-                assert loop.time() < end
-                await asyncio.sleep(0.005)
-
-        await until(lambda: t.status.up is True)
+        await wait_for_async(lambda: t.status.up is True, 5, 0.005)
         srv.close()
         await srv.wait_closed()
-        await until(lambda: t.status.up is False)
+        await wait_for_async(lambda: t.status.up is False, 5, 0.005)
         refused_when_down = t.failures.get("refused")
-        await until(lambda: silent.failures.get("timeout", 0) >= 2)
+        await wait_for_async(lambda: silent.failures.get("timeout", 0) >= 2, 5, 0.005)
         t.stop()
         silent.stop()
         runs = t.runs
