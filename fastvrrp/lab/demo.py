@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from fastvrrp.lab.namespaces import Lab, wait_for
 from fastvrrp.lab.testbed import InstanceSpec, Lan, Router, WireTap, master_down_ms, skew_ms
@@ -109,104 +110,145 @@ def _timeline(
     return {"failover_ms": took, "expected_ms": expected_ms, "ping_gap_ms": gap * 1000 if gap else None}
 
 
+@dataclass
+class _Scene:
+    """What every step of the demo acts on: the printer, the LAN, its three routers and the wire tap."""
+
+    out: Out
+    lan: Lan
+    routers: list[Router]
+    advert_int_ms: int
+
+    def show_holders(self) -> None:
+        self.out.line(_holders(self.lan, self.routers))
+
+
+def _build(lab: Lab, out: Out, a: int) -> _Scene:
+    """Three routers with priorities 150, 100, 50 and a client on one bridge; r1 ends up master."""
+    prios = (150, 100, 50)
+    out.head("building the lab")
+    lan = Lan(lab, routers=3, client=True)
+    out.line(f"  bridge in {lan.switch}; routers r1 r2 r3 at 192.0.2.1-3, client at 192.0.2.50")
+    out.line(f"  VRRPv3, VRID 51, VIP {VIP}, advert_int {a} ms; priorities {prios}")
+    routers = [
+        lan.router(
+            i + 1, "fastvrrp", [InstanceSpec(vrid=51, priority=p, advert_int_ms=a, vips=(f"{VIP}/24",))]
+        )
+        for i, p in enumerate(prios)
+    ]
+    r1, r2, r3 = routers
+    for r in routers:
+        r.start()
+    r1.wait_state("MASTER", timeout=15)
+    for r in (r2, r3):
+        r.wait_state("BACKUP", timeout=15)
+    wait_for(lambda: lan.who_has(VIP), timeout=5, what="the VIP to appear")
+    scene = _Scene(out, lan, routers, a)
+    out.head("who holds the VIP")
+    scene.show_holders()
+    return scene
+
+
+def _crash_master(scene: _Scene, tap: WireTap) -> None:
+    r1, r2, _ = scene.routers
+    scene.out.head("1. the master crashes (SIGKILL, link cut)")
+    t = time.time()
+    r1.crash()
+    r1.link_down()  # a dead box: its kernel stops answering for the VIP too
+    _timeline(
+        scene.out,
+        tap,
+        r1,
+        r2,
+        t,
+        master_down_ms(100, scene.advert_int_ms),
+        "r1 killed, r2 takes over after Master_Down_Interval = 3 x A + skew",
+        timeout=10,
+    )
+    r2.wait_state("MASTER", timeout=5)
+    scene.show_holders()
+
+
+def _pull_link(scene: _Scene, tap: WireTap) -> None:
+    _, r2, r3 = scene.routers
+    scene.out.head("2. the new master loses its link")
+    time.sleep(3 * scene.advert_int_ms / 1000)
+    t = time.time()
+    r2.link_down()
+    _timeline(
+        scene.out,
+        tap,
+        r2,
+        r3,
+        t,
+        master_down_ms(50, scene.advert_int_ms),
+        "r2's link pulled: r2 goes to FAULT, r3 takes over after Master_Down_Interval",
+        timeout=10,
+    )
+    r2.wait_state("FAULT", timeout=5)
+    r3.wait_state("MASTER", timeout=5)
+    scene.show_holders()
+
+
+def _link_back(scene: _Scene) -> None:
+    _, r2, r3 = scene.routers
+    scene.out.head("3. the link comes back: r2 preempts the lower-priority r3")
+    r2.link_up()
+    r2.wait_state("MASTER", timeout=10)
+    r3.wait_state("BACKUP", timeout=5)
+    scene.show_holders()
+
+
+def _graceful_stop(scene: _Scene, tap: WireTap) -> None:
+    _, r2, r3 = scene.routers
+    scene.out.head("4. graceful stop of the master (SIGTERM): priority-0 handover")
+    time.sleep(3 * scene.advert_int_ms / 1000)
+    t = time.time()
+    r2.stop()
+    _timeline(
+        scene.out,
+        tap,
+        r2,
+        r3,
+        t,
+        skew_ms(50, scene.advert_int_ms),
+        "r2 resigns with priority 0, r3 takes over after Skew_Time",
+        timeout=10,
+    )
+    r3.wait_state("MASTER", timeout=5)
+    scene.show_holders()
+
+
+def _failovers(scene: _Scene) -> None:
+    """The four events, watched on the wire while the client pings the VIP every 10 ms."""
+    r1 = scene.routers[0]
+    tap = scene.lan.tap().start()
+    ping = scene.lan.ping(VIP, interval_s=0.01)
+    try:
+        wait_for(
+            lambda: len(tap.snapshot("ping")) > 5 and len(tap.adverts(51, r1.addr4)) >= 3,
+            timeout=5,
+            what="pings flowing",
+        )
+        _crash_master(scene, tap)
+        _pull_link(scene, tap)
+        _link_back(scene)
+        _graceful_stop(scene, tap)
+    finally:
+        ping.stop()
+        tap.stop()
+
+
 def run_demo(advert_int_ms: int = 100, color: bool = True) -> int:
     out = Out(color)
     if os.geteuid() != 0:
         print("fastvrrp demo needs root (it creates network namespaces)", file=sys.stderr)
         return 2
-    a = advert_int_ms
-    prios = (150, 100, 50)
     with Lab() as lab:
-        out.head("building the lab")
-        lan = Lan(lab, routers=3, client=True)
-        out.line(f"  bridge in {lan.switch}; routers r1 r2 r3 at 192.0.2.1-3, client at 192.0.2.50")
-        out.line(f"  VRRPv3, VRID 51, VIP {VIP}, advert_int {a} ms; priorities {prios}")
-        routers = [
-            lan.router(
-                i + 1, "fastvrrp", [InstanceSpec(vrid=51, priority=p, advert_int_ms=a, vips=(f"{VIP}/24",))]
-            )
-            for i, p in enumerate(prios)
-        ]
-        r1, r2, r3 = routers
-        for r in routers:
-            r.start()
-        r1.wait_state("MASTER", timeout=15)
-        for r in (r2, r3):
-            r.wait_state("BACKUP", timeout=15)
-        wait_for(lambda: lan.who_has(VIP), timeout=5, what="the VIP to appear")
-        out.head("who holds the VIP")
-        out.line(_holders(lan, routers))
-
-        tap = lan.tap().start()
-        ping = lan.ping(VIP, interval_s=0.01)
-        try:
-            wait_for(
-                lambda: len(tap.snapshot("ping")) > 5 and len(tap.adverts(51, r1.addr4)) >= 3,
-                timeout=5,
-                what="pings flowing",
-            )
-            out.head("1. the master crashes (SIGKILL, link cut)")
-            t = time.time()
-            r1.crash()
-            r1.link_down()  # a dead box: its kernel stops answering for the VIP too
-            _timeline(
-                out,
-                tap,
-                r1,
-                r2,
-                t,
-                master_down_ms(100, a),
-                "r1 killed, r2 takes over after Master_Down_Interval = 3 x A + skew",
-                timeout=10,
-            )
-            r2.wait_state("MASTER", timeout=5)
-            out.line(_holders(lan, routers))
-
-            out.head("2. the new master loses its link")
-            time.sleep(3 * a / 1000)
-            t = time.time()
-            r2.link_down()
-            _timeline(
-                out,
-                tap,
-                r2,
-                r3,
-                t,
-                master_down_ms(50, a),
-                "r2's link pulled: r2 goes to FAULT, r3 takes over after Master_Down_Interval",
-                timeout=10,
-            )
-            r2.wait_state("FAULT", timeout=5)
-            r3.wait_state("MASTER", timeout=5)
-            out.line(_holders(lan, routers))
-
-            out.head("3. the link comes back: r2 preempts the lower-priority r3")
-            r2.link_up()
-            r2.wait_state("MASTER", timeout=10)
-            r3.wait_state("BACKUP", timeout=5)
-            out.line(_holders(lan, routers))
-
-            out.head("4. graceful stop of the master (SIGTERM): priority-0 handover")
-            time.sleep(3 * a / 1000)
-            t = time.time()
-            r2.stop()
-            _timeline(
-                out,
-                tap,
-                r2,
-                r3,
-                t,
-                skew_ms(50, a),
-                "r2 resigns with priority 0, r3 takes over after Skew_Time",
-                timeout=10,
-            )
-            r3.wait_state("MASTER", timeout=5)
-            out.line(_holders(lan, routers))
-        finally:
-            ping.stop()
-            tap.stop()
+        scene = _build(lab, out, advert_int_ms)
+        _failovers(scene)
         out.head("cleaning up")
-        for r in routers:
+        for r in scene.routers:
             if r.alive():
                 r.stop()
     out.line("  namespaces and processes removed.")
