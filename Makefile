@@ -36,11 +36,15 @@ test: deps build
 unit: build
 	$(VPY) -m pytest -q tests/unit tests/sim $(PYTEST_ARGS)
 
-# The debug leg: bounds checks and assertions compiled in, then the unit and sim suites.
-debug: venv
-	FASTVRRP_DEBUG=1 $(VPY) setup.py -q build_ext --inplace
-	$(VPY) -m pytest -q tests/unit tests/sim
-	FASTVRRP_FORCE=1 $(VPY) setup.py -q build_ext --inplace
+# The debug leg: bounds checks and assertions compiled in, then the unit and sim suites. The normal build is
+# put back whatever the tests say (a debug build left in place would make every later run slow), and the
+# target fails if either the debug build or the tests failed.
+debug: deps venv
+	FASTVRRP_DEBUG=1 $(VPY) setup.py -q build_ext --inplace && \
+	  $(VPY) -m pytest -q tests/unit tests/sim $(PYTEST_ARGS); status=$$?; \
+	  echo "restoring the normal build"; \
+	  FASTVRRP_FORCE=1 $(VPY) setup.py -q build_ext --inplace || exit 1; \
+	  exit $$status
 
 bench: deps build
 	$(VPY) -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,rounds -p no:cacheprovider $(PYTEST_ARGS)
