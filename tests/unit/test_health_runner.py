@@ -277,6 +277,11 @@ def test_file_tracker_init_file(sdir):
     assert second == 7 and open(path).read().strip() == "7"
 
 
+def comm_of(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
 @pytest.mark.parametrize("fallback", [False, True], ids=["connector", "scan-fallback"])
 def test_process_tracker_quorum(fallback):
     name = f"fvq{os.getpid() % 100000}"  # a unique comm: a copy of sleep under our own name
@@ -321,6 +326,9 @@ def test_process_tracker_terminate_delay_absorbs_a_restart():
     exe = os.path.join(tempfile.gettempdir(), name)
     shutil.copy("/bin/sleep", exe)
     procs = [subprocess.Popen([exe, "30"])]
+    # Popen returns once the exec has begun, which can be before the kernel renames the process: the initial
+    # /proc scan below must find it by its new name.
+    wait_for(lambda: comm_of(procs[0].pid) == name, 2, 0.005, what="the new process's name")
 
     async def main():
         seen = []
