@@ -1,6 +1,7 @@
 """Adding and removing one running instance: its VIP specs, its link and engine slot, its advert templates
 and announcement schedule, what the Port keeps for it (`InstanceResources`), and the kernel extras it asks
-for (use_vmac, promote_secondaries, virtual routes and rules, no_accept).
+for (use_vmac, promote_secondaries, virtual routes and rules, no_accept). Also, at start, the removal of
+VIPs a crashed earlier run left behind.
 """
 
 from __future__ import annotations
@@ -72,6 +73,17 @@ async def vip_specs(nl: netlink.NetlinkWorker, icfg: InstanceConfig) -> list[net
             )
         )
     return specs
+
+
+async def remove_stale_vips(nl: netlink.NetlinkWorker, cfg: Config) -> None:
+    """Addresses a crashed earlier run left behind would make two nodes hold the same VIP: remove them before
+    any instance starts (keepalived leaves them in place)."""
+    stale: list[netlink.VipSpec] = []
+    for icfg in cfg.instances:
+        stale.extend(await vip_specs(nl, icfg))
+    removed = await nl.remove_stale(stale) if stale else []
+    for spec in removed:
+        log.info("removed %s/%d left behind by an earlier run", spec.address, spec.prefixlen)
 
 
 class InstanceBuilder:

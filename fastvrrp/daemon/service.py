@@ -1,12 +1,14 @@
-"""The daemon: the loop's work (reading the sockets, the one loop timer), the life cycle (start, stop) and
-reload. It owns the engine, the driver and the parts it composes (links, instances, the Port, the kernel
-extras, tracking, status and metrics); nothing here decides protocol questions or speaks netlink itself.
+"""The daemon: the loop's work (reading the sockets, the one loop timer, link events), the life cycle (start,
+stop, reload; reload.py applies a new configuration) and starting instances as their trackers allow. It owns
+the engine and the driver and composes the other parts (links, instances, the Port, the kernel extras,
+tracking, status and metrics). Nothing here decides protocol questions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import gc
 import logging
 import time
@@ -16,7 +18,7 @@ from fastvrrp import _engine
 from fastvrrp.config import Config
 from fastvrrp.daemon import metrics, notify, status
 from fastvrrp.daemon.driver import Driver, RunningInstance
-from fastvrrp.daemon.instances import InstanceBuilder, vip_specs
+from fastvrrp.daemon.instances import InstanceBuilder, remove_stale_vips
 from fastvrrp.daemon.links import Link, Links
 from fastvrrp.daemon.no_accept import NoAccept
 from fastvrrp.daemon.port import DaemonPort
@@ -42,6 +44,9 @@ def now_us() -> int:
 
 
 class Daemon:
+    """One running daemon: made inside the loop with a checked configuration, then `await start()`, and
+    `await stop()` (or `close()` if start failed); `reload()` on SIGHUP."""
+
     def __init__(
         self,
         cfg: Config,
@@ -112,14 +117,7 @@ class Daemon:
         cfg = self.cfg
         await self.notifier.start()
         await self.nl.start()
-        # Addresses a crashed earlier run left behind would make two nodes hold the same VIP: remove them
-        # before any instance starts (keepalived leaves them in place).
-        stale: list[netlink.VipSpec] = []
-        for icfg in cfg.instances:
-            stale.extend(await vip_specs(self.nl, icfg))
-        removed = await self.nl.remove_stale(stale) if stale else []
-        for spec in removed:
-            log.info("removed %s/%d left behind by an earlier run", spec.address, spec.prefixlen)
+        await remove_stale_vips(self.nl, cfg)
         self.monitor = netlink.LinkMonitor(self.loop, self._on_link, self.port.on_addr, self.port.on_resync)
         self.monitor.start()
         for icfg in cfg.instances:
@@ -137,7 +135,7 @@ class Daemon:
         else:
             self._start_instances()
         if self.metrics_addr is not None:
-            snapshot = lambda: metrics_snapshot(self.engine, self.insts, self.links.by_key)  # noqa: E731
+            snapshot = functools.partial(metrics_snapshot, self.engine, self.insts, self.links.by_key)
             self.metrics = metrics.MetricsServer(snapshot, *self.metrics_addr, loop=self.loop)
             self.metrics.start()
         self.status.tick()
