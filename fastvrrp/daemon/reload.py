@@ -34,7 +34,9 @@ def read_config(path: str, config_id: str | None) -> Config | None:
 
 
 async def apply_config(daemon: Daemon, new: Config, now: int) -> int:
-    """Make `daemon` run `new`; return how many instances were started (the caller re-arms the timer)."""
+    """Make `daemon` run `new`; return how many instances were added (the caller re-arms the timer)."""
+    # The sync group notices read the groups' members from the new config from now on; which group each
+    # instance belongs to follows in set_sync_groups, once the instances are in.
     daemon.cfg = daemon.groups.config = new
     wanted = {i.name: i for i in new.instances}
     # Trackers follow the new config: stop the old ones; the new set starts once instances are in.
