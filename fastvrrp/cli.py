@@ -145,7 +145,7 @@ def demo_parser() -> argparse.ArgumentParser:
 
 def status_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fastvrrp status", description="Show the state of a running fastvrrp.")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="passed to fastvrrp.daemon.status")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="passed to fastvrrp.tools.status")
     return p
 
 
@@ -201,7 +201,7 @@ def _run_passthrough(name: str, module: str, argv: Sequence[str]) -> int:
 SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "decode": _run_decode,
     "demo": lambda argv: _run_passthrough("demo", "fastvrrp.lab.demo", argv),
-    "status": lambda argv: _run_passthrough("status", "fastvrrp.daemon.status", argv),
+    "status": lambda argv: _run_passthrough("status", "fastvrrp.tools.status", argv),
     "who-has": lambda argv: _run_passthrough("who-has", "fastvrrp.tools.who_has", argv),
 }
 
@@ -254,7 +254,7 @@ def _keepalived_mode(argv: Sequence[str]) -> int:
         raise UsageError("fastvrrp: -C/--check (IPVS checker only) is not supported: fastvrrp runs VRRP only")
     if args.config_test is not None or args.dump_conf:
         return _config_mode(args)
-    run = _load("fastvrrp.daemon.service", "run")
+    run = _load("fastvrrp.daemon.process", "run")
     return int(run(args) or 0)
 
 

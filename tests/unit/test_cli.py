@@ -64,7 +64,7 @@ def stand_in(monkeypatch, name, func):
 
 
 def test_keepalived_options_as_lab_and_systemd_pass_them(monkeypatch):
-    calls = stand_in(monkeypatch, "fastvrrp.daemon.service", "run")
+    calls = stand_in(monkeypatch, "fastvrrp.daemon.process", "run")
     argv = ["-n", "-l", "-D", "-f", "/etc/k.conf", "-p", "/run/a.pid", "-r", "/run/b.pid", "-c", "/run/c.pid"]
     argv += ["-i", "lb1", "-P", "-S", "local3", "-g", "/tmp/fv.log", "-G", "-V", "-s", "blue"]
     assert cli.main(argv) == 7
@@ -87,7 +87,7 @@ def test_keepalived_options_as_lab_and_systemd_pass_them(monkeypatch):
 
 
 def test_long_options_and_defaults(monkeypatch):
-    calls = stand_in(monkeypatch, "fastvrrp.daemon.service", "run")
+    calls = stand_in(monkeypatch, "fastvrrp.daemon.process", "run")
     assert cli.main(["--use-file=/x.conf", "--dont-fork", "--pid=/p", "--config-id", "b"]) == 7
     a = calls[0]
     assert (a.config_file, a.dont_fork, a.pid_file, a.config_id, a.log_console) == (
@@ -105,7 +105,7 @@ def test_long_options_and_defaults(monkeypatch):
     "word,module",
     [
         ("demo", "fastvrrp.lab.demo"),
-        ("status", "fastvrrp.daemon.status"),
+        ("status", "fastvrrp.tools.status"),
         ("who-has", "fastvrrp.tools.who_has"),
     ],
 )

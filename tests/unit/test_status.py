@@ -11,6 +11,7 @@ import time
 
 from fastvrrp.daemon import status
 from fastvrrp.lab.namespaces import wait_for
+from fastvrrp.tools.status import EXIT_BAD, EXIT_MISSING, EXIT_OK, EXIT_STALE, main
 
 
 def _inst(**kw):
@@ -85,7 +86,7 @@ def test_table_shows_who_holds_what_and_why(tmp_path, capsys):
                   reason="higher priority advert", vips=["2001:db8::100/64"], since=time.time() - 3700),
         ],
     )  # fmt: skip
-    assert status.main(["-f", str(path)]) == status.EXIT_OK
+    assert main(["-f", str(path)]) == EXIT_OK
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("fastvrrp 0.1 on ") and f"pid {os.getpid()}" in out[0]
     assert out[1].split() == ["INSTANCE", "STATE", "PRIO", "VIPS", "MASTER", "SINCE", "WHY"]
@@ -99,13 +100,13 @@ def test_table_shows_who_holds_what_and_why(tmp_path, capsys):
 def test_json_output(tmp_path, capsys):
     path = tmp_path / "status.json"
     _write(path, [_inst()])
-    assert status.main(["--file", str(path), "--json"]) == 0
+    assert main(["--file", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["stale"] is False and doc["instances"][0]["name"] == "VI_1"
 
 
 def test_missing_file_says_so(tmp_path, capsys):
-    assert status.main(["-f", str(tmp_path / "absent.json")]) == status.EXIT_MISSING
+    assert main(["-f", str(tmp_path / "absent.json")]) == EXIT_MISSING
     assert "does not exist: is fastvrrp running" in capsys.readouterr().err
 
 
@@ -114,7 +115,7 @@ def test_dead_daemon_is_reported(tmp_path, capsys):
     p.wait()  # a pid that just exited (and was reaped): nobody has it now
     path = tmp_path / "status.json"
     _write(path, [_inst()], pid=p.pid)
-    assert status.main(["-f", str(path)]) == status.EXIT_STALE
+    assert main(["-f", str(path)]) == EXIT_STALE
     captured = capsys.readouterr()
     assert f"fastvrrp (pid {p.pid}) is not running" in captured.err
     assert "VI_1" in captured.out  # still shows what it last knew
@@ -123,17 +124,17 @@ def test_dead_daemon_is_reported(tmp_path, capsys):
 def test_old_file_of_a_live_pid_is_stale(tmp_path, capsys):
     path = tmp_path / "status.json"
     _write(path, [_inst()], now=time.time() - 60, interval_s=5)
-    assert status.main(["-f", str(path)]) == status.EXIT_STALE
+    assert main(["-f", str(path)]) == EXIT_STALE
     assert "stale: written 1m00s ago" in capsys.readouterr().err
-    assert status.main(["-f", str(path), "--max-age", "120"]) == status.EXIT_OK
+    assert main(["-f", str(path), "--max-age", "120"]) == EXIT_OK
 
 
 def test_not_a_status_file(tmp_path, capsys):
     path = tmp_path / "status.json"
     path.write_text('{"hello": 1}')
-    assert status.main(["-f", str(path)]) == status.EXIT_BAD
+    assert main(["-f", str(path)]) == EXIT_BAD
     path.write_text("{half")
-    assert status.main(["-f", str(path)]) == status.EXIT_BAD
+    assert main(["-f", str(path)]) == EXIT_BAD
 
 
 def test_status_book_writes_on_transition_and_periodically(tmp_path):

@@ -1,0 +1,88 @@
+"""Reload (SIGHUP): the configuration read again and applied to the running daemon. An instance whose
+configuration is unchanged keeps running (its state and adverts, without a gap); a changed one is stopped and
+built again, a removed one stops, a new one starts; trackers and sync groups follow the new configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Any
+
+from fastvrrp.config import Config, ConfigError, InstanceConfig, check
+from fastvrrp.daemon.tracking import Tracking
+
+if TYPE_CHECKING:
+    from fastvrrp.daemon.service import Daemon
+
+log = logging.getLogger("fastvrrp")
+
+
+def read_config(path: str, config_id: str | None) -> Config | None:
+    """The new configuration, or None (its problems logged) if it cannot replace the running one."""
+    new, problems, unsupported = check(path, config_id)
+    if new is None:
+        log.error(
+            "reload refused: the new configuration has %d problem(s); keeping the running one", len(problems)
+        )
+        for p in problems:
+            log.error("%s", p)
+        return None
+    for note in unsupported:
+        log.warning("%s", note)
+    return new
+
+
+async def apply_config(daemon: Daemon, new: Config, now: int) -> int:
+    """Make `daemon` run `new`; return how many instances were added (the caller re-arms the timer)."""
+    # The sync group notices read the groups' members from the new config from now on; which group each
+    # instance belongs to follows in set_sync_groups, once the instances are in.
+    daemon.cfg = daemon.groups.config = new
+    wanted = {i.name: i for i in new.instances}
+    # Trackers follow the new config: stop the old ones; the new set starts once instances are in.
+    daemon.tracking.stop()
+    daemon.tracking = Tracking(new, daemon.runner, daemon.on_effective)
+    _remove_changed(daemon, wanted, now)
+    daemon.engine.flush()
+    await daemon.port.settle()
+    started = 0
+    for name, icfg in wanted.items():
+        if name not in daemon.insts:
+            try:
+                await daemon.builder.add(icfg, new)
+                started += 1
+            except ConfigError as e:
+                for p in e.problems:
+                    log.error("%s", p)
+    tracking = daemon.tracking
+    tracking.start()
+    if daemon.monitor is not None:
+        for name_up in list(daemon.monitor.links.values()):
+            tracking.interface(*name_up)
+    for inst in list(daemon.insts.values()):
+        daemon.on_effective(inst.name, tracking.effective(inst.name))
+    daemon.set_sync_groups(new)
+    daemon.links.close_unused()
+    return started
+
+
+def _remove_changed(daemon: Daemon, wanted: dict[str, InstanceConfig], now: int) -> None:
+    """Stop and remove every instance the new config changes or drops; keep the others as they run."""
+    for name, inst in list(daemon.insts.items()):
+        nc = wanted.get(name)
+        if nc is not None and _fingerprint(nc) == _fingerprint(inst.io.cfg):
+            inst.io.cfg = nc
+            continue
+        log.info("(%s) %s by reload", name, "changed" if nc is not None else "removed")
+        if inst.io.started:
+            daemon.driver.shutdown(inst, now)
+        if nc is None:
+            daemon.notifier.instance_state(name, inst.io.scripts, "DELETED", inst.core.priority)
+        if daemon.status.book is not None:
+            daemon.status.book.forget(name)
+        daemon.builder.remove(inst)
+
+
+def _fingerprint(icfg: InstanceConfig) -> Any:
+    """What decides whether a reload may keep an instance running: everything but where it was written."""
+    return dataclasses.replace(icfg, file="", line=0)
