@@ -1,5 +1,5 @@
 """Tracking: runs the trackers a configuration references and turns their results into each instance's
-effective priority and FAULT, through the pure math of fastvrrp.health.priority.
+effective priority and FAULT, through the pure math of fastvrrp.core.priority.
 
 Trackers know nothing of VRRP; the core knows nothing of trackers. This class sits between them: it starts one
 tracker per referenced vrrp_script / vrrp_check / track_file / vrrp_track_process (shared by every instance
