@@ -30,11 +30,14 @@ class SyncGroupNotices:
     def member_changed(self, member: str) -> None:
         """`member` changed state: report its group's state if every started member now shares it."""
         gname = self.group_of.get(member)
-        if gname is None:
+        # During a reload the new configuration is in place before `configure` follows it: a group it
+        # dropped has nothing left to report.
+        sg = self.config.sync_groups.get(gname) if gname is not None else None
+        if sg is None:
             return
         words = {
             "STOP" if i.core.state is State.INIT else i.core.state.name
-            for n in self.config.sync_groups[gname].group
+            for n in sg.group
             if (i := self.insts.get(n)) is not None and i.io.started
         }
         if len(words) == 1:
