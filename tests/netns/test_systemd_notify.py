@@ -210,10 +210,24 @@ def test_sigterm_says_stopping_before_the_priority_zero_handover(lab, listeners)
 
 def test_watchdog_pings_at_half_the_interval_and_stop_with_the_loop(lab, listeners):
     lan = Lan(lab, routers=1, client=False)
-    r, listener = notifying_router(lab, lan, 1, [spec(51, 100)], WATCHDOG_USEC="400000")
+    env_out = os.path.join(lab.workdir, "script.env")
+    dump_env = os.path.join(lab.workdir, "dump-env.sh")
+    with open(dump_env, "w") as f:
+        f.write(f"#!/bin/sh\nenv > {env_out}\n")
+    os.chmod(dump_env, 0o755)
+    inst = InstanceSpec(
+        vrid=51, priority=100, advert_int_ms=A, vips=("192.0.2.51/24",), extra=(f"notify_master {dump_env}",)
+    )
+    r, listener = notifying_router(lab, lan, 1, [inst], WATCHDOG_USEC="400000")
     listeners.append(listener)
     r.start()
     listener.wait("READY", timeout=15)
+    # The scripts the daemon runs do not inherit the variables meant for it (sd_notify(3)).
+    wait_for(lambda: os.path.exists(env_out) and os.path.getsize(env_out) > 0, timeout=10, what="script env")
+    with open(env_out) as f:
+        script_env = f.read()
+    assert "PATH=" in script_env
+    assert "NOTIFY_SOCKET" not in script_env and "WATCHDOG_USEC" not in script_env
     wait_for(lambda: len(listener.all("WATCHDOG")) >= 8, timeout=10, what="watchdog pings")
     times = [m.t for m in listener.all("WATCHDOG")]
     gap = statistics.median(b - a for a, b in zip(times, times[1:], strict=False))
@@ -243,4 +257,31 @@ def test_watchdog_pid_of_another_process_means_no_pings(lab, listeners):
     r.wait_state("MASTER", timeout=10)  # well over ten watchdog intervals after READY=1
     assert listener.all("WATCHDOG") == []
     assert ready.t > 0
+    assert r.stop() == 0
+
+
+def test_a_mass_transition_sends_a_few_status_datagrams(lab, listeners):
+    n = 200
+    lan = Lan(lab, routers=1, client=False)
+    insts = [
+        InstanceSpec(vrid=v, priority=100, advert_int_ms=A, vips=(f"198.51.100.{v}/24",))
+        for v in range(1, n + 1)
+    ]
+    r, listener = notifying_router(lab, lan, 1, insts)
+    listeners.append(listener)
+    r.start()
+    ready = listener.wait("READY", timeout=30)
+    assert ready["STATUS"] == f"{n} instances: {n} BACKUP"
+    # Alone on the LAN, all 200 become MASTER after Master_Down_Interval, nearly at once.
+    done = wait_for(
+        lambda: [m for m in listener.all("STATUS") if m["STATUS"] == f"{n} instances: {n} MASTER"],
+        timeout=30,
+        what="STATUS= with every instance MASTER",
+    )[0]
+    r.wait_all("MASTER", timeout=10)
+    updates = listener.all("STATUS", after=ready.t)
+    assert updates[-1] is done  # nothing after the last change
+    # At most one datagram per 0.5 s (plus the first), whatever the number of transitions.
+    allowed = 2 + int((done.t - ready.t) / 0.5)
+    assert len(updates) <= min(allowed, n // 10), (len(updates), done.t - ready.t)
     assert r.stop() == 0
