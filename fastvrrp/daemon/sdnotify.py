@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping
 log = logging.getLogger("fastvrrp")
 
 STATUS_MIN_INTERVAL_S = 0.5  # STATUS= after transitions: at most two datagrams a second
+REFUSED_NOTE = "; the last reload was refused (see the log)"
 _KEY = re.compile(r"[A-Z][A-Z0-9_]*\Z")
 # The states in the order STATUS= lists them (keepalived's names, as the log and the status file use).
 _STATE_ORDER = ("MASTER", "BACKUP", "FAULT", "INIT")
@@ -154,6 +155,7 @@ class ServiceNotifier:
         self._last_status = ""
         self._ready_sent = False
         self._stopping = False
+        self._note = ""  # appended to STATUS= (a refused reload)
 
     @classmethod
     def from_environ(
@@ -208,8 +210,10 @@ class ServiceNotifier:
         if self.enabled and self._ready_sent and not self._stopping:
             self.sock.send(("RELOADING", 1), ("MONOTONIC_USEC", monotonic_usec()), ("STATUS", "reloading"))
 
-    def reloaded(self) -> None:
-        """READY=1 after a reload (applied or refused), only if the daemon had said READY=1 before."""
+    def reloaded(self, refused: bool = False) -> None:
+        """READY=1 after a reload, only if the daemon had said READY=1 before. A refused configuration is
+        named in STATUS= (what `systemctl status` shows) until a reload succeeds."""
+        self._note = REFUSED_NOTE if refused else ""
         if self._ready_sent and not self._stopping:
             self.ready()
 
@@ -248,7 +252,7 @@ class ServiceNotifier:
         self._last_status = text
 
     def _status(self) -> str:
-        return status_text(self.states())
+        return status_text(self.states()) + self._note
 
     def _cancel_status(self) -> None:
         if self._status_timer is not None:

@@ -313,6 +313,7 @@ class Daemon:
             return
         self._reloading = True
         self.systemd.reloading()
+        new = None
         try:
             new = read_config(self.config_path, self.config_id)
             if new is not None:
@@ -321,7 +322,7 @@ class Daemon:
                 log.info("reloaded %s (%d instances, %d started)", self.config_path, len(self.insts), started)
         finally:
             self._reloading = False
-            self.systemd.reloaded()  # the new configuration is in charge, or the broken one was refused
+            self.systemd.reloaded(refused=new is None)  # the new configuration is in charge, or refused
 
 
 def _no_peer_fault(inst: RunningInstance, eff: Effective) -> Effective:

@@ -171,6 +171,7 @@ def test_sighup_reloading_then_ready_for_a_good_and_a_broken_config(lab, listene
     assert before <= int(reloading["MONOTONIC_USEC"]) <= after
     again = listener.wait("READY", after=reloading.t, timeout=10)
     assert "reloaded" in again.log and again["STATUS"].startswith("2 instances: ")
+    assert "refused" not in again["STATUS"]
     assert "MAINPID" not in again
     # A broken configuration: refused, and READY=1 all the same (the running one stays in charge).
     with open(r.conf_path, "a") as f:
@@ -180,6 +181,7 @@ def test_sighup_reloading_then_ready_for_a_good_and_a_broken_config(lab, listene
     back = listener.wait("READY", after=refused.t, timeout=10)
     assert "reload refused" in back.log
     assert back["STATUS"].startswith("2 instances: ")
+    assert back["STATUS"].endswith("; the last reload was refused (see the log)")
     assert r.alive()
     assert r.stop() == 0
 

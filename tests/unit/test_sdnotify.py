@@ -235,6 +235,8 @@ def test_ready_reload_stop_sequence(receiver):
         sn.reloaded()
         sn.ready()
         sn.reloading()
+        sn.reloaded(refused=True)
+        sn.reloading()
         sn.reloaded()
         sn.stopping()
         sn.reloading()  # after STOPPING=1: nothing
@@ -246,6 +248,8 @@ def test_ready_reload_stop_sequence(receiver):
         {"READY"},
         {"RELOADING"},
         {"READY"},
+        {"RELOADING"},
+        {"READY"},
         {"STOPPING"},
     ]
     assert msgs[0]["STATUS"] == "3 instances: 1 MASTER, 2 BACKUP"
@@ -253,7 +257,9 @@ def test_ready_reload_stop_sequence(receiver):
     assert "MAINPID" not in msgs[2]  # once is enough
     mono = int(msgs[1]["MONOTONIC_USEC"])
     assert abs(mono - sdnotify.monotonic_usec()) < 60_000_000
-    assert msgs[3]["STATUS"].startswith("stopping: 3 instances")
+    assert msgs[2]["STATUS"] == "3 instances: 1 MASTER, 2 BACKUP" + sdnotify.REFUSED_NOTE
+    assert msgs[4]["STATUS"] == "3 instances: 1 MASTER, 2 BACKUP"  # a good reload clears the note
+    assert msgs[5]["STATUS"].startswith("stopping: 3 instances")
 
 
 def test_a_burst_of_transitions_is_one_datagram_and_updates_are_spaced(receiver):
