@@ -58,7 +58,7 @@ def format_message(fields: Iterable[tuple[str, object]]) -> bytes:
         lines.append(f"{key}={text}")
     if not lines:
         raise ValueError("an empty notify message")
-    return ("\n".join(lines) + "\n").encode()
+    return "\n".join(lines).encode()  # no trailing newline, as systemd-notify(1) sends it
 
 
 def watchdog_interval_us(environ: Mapping[str, str], pid: int) -> int | None:

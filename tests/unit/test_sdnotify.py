@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import socket
+import subprocess
 import time
 import uuid
 
@@ -21,6 +23,7 @@ from fastvrrp.daemon.sdnotify import (
     status_text,
     watchdog_interval_us,
 )
+from tests.conftest import IN_CI
 
 
 def parse(data: bytes) -> dict[str, str]:
@@ -79,11 +82,11 @@ def test_socket_address_refuses_with_a_reason(value, reason):
 
 def test_format_message_lines():
     msg = format_message([("READY", 1), ("STATUS", "3 instances: 1 MASTER, 2 BACKUP"), ("MAINPID", 42)])
-    assert msg == b"READY=1\nSTATUS=3 instances: 1 MASTER, 2 BACKUP\nMAINPID=42\n"
+    assert msg == b"READY=1\nSTATUS=3 instances: 1 MASTER, 2 BACKUP\nMAINPID=42"
 
 
 def test_format_message_keeps_a_value_on_one_line():
-    assert format_message([("STATUS", "a\nREADY=1\r")]) == b"STATUS=a READY=1 \n"
+    assert format_message([("STATUS", "a\nREADY=1\r")]) == b"STATUS=a READY=1 "
 
 
 @pytest.mark.parametrize("key", ["ready", "", "1READY", "READY=1", "STA TUS"])
@@ -116,6 +119,45 @@ def test_monotonic_usec_is_clock_monotonic():
     got = sdnotify.monotonic_usec()
     after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
     assert before <= got <= after
+
+
+@pytest.fixture
+def systemd_notify() -> str:
+    found = shutil.which("systemd-notify")
+    if found is None:
+        if IN_CI:
+            pytest.fail("systemd-notify (Debian package systemd) is required under CI=true; `make deps`")
+        pytest.skip("systemd-notify is not installed")
+    return found
+
+
+@pytest.mark.parametrize("abstract", [False, True])
+def test_same_datagram_as_systemd_notify(systemd_notify, tmp_path, abstract):
+    """systemd's own sender is the oracle: for the same variables and the same NOTIFY_SOCKET value (a path,
+    or an '@' abstract name) the receiver gets the same bytes from it and from us."""
+    if abstract:
+        value = "@fastvrrp-test-" + uuid.uuid4().hex
+        bind_to = "\0" + value[1:]
+    else:
+        value = bind_to = str(tmp_path / "notify")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(bind_to)
+    s.settimeout(5)
+    try:
+        text = "3 instances: 1 MASTER, 2 BACKUP"
+        subprocess.run(
+            [systemd_notify, "--no-block", "--ready", f"--status={text}", "RELOADING=1", "MONOTONIC_USEC=12"],
+            env=dict(os.environ, NOTIFY_SOCKET=value),
+            capture_output=True,
+            timeout=30,
+        )
+        theirs = s.recv(4096)
+        ours_sock = NotifySocket(socket_address(value))
+        assert ours_sock.send(("READY", 1), ("STATUS", text), ("RELOADING", 1), ("MONOTONIC_USEC", 12))
+        ours_sock.close()
+        assert s.recv(4096) == theirs
+    finally:
+        s.close()
 
 
 # --- the watchdog variables ------------------------------------------------------------------------------
@@ -161,7 +203,7 @@ def test_send_to_an_abstract_name():
     try:
         ns = NotifySocket(socket_address("@" + name))
         assert ns.send(("WATCHDOG", 1))
-        assert s.recv(4096) == b"WATCHDOG=1\n"
+        assert s.recv(4096) == b"WATCHDOG=1"
         ns.close()
     finally:
         s.close()
