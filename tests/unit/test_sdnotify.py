@@ -23,7 +23,8 @@ from fastvrrp.daemon.sdnotify import (
     status_text,
     watchdog_interval_us,
 )
-from tests.conftest import IN_CI
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")  # as tests/conftest.py
 
 
 def parse(data: bytes) -> dict[str, str]:

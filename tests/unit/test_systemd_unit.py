@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI
-
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")  # as tests/conftest.py
 DIST = Path(__file__).resolve().parents[2] / "dist" / "systemd"
 UNIT = DIST / "fastvrrp.service"
 DEFAULTS = DIST / "fastvrrp.default"
