@@ -3,14 +3,15 @@ PY      ?= python3
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 PIP     := $(VPY) -m pip
-DEB_PKGS := keepalived tcpdump iproute2 iputils-ping procps nftables
+DEB_PKGS := keepalived tcpdump iproute2 iputils-ping procps nftables systemd
 PYTEST_ARGS ?=
 
 .PHONY: all deps venv build test unit bench lint demo debug clean
 
 all: build
 
-# Debian packages the tests and the demo need (keepalived is the live interop peer).
+# Debian packages the tests and the demo need (keepalived is the live interop peer; systemd brings
+# systemd-analyze, which checks the unit in dist/systemd).
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

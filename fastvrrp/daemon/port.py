@@ -69,7 +69,7 @@ class DaemonPort:
         self.group_changed(inst.name)
         if self.book is not None:
             self.book.transition(inst.name, change.reason)
-            self.loop.call_soon(self.write_status)  # one write per batch of transitions
+        self.loop.call_soon(self.write_status)  # the status file and systemd's STATUS=, once per batch
 
     def lower_priority(self, inst: RunningInstance, priority: int) -> None:
         log.info("(%s) received lower priority (%d) advert", inst.name, priority)

@@ -17,7 +17,7 @@ from typing import Any
 from fastvrrp import _engine
 from fastvrrp.config import Config
 from fastvrrp.core.priority import Effective
-from fastvrrp.daemon import metrics, notify, status
+from fastvrrp.daemon import metrics, notify, sdnotify, status
 from fastvrrp.daemon.driver import Driver, RunningInstance
 from fastvrrp.daemon.instances import InstanceBuilder, remove_stale_vips
 from fastvrrp.daemon.links import Link, Links
@@ -76,6 +76,8 @@ class Daemon:
         self.notifier = notify.Notifier.from_config(self.loop, self.runner, gd)
         book = status.StatusBook(status_path) if status_path else None
         self.status = StatusWriter(self.loop, self.engine, self.insts, book)
+        # systemd's notify protocol (nothing is sent without $NOTIFY_SOCKET)
+        self.systemd = sdnotify.ServiceNotifier.from_environ(self.loop, self._state_names)
         self.groups = SyncGroupNotices(self.notifier, self.insts, cfg)
         self.sysctls = Sysctls()
         self.vmacs = VmacInterfaces(self.nl, self.sysctls)
@@ -88,7 +90,7 @@ class Daemon:
             self.notifier,
             self.groups.member_changed,
             book,
-            self.status.write,
+            self._after_transitions,
             self.no_accept,
         )
         self.driver = Driver(self.engine, self.port)
@@ -115,6 +117,7 @@ class Daemon:
 
     async def start(self) -> None:
         cfg = self.cfg
+        self.systemd.start_watchdog()
         await self.notifier.start()
         await self.nl.start()
         await remove_stale_vips(self.nl, cfg)
@@ -140,9 +143,12 @@ class Daemon:
             self.metrics.start()
         self.status.tick()
         gc.freeze()  # everything allocated so far lives for the daemon's lifetime: keep it out of gc scans
+        # Every instance has its sockets and its initial state (or is held: vrrp_startup_delay, trackers).
+        self.systemd.ready()
 
     async def stop(self) -> None:
         """Graceful stop: every master resigns with priority 0 (RFC 5798 6.4.3 S10), addresses go."""
+        self.systemd.stopping()
         now = now_us()
         self.tracking.stop()
         for inst in list(self.insts.values()):
@@ -174,6 +180,15 @@ class Daemon:
             self.monitor.close()
         self.links.close()
         self.nl.close()
+        self.systemd.close()
+
+    def _state_names(self) -> list[str]:
+        return [inst.core.state.name for inst in list(self.insts.values())]
+
+    def _after_transitions(self) -> None:
+        """Called once per batch of transitions: the status file and systemd's STATUS= follow."""
+        self.status.write()
+        self.systemd.states_changed()
 
     def set_sync_groups(self, cfg: Config) -> None:
         self.driver.set_sync_groups({name: sg.group for name, sg in cfg.sync_groups.items()})
@@ -297,6 +312,8 @@ class Daemon:
         if self._reloading:
             return
         self._reloading = True
+        self.systemd.reloading()
+        new = None
         try:
             new = read_config(self.config_path, self.config_id)
             if new is not None:
@@ -305,6 +322,7 @@ class Daemon:
                 log.info("reloaded %s (%d instances, %d started)", self.config_path, len(self.insts), started)
         finally:
             self._reloading = False
+            self.systemd.reloaded(refused=new is None)  # the new configuration is in charge, or refused
 
 
 def _no_peer_fault(inst: RunningInstance, eff: Effective) -> Effective:

@@ -241,6 +241,7 @@ class Router:
         self.global_lines = list(global_lines)
         self.blocks = ""  # top-level blocks appended to the config (vrrp_script, vrrp_sync_group ...)
         self.extra_args: list[str] = []  # more fastvrrp command-line options (--metrics ...)
+        self.env: dict[str, str] = {}  # more environment for the daemon (NOTIFY_SOCKET ...)
         # Top-level blocks placed before the instances: keepalived resolves a track_script name while it
         # reads the instance, so a vrrp_script it tracks must come first ("track script X not found").
         self.blocks_before = ""
@@ -310,11 +311,11 @@ class Router:
         self.write_config()
         log_path = os.path.join(self.lab.workdir, f"{self.name}.log")
         self._log_from = os.path.getsize(log_path) if os.path.exists(log_path) else 0
-        env = None
+        env = dict(self.env)
         if self.kind == "fastvrrp":
             # Import the same fastvrrp the caller uses, whatever the working directory.
             pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            env = {"PYTHONPATH": pkg_parent + os.pathsep + os.environ.get("PYTHONPATH", "")}
+            env["PYTHONPATH"] = pkg_parent + os.pathsep + os.environ.get("PYTHONPATH", "")
         self.proc = self.lab.spawn(self.ns, self.argv(), self.name, env=env)
         return self.proc
 
