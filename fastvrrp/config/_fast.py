@@ -44,3 +44,22 @@ def maker(cls: type) -> Callable[..., Any]:
     if type(a) is not cls or any(getattr(a, n) is not getattr(b, n) for n in names):
         return cls
     return make
+
+
+def from_state(cls: type, state_cls: type) -> Callable[[Any, list[Any]], Any]:
+    """A function f(state, defaults) -> cls(...) taking each field of `cls` from the attribute of the same
+    name on `state` when the state has one and it is not None, else from defaults[i] (the field's value
+    when the block did not set it). One generated expression per field: no loop over the fields per
+    object built."""
+    make = maker(cls)
+    have = set(getattr(state_cls, "__slots__", ()))
+    exprs = []
+    for i, f in enumerate(dataclasses.fields(cls)):
+        if f.name in have:
+            exprs.append(f"b[{i}] if (v{i} := st.{f.name}) is None else v{i}")
+        else:
+            exprs.append(f"b[{i}]")
+    src = f"def build(st, b):\n    return _make({', '.join(exprs)})\n"
+    ns: dict[str, Any] = {"_make": make}
+    exec(src, ns)  # noqa: S102 - generated from the field names above, as maker() does
+    return ns["build"]
