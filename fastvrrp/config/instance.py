@@ -123,6 +123,7 @@ class InstanceState:
     notify_priority_changes: bool | None = None
 
 
+new_instance_state = _fast.blank(InstanceState, "name", "file", "line", "node")
 build_instance = _fast.from_state(InstanceConfig, InstanceState)
 _make_track_ref = _fast.maker(TrackRef)
 
@@ -244,7 +245,7 @@ def _addresses(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
     nodes = st.virtual_ipaddress_at
     if nodes is None:
         nodes = st.virtual_ipaddress_at = []
-    for k in entries(r, n):
+    for k in n.children if n.children is not None else entries(r, n):
         a = vaddr(r, k)
         if a is not None:
             out.append(a)
@@ -287,7 +288,7 @@ def _track(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
     if nodes is None:
         nodes = []
         setattr(st, kw.at, nodes)
-    for k in entries(r, n):
+    for k in n.children if n.children is not None else entries(r, n):
         if k.children is not None:
             r.no_block(k)
         w, rev = None, False
@@ -417,6 +418,6 @@ def read_instance(r: Any, n: Node, st: Any, kw: Kw) -> None:
     if len(n.args) != 1:
         r.err(n, "'vrrp_instance' needs exactly one name")
         return
-    s = InstanceState(n.args[0], n.file, n.line, n)
+    s = new_instance_state(n.args[0], n.file, n.line, n)
     walk(r, n, VRRP_INSTANCE, s)
     r.instances.append(s)

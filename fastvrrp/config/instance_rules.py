@@ -74,15 +74,12 @@ def family(r: Reporter, st: InstanceState, where: str) -> tuple[int, bool]:
     return fam, ok
 
 
-def version(r: Reporter, st: InstanceState, gd: GlobalDefs, fam: int, where: str) -> tuple[int, bool]:
-    """The instance's version, else global_defs'; IPv6 is VRRPv3 only (RFC 5798 introduced IPv6)."""
-    v = gd.vrrp_version if st.version is None else st.version
-    if fam == 6:
-        if st.version == 2:
-            r.err(st.version_at, f"{where}: VRRP version 2 does not support IPv6")  # type: ignore[arg-type]
-            return 3, False
-        v = 3
-    return v, True
+def ipv6_version(r: Reporter, st: InstanceState, where: str) -> bool:
+    """IPv6 is VRRPv3 only (RFC 5798 introduced IPv6): an IPv6 instance may not ask for version 2."""
+    if st.version == 2:
+        r.err(st.version_at, f"{where}: VRRP version 2 does not support IPv6")  # type: ignore[arg-type]
+        return False
+    return True
 
 
 def preempt(r: Reporter, st: InstanceState, state: str, priority: int, where: str) -> bool:
@@ -234,20 +231,29 @@ def finish_instance(
 ) -> InstanceConfig | None:
     """One instance's checks and defaults; None if it has a problem. `base` is the InstanceConfig field values
     of an instance that sets none of its own (instance_base); `trackers` what track_* may name."""
+    # Each rule runs only where it can apply: this runs once per instance of configs with tens of thousands.
     where = f"vrrp_instance {st.name}"
-    ok = required(r, st, where)
+    ok = True
+    if st.virtual_router_id is None or st.interface is None:
+        ok = required(r, st, where)
     fam, good = family(r, st, where)
     ok = good and ok
-    ver, good = version(r, st, gd, fam, where)
-    ok = good and ok
+    ver = gd.vrrp_version if st.version is None else st.version
+    if fam == 6:
+        ok = ipv6_version(r, st, where) and ok
+        ver = 3
     # keepalived makes `state MASTER` without a priority the address owner (255).
     state = st.state or "BACKUP"
     priority = st.priority if st.priority is not None else (255 if state == "MASTER" else 100)
-    ok = preempt(r, st, state, priority, where) and ok
-    adv_ms, good = advert_ms(r, st, ver, where)
-    ok = good and ok
+    if st.preempt is False:
+        ok = preempt(r, st, state, priority, where) and ok
+    adv_ms = 1000
+    if st.advert_int is not None:
+        adv_ms, good = advert_ms(r, st, ver, where)
+        ok = good and ok
     strict = gd.vrrp_strict if st.strict_mode is None else st.strict_mode
-    ok = authentication(r, st, ver, strict, where) and ok
+    if st.auth_at is not None:
+        ok = authentication(r, st, ver, strict, where) and ok
     # vrrp_strict (keepalived.conf(5)): accept defaults to on for the address owner only (RFC 5798 6.1
     # Accept_Mode), and RFC 3768 has no accept mode at all.
     accept = st.accept if st.accept is not None else (priority == 255 if strict else True)

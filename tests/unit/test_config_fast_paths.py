@@ -7,7 +7,7 @@ import gc
 
 from fastvrrp.config import InstanceConfig, check
 from fastvrrp.config._fast import from_state, maker
-from fastvrrp.config.instance import InstanceState, build_instance
+from fastvrrp.config.instance import InstanceState, build_instance, new_instance_state
 from fastvrrp.config.preprocess import Preprocessor
 
 INST = (
@@ -36,6 +36,12 @@ def test_building_from_a_block_state_takes_what_was_written_else_the_default():
         "sync_group"
     }
     assert from_state(InstanceConfig, InstanceState) is not None
+
+
+def test_a_fresh_instance_state_is_made_by_the_short_constructor_and_equals_init():
+    assert new_instance_state is not InstanceState  # a default that is not a constant would lose it
+    node = object()
+    assert new_instance_state("V", "f", 3, node) == InstanceState("V", "f", 3, node)  # type: ignore[arg-type]
 
 
 def test_generated_lines_parse_their_references_once(tmp_path):
