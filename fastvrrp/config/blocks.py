@@ -33,6 +33,7 @@ class Kw:
     what: str | None = None  # the value's name in messages (default: the keyword)
     block: bool | None = False  # True: takes a block; False: a block is refused; None: not looked at
     read: Read | None = None  # the value reader of `store`
+    entry: Callable[[Any, Node], Any] | None = None  # the parser of each line of `more_lines`
     at: str = ""  # the state attribute keeping the statement (filled in by Schema)
 
 
@@ -222,6 +223,22 @@ def special(
 ) -> Kw:
     """A keyword read by a handler of its own."""
     return Kw(handle, field, lo, hi, block=block)
+
+
+def more_lines(r: Reporter, n: Node, st: Any, kw: Kw) -> None:
+    """A block of value lines (addresses, routes, rules), each read by `kw.entry`; the good ones are added
+    to what earlier blocks of the same keyword gave."""
+    assert kw.entry is not None
+    out = list(getattr(st, kw.field) or ())
+    for k in entries(r, n):
+        x = kw.entry(r, k)
+        if x is not None:
+            out.append(x)
+    setattr(st, kw.field, tuple(out))
+
+
+def lines_kw(field: str, entry: Callable[[Any, Node], Any]) -> Kw:
+    return Kw(more_lines, field, block=True, entry=entry)
 
 
 def checked_only(r: Reporter, n: Node, st: Any, kw: Kw) -> None:

@@ -40,14 +40,10 @@ def _group_track(r: Reporter, n: Node, st: SyncGroupState, kw: Kw) -> None:
     """`NAME [weight W [reverse]]` lines; a later block of the same kind replaces an earlier one."""
     out = []
     for k in entries(r, n):
-        r.no_block(k)
-        w, rev = None, False
-        if k.args:
-            if k.args[0] != "weight":
-                r.err(k, f"unexpected '{k.args[0]}' after '{k.kw}' (expected weight)")
-                continue
-            w, rev = r.weight(k, k.args[1:], kw.lo, kw.hi)
-        out.append(TrackRef(k.kw, w, rev))
+        weight = r.track_weight(k, kw.lo, kw.hi)
+        if weight is None:
+            continue
+        out.append(TrackRef(k.kw, *weight))  # (a bad weight is kept as None: the group is refused anyway)
         st.refs[(n.kw, k.kw, len(out))] = k
     setattr(st, kw.field, tuple(out))
 

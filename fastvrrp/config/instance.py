@@ -22,6 +22,7 @@ from .blocks import (
     flag_kw,
     int_kw,
     ip_kw,
+    lines_kw,
     read_flag,
     script_kw,
     secs_kw,
@@ -253,34 +254,6 @@ def _addresses(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
     st.virtual_ipaddress = tuple(out)
 
 
-def _excluded_addresses(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
-    """virtual_ipaddress_excluded: added to what earlier blocks gave."""
-    out = list(st.virtual_ipaddress_excluded) if st.virtual_ipaddress_excluded else []
-    for k in entries(r, n):
-        a = vaddr(r, k)
-        if a is not None:
-            out.append(a)
-    st.virtual_ipaddress_excluded = tuple(out)
-
-
-def _routes(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
-    out = list(st.virtual_routes or ())
-    for k in entries(r, n):
-        x = route(r, k)
-        if x is not None:
-            out.append(x)
-    st.virtual_routes = tuple(out)
-
-
-def _rules(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
-    out = list(st.virtual_rules or ())
-    for k in entries(r, n):
-        x = rule(r, k)
-        if x is not None:
-            out.append(x)
-    st.virtual_rules = tuple(out)
-
-
 def _track(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
     """track_interface / track_script / track_file / track_process: `NAME [weight W [reverse]]` lines."""
     refs = []
@@ -289,18 +262,14 @@ def _track(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
         nodes = []
         setattr(st, kw.at, nodes)
     for k in n.children if n.children is not None else entries(r, n):
-        if k.children is not None:
-            r.no_block(k)
-        w, rev = None, False
-        if k.args:
-            if k.args[0] != "weight":
-                r.err(k, f"unexpected '{k.args[0]}' after '{k.kw}' (expected weight)")
-                continue
-            w, rev = r.weight(k, k.args[1:], kw.lo, kw.hi)
-            if w is None:
-                continue
-        refs.append(_make_track_ref(k.kw, w, rev))
-        nodes.append(k)
+        if not k.args and k.children is None:  # the usual line: a name alone
+            refs.append(_make_track_ref(k.kw, None, False))
+            nodes.append(k)
+            continue
+        weight = r.track_weight(k, kw.lo, kw.hi)
+        if weight is not None and (weight[0] is not None or not k.args):  # a bad weight drops the line
+            refs.append(_make_track_ref(k.kw, *weight))
+            nodes.append(k)
     prev = getattr(st, kw.field)
     setattr(st, kw.field, prev + tuple(refs) if prev else tuple(refs))
 
@@ -369,9 +338,9 @@ VRRP_INSTANCE = Schema(
         "unicast_fault_no_peer": flag_kw("unicast_fault_no_peer"),
         "check_unicast_src": flag_kw("check_unicast_src"),
         "virtual_ipaddress": special(_addresses, block=True),
-        "virtual_ipaddress_excluded": special(_excluded_addresses, block=True),
-        "virtual_routes": special(_routes, block=True),
-        "virtual_rules": special(_rules, block=True),
+        "virtual_ipaddress_excluded": lines_kw("virtual_ipaddress_excluded", vaddr),
+        "virtual_routes": lines_kw("virtual_routes", route),
+        "virtual_rules": lines_kw("virtual_rules", rule),
         "accept": flag_kw("accept", True),
         "no_accept": flag_kw("accept", False),
         "track_interface": special(_track, "track_interface", -253, 253, block=True),

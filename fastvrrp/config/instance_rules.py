@@ -213,17 +213,23 @@ def _weight(ref: TrackRef, table: dict[str, Any]) -> Any:
 def resolve_garp(st: InstanceState, gd: GlobalDefs) -> None:
     """garp_lower_prio_* default to garp_master_* (the instance's, else global_defs')."""
     if st.garp_master_delay_ms is not None or st.garp_lower_prio_delay_ms is not None:
-        delay = gd.vrrp_garp_master_delay_ms if st.garp_master_delay_ms is None else st.garp_master_delay_ms
-        lower = st.garp_lower_prio_delay_ms
-        if lower is None:
-            lower = gd.vrrp_garp_lower_prio_delay_ms
-        st.garp_lower_prio_delay_ms = delay if lower is None else lower
+        st.garp_lower_prio_delay_ms = _first_set(
+            st.garp_lower_prio_delay_ms,
+            gd.vrrp_garp_lower_prio_delay_ms,
+            st.garp_master_delay_ms,
+            gd.vrrp_garp_master_delay_ms,
+        )
     if st.garp_master_repeat is not None or st.garp_lower_prio_repeat is not None:
-        repeat = gd.vrrp_garp_master_repeat if st.garp_master_repeat is None else st.garp_master_repeat
-        lower_r = st.garp_lower_prio_repeat
-        if lower_r is None:
-            lower_r = gd.vrrp_garp_lower_prio_repeat
-        st.garp_lower_prio_repeat = repeat if lower_r is None else lower_r
+        st.garp_lower_prio_repeat = _first_set(
+            st.garp_lower_prio_repeat,
+            gd.vrrp_garp_lower_prio_repeat,
+            st.garp_master_repeat,
+            gd.vrrp_garp_master_repeat,
+        )
+
+
+def _first_set(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)
 
 
 def finish_instance(

@@ -49,7 +49,7 @@ from .model import (
     VrrpScript,
 )
 from .schema import TOP_UNSUPPORTED
-from .trackers import read_track_file, read_track_process, read_vrrp_script
+from .trackers import TRACK_FILE_DEFINITION, TRACK_PROCESS_DEFINITION, VRRP_SCRIPT_DEFINITION
 from .values import Reporter
 
 TOP = Schema(
@@ -58,13 +58,13 @@ TOP = Schema(
     {
         "global_defs": special(read_global_defs, block=None),
         "vrrp_instance": special(read_instance, block=None),
-        "vrrp_script": special(read_vrrp_script, block=None),
+        "vrrp_script": special(VRRP_SCRIPT_DEFINITION.read, block=None),
         "vrrp_check": special(read_vrrp_check, block=None),
         "vrrp_sync_group": special(read_sync_group, block=None),
         "vrrp_group": special(read_sync_group, block=None),
-        "track_file": special(read_track_file, block=None),
-        "vrrp_track_file": special(read_track_file, block=None),
-        "vrrp_track_process": special(read_track_process, block=None),
+        "track_file": special(TRACK_FILE_DEFINITION.read, block=None),
+        "vrrp_track_file": special(TRACK_FILE_DEFINITION.read, block=None),
+        "vrrp_track_process": special(TRACK_PROCESS_DEFINITION.read, block=None),
         "garp_group": special(read_garp_group, block=None),
         "static_ipaddress": special(read_static_ipaddress, block=None),
         "static_routes": special(read_static_routes, block=None),

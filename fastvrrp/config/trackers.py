@@ -4,6 +4,7 @@ vrrp_track_process, each a schema, a slotted state while its block is read, and 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,13 +12,12 @@ from . import _fast
 from .blocks import (
     Kw,
     Schema,
+    flag_kw,
     int_kw,
     joined_kw,
     present_kw,
-    read_flag,
     secs_kw,
     special,
-    store,
     walk,
     word_kw,
     words_kw,
@@ -27,13 +27,50 @@ from .model import TrackFile, TrackProcess, VrrpScript
 from .values import Reporter
 
 
+class Definition:
+    """A named tracker definition (`WHAT NAME { }`): its schema, the keyword it cannot do without, the model
+    it becomes and the reader attribute holding them by name. `read` is its top-level handler."""
+
+    __slots__ = ("what", "schema", "state", "required", "table", "check", "_build", "_defaults")
+
+    def __init__(
+        self,
+        schema: Schema,
+        state: type,
+        model: type,
+        required: str,
+        table: str,
+        check: Callable[[Any, Node, Any], None] | None = None,
+    ) -> None:
+        assert schema.name is not None
+        self.what, self.schema, self.required, self.table, self.check = (
+            schema.name,
+            schema,
+            required,
+            table,
+            check,
+        )
+        self._build = _fast.from_state(model, state)
+        self._defaults = [f.default for f in dataclasses.fields(model)]
+        self.state = state
+
+    def read(self, r: Any, n: Node, st: Any, kw: Kw) -> None:
+        table = getattr(r, self.table)
+        name = r.named(n, self.what, table)
+        s = self.state(name)
+        walk(r, n, self.schema, s)
+        if getattr(s, self.required) is None:
+            r.err(n, f"{self.what} '{name}' has no '{self.required}'")
+            return
+        if self.check is not None:
+            self.check(r, n, s)
+        if name is not None:  # (None: missing or already defined, reported by named())
+            table[name] = self._build(s, self._defaults)
+
+
 def set_weight(r: Reporter, n: Node, st: Any, kw: Kw) -> None:
     """`weight N [reverse|noreverse]`: both are set, a bad weight to None (the tracker's default)."""
     st.weight, st.reverse = r.weight(n, n.args, kw.lo, kw.hi)
-
-
-def _defaults(cls: type) -> list[Any]:
-    return [f.default for f in dataclasses.fields(cls)]
 
 
 # --- vrrp_script
@@ -68,24 +105,11 @@ VRRP_SCRIPT = Schema(
         "rise": int_kw("rise", 1, 2**31 - 1),
         "fall": int_kw("fall", 1, 2**31 - 1),
         "user": special(_script_user),
-        "init_fail": Kw(store, "init_fail", read=read_flag),
+        "init_fail": flag_kw("init_fail"),
     },
     unknown_no_block=True,
 )
-_VRRP_SCRIPT_DEFAULTS = _defaults(VrrpScript)
-_build_vrrp_script = _fast.from_state(VrrpScript, VrrpScriptState)
-
-
-def read_vrrp_script(r: Any, n: Node, st: Any, kw: Kw) -> None:
-    """A top-level `vrrp_script NAME { }` into r.scripts."""
-    name = r.named(n, "vrrp_script", r.scripts)
-    s = VrrpScriptState(name)
-    walk(r, n, VRRP_SCRIPT, s)
-    if s.script is None:
-        r.err(n, f"vrrp_script '{name}' has no 'script'")
-        return
-    if name is not None:
-        r.scripts[name] = _build_vrrp_script(s, _VRRP_SCRIPT_DEFAULTS)
+VRRP_SCRIPT_DEFINITION = Definition(VRRP_SCRIPT, VrrpScriptState, VrrpScript, "script", "scripts")
 
 
 # --- track_file
@@ -120,20 +144,7 @@ TRACK_FILE = Schema(
     },
     unknown_no_block=True,
 )
-_TRACK_FILE_DEFAULTS = _defaults(TrackFile)
-_build_track_file = _fast.from_state(TrackFile, TrackFileState)
-
-
-def read_track_file(r: Any, n: Node, st: Any, kw: Kw) -> None:
-    """A top-level `track_file NAME { }` (or vrrp_track_file) into r.track_files."""
-    name = r.named(n, "track_file", r.track_files)
-    s = TrackFileState(name)
-    walk(r, n, TRACK_FILE, s)
-    if s.file is None:
-        r.err(n, f"track_file '{name}' has no 'file'")
-        return
-    if name is not None:
-        r.track_files[name] = _build_track_file(s, _TRACK_FILE_DEFAULTS)
+TRACK_FILE_DEFINITION = Definition(TRACK_FILE, TrackFileState, TrackFile, "file", "track_files")
 
 
 # --- vrrp_track_process
@@ -191,20 +202,14 @@ TRACK_PROCESS = Schema(
     },
     unknown_no_block=True,
 )
-_TRACK_PROCESS_DEFAULTS = _defaults(TrackProcess)
-_build_track_process = _fast.from_state(TrackProcess, TrackProcessState)
 
 
-def read_track_process(r: Any, n: Node, st: Any, kw: Kw) -> None:
-    """A top-level `vrrp_track_process NAME { }` into r.track_processes."""
-    name = r.named(n, "vrrp_track_process", r.track_processes)
-    s = TrackProcessState(name)
-    walk(r, n, TRACK_PROCESS, s)
-    if s.process is None:
-        r.err(n, f"vrrp_track_process '{name}' has no 'process'")
-        return
+def _quorum_range(r: Any, n: Node, s: TrackProcessState) -> None:
     q, qm = s.quorum, s.quorum_max
     if q is not None and qm is not None and qm < q:
-        r.err(n, f"vrrp_track_process '{name}': quorum_max {qm} is below quorum {q}")
-    if name is not None:
-        r.track_processes[name] = _build_track_process(s, _TRACK_PROCESS_DEFAULTS)
+        r.err(n, f"vrrp_track_process '{s.name}': quorum_max {qm} is below quorum {q}")
+
+
+TRACK_PROCESS_DEFINITION = Definition(
+    TRACK_PROCESS, TrackProcessState, TrackProcess, "process", "track_processes", _quorum_range
+)

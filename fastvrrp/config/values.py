@@ -206,6 +206,17 @@ class Reporter:
                 out.append(k.kw)
         return tuple(out)
 
+    def track_weight(self, k: Node, lo: int, hi: int) -> tuple[int | None, bool] | None:
+        """A tracking line `NAME [weight W [reverse]]`: (weight or None, reverse); None if the words after
+        the name are not a weight."""
+        self.no_block(k)
+        if not k.args:
+            return None, False
+        if k.args[0] != "weight":
+            self.err(k, f"unexpected '{k.args[0]}' after '{k.kw}' (expected weight)")
+            return None
+        return self.weight(k, k.args[1:], lo, hi)
+
     def weight(self, n: Node, args: list[str], lo: int, hi: int) -> tuple[int | None, bool]:
         """`weight N [reverse|noreverse|no_reverse]` at the start of args."""
         if not args:
