@@ -8,6 +8,9 @@ same signature, `handler(reader, statement, state, kw)`, registered in the same 
 The state is a slotted class per block (see instance.py, trackers.py ...): the attribute of a value that
 was not written stays None. When the state class has an attribute `FIELD_at`, the statement that set FIELD
 is kept there, so that a later check can point at it.
+
+The global_defs kinds and the keywords of keepalived features fastvrrp does not implement are tables in
+schema.py; global_defs.py turns them into a Schema.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ Read = Callable[[Reporter, Node, "Kw"], Any]
 
 @dataclass(frozen=True, slots=True)
 class Kw:
+    """How one keyword of a block is read (see the module docstring)."""
+
     handle: Handler
     field: str = ""
     lo: Any = None
