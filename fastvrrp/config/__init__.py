@@ -83,10 +83,7 @@ def check(
         reader.read(iter_tree(pre.read_chunks(path), problems))
         cfg = reader.finish(tuple(pre.files))
         problems = sorted(set(problems + reader.problems), key=_order(pre.files))
-        # Free the intermediates now, by reference counting: the reader's keyword handlers are closures
-        # over the reader, a cycle that would otherwise keep the whole statement tree alive until a full
-        # collection.
-        reader.close()
+        # Free the intermediates now, by reference counting (nothing the reader holds forms a cycle).
         del reader, pre
     finally:
         if gc_was_on:

@@ -12,14 +12,15 @@ exist. Problems are reported at the statement they are about, as everywhere in t
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastvrrp.health.spec import CheckSpec, DnsCheck, HttpCheck, TcpCheck, UrlSpec
 
+from .blocks import Kw, Schema, flag_kw, int_kw, secs_kw, special, walk, word_kw
 from .lexer import Node
-
-if TYPE_CHECKING:
-    from .reader import Reader
+from .trackers import set_weight
+from .values import Reporter
 
 PROBES = ("TCP_CHECK", "HTTP_GET", "SSL_GET", "DNS_CHECK")
 _MD5_HEX = re.compile(r"[0-9a-fA-F]{32}\Z")
@@ -28,236 +29,306 @@ _TIMEOUT = (0.001, 86400)
 _BOTH_TIMEOUTS = "connect_timeout and timeout both given (they are the same setting)"
 
 
-def read_vrrp_check(r: Reader, n: Node, checks: dict[str, tuple[CheckSpec, Node]]) -> None:
-    """Parse one vrrp_check block into `checks[name] = (CheckSpec, node)`; problems go to the reader."""
-    name = r._named(n, "vrrp_check", checks)
-    f: dict[str, Any] = {}
-    probe: Any = None
-    probe_node: Node | None = None
-    timeout_node: Node | None = None
-    for k in r.want_block(n) or ():
-        kw, a = k.kw, k.args
-        if kw in PROBES:
-            if probe_node is not None:
-                r.err(
-                    k,
-                    f"vrrp_check '{name}': only one probe per vrrp_check "
-                    f"({probe_node.kw} already at {probe_node.file}:{probe_node.line})",
-                )
-                continue
-            probe_node = k
-            probe, probe_timeout = _probe(r, k)
-            if probe_timeout is not None:
-                if timeout_node is not None:
-                    r.err(probe_timeout[1], _BOTH_TIMEOUTS)
-                else:
-                    f["timeout_ms"], timeout_node = probe_timeout
-            continue
-        r.no_block(k)
-        if kw == "interval":
-            if r.nargs(k, 1):
-                f["interval_ms"] = r.secs_in(k, a[0], *_TIMEOUT)
-        elif kw == "timeout":
-            if r.nargs(k, 1):
-                if timeout_node is not None:
-                    r.err(k, _BOTH_TIMEOUTS)
-                else:
-                    f["timeout_ms"], timeout_node = r.secs_in(k, a[0], *_TIMEOUT), k
-        elif kw == "weight":
-            f["weight"], f["reverse"] = r._weight(k, a, -253, 253)
-        elif kw in ("rise", "fall"):
-            if r.nargs(k, 1):
-                f[kw] = r.int_in(k, a[0], 1, 2**31 - 1)
-        elif kw == "init_fail":
-            if r.nargs(k, 0):
-                f["init_fail"] = True
-        else:
-            r.err(k, f"unknown keyword '{kw}' in vrrp_check")
-    if probe_node is None:
-        r.err(n, f"vrrp_check '{name}' has no probe (TCP_CHECK, HTTP_GET, SSL_GET or DNS_CHECK)")
+# --- url { } (HTTP_GET, SSL_GET)
+@dataclass(slots=True)
+class UrlState:
+    path: str | None = None
+    codes: list[int] = field(default_factory=list)
+    digest: str | None = None
+    regex: str | None = None
+    regex_no_match: bool | None = None
+    ok: bool = True
+
+
+def _path(r: Reporter, n: Node, st: UrlState, kw: Kw) -> None:
+    if r.nargs(n, 1):
+        if not n.args[0].startswith("/"):
+            r.err(n, f"url path '{n.args[0]}' must start with '/'")
+            st.ok = False
+        st.path = n.args[0]
+
+
+def _status_code(r: Reporter, n: Node, st: UrlState, kw: Kw) -> None:
+    if not r.nargs(n, 1, -1):
+        st.ok = False
         return
-    if name is None or probe is None:
-        return
-    values = {key: v for key, v in f.items() if v is not None}
-    checks[name] = (CheckSpec(name, probe, **values), n)
-
-
-def _probe(r: Reader, n: Node) -> tuple[Any, tuple[int | None, Node] | None]:
-    """(the probe or None if it has a problem, (timeout ms, its node) if connect_timeout was given)."""
-    kind = n.kw
-    tls = kind == "SSL_GET"
-    http = kind in ("HTTP_GET", "SSL_GET")
-    dns = kind == "DNS_CHECK"
-    f: dict[str, Any] = {}
-    urls: list[UrlSpec] = []
-    expect: list[tuple[Any, Node]] = []
-    timeout: tuple[int | None, Node] | None = None
-    ok = True
-    if n.args:
-        r.err(n, f"'{kind}' takes no value")
-        ok = False
-    for k in r.want_block(n) or ():
-        kw, a = k.kw, k.args
-        if kw == "url" and http:
-            u = _url(r, k)
-            if u is None:
-                ok = False
-            else:
-                urls.append(u)
-            continue
-        r.no_block(k)
-        if kw in ("connect_ip", "bindto"):
-            if r.nargs(k, 1):
-                ip = r.ip(k, a[0], f"{kw} address")
-                if ip is None:
-                    ok = False
-                f[kw] = (ip, k)
-            else:
-                ok = False
-        elif kw == "connect_port":
-            if r.nargs(k, 1):
-                f[kw] = r.int_in(k, a[0], *_PORT)
-            if f.get(kw) is None:
-                ok = False
-        elif kw == "connect_timeout":
-            if r.nargs(k, 1):
-                timeout = (r.secs_in(k, a[0], *_TIMEOUT), k)
-        elif kw == "virtualhost" and http:
-            if r.nargs(k, 1):
-                f[kw] = a[0]
-        elif kw == "verify_cert" and tls:
-            if r.nargs(k, 0):
-                f[kw] = True
-        elif kw == "ca_file" and tls:
-            if r.nargs(k, 1):
-                f[kw] = a[0]
-        elif kw == "type" and dns:
-            if r.nargs(k, 1):
-                t = a[0].upper()
-                if t not in ("A", "AAAA"):
-                    r.err(k, f"DNS_CHECK type '{a[0]}' is not A or AAAA")
-                    ok = False
-                else:
-                    f[kw] = t
-        elif kw == "name" and dns:
-            if r.nargs(k, 1):
-                f[kw] = a[0]
-        elif kw == "expect" and dns:
-            if r.nargs(k, 1):
-                ip = r.ip(k, a[0], "expect address")
-                if ip is None:
-                    ok = False
-                else:
-                    expect.append((ip, k))
+    for x in n.args:
+        c = r.int_in(n, x, 100, 599, "status_code")
+        if c is None:
+            st.ok = False
         else:
-            r.err(k, f"unknown keyword '{kw}' in {kind}")
-            ok = False
-    ip_entry = f.get("connect_ip")
-    if ip_entry is None:
-        r.err(n, f"{kind} needs connect_ip")
-        return None, timeout
-    connect_ip, _ = ip_entry
-    bind = f.get("bindto")
-    if connect_ip is not None and bind is not None and bind[0] is not None:
-        if bind[0].version != connect_ip.version:
-            r.err(bind[1], f"bindto {bind[0]} is not IPv{connect_ip.version} like connect_ip {connect_ip}")
-            ok = False
-    if dns:
-        if "name" not in f:
-            r.err(n, "DNS_CHECK needs name")
-            ok = False
-        want = 6 if f.get("type") == "AAAA" else 4
-        for ip, k in expect if ok else ():  # (a bad type is reported already; its family is unknown)
-            if ip.version != want:
-                r.err(k, f"expect {ip} is not an IPv{want} address (type {f.get('type', 'A')})")
-                ok = False
-    if not ok or connect_ip is None:
-        return None, timeout
-    bind_ip = bind[0] if bind else None
-    if kind == "TCP_CHECK":
-        if "connect_port" not in f:
-            r.err(n, "TCP_CHECK needs connect_port")
-            return None, timeout
-        return TcpCheck(connect_ip, f["connect_port"], bind_ip), timeout
-    if dns:
-        return (
-            DnsCheck(
-                connect_ip,
-                f["name"],
-                f.get("type", "A"),
-                f.get("connect_port", 53),
-                tuple(e[0] for e in expect),
-            ),
-            timeout,
-        )
-    return (
-        HttpCheck(
-            connect_ip,
-            f.get("connect_port", 443 if tls else 80),
-            tuple(urls) if urls else (UrlSpec(),),
-            f.get("virtualhost"),
-            tls,
-            f.get("verify_cert", False),
-            f.get("ca_file"),
-            bind_ip,
-        ),
-        timeout,
-    )
+            st.codes.append(c)
 
 
-def _url(r: Reader, n: Node) -> UrlSpec | None:
+def _digest(r: Reporter, n: Node, st: UrlState, kw: Kw) -> None:
+    if r.nargs(n, 1):
+        if not _MD5_HEX.match(n.args[0]):
+            r.err(n, f"digest '{n.args[0]}' is not an MD5 sum (32 hex digits)")
+            st.ok = False
+        else:
+            st.digest = n.args[0].lower()
+
+
+def _regex(r: Reporter, n: Node, st: UrlState, kw: Kw) -> None:
+    if r.nargs(n, 1):
+        try:
+            re.compile(n.args[0])
+        except re.error as e:
+            r.err(n, f"regex '{n.args[0]}' is not valid: {e}")
+            st.ok = False
+        else:
+            st.regex = n.args[0]
+
+
+URL = Schema(
+    "url",
+    UrlState,
+    {
+        "path": special(_path),
+        "status_code": special(_status_code),
+        "digest": special(_digest),
+        "regex": special(_regex),
+        "regex_no_match": flag_kw("regex_no_match"),
+    },
+    unknown_no_block=True,
+)
+
+
+def read_url(r: Reporter, n: Node) -> UrlSpec | None:
     if n.args:
         r.err(n, "'url' takes no value")
         return None
-    f: dict[str, Any] = {}
-    codes: list[int] = []
-    ok = True
-    for k in r.want_block(n) or ():
-        kw, a = k.kw, k.args
-        r.no_block(k)
-        if kw == "path":
-            if r.nargs(k, 1):
-                if not a[0].startswith("/"):
-                    r.err(k, f"url path '{a[0]}' must start with '/'")
-                    ok = False
-                f["path"] = a[0]
-        elif kw == "status_code":
-            if r.nargs(k, 1, -1):
-                for x in a:
-                    c = r.int_in(k, x, 100, 599, "status_code")
-                    if c is None:
-                        ok = False
-                    else:
-                        codes.append(c)
-            else:
-                ok = False
-        elif kw == "digest":
-            if r.nargs(k, 1):
-                if not _MD5_HEX.match(a[0]):
-                    r.err(k, f"digest '{a[0]}' is not an MD5 sum (32 hex digits)")
-                    ok = False
-                else:
-                    f["digest"] = a[0].lower()
-        elif kw == "regex":
-            if r.nargs(k, 1):
-                try:
-                    re.compile(a[0])
-                except re.error as e:
-                    r.err(k, f"regex '{a[0]}' is not valid: {e}")
-                    ok = False
-                else:
-                    f["regex"] = a[0]
-        elif kw == "regex_no_match":
-            if r.nargs(k, 0):
-                f["regex_no_match"] = True
-        else:
-            r.err(k, f"unknown keyword '{kw}' in url")
-            ok = False
-    if "regex_no_match" in f and "regex" not in f:
+    st = UrlState()
+    if not walk(r, n, URL, st):
+        st.ok = False
+    if st.regex_no_match is not None and st.regex is None:
         r.err(n, "regex_no_match without regex")
-        ok = False
-    if not ok:
+        st.ok = False
+    if not st.ok:
         return None
-    return UrlSpec(
-        f.get("path", "/"), tuple(codes), f.get("digest"), f.get("regex"), f.get("regex_no_match", False)
+    return UrlSpec(st.path or "/", tuple(st.codes), st.digest, st.regex, st.regex_no_match or False)
+
+
+# --- the probe block
+@dataclass(slots=True)
+class ProbeState:
+    connect_ip: Any = None
+    connect_ip_at: Node | None = None  # set when connect_ip was written (its value may be None: invalid)
+    bindto: Any = None
+    bindto_at: Node | None = None
+    connect_port: int | None = None
+    timeout: tuple[int | None, Node] | None = None  # connect_timeout: (ms, its statement)
+    virtualhost: str | None = None
+    verify_cert: bool | None = None
+    ca_file: str | None = None
+    type: str | None = None
+    name: str | None = None
+    expect: list[tuple[Any, Node]] = field(default_factory=list)
+    urls: list[UrlSpec] = field(default_factory=list)
+    ok: bool = True
+
+
+def _address(r: Reporter, n: Node, st: ProbeState, kw: Kw) -> None:
+    """connect_ip / bindto: kept with the statement even when invalid (the probe is then refused)."""
+    if not r.nargs(n, 1):
+        st.ok = False
+        return
+    ip = r.ip(n, n.args[0], f"{n.kw} address")
+    if ip is None:
+        st.ok = False
+    setattr(st, kw.field, ip)
+    setattr(st, kw.field + "_at", n)
+
+
+def _connect_port(r: Reporter, n: Node, st: ProbeState, kw: Kw) -> None:
+    if r.nargs(n, 1):
+        st.connect_port = r.int_in(n, n.args[0], *_PORT)
+    if st.connect_port is None:
+        st.ok = False
+
+
+def _connect_timeout(r: Reporter, n: Node, st: ProbeState, kw: Kw) -> None:
+    if r.nargs(n, 1):
+        st.timeout = (r.secs_in(n, n.args[0], *_TIMEOUT), n)
+
+
+def _url(r: Reporter, n: Node, st: ProbeState, kw: Kw) -> None:
+    u = read_url(r, n)
+    if u is None:
+        st.ok = False
+    else:
+        st.urls.append(u)
+
+
+def _dns_type(r: Reporter, n: Node, st: ProbeState, kw: Kw) -> None:
+    if r.nargs(n, 1):
+        t = n.args[0].upper()
+        if t not in ("A", "AAAA"):
+            r.err(n, f"DNS_CHECK type '{n.args[0]}' is not A or AAAA")
+            st.ok = False
+        else:
+            st.type = t
+
+
+def _expect(r: Reporter, n: Node, st: ProbeState, kw: Kw) -> None:
+    if r.nargs(n, 1):
+        ip = r.ip(n, n.args[0], "expect address")
+        if ip is None:
+            st.ok = False
+        else:
+            st.expect.append((ip, n))
+
+
+_CONNECTION = {
+    "connect_ip": special(_address, "connect_ip"),
+    "bindto": special(_address, "bindto"),
+    "connect_port": special(_connect_port),
+    "connect_timeout": special(_connect_timeout),
+}
+_HTTP = {**_CONNECTION, "url": special(_url, block=True), "virtualhost": word_kw("virtualhost")}
+PROBE_SCHEMAS = {
+    "TCP_CHECK": Schema("TCP_CHECK", ProbeState, _CONNECTION, unknown_no_block=True),
+    "HTTP_GET": Schema("HTTP_GET", ProbeState, _HTTP, unknown_no_block=True),
+    "SSL_GET": Schema(
+        "SSL_GET",
+        ProbeState,
+        {**_HTTP, "verify_cert": flag_kw("verify_cert"), "ca_file": word_kw("ca_file")},
+        unknown_no_block=True,
+    ),
+    "DNS_CHECK": Schema(
+        "DNS_CHECK",
+        ProbeState,
+        {**_CONNECTION, "type": special(_dns_type), "name": word_kw("name"), "expect": special(_expect)},
+        unknown_no_block=True,
+    ),
+}
+
+
+def read_probe(r: Reporter, n: Node) -> tuple[Any, tuple[int | None, Node] | None]:
+    """(the probe or None if it has a problem, (timeout ms, its node) if connect_timeout was given)."""
+    st = ProbeState()
+    if n.args:
+        r.err(n, f"'{n.kw}' takes no value")
+        st.ok = False
+    if not walk(r, n, PROBE_SCHEMAS[n.kw], st):
+        st.ok = False
+    if st.connect_ip_at is None:
+        r.err(n, f"{n.kw} needs connect_ip")
+        return None, st.timeout
+    if not _addresses_agree(r, n, st) or st.connect_ip is None:
+        return None, st.timeout
+    return _probe(r, n, st), st.timeout
+
+
+def _addresses_agree(r: Reporter, n: Node, st: ProbeState) -> bool:
+    """bindto is of connect_ip's family; a DNS_CHECK has a name, and `expect`s of the family asked for."""
+    cip, bind = st.connect_ip, st.bindto
+    if cip is not None and st.bindto_at is not None and bind is not None and bind.version != cip.version:
+        r.err(st.bindto_at, f"bindto {bind} is not IPv{cip.version} like connect_ip {cip}")
+        st.ok = False
+    if n.kw == "DNS_CHECK":
+        if st.name is None:
+            r.err(n, "DNS_CHECK needs name")
+            st.ok = False
+        want = 6 if st.type == "AAAA" else 4
+        for ip, k in st.expect if st.ok else ():  # (a bad type is reported already; its family is unknown)
+            if ip.version != want:
+                r.err(k, f"expect {ip} is not an IPv{want} address (type {st.type or 'A'})")
+                st.ok = False
+    return st.ok
+
+
+def _probe(r: Reporter, n: Node, st: ProbeState) -> Any:
+    """The probe of a block found good."""
+    kind = n.kw
+    if kind == "TCP_CHECK":
+        if st.connect_port is None:
+            r.err(n, "TCP_CHECK needs connect_port")
+            return None
+        return TcpCheck(st.connect_ip, st.connect_port, st.bindto)
+    if kind == "DNS_CHECK":
+        port = 53 if st.connect_port is None else st.connect_port
+        return DnsCheck(st.connect_ip, st.name or "", st.type or "A", port, tuple(e[0] for e in st.expect))
+    tls = kind == "SSL_GET"
+    return HttpCheck(
+        st.connect_ip,
+        (443 if tls else 80) if st.connect_port is None else st.connect_port,
+        tuple(st.urls) if st.urls else (UrlSpec(),),
+        st.virtualhost,
+        tls,
+        st.verify_cert or False,
+        st.ca_file,
+        st.bindto,
     )
+
+
+# --- vrrp_check
+@dataclass(slots=True)
+class CheckState:
+    name: str | None = None
+    probe: Any = None
+    probe_at: Node | None = None
+    interval_ms: int | None = None
+    timeout_ms: int | None = None
+    timeout_at: Node | None = None
+    weight: int | None = None
+    reverse: bool | None = None
+    rise: int | None = None
+    fall: int | None = None
+    init_fail: bool | None = None
+
+
+def _probe_block(r: Reporter, n: Node, st: CheckState, kw: Kw) -> None:
+    if st.probe_at is not None:
+        at = st.probe_at
+        r.err(
+            n,
+            f"vrrp_check '{st.name}': only one probe per vrrp_check ({at.kw} already at {at.file}:{at.line})",
+        )
+        return
+    st.probe_at = n
+    st.probe, probe_timeout = read_probe(r, n)
+    if probe_timeout is not None:
+        if st.timeout_at is not None:
+            r.err(probe_timeout[1], _BOTH_TIMEOUTS)
+        else:
+            st.timeout_ms, st.timeout_at = probe_timeout
+
+
+def _timeout(r: Reporter, n: Node, st: CheckState, kw: Kw) -> None:
+    if r.nargs(n, 1):
+        if st.timeout_at is not None:
+            r.err(n, _BOTH_TIMEOUTS)
+        else:
+            st.timeout_ms, st.timeout_at = r.secs_in(n, n.args[0], *_TIMEOUT), n
+
+
+VRRP_CHECK = Schema(
+    "vrrp_check",
+    CheckState,
+    {
+        **{p: special(_probe_block, block=True) for p in PROBES},
+        "interval": secs_kw("interval_ms", *_TIMEOUT),
+        "timeout": special(_timeout),
+        "weight": special(set_weight, "weight", -253, 253),
+        "rise": int_kw("rise", 1, 2**31 - 1),
+        "fall": int_kw("fall", 1, 2**31 - 1),
+        "init_fail": flag_kw("init_fail"),
+    },
+    unknown_no_block=True,
+)
+_SCHEDULE = ("interval_ms", "timeout_ms", "rise", "fall", "weight", "reverse", "init_fail")
+
+
+def read_vrrp_check(r: Any, n: Node, st: Any, kw: Kw) -> None:
+    """A top-level vrrp_check block into `r.checks[name] = (CheckSpec, node)`."""
+    checks: dict[str, tuple[CheckSpec, Node]] = r.checks
+    s = CheckState(r.named(n, "vrrp_check", checks))
+    walk(r, n, VRRP_CHECK, s)
+    if s.probe_at is None:
+        r.err(n, f"vrrp_check '{s.name}' has no probe (TCP_CHECK, HTTP_GET, SSL_GET or DNS_CHECK)")
+        return
+    if s.name is None or s.probe is None:
+        return
+    values = {key: v for key in _SCHEDULE if (v := getattr(s, key)) is not None}
+    checks[s.name] = (CheckSpec(s.name, s.probe, **values), n)

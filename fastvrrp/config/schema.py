@@ -17,7 +17,7 @@ from __future__ import annotations
 
 # keyword: (kind, lo, hi).  lo/hi only for int and secs.
 GLOBAL_KEYWORDS: dict[str, tuple] = {
-    # --- modelled as GlobalDefs fields (see reader.GLOBAL_FIELDS) ---
+    # --- modelled as GlobalDefs fields (see global_defs.GLOBAL_FIELDS) ---
     "router_id": ("str",),
     "vrrp_version": ("int", 2, 3),
     "vrrp_mcast_group4": ("ip",),

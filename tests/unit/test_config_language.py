@@ -199,3 +199,31 @@ def test_expanded_lines_are_located_at_the_use_site(tmp_path):
     cfg, probs, _ = check(str(p), "x")
     assert cfg is None
     assert probs == [Problem(str(p), 6, "virtual_router_id 256 out of range [1, 255]")]
+
+
+# --- random_seed seeds ${_RANDOM} ---------------------------------------------------------------------------
+def _randoms(tmp_path, head):
+    p = tmp_path / "r.conf"
+    p.write_text(head + "".join(f"r{i} ${{_RANDOM 0 1000000}}\n" for i in range(5)))
+    return [t for _f, _ln, t in Preprocessor("x").read(str(p)) if t.startswith("r")]
+
+
+def test_random_seed_seeds_the_random_builtin(tmp_path):
+    seeded = "global_defs {\n random_seed 42\n}\n"
+    a, b = _randoms(tmp_path, seeded), _randoms(tmp_path, seeded)
+    assert a == b and len(set(a)) > 1
+    assert _randoms(tmp_path, seeded.replace("42", "43")) != a
+    # unseeded reads differ from each other (5 draws from a million values)
+    assert _randoms(tmp_path, "") != _randoms(tmp_path, "")
+
+
+def test_random_seed_through_check_still_valid(tmp_path):
+    inst = "vrrp_instance V {\n interface eth0\n virtual_router_id 7\n priority ${_RANDOM 1 254}\n}\n"
+    text = "global_defs {\n    random_seed 7\n}\n" + inst
+    p = tmp_path / "k.conf"
+    p.write_text(text)
+    cfg1, problems, _ = check(str(p), instance_id="main", env={})
+    cfg2, _, _ = check(str(p), instance_id="main", env={})
+    assert problems == [] and cfg1 is not None and cfg2 is not None
+    assert cfg1.instances[0].priority == cfg2.instances[0].priority
+    assert cfg1.global_defs.other["random_seed"] == 7

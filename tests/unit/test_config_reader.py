@@ -309,3 +309,48 @@ def test_to_core(tmp_path):
     assert (ic.auth_type, ic.auth_data) == (1, b"abc\0\0\0\0\0")
     with pytest.raises(ValueError):
         instance_config(cfg.instance("VI_1"), "2001:db8::1")
+
+
+# --- garp_extra_if (checked, then noted as unsupported) and static addresses naming a track_group -----------
+GARP_INST = """vrrp_instance V {{
+    interface eth0
+    virtual_router_id 7
+    virtual_ipaddress {{
+        192.0.2.7/24
+    }}
+{extra}
+}}
+"""
+
+
+def test_garp_extra_if_is_noted_as_unsupported_not_dropped(tmp_path):
+    (cfg, probs, unsupported), path = cfg_of(
+        tmp_path, GARP_INST.format(extra="    garp_extra_if all 100\n    garp_extra_if_vmac 30")
+    )
+    assert probs == [] and cfg is not None
+    assert unsupported == [
+        Problem(
+            path,
+            7,
+            "'garp_extra_if': periodic GARP/NA on extra interfaces not implemented by fastvrrp, "
+            "ignored (and 1 more place)",
+        )
+    ]
+
+
+def test_garp_extra_if_syntax_is_checked(tmp_path):
+    (cfg, probs, _), path = cfg_of(
+        tmp_path, GARP_INST.format(extra="    garp_extra_if all\n    garp_extra_if_vmac 90000")
+    )
+    assert cfg is None
+    assert probs == [
+        Problem(path, 7, "'garp_extra_if' expects [all] and a delay in seconds"),
+        Problem(path, 8, "garp_extra_if_vmac delay 90000 out of range [0, 86400] seconds"),
+    ]
+
+
+def test_static_address_with_undefined_track_group_is_located(tmp_path):
+    text = GARP_INST.format(extra="") + "static_ipaddress {\n    192.0.2.200/24 dev eth0 track_group TG\n}\n"
+    (cfg, probs, _), path = cfg_of(tmp_path, text)
+    assert cfg is None
+    assert probs == [Problem(path, 10, "no track_group 'TG'")]

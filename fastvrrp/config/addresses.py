@@ -1,0 +1,185 @@
+"""Address, route and rule lines: virtual_ipaddress / static_ipaddress, virtual_routes / static_routes,
+virtual_rules / static_rules. Each function reads one line (a statement whose keyword is the first word)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from . import _fast
+from .lexer import Node
+from .model import Route, Rule, VirtualAddress
+from .values import SMALL_INTS, Reporter, cached_ip, looks_ip
+
+_SCOPES = frozenset({"site", "link", "host", "nowhere", "global"})
+_ADDR_FLAGS = frozenset({"home", "-nodad", "mngtmpaddr", "noprefixroute", "autojoin"})
+_ADDR_OPTIONS = frozenset(
+    {"brd", "broadcast", "dev", "scope", "label", "peer", "track_group", "preferred_lft"}
+)
+_ROUTE_TYPES = frozenset(
+    {
+        "blackhole",
+        "unreachable",
+        "prohibit",
+        "throw",
+        "local",
+        "broadcast",
+        "anycast",
+        "multicast",
+        "unicast",
+        "nat",
+    }
+)
+_RULE_ACTIONS = ("table", "goto", "blackhole", "unreachable", "prohibit", "no_track")
+_make_vaddr = _fast.maker(VirtualAddress)
+
+
+def vaddr(r: Reporter, n: Node, static: bool = False) -> VirtualAddress | None:
+    """`ADDR[/PREFIX] [brd X] [dev IF] [scope S] [label L] [peer P] [flags...]`."""
+    if n.children is not None:
+        r.no_block(n)
+    text = n.kw
+    addr_s, slash, plen_s = text.partition("/")
+    addr = cached_ip(addr_s)
+    if addr is None:
+        addr = r.ip(n, addr_s, "virtual address")
+        if addr is None:
+            return None
+    maxlen = 32 if addr.version == 4 else 128
+    plen = maxlen
+    if slash:
+        plen_v = SMALL_INTS.get(plen_s)
+        if plen_v is None or not 0 <= plen_v <= maxlen:
+            plen_v = r.int_in(n, plen_s, 0, maxlen, f"prefix length of {text}")
+            if plen_v is None:
+                return None
+        plen = plen_v
+    a = n.args
+    if not a:
+        return _make_vaddr(addr, plen, None, None, None, None, None, False, False, None, None, ())
+    f: dict[str, Any] = {}  # VirtualAddress keyword arguments
+    flags: list[str] = []
+    i = 0
+    while i < len(a):
+        w = a[i]
+        if w in _ADDR_OPTIONS:
+            if i + 1 >= len(a):
+                r.err(n, f"'{w}' needs a value")
+                return None
+            if not _addr_option(r, n, w, a[i + 1], addr, static, f):
+                return None
+            i += 2
+        elif w == "use_vmac":
+            f["use_vmac"] = True
+            i += 1
+            if i < len(a) and ":" in a[i] and not a[i].startswith("dev"):
+                i += 1  # an optional MAC
+        elif w == "no_track":
+            f["no_track"] = True
+            i += 1
+        elif w in _ADDR_FLAGS:
+            flags.append(w)
+            i += 1
+        else:
+            r.err(n, f"unknown option '{w}' for address {n.kw}")
+            return None
+    return VirtualAddress(addr, plen, flags=tuple(flags), **f)
+
+
+def _addr_option(r: Reporter, n: Node, w: str, v: str, addr: Any, static: bool, f: dict[str, Any]) -> bool:
+    """One `OPTION VALUE` pair of an address line into `f`; False (reported) if the value is wrong."""
+    if w in ("brd", "broadcast"):
+        if v not in ("-", "+"):
+            b = r.ip(n, v, "broadcast address")
+            if b is None:
+                return False
+            if b.version != addr.version or addr.version == 6:
+                r.err(n, f"broadcast address {v} does not fit {n.kw}")
+                return False
+        f["brd"] = v
+    elif w == "scope":
+        if v not in _SCOPES and not v.isdigit():
+            r.err(n, f"unknown scope '{v}' (site, link, host, nowhere, global)")
+            return False
+        f["scope"] = v
+    elif w == "peer":
+        p = r.ip(n, v, "peer address")
+        if p is None:
+            return False
+        f["peer"] = p
+    elif w == "track_group":
+        if not static:
+            r.err(n, "'track_group' only applies to static addresses")
+            return False
+        f["track_group"] = v
+    elif w == "preferred_lft":
+        if v != "forever" and not v.isdigit():
+            r.err(n, f"preferred_lft '{v}' is not a number of seconds or 'forever'")
+            return False
+        f["preferred_lft"] = v
+    else:
+        f[w] = v
+    return True
+
+
+def route(r: Reporter, n: Node) -> Route | None:
+    """Checks the destination and any gateway/source addresses; keeps the words."""
+    r.no_block(n)
+    words = [n.kw, *n.args]
+    dest = None
+    family = 6 if "inet6" in words else 0
+    no_track = "no_track" in words
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w in ("src", "via", "gw", "or", "to") and i + 1 < len(words):
+            if w != "to":
+                a = r.ip(n, words[i + 1], f"{w} address")
+                if a is None:
+                    return None
+                if family and a.version != family:
+                    r.err(n, f"route mixes IPv4 and IPv6 ({words[i + 1]})")
+                    return None
+                family = family or a.version
+                i += 2
+                continue
+            i += 1
+            continue
+        if dest is None and (w in _ROUTE_TYPES or w == "default" or "/" in w or looks_ip(w)):
+            if w in _ROUTE_TYPES:
+                i += 1
+                continue
+            if w == "default":
+                dest = ipaddress.ip_network("::/0" if family == 6 else "0.0.0.0/0")
+            else:
+                dest = r.net(n, w)
+                if dest is None:
+                    return None
+            if family and dest.version != family:
+                r.err(n, f"route mixes IPv4 and IPv6 ({w})")
+                return None
+            family = dest.version
+        i += 1
+    if dest is None:
+        r.err(n, f"route has no destination: '{' '.join(words)}'")
+        return None
+    return Route(tuple(words), dest, family or 4, no_track)
+
+
+def rule(r: Reporter, n: Node) -> Rule | None:
+    r.no_block(n)
+    words = [n.kw, *n.args]
+    family = 6 if "inet6" in words else 0
+    for i, w in enumerate(words):
+        if w in ("from", "to") and i + 1 < len(words) and words[i + 1] != "all":
+            net = r.net(n, words[i + 1])
+            if net is None:
+                return None
+            if family and net.version != family:
+                r.err(n, f"rule mixes IPv4 and IPv6 ({words[i + 1]})")
+                return None
+            family = net.version
+    if not any(w in _RULE_ACTIONS for w in words):
+        r.err(n, f"rule has no action (table, goto, blackhole ...): '{' '.join(words)}'")
+        return None
+    return Rule(tuple(words), family or 4, "no_track" in words)

@@ -1,0 +1,284 @@
+"""The checks and defaults of a vrrp_instance once the whole configuration is read: one function per rule.
+
+Each rule reads the InstanceState, reports what is wrong at the statement it is about and says whether the
+instance is still good; `finish_instance` runs them in order and builds the InstanceConfig.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .instance import InstanceState, build_instance
+from .lexer import Node
+from .model import GlobalDefs, InstanceConfig, TrackRef, VirtualAddress
+from .values import Reporter
+
+# (instance field, the definitions it may name, what they are called in messages)
+TrackerTables = tuple[tuple[str, dict[str, Any], str], ...]
+
+
+def required(r: Reporter, st: InstanceState, where: str) -> bool:
+    """virtual_router_id and interface (reported only when no statement for them was there at all)."""
+    ok = True
+    kids = st.node.children or ()
+    if st.virtual_router_id is None:
+        if not any(k.kw == "virtual_router_id" for k in kids):
+            r.err(st.node, f"{where}: virtual_router_id is required")
+        ok = False
+    if st.interface is None:
+        if not any(k.kw == "interface" for k in kids):
+            r.err(st.node, f"{where}: interface is required")
+        ok = False
+    return ok
+
+
+def family(r: Reporter, st: InstanceState, where: str) -> tuple[int, bool]:
+    """The address family: from the VIPs (RFC 5798 5.2.9: one family per virtual router), else the source
+    address, native_ipv6 or the peers; every address given must be of that family."""
+    ok = True
+    vips = st.virtual_ipaddress or ()
+    fam = 0
+    if vips:
+        fam = vips[0].family
+        if len(vips) > 1:
+            for vip, k in zip(vips, st.virtual_ipaddress_at or (), strict=True):
+                if vip.family != fam:
+                    r.err(
+                        k,
+                        f"{where}: {vip.address} is IPv{vip.family} but the instance is IPv{fam} "
+                        f"(use virtual_ipaddress_excluded for the other family)",
+                    )
+                    ok = False
+    if st.unicast_src_ip is not None or st.mcast_src_ip is not None:
+        for fld, a, at in (
+            ("unicast_src_ip", st.unicast_src_ip, st.unicast_src_ip_at),
+            ("mcast_src_ip", st.mcast_src_ip, st.mcast_src_ip_at),
+        ):
+            if a is not None:
+                if fam and a.version != fam:
+                    r.err(at, f"{where}: {fld} {a} is not IPv{fam} like the VIPs")  # type: ignore[arg-type]
+                    ok = False
+                fam = fam or a.version
+    peers = st.unicast_peers
+    if not fam:
+        fam = 6 if st.native_ipv6 else (peers[0].address.version if peers else 4)
+    if peers:
+        for p, k in zip(peers, st.unicast_peers_at or (), strict=True):
+            if p.address.version != fam:
+                r.err(k, f"{where}: unicast peer {p.address} is not IPv{fam}")
+                ok = False
+    md = st.mcast_dst_ip
+    if md is not None and (md.version != fam or not md.is_multicast):
+        r.err(st.mcast_dst_ip_at, f"{where}: mcast_dst_ip {md} must be an IPv{fam} multicast address")  # type: ignore[arg-type]
+        ok = False
+    return fam, ok
+
+
+def ipv6_version(r: Reporter, st: InstanceState, where: str) -> bool:
+    """IPv6 is VRRPv3 only (RFC 5798 introduced IPv6): an IPv6 instance may not ask for version 2."""
+    if st.version == 2:
+        r.err(st.version_at, f"{where}: VRRP version 2 does not support IPv6")  # type: ignore[arg-type]
+        return False
+    return True
+
+
+def preempt(r: Reporter, st: InstanceState, state: str, priority: int, where: str) -> bool:
+    """nopreempt cannot work for the address owner, nor with state MASTER."""
+    if st.preempt is not False:
+        return True
+    ok = True
+    if priority == 255:
+        node = st.preempt_at or st.node
+        why = "priority 255" if st.priority is not None else "priority 255 (the default for state MASTER)"
+        r.err(node, f"{where}: nopreempt cannot work with {why}: the address owner always preempts")
+        ok = False
+    if state == "MASTER" and priority != 255:
+        r.err(st.state_at, f"{where}: nopreempt cannot work with state MASTER")  # type: ignore[arg-type]
+        ok = False
+    return ok
+
+
+def advert_ms(r: Reporter, st: InstanceState, version: int, where: str) -> tuple[int, bool]:
+    """Advertisement interval: v2 whole seconds in 1..255 (RFC 3768 5.3.7); v3 centiseconds in 1..4095
+    (RFC 5798 5.2.7)."""
+    v, k = st.advert_int, st.advert_int_at
+    if v is None or k is None:
+        return 1000, True
+    if version == 2:
+        if v != int(v) or not 1 <= v <= 255:
+            r.err(k, f"{where}: advert_int {k.args[0]} is not valid for VRRPv2 (whole seconds 1-255)")
+            return 1000, False
+        return int(v) * 1000, True
+    cs = v * 100
+    if abs(cs - round(cs)) > 1e-6 or not 1 <= round(cs) <= 4095:
+        r.err(
+            k,
+            f"{where}: advert_int {k.args[0]} is not valid for VRRPv3 "
+            f"(a multiple of 0.01 s from 0.01 to 40.95)",
+        )
+        return 1000, False
+    return round(cs) * 10, True
+
+
+def authentication(r: Reporter, st: InstanceState, version: int, strict: bool, where: str) -> bool:
+    """Authentication exists only in VRRPv2 (RFC 3768 5.3.6 deprecates it; RFC 5798 removes it)."""
+    an = st.auth_at
+    if an is None:
+        return True
+    if version == 3:
+        r.err(an, f"{where}: VRRP version 3 does not support authentication")
+    elif strict:
+        r.err(an, f"{where}: strict mode does not allow authentication")
+    elif st.auth_type is None:
+        if not st.auth_type_given:
+            r.err(an, f"{where}: authentication without auth_type")
+    elif st.auth_pass is None:
+        r.err(an, f"{where}: authentication without auth_pass")
+    else:
+        if st.auth_type == "AH":
+            r.unsupported(an, "IPsec-AH authentication")
+        return True
+    return False
+
+
+def strict_accept(r: Reporter, st: InstanceState, version: int, where: str) -> bool:
+    """Strict mode: RFC 3768 (VRRPv2) has no accept mode."""
+    if version == 2 and st.accept is True:
+        r.err(st.accept_at, f"{where}: strict mode does not allow accept mode with VRRP version 2")  # type: ignore[arg-type]
+        return False
+    return True
+
+
+def strict_mode(r: Reporter, st: InstanceState, state: str, priority: int, where: str) -> bool:
+    """The rest of keepalived's vrrp_strict / strict_mode list (keepalived.conf(5)); keepalived 2.2.7 logs
+    most of these and resets the setting, fastvrrp refuses the configuration instead."""
+    problems: list[tuple[Node | None, str]] = []
+    vips: tuple[VirtualAddress, ...] = st.virtual_ipaddress or ()
+    vip_at = st.virtual_ipaddress_at[0] if st.virtual_ipaddress_at else None
+    if not vips:
+        problems.append((None, "needs at least one virtual_ipaddress (RFC 5798 5.2.6)"))
+    elif vips[0].family == 6 and not vips[0].address.is_link_local:
+        problems.append((vip_at, "needs a link-local first IPv6 VIP (RFC 5798 5.2.9)"))
+    if st.unicast_peers:
+        problems.append(
+            (st.unicast_peer_at, "does not allow unicast peers (RFC 5798 5.1.1.2: multicast only)")
+        )
+    if (state == "MASTER") != (priority == 255):
+        # RFC 5798 6.4.1: only the address owner starts as master.
+        problems.append(
+            (st.state_at, "allows state MASTER if and only if priority is 255 (the address owner)")
+        )
+    if st.preempt_delay_ms:
+        problems.append((st.preempt_delay_ms_at, "does not allow preempt_delay (not in RFC 5798)"))
+    if st.lower_prio_no_advert is False:
+        problems.append((st.lower_prio_no_advert_at, "does not allow clearing lower_prio_no_advert"))
+    if st.higher_prio_send_advert:
+        problems.append((st.higher_prio_send_advert_at, "does not allow higher_prio_send_advert"))
+    if st.vmac_xmit_base:
+        problems.append((st.vmac_xmit_base_at, "does not allow vmac_xmit_base"))
+    for at, why in problems:
+        r.err(at or st.node, f"{where}: strict mode {why}")
+    return not problems
+
+
+def tracker_refs(r: Reporter, st: InstanceState, priority: int, trackers: TrackerTables, where: str) -> bool:
+    """Every track_script / track_file / track_process names a definition; the address owner tracks with
+    weight 0 only."""
+    if st.track_script is None and st.track_file is None and st.track_process is None:
+        return True
+    ok = True
+    for field, table, what in trackers:
+        refs = getattr(st, field)
+        if refs is None:
+            continue
+        for ref, k in zip(refs, getattr(st, field + "_at") or (), strict=True):
+            if ref.name not in table:
+                r.err(k, f"{where}: {field} '{ref.name}' names no {what}")
+                ok = False
+            elif priority == 255 and _weight(ref, table):
+                r.err(
+                    k,
+                    f"{where}: the address owner (priority 255) cannot track '{ref.name}' with a "
+                    f"weight (use weight 0)",
+                )
+                ok = False
+    return ok
+
+
+def _weight(ref: TrackRef, table: dict[str, Any]) -> Any:
+    """The weight a reference tracks with: its own, else the definition's (interfaces have none)."""
+    return ref.weight if ref.weight is not None else getattr(table[ref.name], "weight", 0)
+
+
+def resolve_garp(st: InstanceState, gd: GlobalDefs) -> None:
+    """garp_lower_prio_* default to garp_master_* (the instance's, else global_defs')."""
+    if st.garp_master_delay_ms is not None or st.garp_lower_prio_delay_ms is not None:
+        st.garp_lower_prio_delay_ms = _first_set(
+            st.garp_lower_prio_delay_ms,
+            gd.vrrp_garp_lower_prio_delay_ms,
+            st.garp_master_delay_ms,
+            gd.vrrp_garp_master_delay_ms,
+        )
+    if st.garp_master_repeat is not None or st.garp_lower_prio_repeat is not None:
+        st.garp_lower_prio_repeat = _first_set(
+            st.garp_lower_prio_repeat,
+            gd.vrrp_garp_lower_prio_repeat,
+            st.garp_master_repeat,
+            gd.vrrp_garp_master_repeat,
+        )
+
+
+def _first_set(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)
+
+
+def finish_instance(
+    r: Reporter, st: InstanceState, gd: GlobalDefs, base: list[Any], trackers: TrackerTables
+) -> InstanceConfig | None:
+    """One instance's checks and defaults; None if it has a problem. `base` is the InstanceConfig field values
+    of an instance that sets none of its own (instance_base); `trackers` what track_* may name."""
+    # Each rule runs only where it can apply: this runs once per instance of configs with tens of thousands.
+    where = f"vrrp_instance {st.name}"
+    ok = True
+    if st.virtual_router_id is None or st.interface is None:
+        ok = required(r, st, where)
+    fam, good = family(r, st, where)
+    ok = good and ok
+    ver = gd.vrrp_version if st.version is None else st.version
+    if fam == 6:
+        ok = ipv6_version(r, st, where) and ok
+        ver = 3
+    # keepalived makes `state MASTER` without a priority the address owner (255).
+    state = st.state or "BACKUP"
+    priority = st.priority if st.priority is not None else (255 if state == "MASTER" else 100)
+    if st.preempt is False:
+        ok = preempt(r, st, state, priority, where) and ok
+    adv_ms = 1000
+    if st.advert_int is not None:
+        adv_ms, good = advert_ms(r, st, ver, where)
+        ok = good and ok
+    strict = gd.vrrp_strict if st.strict_mode is None else st.strict_mode
+    if st.auth_at is not None:
+        ok = authentication(r, st, ver, strict, where) and ok
+    # vrrp_strict (keepalived.conf(5)): accept defaults to on for the address owner only (RFC 5798 6.1
+    # Accept_Mode), and RFC 3768 has no accept mode at all.
+    accept = st.accept if st.accept is not None else (priority == 255 if strict else True)
+    if strict:
+        ok = strict_accept(r, st, ver, where) and ok
+        ok = strict_mode(r, st, state, priority, where) and ok
+    if not ok:
+        return None
+    if not tracker_refs(r, st, priority, trackers, where):
+        return None
+    resolve_garp(st, gd)
+    if st.lower_prio_no_advert is None:
+        st.lower_prio_no_advert = gd.vrrp_lower_prio_no_advert or strict
+    check_src = gd.vrrp_check_unicast_src if st.check_unicast_src is None else st.check_unicast_src
+    peers = st.unicast_peers
+    st.check_unicast_src = check_src or (
+        any(p.min_ttl is not None or p.max_ttl is not None for p in peers) if peers else False
+    )
+    st.family, st.version, st.priority, st.state = fam, ver, priority, state
+    st.preempt = st.preempt is not False
+    st.advert_int_ms, st.accept, st.strict_mode = adv_ms, accept, strict
+    return build_instance(st, base)
