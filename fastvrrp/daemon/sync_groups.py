@@ -30,9 +30,11 @@ class SyncGroupNotices:
     def member_changed(self, member: str) -> None:
         """`member` changed state: report its group's state if every started member now shares it."""
         gname = self.group_of.get(member)
+        if gname is None:
+            return
         # During a reload the new configuration is in place before `configure` follows it: a group it
         # dropped has nothing left to report.
-        sg = self.config.sync_groups.get(gname) if gname is not None else None
+        sg = self.config.sync_groups.get(gname)
         if sg is None:
             return
         words = {
