@@ -93,7 +93,7 @@ def _facility(text: str) -> str:
     return text
 
 
-def _refused(p: argparse.ArgumentParser, *flags: str, dest: str, value: bool = False) -> None:
+def _refused(p: argparse._ActionsContainer, *flags: str, dest: str, value: bool = False) -> None:
     why = NOT_SUPPORTED[dest]
     if value:
         p.add_argument(*flags, dest=dest, nargs="?", const="-", metavar="X", help=f"not supported: {why}")
