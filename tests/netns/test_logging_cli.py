@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from fastvrrp.lab.namespaces import Proc, wait_for
+from fastvrrp.lab.namespaces import Proc, ip_json, wait_for
 from fastvrrp.lab.testbed import InstanceSpec, Lan
 
 pytestmark = pytest.mark.netns
@@ -137,9 +137,9 @@ def test_syslog_by_default_with_keepalived_wording_and_right_priorities(lab, one
 
 def test_facility_and_detail_and_console(lab, one_router, syslog_socket):
     _lan, r = one_router
-    p = spawn(lab, r, "-n", "-S", "3", "-D", "-l", sock=syslog_socket)
+    p = spawn(lab, r, "-n", "-S", "3", "-D", "-l", "--log-ident", "Keepalived_vrrp", sock=syslog_socket)
     transition = syslog_socket.wait("Entering MASTER STATE")
-    assert transition[0] == LOG_LOCAL3 * 8 + INFO
+    assert transition[:2] == (LOG_LOCAL3 * 8 + INFO, "Keepalived_vrrp")
     debug = wait_for(
         lambda: next((x for x in syslog_socket.read() if x[0] == LOG_LOCAL3 * 8 + DEBUG), None),
         timeout=5,
@@ -204,12 +204,12 @@ def test_dump_conf_logs_the_configuration_and_keeps_running(lab, one_router):
     assert p.stop() == 0
 
 
-def test_namespace_option_runs_inside_it(lab, one_router):
-    """-s NAME from outside the namespace: the VIP appears inside NAME."""
-    _lan, r = one_router
+def test_namespace_option_runs_inside_it(lab, one_router, syslog_socket):
+    """-s NAME from outside the namespace: the VIP appears inside NAME; the syslog ident names NAME."""
+    lan, r = one_router
     pid_file = os.path.join(lab.workdir, "outside.pid")
     log_path = os.path.join(lab.workdir, "outside.log")
-    argv = fastvrrp_argv("-n", "-l", "-G", "-s", r.ns, "-f", r.conf_path, "-p", pid_file)
+    argv = fastvrrp_argv("-n", "-l", "-s", r.ns, "-f", r.conf_path, "-p", pid_file)
     argv += ["--status-file", os.path.join(lab.workdir, "outside.status.json")]
     with open(log_path, "ab") as logf:
         popen = subprocess.Popen(
@@ -217,13 +217,19 @@ def test_namespace_option_runs_inside_it(lab, one_router):
             stdout=logf,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": PKG_PARENT},
+            env={**os.environ, "PYTHONPATH": PKG_PARENT, "FASTVRRP_SYSLOG_SOCKET": syslog_socket.path},
             start_new_session=True,
         )
     p = Proc("(host)", argv, popen, log_path)
     lab.procs.append(p)  # the lab stops it by pid if the test fails
-    wait_for(lambda: r.has_vip(VIP), timeout=10, what=f"the VIP inside {r.ns}")
+    with lan.tap() as tap:
+        wait_for(lambda: r.has_vip(VIP), timeout=10, what=f"the VIP inside {r.ns}")
+        garp = wait_for(lambda: tap.first_garp(VIP), timeout=5, what="the gratuitous ARP")
+    # The ARP carries NAME's eth0 MAC: /sys is NAME's too (as under `ip netns exec`), not the host's.
+    (link,) = ip_json(lab, r.ns, f"link show dev {r.ifname}")
+    assert garp.src_mac == link["address"]
     assert os.stat(f"/proc/{p.pid}/ns/net").st_ino == os.stat(f"/var/run/netns/{r.ns}").st_ino
+    assert syslog_socket.wait("Entering MASTER STATE")[1] == f"fastvrrp_{r.ns}"  # keepalived: Keepalived_NAME
     assert p.stop() == 0
     assert not r.has_vip(VIP)
 
