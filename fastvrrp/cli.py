@@ -101,17 +101,7 @@ def _refused(p: argparse._ActionsContainer, *flags: str, dest: str, value: bool 
         p.add_argument(*flags, dest=dest, action="store_true", help=f"not supported: {why}")
 
 
-def keepalived_parser() -> argparse.ArgumentParser:
-    """keepalived(8)'s options (2.2.7): each one does what keepalived's does, or is refused with a reason."""
-    p = _Parser(
-        prog="fastvrrp",
-        description="A VRRP daemon that runs keepalived.conf. Without a subcommand: keepalived's options. "
-        "Options that only concern keepalived's checker, BFD or SNMP parts are refused when they ask "
-        "for something fastvrrp does not do, and accepted when what they ask is already so "
-        "(-P, -B, -I, -R, -c, -b).",
-        epilog="subcommands: decode, demo, status, who-has (fastvrrp SUBCOMMAND --help). "
-        f"Syslog goes to /dev/log (the environment variable {SYSLOG_SOCKET_ENV} moves it).",
-    )
+def _configuration_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("configuration")
     g.add_argument(
         "-f",
@@ -156,6 +146,9 @@ def keepalived_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the resolved configuration as JSON on stdout and exit (fastvrrp's own)",
     )
+
+
+def _logging_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("logging (default: syslog, facility daemon)")
     g.add_argument("-l", "--log-console", action="store_true", help="log to the console (stderr)")
     g.add_argument("-D", "--log-detail", action="store_true", help="detailed log messages (debug level)")
@@ -176,6 +169,9 @@ def keepalived_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="syslog ident (default fastvrrp; Keepalived_vrrp keeps rules written for keepalived)",
     )
+
+
+def _process_control_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("process")
     g.add_argument("-n", "--dont-fork", action="store_true", help="stay in the foreground (else detach)")
     g.add_argument(
@@ -228,6 +224,9 @@ def keepalived_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no respawn (always so: one process, no child to respawn; use systemd's Restart=)",
     )
+
+
+def _fastvrrp_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("fastvrrp's own")
     g.add_argument(
         "--metrics",
@@ -239,6 +238,9 @@ def keepalived_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="where `fastvrrp status` reads the state (default /run/fastvrrp/status.json)",
     )
+
+
+def _refused_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("not supported (refused with the reason)")
     _refused(g, "-C", "--check", dest="check")
     _refused(g, "--all", dest="all_subsystems")
@@ -249,6 +251,24 @@ def keepalived_parser() -> argparse.ArgumentParser:
     _refused(g, "-A", "--snmp-agent-socket", dest="snmp_agent_socket", value=True)
     _refused(g, "-T", "--genhash", dest="genhash")
     _refused(g, "-M", "--core-dump-pattern", dest="core_dump_pattern", value=True)
+
+
+def keepalived_parser() -> argparse.ArgumentParser:
+    """keepalived(8)'s options (2.2.7): each one does what keepalived's does, or is refused with a reason."""
+    p = _Parser(
+        prog="fastvrrp",
+        description="A VRRP daemon that runs keepalived.conf. Without a subcommand: keepalived's options. "
+        "Options that only concern keepalived's checker, BFD or SNMP parts are refused when they ask "
+        "for something fastvrrp does not do, and accepted when what they ask is already so "
+        "(-P, -B, -I, -R, -c, -b).",
+        epilog="subcommands: decode, demo, status, who-has (fastvrrp SUBCOMMAND --help). "
+        f"Syslog goes to /dev/log (the environment variable {SYSLOG_SOCKET_ENV} moves it).",
+    )
+    _configuration_options(p)
+    _logging_options(p)
+    _process_control_options(p)
+    _fastvrrp_options(p)
+    _refused_options(p)
     p.add_argument("-v", "--version", action="store_true", help="print the version and exit")
     return p
 
