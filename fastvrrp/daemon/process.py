@@ -27,15 +27,19 @@ def run(args: Any) -> int:
     import uvloop
 
     netns = getattr(args, "namespace", None)
+    _process_options(args)  # -u first: it applies to the -g file too
+    handlers = logs.setup(args, netns)
+    console = logs.has_console(handlers)
+    log.info("Starting fastvrrp %s", __version__)
+    log.info("Command line: %s", " ".join(shlex.quote(a) for a in sys.argv))
     if netns:
         from fastvrrp.io.process_netns import NoSuchNamespace, enter_process_netns
 
         try:
             enter_process_netns(netns)  # before any socket, netlink channel or thread exists
         except (NoSuchNamespace, OSError) as e:
-            print(f"fastvrrp: {e}", file=sys.stderr)
+            _fatal(str(e), console)
             return 1
-    _process_options(args)
     pid_files = [getattr(args, "pid_file", None) or pidfile.default_pid_file(netns)]
     if getattr(args, "vrrp_pid_file", None):
         pid_files.append(args.vrrp_pid_file)
@@ -43,12 +47,9 @@ def run(args: Any) -> int:
         for path in pid_files:
             pidfile.check_free(path)
     except pidfile.PidFileHeld as e:
-        print(f"fastvrrp: {e}", file=sys.stderr)
+        _fatal(str(e), console)
         return 1
-    handlers = logs.setup(args, netns)
-    log.info("Starting fastvrrp %s", __version__)
-    log.info("Command line: %s", " ".join(shlex.quote(a) for a in sys.argv))
-    cfg = _read_config(args, console=logs.has_console(handlers))
+    cfg = _read_config(args, console)
     if cfg is None:
         return 1
     if not getattr(args, "dont_fork", False):
@@ -57,7 +58,7 @@ def run(args: Any) -> int:
         for path in pid_files:
             pidfile.write(path)
     except (pidfile.PidFileHeld, OSError) as e:
-        _fatal(str(e), logs.has_console(handlers))
+        _fatal(str(e), console)
         for path in pid_files:
             pidfile.remove(path)
         return 1
@@ -75,7 +76,10 @@ def _process_options(args: Any) -> None:
     if umask is not None:
         os.umask(umask)
     if getattr(args, "core_dump", False):
-        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        try:
+            resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        except (OSError, ValueError) as e:  # raising the hard limit needs CAP_SYS_RESOURCE
+            log.warning("-m: cannot lift the core size limit: %s", e)
 
 
 def _daemonize() -> None:
