@@ -297,3 +297,38 @@ def test_without_dont_fork_it_detaches_and_the_pid_file_finds_it(lab, one_router
         wait_for(lambda: gone(pid), timeout=10, what="the detached daemon to stop")
     assert not os.path.exists(pid_file)
     assert not r.has_vip(VIP)
+
+
+def test_default_pid_file_is_keepalived_s(lab, one_router):
+    """No -p: /run/keepalived.pid, seen in a private /run (a tmpfs in the daemon's own mount namespace, so
+    the host's /run is untouched) through /proc/PID/root."""
+    _lan, r = one_router
+    status = os.path.join(lab.workdir, "default.status.json")
+    inner = " ".join(fastvrrp_argv("-n", "-G", "-f", r.conf_path, "--status-file", status))
+    p = lab.spawn(
+        r.ns,
+        [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            f"mount -t tmpfs none /run && exec {inner}",
+        ],
+        "default-pid",
+        env={"PYTHONPATH": PKG_PARENT},
+    )
+    pid_file = f"/proc/{p.pid}/root/run/keepalived.pid"
+
+    def content() -> str | None:
+        try:
+            with open(pid_file) as f:
+                return f.read()
+        except OSError:
+            return None
+
+    assert wait_for(content, timeout=10, what="/run/keepalived.pid") == f"{p.pid}\n"
+    wait_for(lambda: r.has_vip(VIP), timeout=10, what="the VIP")
+    assert not os.path.exists("/run/keepalived.pid") or open("/run/keepalived.pid").read() != f"{p.pid}\n"
+    assert p.stop() == 0
