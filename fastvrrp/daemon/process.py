@@ -127,6 +127,14 @@ def dump_config(cfg: Config, path: str) -> None:
     log.info("------< end of configuration >------")
 
 
+async def _reload(daemon: Daemon, args: Any) -> None:
+    """SIGHUP; with -d the configuration now in charge is dumped again, as keepalived does after a reload."""
+    before = daemon.cfg
+    await daemon.reload()
+    if getattr(args, "dump_conf", False) and daemon.cfg is not before:
+        dump_config(daemon.cfg, args.config_file)
+
+
 async def _main(args: Any, cfg: Config) -> int:
     path = args.config_file
     metrics_addr = None
@@ -145,7 +153,7 @@ async def _main(args: Any, cfg: Config) -> int:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(daemon.reload()))
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(daemon, args)))
     try:
         await daemon.start()
     except ConfigError as e:

@@ -201,6 +201,17 @@ def test_dump_conf_logs_the_configuration_and_keeps_running(lab, one_router):
     log = p.log()
     assert "------< Configuration of " in log and '"virtual_router_id": 51' in log
     assert log.index("------< end of configuration >------") < log.index("Entering MASTER STATE")
+    # After a reload the configuration now in charge is dumped again (keepalived does so too).
+    with open(r.conf_path) as f:
+        text = f.read()
+    with open(r.conf_path, "w") as f:
+        f.write(text.replace("priority 150", "priority 160"))
+    p.send_signal(signal.SIGHUP)
+    wait_for(
+        lambda: p.log().count("------< end of configuration >------") == 2, timeout=10, what="the 2nd dump"
+    )
+    second = p.log()[p.log().index("reloaded") :]
+    assert '"priority": 160' in second and '"priority": 150' not in second
     assert p.stop() == 0
 
 
