@@ -62,7 +62,6 @@ NOT_SUPPORTED: dict[str, str] = {
     "all_subsystems": "--all (run the checker and BFD processes too): fastvrrp has only VRRP",
     "release_vips": "-X/--release-vips (drop the VIPs on a transition forced by a signal)",
     "dont_release_vrrp": "-V/--dont-release-vrrp: fastvrrp always removes its VIPs and routes when it stops",
-    "address_monitoring": "-a/--address-monitoring (log every address change netlink reports)",
     "snmp": "-x/--snmp: fastvrrp has no SNMP agent (see --metrics for Prometheus)",
     "snmp_agent_socket": "-A/--snmp-agent-socket: fastvrrp has no SNMP agent",
     "genhash": "-T/--genhash: fastvrrp has no genhash mode",
@@ -224,6 +223,12 @@ def _process_control_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no respawn (always so: one process, no child to respawn; use systemd's Restart=)",
     )
+    g.add_argument(
+        "-a",
+        "--address-monitoring",
+        action="store_true",
+        help="log every address netlink reports added or removed (those present at start too)",
+    )
 
 
 def _fastvrrp_options(p: argparse.ArgumentParser) -> None:
@@ -246,7 +251,6 @@ def _refused_options(p: argparse.ArgumentParser) -> None:
     _refused(g, "--all", dest="all_subsystems")
     _refused(g, "-X", "--release-vips", dest="release_vips")
     _refused(g, "-V", "--dont-release-vrrp", dest="dont_release_vrrp")
-    _refused(g, "-a", "--address-monitoring", dest="address_monitoring")
     _refused(g, "-x", "--snmp", dest="snmp")
     _refused(g, "-A", "--snmp-agent-socket", dest="snmp_agent_socket", value=True)
     _refused(g, "-T", "--genhash", dest="genhash")

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastvrrp import __version__
 from fastvrrp.config import Config, ConfigError, check
-from fastvrrp.daemon import logs, pidfile, status
+from fastvrrp.daemon import address_log, logs, pidfile, status
 from fastvrrp.daemon.service import Daemon
 
 log = logging.getLogger("fastvrrp")
@@ -161,6 +161,8 @@ async def _main(args: Any, cfg: Config) -> int:
             log.error("%s", p)
         daemon.close()
         return 1
+    if getattr(args, "address_monitoring", False):
+        await address_log.start(daemon)
     log.info("started: %d VRRP instance(s) from %s", len(daemon.insts), path)
     await stop.wait()
     log.info("stopping")

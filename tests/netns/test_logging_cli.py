@@ -343,3 +343,22 @@ def test_default_pid_file_is_keepalived_s(lab, one_router):
     wait_for(lambda: r.has_vip(VIP), timeout=10, what="the VIP")
     assert not os.path.exists("/run/keepalived.pid") or open("/run/keepalived.pid").read() != f"{p.pid}\n"
     assert p.stop() == 0
+
+
+def test_address_monitoring_logs_every_address_change(lab, one_router):
+    """-a: the addresses present at start, then each one added or removed (keepalived's wording)."""
+    _lan, r = one_router
+    p = spawn(lab, r, "-n", "-l", "-G", "-a")
+    wait_for(lambda: "started:" in p.log(), timeout=10, what="the daemon started")
+    assert f"Netlink reflector reports IP {r.addr4} added to eth0" in p.log()
+    lab.sh(r.ns, "ip addr add 198.51.100.7/24 dev lo")
+    wait_for(lambda: "reports IP 198.51.100.7 added to lo" in p.log(), timeout=5, what="the added address")
+    lab.sh(r.ns, "ip addr del 198.51.100.7/24 dev lo")
+    wait_for(lambda: "reports IP 198.51.100.7 removed from lo" in p.log(), timeout=5, what="the removal")
+    # The daemon's own use of address events goes on: a VIP removed under a MASTER is put back.
+    wait_for(lambda: "Entering MASTER STATE" in p.log() and r.has_vip(VIP), timeout=10, what="MASTER")
+    lab.sh(r.ns, f"ip addr del {VIP}/24 dev eth0")
+    wait_for(lambda: "was removed while MASTER: putting it back" in p.log(), timeout=5, what="the VIP back")
+    assert f"reports IP {VIP} removed from eth0" in p.log()
+    wait_for(lambda: r.has_vip(VIP), timeout=5, what="the VIP on eth0 again")
+    assert p.stop() == 0
