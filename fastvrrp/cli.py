@@ -61,7 +61,6 @@ NOT_SUPPORTED: dict[str, str] = {
     "check": "-C/--check (only the IPVS health checker): fastvrrp runs VRRP only",
     "all_subsystems": "--all (run the checker and BFD processes too): fastvrrp has only VRRP",
     "release_vips": "-X/--release-vips (drop the VIPs on a transition forced by a signal)",
-    "dont_release_vrrp": "-V/--dont-release-vrrp: fastvrrp always removes its VIPs and routes when it stops",
     "snmp": "-x/--snmp: fastvrrp has no SNMP agent (see --metrics for Prometheus)",
     "snmp_agent_socket": "-A/--snmp-agent-socket: fastvrrp has no SNMP agent",
     "genhash": "-T/--genhash: fastvrrp has no genhash mode",
@@ -224,6 +223,12 @@ def _process_control_options(p: argparse.ArgumentParser) -> None:
         help="no respawn (always so: one process, no child to respawn; use systemd's Restart=)",
     )
     g.add_argument(
+        "-V",
+        "--dont-release-vrrp",
+        action="store_true",
+        help="on stop, leave the VIPs, virtual routes and VMACs in place and send no priority-0 advert",
+    )
+    g.add_argument(
         "-a",
         "--address-monitoring",
         action="store_true",
@@ -250,7 +255,6 @@ def _refused_options(p: argparse.ArgumentParser) -> None:
     _refused(g, "-C", "--check", dest="check")
     _refused(g, "--all", dest="all_subsystems")
     _refused(g, "-X", "--release-vips", dest="release_vips")
-    _refused(g, "-V", "--dont-release-vrrp", dest="dont_release_vrrp")
     _refused(g, "-x", "--snmp", dest="snmp")
     _refused(g, "-A", "--snmp-agent-socket", dest="snmp_agent_socket", value=True)
     _refused(g, "-T", "--genhash", dest="genhash")

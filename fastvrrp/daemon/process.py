@@ -166,6 +166,9 @@ async def _main(args: Any, cfg: Config) -> int:
     log.info("started: %d VRRP instance(s) from %s", len(daemon.insts), path)
     await stop.wait()
     log.info("stopping")
-    await daemon.stop()
+    if getattr(args, "dont_release_vrrp", False):
+        await daemon.leave()  # -V
+    else:
+        await daemon.stop()
     log.info("stopped")
     return 0

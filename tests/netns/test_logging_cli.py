@@ -362,3 +362,17 @@ def test_address_monitoring_logs_every_address_change(lab, one_router):
     assert f"reports IP {VIP} removed from eth0" in p.log()
     wait_for(lambda: r.has_vip(VIP), timeout=5, what="the VIP on eth0 again")
     assert p.stop() == 0
+
+
+def test_dont_release_vrrp_leaves_the_vip_and_sends_no_priority_zero(lab, one_router):
+    """-V, as keepalived -V behaves: a stopping master neither resigns nor removes its VIP."""
+    lan, r = one_router
+    with lan.tap() as tap:
+        p = spawn(lab, r, "-n", "-l", "-G", "-V")
+        wait_for(lambda: "Entering MASTER STATE" in p.log() and r.has_vip(VIP), timeout=10, what="MASTER")
+        wait_for(lambda: len(tap.adverts(51, r.addr4)) >= 3, timeout=5, what="adverts")
+        t = time.time()
+        assert p.stop() == 0
+        time.sleep(3 * A / 1000)  # a priority-0 advert would be on the wire at once; give it the time
+        assert [e.priority for e in tap.adverts(51, r.addr4, after=t)].count(0) == 0
+    assert r.has_vip(VIP), "-V leaves the VIP"

@@ -188,7 +188,6 @@ def test_help_documents_every_keepalived_option(capsys):
         (["-C"], "-C/--check"),
         (["--all"], "--all"),
         (["-X"], "-X/--release-vips"),
-        (["-V"], "-V/--dont-release-vrrp"),
         (["-x"], "-x/--snmp"),
         (["-A", "/run/agentx"], "-A/--snmp-agent-socket"),
         (["-T", "-s", "192.0.2.1", "-p", "80"], "-T/--genhash"),
