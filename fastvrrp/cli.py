@@ -71,9 +71,10 @@ NOT_SUPPORTED: dict[str, str] = {
 def _umask(text: str) -> int:
     """-u NUMBER as C reads a number (keepalived's form): 0NNN octal, 0xNN hex, else decimal."""
     try:
-        value = (
-            int(text, 0) if not (len(text) > 1 and text.startswith("0") and text.isdigit()) else int(text, 8)
-        )
+        if len(text) > 1 and text[0] == "0" and text.isdigit():
+            value = int(text, 8)  # C: a leading 0 means octal
+        else:
+            value = int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid umask {text!r}: give a number such as 022") from None
     if not 0 <= value <= 0o777:

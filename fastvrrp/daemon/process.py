@@ -63,7 +63,7 @@ def run(args: Any) -> int:
             pidfile.remove(path)
         return 1
     try:
-        return uvloop.run(_main(args, cfg))
+        return uvloop.run(_main(args, cfg, console))
     finally:
         for path in pid_files:
             pidfile.remove(path)
@@ -135,7 +135,7 @@ async def _reload(daemon: Daemon, args: Any) -> None:
         dump_config(daemon.cfg, args.config_file)
 
 
-async def _main(args: Any, cfg: Config) -> int:
+async def _main(args: Any, cfg: Config, console: bool) -> int:
     path = args.config_file
     metrics_addr = None
     if getattr(args, "metrics", None):
@@ -156,9 +156,9 @@ async def _main(args: Any, cfg: Config) -> int:
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(daemon, args)))
     try:
         await daemon.start()
-    except ConfigError as e:
+    except ConfigError as e:  # what only the running system shows, such as a missing interface
         for p in e.problems:
-            log.error("%s", p)
+            _fatal(str(p), console)
         daemon.close()
         return 1
     if getattr(args, "address_monitoring", False):
