@@ -376,3 +376,15 @@ def test_dont_release_vrrp_leaves_the_vip_and_sends_no_priority_zero(lab, one_ro
         time.sleep(3 * A / 1000)  # a priority-0 advert would be on the wire at once; give it the time
         assert [e.priority for e in tap.adverts(51, r.addr4, after=t)].count(0) == 0
     assert r.has_vip(VIP), "-V leaves the VIP"
+
+
+def test_a_start_the_system_refuses_is_on_stderr_without_console(lab):
+    """An interface that is not there stops the start: exit 1, and the reason reaches stderr even without -l
+    (it is in syslog too)."""
+    lan = Lan(lab, routers=1, client=False)
+    spec = InstanceSpec(vrid=51, priority=150, advert_int_ms=A, vips=(f"{VIP}/24",), interface="eth9")
+    r = lan.router(1, "fastvrrp", [spec])
+    r.write_config()
+    p = spawn(lab, r, "-n", "-G")
+    assert p.popen.wait(30) == 1
+    assert "eth9" in p.log() and "fastvrrp: " in p.log()
