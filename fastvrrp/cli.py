@@ -247,7 +247,8 @@ def _fastvrrp_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--status-file",
         metavar="FILE",
-        help="where `fastvrrp status` reads the state (default /run/fastvrrp/status.json)",
+        help="where `fastvrrp status` reads the state (default /run/fastvrrp/status.json, with -s NAME "
+        "/run/fastvrrp/NAME/status.json)",
     )
 
 

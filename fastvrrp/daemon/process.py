@@ -31,7 +31,7 @@ def run(args: Any) -> int:
     handlers = logs.setup(args, netns)
     console = logs.has_console(handlers)
     log.info("Starting fastvrrp %s", __version__)
-    log.info("Command line: %s", " ".join(shlex.quote(a) for a in sys.argv))
+    log.info("Command line: %s", shlex.join(["fastvrrp", *sys.argv[1:]]))
     if netns:
         from fastvrrp.io.process_netns import NoSuchNamespace, enter_process_netns
 
@@ -68,6 +68,15 @@ def run(args: Any) -> int:
         for path in pid_files:
             pidfile.remove(path)
         log.info("Stopped fastvrrp %s", __version__)
+
+
+def default_status_file(netns: str | None) -> str:
+    """One status file per namespace (-s NAME), so daemons in several namespaces do not share one."""
+    if netns:
+        return os.path.join(
+            os.path.dirname(status.DEFAULT_PATH), netns, os.path.basename(status.DEFAULT_PATH)
+        )
+    return status.DEFAULT_PATH
 
 
 def _process_options(args: Any) -> None:
@@ -146,7 +155,8 @@ async def _main(args: Any, cfg: Config, console: bool) -> int:
         path,
         args.config_id,
         fast_path=os.environ.get("FASTVRRP_FAST_PATH", "1") != "0",
-        status_path=getattr(args, "status_file", None) or status.DEFAULT_PATH,
+        status_path=getattr(args, "status_file", None)
+        or default_status_file(getattr(args, "namespace", None)),
         metrics_addr=metrics_addr,
     )
     loop = asyncio.get_running_loop()

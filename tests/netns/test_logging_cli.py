@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -215,13 +216,14 @@ def test_dump_conf_logs_the_configuration_and_keeps_running(lab, one_router):
     assert p.stop() == 0
 
 
-def test_namespace_option_runs_inside_it(lab, one_router, syslog_socket):
+def test_namespace_option_runs_inside_it(lab, one_router, syslog_socket, request):
     """-s NAME from outside the namespace: the VIP appears inside NAME; the syslog ident names NAME."""
     lan, r = one_router
     pid_file = os.path.join(lab.workdir, "outside.pid")
     log_path = os.path.join(lab.workdir, "outside.log")
     argv = fastvrrp_argv("-n", "-l", "-s", r.ns, "-f", r.conf_path, "-p", pid_file)
-    argv += ["--status-file", os.path.join(lab.workdir, "outside.status.json")]
+    status_dir = f"/run/fastvrrp/{r.ns}"  # the default status file with -s: one per namespace
+    request.addfinalizer(lambda: shutil.rmtree(status_dir, ignore_errors=True))
     with open(log_path, "ab") as logf:
         popen = subprocess.Popen(
             argv,
@@ -241,6 +243,9 @@ def test_namespace_option_runs_inside_it(lab, one_router, syslog_socket):
     assert garp.src_mac == link["address"]
     assert os.stat(f"/proc/{p.pid}/ns/net").st_ino == os.stat(f"/var/run/netns/{r.ns}").st_ino
     assert syslog_socket.wait("Entering MASTER STATE")[1] == f"fastvrrp_{r.ns}"  # keepalived: Keepalived_NAME
+    wait_for(
+        lambda: os.path.exists(f"{status_dir}/status.json"), timeout=10, what="the namespace's status file"
+    )
     assert p.stop() == 0
     assert not r.has_vip(VIP)
 
