@@ -7,6 +7,7 @@ socket the test binds, and the test reads the datagrams as rsyslog or journald w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -223,7 +224,15 @@ def test_namespace_option_runs_inside_it(lab, one_router, syslog_socket, request
     log_path = os.path.join(lab.workdir, "outside.log")
     argv = fastvrrp_argv("-n", "-l", "-s", r.ns, "-f", r.conf_path, "-p", pid_file)
     status_dir = f"/run/fastvrrp/{r.ns}"  # the default status file with -s: one per namespace
-    request.addfinalizer(lambda: shutil.rmtree(status_dir, ignore_errors=True))
+    parent_was_there = os.path.isdir("/run/fastvrrp")
+
+    def remove_status_dir() -> None:
+        shutil.rmtree(status_dir, ignore_errors=True)
+        if not parent_was_there:
+            with contextlib.suppress(OSError):  # not empty: someone else's files are in it now
+                os.rmdir("/run/fastvrrp")
+
+    request.addfinalizer(remove_status_dir)
     with open(log_path, "ab") as logf:
         popen = subprocess.Popen(
             argv,
