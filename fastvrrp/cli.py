@@ -1,8 +1,8 @@
 """The command line: keepalived's options for the daemon, plus a few subcommands.
 
-    fastvrrp -f FILE [-n] [-l] [-D] [-p PIDFILE] [-i ID]     run the daemon (keepalived's options)
-    fastvrrp -f FILE -t                                        test the configuration, exit 0 or 1
-    fastvrrp -f FILE --dump-conf                               print the parsed configuration as JSON
+    fastvrrp -f FILE [-n] [-l] [-D] [-d] [-p PIDFILE] [-s NS]  run the daemon (keepalived's options)
+    fastvrrp -f FILE -t                                        test the configuration
+    fastvrrp -f FILE --dump-json                               print the parsed configuration as JSON
     fastvrrp decode FILE... [--json]                           decode VRRP packets in capture files
     fastvrrp demo | status | who-has ...                       see `fastvrrp SUBCOMMAND --help`
 
@@ -24,6 +24,7 @@ from typing import Any
 from fastvrrp import __version__
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
+SYSLOG_SOCKET_ENV = "FASTVRRP_SYSLOG_SOCKET"  # fastvrrp.daemon.logs reads it
 
 # Exit codes: 0 success, 1 the configuration has errors (-t), 2 runtime trouble (damaged capture, a part
 # of fastvrrp that is not installed), 64 usage (EX_USAGE, sysexits.h).
@@ -55,75 +56,230 @@ class _Parser(argparse.ArgumentParser):
         raise _Exit(status)
 
 
-def keepalived_parser() -> argparse.ArgumentParser:
-    """keepalived(8)'s options. Those that only concern its other subsystems are accepted and ignored."""
-    p = _Parser(
-        prog="fastvrrp",
-        description="A VRRP daemon that runs keepalived.conf. Without a subcommand: keepalived's options.",
-        epilog="subcommands: decode, demo, status, who-has (fastvrrp SUBCOMMAND --help)",
+# keepalived options fastvrrp does not have: refused with the reason, never accepted and ignored.
+NOT_SUPPORTED: dict[str, str] = {
+    "check": "-C/--check (only the IPVS health checker): fastvrrp runs VRRP only",
+    "all_subsystems": "--all (run the checker and BFD processes too): fastvrrp has only VRRP",
+    "release_vips": "-X/--release-vips (drop the VIPs on a transition forced by a signal)",
+    "snmp": "-x/--snmp: fastvrrp has no SNMP agent (see --metrics for Prometheus)",
+    "snmp_agent_socket": "-A/--snmp-agent-socket: fastvrrp has no SNMP agent",
+    "genhash": "-T/--genhash: fastvrrp has no genhash mode",
+    "core_dump_pattern": "-M/--core-dump-pattern (sets the host-wide kernel.core_pattern)",
+}
+
+
+def _umask(text: str) -> int:
+    """-u NUMBER as C reads a number (keepalived's form): 0NNN octal, 0xNN hex, else decimal."""
+    try:
+        if len(text) > 1 and text[0] == "0" and text.isdigit():
+            value = int(text, 8)  # C: a leading 0 means octal
+        else:
+            value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid umask {text!r}: give a number such as 022") from None
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"umask {text!r} is out of range 0-0777")
+    return value
+
+
+def _facility(text: str) -> str:
+    from fastvrrp.daemon.logs import parse_facility
+
+    try:
+        parse_facility(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _refused(p: argparse._ActionsContainer, *flags: str, dest: str, value: bool = False) -> None:
+    why = NOT_SUPPORTED[dest]
+    if value:
+        p.add_argument(*flags, dest=dest, nargs="?", const="-", metavar="X", help=f"not supported: {why}")
+    else:
+        p.add_argument(*flags, dest=dest, action="store_true", help=f"not supported: {why}")
+
+
+def _configuration_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("configuration")
+    g.add_argument(
+        "-f",
+        "--use-file",
+        dest="config_file",
+        metavar="FILE",
+        default=DEFAULT_CONFIG,
+        help=f"the configuration file (default {DEFAULT_CONFIG})",
     )
-    p.add_argument("-f", "--use-file", dest="config_file", metavar="FILE", default=DEFAULT_CONFIG)
-    p.add_argument("-n", "--dont-fork", action="store_true", help="stay in the foreground")
-    p.add_argument("-l", "--log-console", action="store_true", help="log to the console")
-    p.add_argument("-D", "--log-detail", action="store_true", help="detailed log messages")
-    p.add_argument(
-        "-S", "--log-facility", metavar="FACILITY", help="syslog facility (0-7, local0-7, user, daemon)"
+    g.add_argument(
+        "-i",
+        "--config-id",
+        dest="config_id",
+        metavar="ID",
+        help="the id @ID lines are kept for (default: the short host name)",
     )
-    p.add_argument("-g", "--log-file", metavar="FILE", help="also log to FILE")
-    p.add_argument("--flush-log-file", action="store_true")
-    p.add_argument("-G", "--no-syslog", action="store_true")
-    p.add_argument("-p", "--pid", dest="pid_file", metavar="FILE", help="pid file of the daemon")
-    p.add_argument(
-        "-r", "--vrrp_pid", dest="vrrp_pid_file", metavar="FILE", help="pid file (keepalived's VRRP child)"
+    g.add_argument(
+        "-e",
+        "--all-config",
+        action="store_true",
+        help="refuse a configuration whose included file is missing (fastvrrp always does)",
     )
-    p.add_argument("-c", "--checkers_pid", dest="checkers_pid_file", metavar="FILE", help="accepted, unused")
-    p.add_argument("-b", "--bfd_pid", dest="bfd_pid_file", metavar="FILE", help="accepted, unused")
-    p.add_argument("-i", "--config-id", dest="config_id", metavar="ID", help="configuration id for @ID lines")
-    p.add_argument("-s", "--namespace", metavar="NAME", help="run inside network namespace NAME")
-    p.add_argument(
+    g.add_argument(
         "-t",
         "--config-test",
         dest="config_test",
         nargs="?",
         const="-",
         metavar="LOG_FILE",
-        help="check the configuration, print FILE:LINE: problems, exit 0 (good) or 1",
+        help="check the configuration, print FILE:LINE: problems (to LOG_FILE if given), exit",
     )
-    p.add_argument(
+    g.add_argument(
         "-d",
         "--dump-conf",
         dest="dump_conf",
         action="store_true",
-        help="print the parsed configuration as JSON and exit (keepalived logs it and goes on)",
+        help="write the resolved configuration to the log at start, then run",
     )
-    p.add_argument(
-        "-P", "--vrrp", action="store_true", help="only VRRP (always so: fastvrrp has no IPVS checker)"
+    g.add_argument(
+        "--dump-json",
+        dest="dump_json",
+        action="store_true",
+        help="print the resolved configuration as JSON on stdout and exit (fastvrrp's own)",
     )
-    p.add_argument("-C", "--check", action="store_true", help="only the IPVS checker: not supported")
-    p.add_argument("-B", "--no_bfd", action="store_true")
-    p.add_argument("--all", dest="all_subsystems", action="store_true")
-    p.add_argument("-X", "--release-vips", action="store_true")
-    p.add_argument("-V", "--dont-release-vrrp", action="store_true", help="leave VIPs in place on exit")
-    p.add_argument(
+
+
+def _logging_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("logging (default: syslog, facility daemon)")
+    g.add_argument("-l", "--log-console", action="store_true", help="log to the console (stderr)")
+    g.add_argument("-D", "--log-detail", action="store_true", help="detailed log messages (debug level)")
+    g.add_argument(
+        "-S",
+        "--log-facility",
+        metavar="FACILITY",
+        type=_facility,
+        help="syslog facility: 0-7 (local0-7), local0-local7, user or daemon (default)",
+    )
+    g.add_argument("-G", "--no-syslog", action="store_true", help="do not log to syslog")
+    g.add_argument(
+        "-g", "--log-file", metavar="FILE", help="also log to FILE (buffered; see --flush-log-file)"
+    )
+    g.add_argument("--flush-log-file", action="store_true", help="flush the -g file after each line")
+    g.add_argument(
+        "--log-ident",
+        metavar="NAME",
+        help="syslog ident (default fastvrrp; Keepalived_vrrp keeps rules written for keepalived)",
+    )
+
+
+def _process_control_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("process")
+    g.add_argument("-n", "--dont-fork", action="store_true", help="stay in the foreground (else detach)")
+    g.add_argument(
+        "-p",
+        "--pid",
+        dest="pid_file",
+        metavar="FILE",
+        help="pid file (default /run/keepalived.pid, with -s NAME "
+        "/run/keepalived/NAME/keepalived.pid); a live process holding it stops the start",
+    )
+    g.add_argument(
+        "-r",
+        "--vrrp_pid",
+        dest="vrrp_pid_file",
+        metavar="FILE",
+        help="keepalived's VRRP child pid file: written with fastvrrp's pid when given",
+    )
+    g.add_argument(
+        "-c",
+        "--checkers_pid",
+        dest="checkers_pid_file",
+        metavar="FILE",
+        help="keepalived's checker pid file: no checker runs, so none is written (keepalived -P too)",
+    )
+    g.add_argument(
+        "-b",
+        "--bfd_pid",
+        dest="bfd_pid_file",
+        metavar="FILE",
+        help="keepalived's BFD pid file: no BFD process runs, so none is written",
+    )
+    g.add_argument(
+        "-s",
+        "--namespace",
+        metavar="NAME",
+        help="run inside network namespace NAME (made by `ip netns add NAME`)",
+    )
+    g.add_argument(
+        "-u", "--umask", metavar="NUMBER", type=_umask, help="umask for the files fastvrrp creates"
+    )
+    g.add_argument("-m", "--core-dump", action="store_true", help="lift the core size limit (RLIMIT_CORE)")
+    g.add_argument("-P", "--vrrp", action="store_true", help="only VRRP (always so: fastvrrp has no checker)")
+    g.add_argument("-B", "--no_bfd", action="store_true", help="no BFD (always so)")
+    g.add_argument(
+        "-I", "--dont-release-ipvs", action="store_true", help="keep IPVS (fastvrrp never touches it)"
+    )
+    g.add_argument(
+        "-R",
+        "--dont-respawn",
+        action="store_true",
+        help="no respawn (always so: one process, no child to respawn; use systemd's Restart=)",
+    )
+    g.add_argument(
+        "-V",
+        "--dont-release-vrrp",
+        action="store_true",
+        help="on stop, leave the VIPs, virtual routes and VMACs in place and send no priority-0 advert",
+    )
+    g.add_argument(
+        "-a",
+        "--address-monitoring",
+        action="store_true",
+        help="log every address netlink reports added or removed (those present at start too)",
+    )
+
+
+def _fastvrrp_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fastvrrp's own")
+    g.add_argument(
         "--metrics",
         metavar="ADDR:PORT",
         help="serve Prometheus metrics at http://ADDR:PORT/metrics (off unless given)",
     )
-    p.add_argument(
+    g.add_argument(
         "--status-file",
         metavar="FILE",
-        help="where `fastvrrp status` reads the state (default /run/fastvrrp/status.json)",
+        help="where `fastvrrp status` reads the state (default /run/fastvrrp/status.json, with -s NAME "
+        "/run/fastvrrp/NAME/status.json)",
     )
-    p.add_argument("-I", "--dont-release-ipvs", action="store_true")
-    p.add_argument("-R", "--dont-respawn", action="store_true")
-    p.add_argument("-a", "--address-monitoring", action="store_true")
-    p.add_argument(
-        "-e", "--all-config", action="store_true", help="refuse to start if an included file is missing"
+
+
+def _refused_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("not supported (refused with the reason)")
+    _refused(g, "-C", "--check", dest="check")
+    _refused(g, "--all", dest="all_subsystems")
+    _refused(g, "-X", "--release-vips", dest="release_vips")
+    _refused(g, "-x", "--snmp", dest="snmp")
+    _refused(g, "-A", "--snmp-agent-socket", dest="snmp_agent_socket", value=True)
+    _refused(g, "-T", "--genhash", dest="genhash")
+    _refused(g, "-M", "--core-dump-pattern", dest="core_dump_pattern", value=True)
+
+
+def keepalived_parser() -> argparse.ArgumentParser:
+    """keepalived(8)'s options (2.2.7): each one does what keepalived's does, or is refused with a reason."""
+    p = _Parser(
+        prog="fastvrrp",
+        description="A VRRP daemon that runs keepalived.conf. Without a subcommand: keepalived's options. "
+        "Options that only concern keepalived's checker, BFD or SNMP parts are refused when they ask "
+        "for something fastvrrp does not do, and accepted when what they ask is already so "
+        "(-P, -B, -I, -R, -c, -b).",
+        epilog="subcommands: decode, demo, status, who-has (fastvrrp SUBCOMMAND --help). "
+        f"Syslog goes to /dev/log (the environment variable {SYSLOG_SOCKET_ENV} moves it).",
     )
-    p.add_argument("-u", "--umask", metavar="NUMBER")
-    p.add_argument("-m", "--core-dump", action="store_true")
-    p.add_argument("-x", "--snmp", action="store_true", help="not supported")
-    p.add_argument("-v", "--version", action="store_true")
+    _configuration_options(p)
+    _logging_options(p)
+    _process_control_options(p)
+    _fastvrrp_options(p)
+    _refused_options(p)
+    p.add_argument("-v", "--version", action="store_true", help="print the version and exit")
     return p
 
 
@@ -134,26 +290,6 @@ def decode_parser() -> argparse.ArgumentParser:
         prog="fastvrrp decode", description="Print every VRRP packet in capture files, decoded and judged."
     )
     decode.add_arguments(p)
-    return p
-
-
-def demo_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="fastvrrp demo", description="Build a namespace lab and show a failover.")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="passed to fastvrrp.lab.demo")
-    return p
-
-
-def status_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="fastvrrp status", description="Show the state of a running fastvrrp.")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="passed to fastvrrp.tools.status")
-    return p
-
-
-def who_has_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="fastvrrp who-has", description="Listen for VRRP adverts and show who is master per VRID."
-    )
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="passed to fastvrrp.tools.who_has")
     return p
 
 
@@ -188,21 +324,24 @@ def _run_decode(argv: Sequence[str]) -> int:
         return EXIT_OK
 
 
-def _run_passthrough(name: str, module: str, argv: Sequence[str]) -> int:
-    parser = {"demo": demo_parser, "status": status_parser, "who-has": who_has_parser}[name]()
-    if argv and argv[0] in ("-h", "--help"):
-        parser.print_help()
-        return EXIT_OK
+def _run_passthrough(module: str, argv: Sequence[str]) -> int:
+    """A subcommand whose module parses its own options (--help included): hand it the rest of argv."""
     fn = _load(module, "main")
-    rc = fn(list(argv))
+    try:
+        rc = fn(list(argv))
+    except SystemExit as e:  # argparse in the module: --help (0) or a usage error (2)
+        code = e.code
+        if code is None:
+            return EXIT_OK
+        return code if isinstance(code, int) else EXIT_USAGE
     return int(rc or 0)
 
 
 SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "decode": _run_decode,
-    "demo": lambda argv: _run_passthrough("demo", "fastvrrp.lab.demo", argv),
-    "status": lambda argv: _run_passthrough("status", "fastvrrp.tools.status", argv),
-    "who-has": lambda argv: _run_passthrough("who-has", "fastvrrp.tools.who_has", argv),
+    "demo": lambda argv: _run_passthrough("fastvrrp.lab.demo", argv),
+    "status": lambda argv: _run_passthrough("fastvrrp.tools.status", argv),
+    "who-has": lambda argv: _run_passthrough("fastvrrp.tools.who_has", argv),
 }
 
 
@@ -221,7 +360,7 @@ def _problem_line(pr: Any) -> str:
 
 
 def _config_mode(args: argparse.Namespace) -> int:
-    """-t and --dump-conf: read the configuration with fastvrrp.config.check and report like a compiler."""
+    """-t and --dump-json: read the configuration with fastvrrp.config.check and report like a compiler."""
     check = _load("fastvrrp.config", "check")
     cfg, problems, unsupported = check(args.config_file, args.config_id)
     lines = [_problem_line(pr) for pr in problems]
@@ -229,7 +368,7 @@ def _config_mode(args: argparse.Namespace) -> int:
     lines += [_problem_line(pr).replace(": ", ": warning: ", 1) if getattr(pr, "file", None) else
               f"warning: {pr}" for pr in unsupported]  # fmt: skip
     bad = cfg is None or bool(problems)
-    if args.config_test is not None and not args.dump_conf:
+    if args.config_test is not None and not args.dump_json:
         lines.append(f"{args.config_file}: {'configuration has errors' if bad else 'configuration is valid'}")
     if args.config_test not in (None, "-"):
         # keepalived -t=FILE writes its findings to FILE
@@ -238,7 +377,7 @@ def _config_mode(args: argparse.Namespace) -> int:
     else:
         for line in lines:
             print(line, file=sys.stderr)
-    if args.dump_conf and cfg is not None:
+    if args.dump_json and cfg is not None:
         data = cfg.to_json()
         # to_json() may hand back text or a JSON-ready structure; print JSON either way.
         sys.stdout.write((data if isinstance(data, str) else json.dumps(data, indent=2)).rstrip("\n") + "\n")
@@ -246,13 +385,16 @@ def _config_mode(args: argparse.Namespace) -> int:
 
 
 def _keepalived_mode(argv: Sequence[str]) -> int:
+    if argv and argv[0] in ("-T", "--genhash"):  # genhash's own options follow: refuse before parsing them
+        raise UsageError(f"fastvrrp: not supported: {NOT_SUPPORTED['genhash']}")
     args = keepalived_parser().parse_args(list(argv))
     if args.version:
         print(f"fastvrrp {__version__} (keepalived-compatible command line)")
         return EXIT_OK
-    if args.check:
-        raise UsageError("fastvrrp: -C/--check (IPVS checker only) is not supported: fastvrrp runs VRRP only")
-    if args.config_test is not None or args.dump_conf:
+    for dest, why in NOT_SUPPORTED.items():
+        if getattr(args, dest) not in (None, False):
+            raise UsageError(f"fastvrrp: not supported: {why}")
+    if args.config_test is not None or args.dump_json:
         return _config_mode(args)
     run = _load("fastvrrp.daemon.process", "run")
     return int(run(args) or 0)
@@ -267,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(str(e), file=sys.stderr)
         print(
-            "usage: fastvrrp [-f FILE] [-n] [-l] [-D] [-p PIDFILE] [-i ID] [-t] [--dump-conf] | fastvrrp "
+            "usage: fastvrrp [-f FILE] [-n] [-l] [-D] [-p PIDFILE] [-i ID] [-t] [--dump-json] | fastvrrp "
             "{decode,demo,status,who-has} ... (--help for more)",
             file=sys.stderr,
         )

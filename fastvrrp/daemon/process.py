@@ -1,5 +1,6 @@
-"""The daemon as a process (`fastvrrp -f FILE ...`): logging, the pid file, the configuration check before
-starting, the signals (SIGTERM/SIGINT stop, SIGHUP reloads) and the uvloop loop that runs a Daemon.
+"""The daemon as a process (`fastvrrp -f FILE ...`): the namespace (-s), the fork (unless -n), logging, the
+pid file, the configuration check before starting, the signals (SIGTERM/SIGINT stop, SIGHUP reloads) and the
+uvloop loop that runs a Daemon.
 """
 
 from __future__ import annotations
@@ -7,56 +8,144 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
+import shlex
 import signal
 import sys
 from typing import Any
 
-from fastvrrp.config import ConfigError, check
-from fastvrrp.daemon import status
+from fastvrrp import __version__
+from fastvrrp.config import Config, ConfigError, check
+from fastvrrp.daemon import address_log, logs, pidfile, status
 from fastvrrp.daemon.service import Daemon
 
 log = logging.getLogger("fastvrrp")
 
 
 def run(args: Any) -> int:
-    """`fastvrrp -f FILE ...`: run in the foreground until SIGTERM/SIGINT."""
+    """`fastvrrp -f FILE ...`: run until SIGTERM/SIGINT (in the background unless -n)."""
     import uvloop
 
-    _setup_logging(args)
-    pid_file = getattr(args, "pid_file", None)
-    if pid_file:
-        with open(pid_file, "w") as f:
-            f.write(f"{os.getpid()}\n")
+    netns = getattr(args, "namespace", None)
+    _process_options(args)  # -u first: it applies to the -g file too
+    handlers = logs.setup(args, netns)
+    console = logs.has_console(handlers)
+    log.info("Starting fastvrrp %s", __version__)
+    log.info("Command line: %s", shlex.join(["fastvrrp", *sys.argv[1:]]))
+    if netns:
+        from fastvrrp.io.process_netns import NoSuchNamespace, enter_process_netns
+
+        try:
+            enter_process_netns(netns)  # before any socket, netlink channel or thread exists
+        except (NoSuchNamespace, OSError) as e:
+            _fatal(str(e), console)
+            return 1
+    pid_files = [getattr(args, "pid_file", None) or pidfile.default_pid_file(netns)]
+    if getattr(args, "vrrp_pid_file", None):
+        pid_files.append(args.vrrp_pid_file)
     try:
-        return uvloop.run(_main(args))
+        for path in pid_files:
+            pidfile.check_free(path)
+    except pidfile.PidFileHeld as e:
+        _fatal(str(e), console)
+        return 1
+    cfg = _read_config(args, console)
+    if cfg is None:
+        return 1
+    if not getattr(args, "dont_fork", False):
+        _daemonize()  # after the checks, so whoever started us sees why we do not run, and the exit code
+    try:
+        for path in pid_files:
+            pidfile.write(path)
+    except (pidfile.PidFileHeld, OSError) as e:
+        _fatal(str(e), console)
+        for path in pid_files:
+            pidfile.remove(path)
+        return 1
+    try:
+        return uvloop.run(_main(args, cfg, console))
     finally:
-        if pid_file:
-            try:
-                os.unlink(pid_file)
-            except OSError:
-                pass
+        for path in pid_files:
+            pidfile.remove(path)
+        log.info("Stopped fastvrrp %s", __version__)
 
 
-def _setup_logging(args: Any) -> None:
-    level = logging.DEBUG if getattr(args, "log_detail", False) else logging.INFO
-    fmt = f"%(asctime)s fastvrrp[{os.getpid()}]: %(message)s"
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if getattr(args, "log_file", None):
-        handlers.append(logging.FileHandler(args.log_file))
-    logging.basicConfig(level=logging.WARNING, format=fmt, handlers=handlers, force=True)
-    log.setLevel(level)  # -D details ours, not every library's
+def default_status_file(netns: str | None) -> str:
+    """One status file per namespace (-s NAME), so daemons in several namespaces do not share one."""
+    if netns:
+        return os.path.join(
+            os.path.dirname(status.DEFAULT_PATH), netns, os.path.basename(status.DEFAULT_PATH)
+        )
+    return status.DEFAULT_PATH
 
 
-async def _main(args: Any) -> int:
+def _process_options(args: Any) -> None:
+    """-u (umask) and -m (core dumps), as keepalived applies them."""
+    umask = getattr(args, "umask", None)
+    if umask is not None:
+        os.umask(umask)
+    if getattr(args, "core_dump", False):
+        try:
+            resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        except (OSError, ValueError) as e:  # raising the hard limit needs CAP_SYS_RESOURCE
+            log.warning("-m: cannot lift the core size limit: %s", e)
+
+
+def _daemonize() -> None:
+    """Without -n, as keepalived: detach from the terminal and the caller, who gets its prompt back."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    fd = os.open(os.devnull, os.O_RDWR)
+    for std in (0, 1, 2):
+        os.dup2(fd, std)
+    if fd > 2:
+        os.close(fd)
+
+
+def _fatal(message: str, console: bool) -> None:
+    """An error that stops the start: logged, and on stderr too when the log does not go there."""
+    log.error("%s", message)
+    if not console:
+        print(f"fastvrrp: {message}", file=sys.stderr)
+
+
+def _read_config(args: Any, console: bool) -> Config | None:
     path = args.config_file
     cfg, problems, unsupported = check(path, args.config_id)
     if cfg is None:
         for p in problems:
-            log.error("%s", p)
-        log.error("%s: configuration has errors, not starting", path)
-        return 1
+            _fatal(str(p), console)
+        _fatal(f"{path}: configuration has errors, not starting", console)
+        return None
     for note in unsupported:
         log.warning("%s", note)
+    if getattr(args, "dump_conf", False):
+        dump_config(cfg, path)
+    return cfg
+
+
+def dump_config(cfg: Config, path: str) -> None:
+    """-d: the resolved configuration into the log, one line per log message, as keepalived dumps it."""
+    log.info("------< Configuration of %s (resolved, as JSON) >------", path)
+    for line in cfg.to_json(indent=2).splitlines():
+        log.info("%s", line)
+    log.info("------< end of configuration >------")
+
+
+async def _reload(daemon: Daemon, args: Any) -> None:
+    """SIGHUP; with -d the configuration now in charge is dumped again, as keepalived does after a reload."""
+    before = daemon.cfg
+    await daemon.reload()
+    if getattr(args, "dump_conf", False) and daemon.cfg is not before:
+        dump_config(daemon.cfg, args.config_file)
+
+
+async def _main(args: Any, cfg: Config, console: bool) -> int:
+    path = args.config_file
     metrics_addr = None
     if getattr(args, "metrics", None):
         host, _, port = args.metrics.rpartition(":")
@@ -66,24 +155,30 @@ async def _main(args: Any) -> int:
         path,
         args.config_id,
         fast_path=os.environ.get("FASTVRRP_FAST_PATH", "1") != "0",
-        status_path=getattr(args, "status_file", None) or status.DEFAULT_PATH,
+        status_path=getattr(args, "status_file", None)
+        or default_status_file(getattr(args, "namespace", None)),
         metrics_addr=metrics_addr,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(daemon.reload()))
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(daemon, args)))
     try:
         await daemon.start()
-    except ConfigError as e:
+    except ConfigError as e:  # what only the running system shows, such as a missing interface
         for p in e.problems:
-            log.error("%s", p)
+            _fatal(str(p), console)
         daemon.close()
         return 1
+    if getattr(args, "address_monitoring", False):
+        await address_log.start(daemon)
     log.info("started: %d VRRP instance(s) from %s", len(daemon.insts), path)
     await stop.wait()
     log.info("stopping")
-    await daemon.stop()
+    if getattr(args, "dont_release_vrrp", False):
+        await daemon.leave()  # -V
+    else:
+        await daemon.stop()
     log.info("stopped")
     return 0

@@ -161,6 +161,16 @@ class Daemon:
         self.status.write(force=True)
         self.close()
 
+    async def leave(self) -> None:
+        """Stop without resigning (keepalived -V, --dont-release-vrrp): no priority-0 advert, and the VIPs,
+        virtual routes and VMAC interfaces stay for the daemon that comes next; kernel settings go back."""
+        self.tracking.stop()
+        self.sysctls.restore()
+        self.no_accept.teardown()
+        await self.notifier.close(timeout_s=5)
+        self.status.write(force=True)
+        self.close()
+
     async def _undo_kernel_changes(self) -> None:
         """On exit: VMACs we made go, kernel settings go back, the no_accept table goes."""
         await self.vmacs.delete_all()

@@ -297,8 +297,9 @@ class Router:
                 "--vrrp",
             ]
         status_file = os.path.join(self.lab.workdir, f"{self.name}.status.json")
+        # -G as for keepalived above: the log is the console's; the host's syslog gets nothing from tests.
         return [
-            self.python, "-m", "fastvrrp", "-n", "-l", "-D", "-f", self.conf_path, "-p", pid,
+            self.python, "-m", "fastvrrp", "-n", "-l", "-D", "-G", "-f", self.conf_path, "-p", pid,
             "--status-file", status_file, *self.extra_args,
         ]  # fmt: skip
 
