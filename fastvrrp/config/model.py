@@ -10,7 +10,7 @@ Conventions
   stored already resolved in the instance: the instance says what will happen, not what was written.
 - Things parsed but not modelled in detail keep their words (`words: tuple[str, ...]`).
 
-`Config.to_json()` is the stable `--dump-conf` format: the dataclasses as JSON objects whose keys are the
+`Config.to_json()` is the stable `--dump-json` format: the dataclasses as JSON objects whose keys are the
 field names, sorted; addresses and networks as strings; tuples as arrays; `None` as null.
 """
 
@@ -308,7 +308,7 @@ class Config:
         raise KeyError(name)
 
     def to_json(self, indent: int | None = 2) -> str:
-        """The stable `--dump-conf` JSON: field names as keys, sorted; see the module docstring."""
+        """The stable `--dump-json` JSON: field names as keys, sorted; see the module docstring."""
         return json.dumps(_plain(self), sort_keys=True, indent=indent)
 
 

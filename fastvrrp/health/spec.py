@@ -6,7 +6,7 @@ and puts them in `Config.vrrp_checks`; fastvrrp.health.checks runs them
 because the config package imports this module and must not pull in the event loop.
 
 Addresses are `ipaddress.IPv4Address` / `IPv6Address`, as everywhere in the parsed configuration; the probes
-turn them into text with str() where a socket call needs it. Field names are the `--dump-conf` JSON keys
+turn them into text with str() where a socket call needs it. Field names are the `--dump-json` keys
 (fastvrrp.config.model `to_json`), so renaming one changes that format.
 """
 
