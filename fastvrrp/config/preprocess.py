@@ -316,6 +316,9 @@ class Preprocessor:
         self._seen_once: set[tuple[str, str, int]] = set()
         self._plain: dict[str, bool] = {}  # value -> matches _PLAIN_VALUE
         self._last: dict[str, tuple[list[str | None], str]] = {}  # see _substitute
+        # Definitions whose value is being read line by line (slow path): using one of them again inside its
+        # own value can never end (`$I` whose value holds `~SEQ(N, 1, 3) $I` would fan out 3^depth lines).
+        self._expanding: list[str] = []
 
     # --- files ------------------------------------------------------------------------------------------
     def read(self, path: str) -> list[Line]:
@@ -463,8 +466,19 @@ class Preprocessor:
                             out.append((file, lineno, part))
                     return
                 # Slow path: line by line, in order (a value may define parameters or be conditional).
-                for part in new.split("\n"):
-                    self._line(part, file, lineno, depth + 1, out)
+                refs = self._refs[s] if s in self._refs else _parse_refs(s)
+                names = [r[2] for r in refs[0] if r[2] in self.defs] if refs is not None else []
+                looping = [n for n in names if n in self._expanding]
+                if looping:
+                    why = f"parameter ${looping[0]} is used inside its own value"
+                    self.problems.append(Problem(file, lineno, why))
+                    return
+                self._expanding.extend(names)
+                try:
+                    for part in new.split("\n"):
+                        self._line(part, file, lineno, depth + 1, out)
+                finally:
+                    del self._expanding[len(self._expanding) - len(names) :]
                 return
         if s.startswith("include") and s.split(None, 1)[0] in _INCLUDES:
             self._include(s, file, lineno, depth, out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from fastvrrp.config import ConfigError, Problem, check, load
@@ -140,7 +142,20 @@ def test_generator_errors(tmp_path):
 
 def test_self_referencing_definition_is_an_error(tmp_path):
     _, probs, p = lines_of(tmp_path, "$A=x $A\n$A\n")
-    assert probs == [Problem(p, 2, "parameter expansion too deep (a definition uses itself?)")]
+    assert probs == [Problem(p, 2, "parameter $A is used inside its own value")]
+
+
+def test_definition_that_generates_itself_is_an_error_not_a_hang(tmp_path):
+    # Each use of $I would run a ~SEQ of three uses of $I: 3^depth lines before any depth limit is reached.
+    # (A multi-line value whose closing brace was lost reads the ~SEQ line into the value itself.)
+    text = "$I= \\\nvrrp_instance V${N} { \\\n~SEQ(N, 1, 3) $I\n}\n~SEQ(N, 1, 3) $I\n"
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("the preprocessor did not finish within 10 s"))
+    signal.alarm(10)
+    try:
+        _, probs, p = lines_of(tmp_path, text)
+    finally:
+        signal.alarm(0)
+    assert Problem(p, 5, "parameter $I is used inside its own value") in probs
 
 
 def test_brace_expand():
