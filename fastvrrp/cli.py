@@ -110,6 +110,11 @@ def keepalived_parser() -> argparse.ArgumentParser:
         help="serve Prometheus metrics at http://ADDR:PORT/metrics (off unless given)",
     )
     p.add_argument(
+        "--no-keepalived-metrics",
+        action="store_true",
+        help="leave out the keepalived_* families (mehdy/keepalived-exporter's names) from --metrics",
+    )
+    p.add_argument(
         "--status-file",
         metavar="FILE",
         help="where `fastvrrp status` reads the state (default /run/fastvrrp/status.json)",

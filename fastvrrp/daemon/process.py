@@ -68,6 +68,7 @@ async def _main(args: Any) -> int:
         fast_path=os.environ.get("FASTVRRP_FAST_PATH", "1") != "0",
         status_path=getattr(args, "status_file", None) or status.DEFAULT_PATH,
         metrics_addr=metrics_addr,
+        metrics_keepalived=not getattr(args, "no_keepalived_metrics", False),
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
