@@ -53,7 +53,9 @@ def _debian_tool(name: str) -> str:
     path = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
     if not path:
         if IN_CI:
-            pytest.fail(f"{name} (Debian package prometheus) is required under CI=true; `make deps` installs it")
+            pytest.fail(
+                f"{name} (Debian package prometheus) is required under CI=true; `make deps` installs it"
+            )
         pytest.skip(f"{name} is not installed")
     return path
 

@@ -42,7 +42,11 @@ DROPS[DROP_REASONS.index("checksum")] = 6
 def test_exposition_text_exact():
     row = metrics.InstanceRow(**{f: getattr(ROW, f) for f in ROW.__slots__ if f != "static"})
     row.released_master, row.drops = 1, (1, 2, 3, 4, 5, 6, 7)
-    row.vips, row.excluded_vips, row.garp_delay_s = (("192.0.2.1", "eth0"), ("198.51.100.0/24", "eth1")), (), 5
+    row.vips, row.excluded_vips, row.garp_delay_s = (
+        (("192.0.2.1", "eth0"), ("198.51.100.0/24", "eth1")),
+        (),
+        5,
+    )
     row.since, row.reason = 1700000000.25, "master down timer expired"
     row.trackers = (("interface", "eth0", 0, False), ("script", 'chk "x"', -20, False))
     tracker = metrics.TrackerRow("script", 'chk "x"', False, runs=9, failures={"exit": 4}, running=True)
@@ -114,7 +118,10 @@ def test_instance_without_vips_and_unknown_script():
     tracker = metrics.TrackerRow("script", "s", None, runs=0)
     text = metrics.render(metrics.Snapshot([row], [], [tracker])).decode()
     assert 'keepalived_vrrp_state{iname="VI_2",intf="eth1",vrid="9",ip_address=""} 1\n' in text
-    assert 'keepalived_vrrp_excluded_state{iname="VI_2",intf="eth1",vrid="9",ip_address="2001:db8::1"} 1\n' in text
+    assert (
+        'keepalived_vrrp_excluded_state{iname="VI_2",intf="eth1",vrid="9",ip_address="2001:db8::1"} 1\n'
+        in text
+    )
     assert "keepalived_script_status" not in text  # the exporter skips a status it does not know
     assert 'fastvrrp_tracker_state{kind="script",tracker="s"} -1\n' in text
     assert "fastvrrp_last_transition" not in text  # no transition known yet
@@ -201,9 +208,7 @@ def test_scrape_over_http_with_cache():
         assert port > 0
         status, ctype, body = _get(f"http://{host}:{port}/metrics")
         assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
-        assert (
-            b'fastvrrp_adverts_received_total{iname="VI_1",intf="eth0",vrid="51",family="4"} 1\n' in body
-        )
+        assert b'fastvrrp_adverts_received_total{iname="VI_1",intf="eth0",vrid="51",family="4"} 1\n' in body
         assert _get(f"http://{host}:{port}/metrics")[2] == body  # within cache_s: the same bytes
         assert len(calls) == 1 and srv.scrapes == 2 and srv.renders == 1
         wait_for(lambda: b"} 2\n" in _get(f"http://{host}:{port}/metrics")[2], 5, 0.05, what="a new scrape")
