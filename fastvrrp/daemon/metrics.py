@@ -22,6 +22,7 @@ several scrapers cost one rendering.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import platform
 import socket
@@ -460,22 +461,23 @@ class Renderer:
                     )
 
     def finish(self) -> str:
+        return "".join(self.family_texts())
+
+    def family_texts(self) -> Iterator[str]:
+        """The text family by family (each one string), so that the caller can encode it in pieces."""
         lines = self.lines
         lines["fastvrrp_build_info"].append(
             f'fastvrrp_build_info{{version="{escape(__version__)}",python="{platform.python_version()}"}} 1\n'
         )
         if self.keepalived:
             lines["keepalived_up"].append("keepalived_up 1\n")
-        out: list[str] = []
         for name, body in lines.items():
             if body:
                 kind, doc = _HEADERS[name]
-                out.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}\n")
-                out += body
+                yield f"# HELP {name} {doc}\n# TYPE {name} {kind}\n" + "".join(body)
         for key, value in sorted(self.extra.items()):
             name = "fastvrrp_" + key
-            out.append(f"# HELP {name} {key.replace('_', ' ')}.\n# TYPE {name} gauge\n{name} {value}\n")
-        return "".join(out)
+            yield f"# HELP {name} {key.replace('_', ' ')}.\n# TYPE {name} gauge\n{name} {value}\n"
 
 
 _NO_DROPS = (0,) * len(CORE_DROP_REASONS)
@@ -501,6 +503,8 @@ class _Quiet(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass
 
+
+ENCODE_PIECE = 256 * 1024  # characters joined and encoded per loop callback (~0.1 ms)
 
 Source = Callable[[], "Snapshot | Iterator[Snapshot]"]
 
@@ -540,8 +544,8 @@ class MetricsServer:
             self.registry = CollectorRegistry(auto_describe=False)
             ProcessCollector(registry=self.registry)
         self._lock = threading.Lock()
-        self._body = b""
-        self._cached: tuple[float, bytes] | None = None
+        self._body: list[bytes] = []
+        self._cached: tuple[float, list[bytes]] | None = None
         self._httpd: Any = None
         self._thread: threading.Thread | None = None
         # Plain counters about the endpoint itself.
@@ -549,9 +553,12 @@ class MetricsServer:
         self.renders = 0
         self.last_render_s = 0.0  # wall time from the first chunk to the last, loop gaps included
         self.last_pieces = 0
+        self.last_max_piece_s = 0.0  # the longest single loop callback of the last rendering on the loop
+        self.max_pieces: collections.deque[float] = collections.deque(maxlen=100)  # ... of the last 100
 
     def _pieces(self) -> Iterator[None]:
-        """The rendering as steps; the result is left in self._body."""
+        """The rendering as steps of well under a millisecond each; the result is left in self._body as a
+        list of byte strings (the response is written from the list: no 3 MB concatenation)."""
         r = Renderer(self.keepalived)
         got = self.source()
         self.last_pieces = 0
@@ -559,29 +566,43 @@ class MetricsServer:
             r.add(part)
             self.last_pieces += 1
             yield
-        text = r.finish()
+        body: list[bytes] = []
+        size = 0
+        for text in r.family_texts():
+            body.append(text.encode())
+            size += len(text)
+            if size > ENCODE_PIECE:
+                size = 0
+                yield
         yield
-        proc = generate_latest(self.registry).decode() if self.registry is not None else ""
-        self._body = (text + proc).encode()
+        if self.registry is not None:
+            body.append(generate_latest(self.registry))
+        self._body = body
 
     def render_now(self) -> bytes:
+        """The whole rendering at once, in the caller's thread (tests, benchmarks, no loop)."""
         for _ in self._pieces():
             pass
-        return self._body
+        return b"".join(self._body)
 
-    def _render_on_loop(self, loop: asyncio.AbstractEventLoop) -> bytes:
-        fut: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+    def _render_on_loop(self, loop: asyncio.AbstractEventLoop) -> list[bytes]:
+        fut: concurrent.futures.Future[list[bytes]] = concurrent.futures.Future()
         steps = self._pieces()
+        self.last_max_piece_s = 0.0
 
         def step() -> None:
+            t0 = time.perf_counter()
             try:
                 next(steps)
             except StopIteration:
+                self.max_pieces.append(max(self.last_max_piece_s, time.perf_counter() - t0))
                 fut.set_result(self._body)
                 return
             except BaseException as exc:  # handed to the HTTP thread, which answers 500
                 fut.set_exception(exc)
                 return
+            finally:
+                self.last_max_piece_s = max(self.last_max_piece_s, time.perf_counter() - t0)
             loop.call_soon(step)  # the loop's ready timers and sockets run before the next chunk
 
         def first() -> None:
@@ -595,15 +616,19 @@ class MetricsServer:
             fut.cancel()
             raise
 
-    def output(self) -> bytes:
-        """The exposition bytes, from the cache if it is younger than cache_s."""
+    def output(self) -> list[bytes]:
+        """The exposition bytes (in parts), from the cache if it is younger than cache_s."""
         with self._lock:  # one rendering at a time; concurrent scrapers wait for it and share it
             now = time.monotonic()
             self.scrapes += 1
             if self._cached is not None and now - self._cached[0] < self.cache_s:
                 return self._cached[1]
             t0 = time.perf_counter()
-            body = self.render_now() if self.loop is None else self._render_on_loop(self.loop)
+            if self.loop is None:
+                self.render_now()
+                body = self._body
+            else:
+                body = self._render_on_loop(self.loop)
             self.last_render_s = time.perf_counter() - t0
             self.renders += 1
             self._cached = (time.monotonic(), body)
@@ -619,10 +644,9 @@ class MetricsServer:
         except Exception as exc:
             start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
             return [f"snapshot failed: {exc!r}\n".encode()]
-        start_response(
-            "200 OK", [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4), ("Content-Length", str(len(body)))]
-        )
-        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+        size = sum(map(len, body))
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4), ("Content-Length", str(size))])
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else body
 
     def start(self) -> tuple[str, int]:
         """Bind and serve in a daemon thread; returns the bound (address, port) (port 0 = ephemeral)."""

@@ -99,6 +99,9 @@ class MetricsSource:
         self.book = book
         self.chunk = chunk
         self._vips: dict[str, tuple[Any, tuple, tuple]] = {}  # name -> (its cfg, vips, excluded vips)
+        # name -> (cfg, Tracking, tracker count, RowLabels): the rendered labels stay the same objects from
+        # scrape to scrape, so the Renderer's per-chunk templates are found again (metrics.Renderer).
+        self._labels: dict[str, tuple[Any, Any, int, metrics.RowLabels]] = {}
 
     def __call__(self) -> Iterator[metrics.Snapshot]:
         names = list(self.insts)
@@ -110,7 +113,25 @@ class MetricsSource:
             for name in names[i : i + self.chunk]:
                 inst = self.insts.get(name)
                 if inst is not None:  # removed by a reload since the scrape began
-                    rows.append(self.row(inst, applied.get(name, ()), since.get(name)))
+                    r = self.row(inst, applied.get(name, ()), since.get(name))
+                    cached = self._labels.get(name)
+                    if (
+                        cached is None
+                        or cached[0] is not inst.io.cfg
+                        or cached[1] is not tr
+                        or cached[2] != len(r.trackers)
+                    ):
+                        cached = self._labels[name] = (
+                            inst.io.cfg,
+                            tr,
+                            len(r.trackers),
+                            metrics.row_labels(r),
+                        )
+                    r.static = cached[3]
+                    rows.append(r)
+            if len(self._labels) > 2 * len(self.insts) + 100:  # forget the names reloads removed
+                self._labels = {k: v for k, v in self._labels.items() if k in self.insts}
+                self._vips = {k: v for k, v in self._vips.items() if k in self.insts}
             yield metrics.Snapshot(rows)
         rx = [
             metrics.RxRow(

@@ -28,17 +28,15 @@ VIP = "192.0.2.100"
 MGMT = {1: ("198.51.100.1", "198.51.100.2"), 2: ("198.51.100.5", "198.51.100.6")}  # (router, prometheus)
 PROM = "127.0.0.1:9090"
 
-QUERY_PY = (
-    """
+# Runs inside Prometheus's namespace: GET http://PROM<path> and print the JSON (or why it failed, as JSON).
+QUERY_PY = """
 import json, sys, urllib.request
 try:
-    with urllib.request.urlopen("http://%s" + sys.argv[1], timeout=10) as r:
+    with urllib.request.urlopen("http://" + sys.argv[1] + sys.argv[2], timeout=10) as r:
         print(r.read().decode())
 except Exception as e:
     print(json.dumps({"status": "unreachable", "error": repr(e)}))
 """
-    % PROM
-)
 
 
 def _spec(prio: int) -> InstanceSpec:
@@ -60,7 +58,7 @@ class Prom:
 
     def get(self, path: str, **params: str) -> dict:
         url = path + ("?" + urllib.parse.urlencode(params) if params else "")
-        out = self.lab.sh(self.ns, f"{sys.executable} {self.helper} {url}", check=False)
+        out = self.lab.sh(self.ns, f"{sys.executable} {self.helper} {PROM} {url}", check=False)
         try:
             return json.loads(out)
         except ValueError:
