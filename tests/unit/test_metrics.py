@@ -147,6 +147,14 @@ def test_promtool_check_metrics_finds_nothing(promtool_bin):
     assert out.returncode == 0 and not out.stdout.strip() and not out.stderr.strip(), (out.stdout, out.stderr)
 
 
+def test_template_cache_stays_bounded():
+    """Instances that come and go (reloads) do not make the template cache grow without bound."""
+    for gen in range(60):
+        rows = [metrics.InstanceRow(f"VI_{gen}_{i}", "eth0", 4, i + 1, 2, 100, 100) for i in range(3)]
+        metrics.render([metrics.Snapshot(rows[:1]), metrics.Snapshot(rows[1:])])
+    assert len(metrics._template_cache) <= 2 * 2 + 16
+
+
 def test_vip_text_as_keepalived_prints_it():
     assert metrics.vip_text("192.0.2.1", 32) == "192.0.2.1"
     assert metrics.vip_text("192.0.2.1", 24) == "192.0.2.1/24"
