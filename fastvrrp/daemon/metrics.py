@@ -181,7 +181,9 @@ def escape(value: str) -> str:
     return value
 
 
-# (name, type, help, InstanceRow attribute): one series per instance, labels INSTANCE_LABELS.
+# (name, type, help, InstanceRow attribute): one series per instance, labels INSTANCE_LABELS. A new
+# per-instance number (a drain flag, a priority offset ...) is one row here and an int attribute of
+# InstanceRow, filled by instance_row() or snapshots.MetricsSource.row().
 _INSTANCE_FAMILIES: tuple[tuple[str, str, str, str], ...] = (
     ("fastvrrp_instance_state", "gauge", "VRRP state: 0 init, 1 backup, 2 master, 3 fault.", "state"),
     ("fastvrrp_instance_priority", "gauge", "Effective priority (after tracking).", "priority"),
