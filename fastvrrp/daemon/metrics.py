@@ -573,13 +573,16 @@ class MetricsServer:
             self.last_pieces += 1
             yield
         body: list[bytes] = []
+        group: list[str] = []
         size = 0
         for text in r.family_texts():
-            body.append(text.encode())
+            group.append(text)
             size += len(text)
-            if size > ENCODE_PIECE:
-                size = 0
+            if size > ENCODE_PIECE:  # a few large parts: the HTTP thread writes each with one sendall
+                body.append("".join(group).encode())
+                group, size = [], 0
                 yield
+        body.append("".join(group).encode())
         yield
         if self.registry is not None:
             body.append(generate_latest(self.registry))
