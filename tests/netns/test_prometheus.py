@@ -83,6 +83,34 @@ def _dashboard_exprs() -> list[str]:
     return [t["expr"].replace("$__rate_interval", "4s") for p in dash["panels"] for t in p["targets"]]
 
 
+# What mehdy/keepalived-exporter's Grafana dashboard reads, per target (`instance`): gauges as they are,
+# counters through rate(). (Its keepalived_exporter_check_script_status is the exporter's own VIP check
+# script, not a keepalived number: fastvrrp has nothing to put there.)
+EXPORTER_GAUGES = (
+    "keepalived_up",
+    "keepalived_vrrp_state",
+    "keepalived_script_status",
+    "keepalived_script_state",
+)
+EXPORTER_COUNTERS = (
+    "keepalived_become_master_total",
+    "keepalived_release_master_total",
+    "keepalived_advertisements_sent_total",
+    "keepalived_advertisements_received_total",
+    "keepalived_priority_zero_sent_total",
+    "keepalived_priority_zero_received_total",
+    "keepalived_gratuitous_arp_delay_total",
+    "keepalived_advertisements_interval_errors_total",
+    "keepalived_packet_length_errors_total",
+    "keepalived_ip_ttl_errors_total",
+    "keepalived_invalid_type_received_total",
+    "keepalived_address_list_errors_total",
+    "keepalived_authentication_invalid_total",
+    "keepalived_authentication_failure_total",
+    "keepalived_authentication_mismatch_total",
+)
+
+
 def test_prometheus_scrapes_routers_dashboard_has_data_and_alerts_fire(lab, prometheus_bin):
     lan = Lan(lab, routers=2, client=False)
     pm = lab.ns("pm")
@@ -154,6 +182,11 @@ def test_prometheus_scrapes_routers_dashboard_has_data_and_alerts_fire(lab, prom
     )
     assert done, {e: d for e, d in last.items() if not (d.get("data") or {}).get("result")}
     t_data = time.monotonic() - t0
+    for raddr, _ in MGMT.values():
+        sel = f'{{instance="{raddr}:9650"}}'
+        exporter = [f"{g}{sel}" for g in EXPORTER_GAUGES] + [f"rate({c}{sel}[4s])" for c in EXPORTER_COUNTERS]
+        empty = [e for e in exporter if not prom.query(e).get("data", {}).get("result")]
+        assert not empty, empty
     masters = prom.query("max by (vrid, family, instance, iname) (fastvrrp_instance_state == 2)")["data"][
         "result"
     ]
