@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 PIP     := $(VPY) -m pip
-DEB_PKGS := keepalived tcpdump iproute2 iputils-ping procps nftables systemd
+DEB_PKGS := keepalived tcpdump iproute2 iputils-ping procps nftables systemd prometheus
 PYTEST_ARGS ?=
 
 .PHONY: all deps venv build test unit bench lint demo debug clean

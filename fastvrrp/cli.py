@@ -245,6 +245,11 @@ def _fastvrrp_options(p: argparse.ArgumentParser) -> None:
         help="serve Prometheus metrics at http://ADDR:PORT/metrics (off unless given)",
     )
     g.add_argument(
+        "--no-keepalived-metrics",
+        action="store_true",
+        help="leave out the keepalived_* families (mehdy/keepalived-exporter's names) from --metrics",
+    )
+    g.add_argument(
         "--status-file",
         metavar="FILE",
         help="where `fastvrrp status` reads the state (default /run/fastvrrp/status.json, with -s NAME "

@@ -49,6 +49,27 @@ def keepalived_bin(netns_ok) -> str:
     return path
 
 
+def _debian_tool(name: str) -> str:
+    path = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
+    if not path:
+        if IN_CI:
+            pytest.fail(
+                f"{name} (Debian package prometheus) is required under CI=true; `make deps` installs it"
+            )
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def promtool_bin() -> str:
+    return _debian_tool("promtool")
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> str:
+    return _debian_tool("prometheus")
+
+
 _LABS: list[namespaces.Lab] = []
 
 

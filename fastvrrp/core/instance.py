@@ -254,6 +254,7 @@ class VrrpInstance:
             raise LocalProtocolError(f"core bug: no transition {old.name} --{trigger}--> {new.name}")
         actions: list[Action] = pre if pre is not None else []
         if old is MASTER:
+            self.stats.released_master += 1
             actions.append(RemoveAddresses())  # exit action of MASTER
         self.state = new
         actions.extend(_ENTRY[new](self, now_us))

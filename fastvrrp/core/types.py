@@ -115,6 +115,7 @@ class Stats:
     became_master: int = 0
     became_backup: int = 0
     became_fault: int = 0
+    released_master: int = 0  # left MASTER (to BACKUP, FAULT or INIT): keepalived's release_master
     interval_mismatch: int = 0
     auth_mismatch: int = 0
     address_list_mismatch: int = 0

@@ -158,6 +158,7 @@ async def _main(args: Any, cfg: Config, console: bool) -> int:
         status_path=getattr(args, "status_file", None)
         or default_status_file(getattr(args, "namespace", None)),
         metrics_addr=metrics_addr,
+        metrics_keepalived=not getattr(args, "no_keepalived_metrics", False),
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import gc
 import logging
 import time
@@ -24,7 +23,7 @@ from fastvrrp.daemon.links import Link, Links
 from fastvrrp.daemon.no_accept import NoAccept
 from fastvrrp.daemon.port import DaemonPort
 from fastvrrp.daemon.reload import apply_config, read_config
-from fastvrrp.daemon.snapshots import StatusWriter, metrics_snapshot
+from fastvrrp.daemon.snapshots import MetricsSource, StatusWriter
 from fastvrrp.daemon.sync_groups import SyncGroupNotices
 from fastvrrp.daemon.sysctls import Sysctls
 from fastvrrp.daemon.tracking import Tracking
@@ -55,11 +54,13 @@ class Daemon:
         fast_path: bool = True,
         status_path: str | None = None,
         metrics_addr: tuple[str, int] | None = None,
+        metrics_keepalived: bool = True,
     ) -> None:
         self.cfg = cfg
         self.config_path = config_path
         self.config_id = config_id
         self.metrics_addr = metrics_addr
+        self.metrics_keepalived = metrics_keepalived  # also export mehdy/keepalived-exporter's families
         self.loop = asyncio.get_running_loop()
         self.engine = _engine.Engine(max_slots=4096, batch=64, fast_path=fast_path)
         self.nl = netlink.NetlinkWorker()
@@ -138,8 +139,12 @@ class Daemon:
         else:
             self._start_instances()
         if self.metrics_addr is not None:
-            snapshot = functools.partial(metrics_snapshot, self.engine, self.insts, self.links.by_key)
-            self.metrics = metrics.MetricsServer(snapshot, *self.metrics_addr, loop=self.loop)
+            source = MetricsSource(
+                self.engine, self.insts, self.links.by_key, lambda: self.tracking, self.status.book
+            )
+            self.metrics = metrics.MetricsServer(
+                source, *self.metrics_addr, loop=self.loop, keepalived=self.metrics_keepalived
+            )
             self.metrics.start()
         self.status.tick()
         gc.freeze()  # everything allocated so far lives for the daemon's lifetime: keep it out of gc scans

@@ -14,7 +14,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from fastvrrp.core.priority import Effective, Ref, effective_priority, resolve_refs, tracked_from
+from fastvrrp.core.priority import (
+    Effective,
+    Ref,
+    contribution,
+    effective_priority,
+    resolve_refs,
+    tracked_from,
+)
 from fastvrrp.health.checks import CheckTracker
 from fastvrrp.health.runner import ScriptRunner
 from fastvrrp.health.status import TrackerStatus
@@ -35,6 +42,11 @@ class Tracking:
         self.users: dict[tuple[str, str], list[str]] = {}  # (kind, name) -> instance names
         self.status: dict[tuple[str, str], tuple[bool | None, int | None]] = {}
         self.current: dict[str, Effective] = {}
+        # For the metrics: what each tracker does to each instance now, (kind, name, weight applied, FAULT),
+        # and how often each tracker fell to down.
+        self.applied: dict[str, tuple[tuple[str, str, int, bool], ...]] = {}
+        self.downs: dict[tuple[str, str], int] = {}
+        self.by_key: dict[tuple[str, str], Any] = {}  # (kind, name) -> the running tracker (not interfaces)
         self._trackers: list[Any] = []
         self._procs: ProcessMonitor | None = None
         for inst in config.instances:
@@ -56,14 +68,19 @@ class Tracking:
         procs = []
         for kind, name in sorted(wanted):
             cb = self._callback(kind)
+            t: Any = None
             if kind == "script" and name in cfg.vrrp_scripts:
-                self._trackers.append(ScriptTracker.from_config(cfg.vrrp_scripts[name], self.runner, cb))
+                t = ScriptTracker.from_config(cfg.vrrp_scripts[name], self.runner, cb)
             elif kind == "check" and name in checks:
-                self._trackers.append(CheckTracker(checks[name], cb))
+                t = CheckTracker(checks[name], cb)
             elif kind == "file" and name in cfg.track_files:
-                self._trackers.append(FileTracker.from_config(cfg.track_files[name], cb))
+                t = FileTracker.from_config(cfg.track_files[name], cb)
             elif kind == "process" and name in cfg.track_processes:
                 procs.append(ProcessTracker.from_config(cfg.track_processes[name], cb))
+                self.by_key[(kind, name)] = procs[-1]
+            if t is not None:
+                self._trackers.append(t)
+                self.by_key[(kind, name)] = t
         for t in self._trackers:
             t.start()
         if procs:
@@ -76,6 +93,7 @@ class Tracking:
         for t in self._trackers:
             t.stop()
         self._trackers.clear()
+        self.by_key.clear()
         if self._procs is not None:
             self._procs.stop()
             self._procs = None
@@ -92,8 +110,11 @@ class Tracking:
     def _update(self, kind: str, name: str, st: TrackerStatus) -> None:
         key = (kind, name)
         new = (st.up, st.value)
-        if self.status.get(key) == new:
+        old = self.status.get(key)
+        if old == new:
             return
+        if st.up is False and (old is None or old[0] is not False):
+            self.downs[key] = self.downs.get(key, 0) + 1
         self.status[key] = new
         if kind != "interface":
             log.info("%s %s: %s (%s)", _WORD[kind], name, _state_word(st), st.reason)
@@ -101,7 +122,11 @@ class Tracking:
             self._recompute(inst)
 
     def _recompute(self, inst: str, initial: bool = False) -> None:
-        eff = effective_priority(self.bases[inst], tracked_from(self.refs[inst], self.status))
+        tracked = tracked_from(self.refs[inst], self.status)
+        self.applied[inst] = tuple(
+            (t.kind, t.name, c or 0, c is None) for t in tracked for c in (contribution(t),)
+        )
+        eff = effective_priority(self.bases[inst], tracked)
         old = self.current.get(inst)
         if old is not None and (old.priority, old.fault, old.waiting) == (
             eff.priority,

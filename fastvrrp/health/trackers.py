@@ -83,6 +83,7 @@ class ScriptTracker:
         self.last: ScriptResult | None = None
         self.runs = 0
         self.failures: dict[str, int] = {}  # by kind: exit, timeout, signal, start
+        self.running = False  # a run is in progress (keepalived's script state "running")
         self._task: asyncio.Task | None = None
 
     @classmethod
@@ -116,6 +117,7 @@ class ScriptTracker:
         loop = asyncio.get_running_loop()
         while True:
             t0 = loop.time()
+            self.running = True
             try:
                 res = await self.runner.run(self.command, self.timeout_ms, self.user, self.group)
             except asyncio.CancelledError:
@@ -123,6 +125,8 @@ class ScriptTracker:
             except Exception as e:  # never let one bad run end the tracker
                 log.exception("vrrp_script %s: run failed", self.name)
                 res = ScriptResult(None, error=f"internal error: {e}")
+            finally:
+                self.running = False
             self.feed(res)
             delay = t0 + self.interval_ms / 1000 - loop.time()
             await asyncio.sleep(max(0.0, delay))

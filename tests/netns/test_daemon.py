@@ -305,7 +305,11 @@ def test_status_command_and_metrics_endpoint(lab):
         return lab.sh(m.ns, f'{sys.executable} -c "{scrape}"', check=False)
 
     text = wait_for(lambda: "fastvrrp_instance_state" in (t := metrics()) and t, timeout=5, what="metrics")
-    assert 'fastvrrp_instance_state{family="4",iface="eth0",instance="VI_51",vrid="51"} 2.0' in text
+    assert 'fastvrrp_instance_state{iname="VI_51",intf="eth0",vrid="51",family="4"} 2\n' in text
+    assert f'keepalived_vrrp_state{{iname="VI_51",intf="eth0",vrid="51",ip_address="{VIP}/24"}} 2\n' in text
+    assert (
+        'fastvrrp_last_transition_info{iname="VI_51",intf="eth0",vrid="51",family="4",state="MASTER",' in text
+    )
     assert "_created" not in text
     sent = [ln for ln in text.splitlines() if ln.startswith("fastvrrp_adverts_sent_total{")]
     assert sent and float(sent[0].split()[-1]) > 0
