@@ -114,6 +114,18 @@ def keepalived_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="where `fastvrrp status` reads the state (default /run/fastvrrp/status.json)",
     )
+    p.add_argument(
+        "--dump-dir",
+        metavar="DIR",
+        help="where SIGUSR1, SIGUSR2 and the JSON signal write keepalived.data, .stats, .json (default /tmp)",
+    )
+    p.add_argument(
+        "--signum",
+        nargs="?",
+        const="",
+        metavar="SIGFUNC",
+        help="print the signal number for STOP, RELOAD, DATA, STATS, STATS_CLEAR or JSON and exit",
+    )
     p.add_argument("-I", "--dont-release-ipvs", action="store_true")
     p.add_argument("-R", "--dont-respawn", action="store_true")
     p.add_argument("-a", "--address-monitoring", action="store_true")
@@ -247,6 +259,13 @@ def _config_mode(args: argparse.Namespace) -> int:
 
 def _keepalived_mode(argv: Sequence[str]) -> int:
     args = keepalived_parser().parse_args(list(argv))
+    if args.signum is not None:
+        from fastvrrp.daemon.signals import signum_answer
+
+        code, out, err = signum_answer(args.signum)
+        sys.stdout.write(out)
+        sys.stderr.write(err)
+        return code
     if args.version:
         print(f"fastvrrp {__version__} (keepalived-compatible command line)")
         return EXIT_OK

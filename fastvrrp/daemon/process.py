@@ -1,5 +1,6 @@
 """The daemon as a process (`fastvrrp -f FILE ...`): logging, the pid file, the configuration check before
-starting, the signals (SIGTERM/SIGINT stop, SIGHUP reloads) and the uvloop loop that runs a Daemon.
+starting, the signals (SIGTERM/SIGINT stop, SIGHUP reloads, keepalived's dump signals write its dump files,
+the rest are ignored: daemon/signals.py) and the uvloop loop that runs a Daemon.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import sys
 from typing import Any
 
 from fastvrrp.config import ConfigError, check
-from fastvrrp.daemon import status
+from fastvrrp.daemon import dumps, signals, status
 from fastvrrp.daemon.service import Daemon
+from fastvrrp.daemon.snapshots import DumpWriter
 
 log = logging.getLogger("fastvrrp")
 
@@ -22,6 +24,9 @@ def run(args: Any) -> int:
     """`fastvrrp -f FILE ...`: run in the foreground until SIGTERM/SIGINT."""
     import uvloop
 
+    # Until the loop answers them, keepalived's dump signals and the rest are ignored, not fatal.
+    for sig in signals.ignored_signals({signal.SIGTERM, signal.SIGINT, signal.SIGHUP}):
+        signal.signal(sig, signal.SIG_IGN)
     _setup_logging(args)
     pid_file = getattr(args, "pid_file", None)
     if pid_file:
@@ -71,9 +76,16 @@ async def _main(args: Any) -> int:
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(daemon.reload()))
+    dumper = DumpWriter(daemon, getattr(args, "dump_dir", None) or dumps.DEFAULT_DIR)
+    signals.install(
+        loop.add_signal_handler,
+        stop=stop.set,
+        reload=lambda: loop.create_task(daemon.reload()),
+        data=lambda: _dump(dumper.data),
+        stats=lambda: _dump(dumper.stats),
+        stats_clear=lambda: _dump(dumper.stats, True),
+        json=lambda: _dump(dumper.json),
+    )
     try:
         await daemon.start()
     except ConfigError as e:
@@ -87,3 +99,11 @@ async def _main(args: Any) -> int:
     await daemon.stop()
     log.info("stopped")
     return 0
+
+
+def _dump(write: Any, *args: Any) -> None:
+    """A dump signal: a failure is logged, never the end of the daemon."""
+    try:
+        write(*args)
+    except Exception:
+        log.exception("writing a dump file failed")

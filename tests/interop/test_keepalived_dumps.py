@@ -1,0 +1,299 @@
+"""keepalived's dump files with Debian's keepalived as the oracle: keepalived and then fastvrrp run the same
+configuration in the same namespace, each gets SIGUSR1 (data), SIGUSR2 (stats) and the JSON signal, and
+the files are compared: the JSON's keys recursively, the stats file line for line with the numbers masked,
+the data file's `VRRP Instance` sections by their keys. `--signum` is compared with keepalived's for every
+name its man page lists.
+
+keepalived writes into /tmp of its mount namespace; `ip netns exec` gives it a new mount namespace whose
+/tmp is still the host's, so its files land in the host's /tmp/keepalived.*. The paths are fixed, so the
+tests that make keepalived write them hold one lock (beside them in /tmp) while they do, and remove the
+files afterwards. fastvrrp writes into the lab's directory (`--dump-dir`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from fastvrrp.daemon.signals import SIGFUNC
+from fastvrrp.lab.namespaces import Lab, wait_for
+from fastvrrp.lab.testbed import InstanceSpec, Lan, Router
+
+pytestmark = [pytest.mark.interop, pytest.mark.netns]
+
+LOCK = "/tmp/fastvrrp-keepalived-dumps.lock"
+KA_FILES = {"data": "/tmp/keepalived.data", "stats": "/tmp/keepalived.stats", "json": "/tmp/keepalived.json"}
+SIGNALS = {"data": signal.SIGUSR1, "stats": signal.SIGUSR2, "json": SIGFUNC["JSON"]}
+
+SCRIPTS = (
+    'vrrp_script chk_ok {\n    script "/bin/true"\n    interval 1\n    weight 3\n}\n'
+    'vrrp_script chk_bad {\n    script "/bin/false"\n    interval 1\n}\n'
+)
+SYNC = "vrrp_sync_group G1 {\n    group {\n        VI_52\n    }\n    notify /bin/true\n}\n"
+
+
+def instances() -> list[InstanceSpec]:
+    return [
+        # MASTER, with trackers, notify scripts, excluded addresses, routes and a preempt delay
+        InstanceSpec(
+            vrid=51,
+            priority=150,
+            advert_int_ms=100,
+            vips=("192.0.2.100/24", "192.0.2.101/24"),
+            extra=(
+                "track_script {\n        chk_ok weight 10\n    }",
+                "notify /bin/true",
+                "notify_master /bin/true",
+                "notify_backup /bin/true",
+                "preempt_delay 1",
+                "garp_master_refresh 10",
+                "virtual_ipaddress_excluded {\n        203.0.113.5/32\n    }",
+                "virtual_routes {\n        203.0.113.0/24 via 192.0.2.254\n    }",
+            ),
+        ),
+        # BACKUP to a keepalived peer (priority 200) over unicast, in a sync group
+        InstanceSpec(
+            vrid=52,
+            priority=100,
+            advert_int_ms=100,
+            vips=("198.51.100.1/32",),
+            unicast_src="192.0.2.1",
+            unicast_peers=("192.0.2.2",),
+            nopreempt=True,
+        ),
+        # VRRPv2 with a password
+        InstanceSpec(
+            vrid=53,
+            priority=100,
+            version=2,
+            advert_int_ms=1000,
+            vips=("198.51.100.2/32",),
+            auth_pass="s3cret",
+        ),
+        # IPv6
+        InstanceSpec(vrid=54, priority=100, advert_int_ms=100, vips=("2001:db8::100/64",)),
+        # FAULT: a weight-0 script that fails
+        InstanceSpec(
+            vrid=55,
+            priority=100,
+            advert_int_ms=100,
+            vips=("198.51.100.3/32",),
+            extra=("track_script {\n        chk_bad\n    }",),
+        ),
+    ]
+
+
+EXPECTED = {"VI_51": "MASTER", "VI_52": "BACKUP", "VI_53": "MASTER", "VI_54": "MASTER", "VI_55": "FAULT"}
+
+
+@contextlib.contextmanager
+def keepalived_files_lock() -> Iterator[None]:
+    """Hold the lock on keepalived's fixed dump paths; leave none of them behind."""
+    with open(LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            for p in KA_FILES.values():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(p)
+            yield
+        finally:
+            for p in KA_FILES.values():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(p)
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _held_open(path: str, pids: list[int]) -> bool:
+    """Does one of `pids` have `path` open (keepalived writes it with a plain open, write, close)?"""
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                    return True
+    return False
+
+
+def dump(router: Router, kind: str, path: str) -> str:
+    """Send the signal for `kind` and return the file once it is complete."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    router.proc.send_signal(SIGNALS[kind])
+    pids = router.pids()
+    wait_for(
+        lambda: os.path.exists(path) and not _held_open(path, pids),
+        timeout=10,
+        what=f"{router.kind} to write {path}",
+    )
+    assert router.alive(), f"{router.kind} died on the {kind} signal"
+    with open(path) as f:
+        return f.read()
+
+
+def run_and_dump(lab: Lab, lan: Lan, kind: str, keepalived_bin: str) -> dict[str, str]:
+    r = lan.router(1, kind, instances(), keepalived_bin=keepalived_bin)
+    r.global_lines = ["enable_script_security", "script_user root"]
+    r.blocks_before = SCRIPTS
+    r.blocks = SYNC
+    if kind == "fastvrrp":
+        out_dir = os.path.join(lab.workdir, "dumps")
+        os.makedirs(out_dir, exist_ok=True)
+        r.extra_args = ["--dump-dir", out_dir]
+        paths = {k: os.path.join(out_dir, os.path.basename(p)) for k, p in KA_FILES.items()}
+    else:
+        paths = dict(KA_FILES)
+    r.start()
+    for name, state in EXPECTED.items():
+        if state == "FAULT":
+            # keepalived logs no state line for an instance that goes from INIT to FAULT: wait for the
+            # script's failure (the dumps' state numbers are compared below)
+            line = "VRRP_Script(chk_bad) failed" if kind == "keepalived" else f"({name}) entering FAULT"
+            wait_for(lambda line=line: line in r.log(), timeout=30, what=f"{r.kind}: {line}")
+        else:
+            r.wait_state(state, instance=name, timeout=30)
+    files = {k: dump(r, k, paths[k]) for k in ("data", "stats", "json")}
+    for k in ("data", "stats", "json"):
+        assert os.stat(paths[k]).st_mode & 0o777 == 0o600, (kind, k)
+    assert r.stop() == 0
+    return files
+
+
+@pytest.fixture
+def both_dumps(lab, keepalived_bin) -> dict[str, dict[str, str]]:
+    lan = Lan(lab, routers=2, client=False)
+    peer = lan.router(
+        2,
+        "keepalived",
+        [InstanceSpec(vrid=52, priority=200, advert_int_ms=100, vips=("198.51.100.1/32",),
+                      unicast_src="192.0.2.2", unicast_peers=("192.0.2.1",))],
+        keepalived_bin=keepalived_bin,
+    )  # fmt: skip
+    with keepalived_files_lock():
+        peer.start()
+        peer.wait_state("MASTER", timeout=20)
+        ka = run_and_dump(lab, lan, "keepalived", keepalived_bin)
+    fv = run_and_dump(lab, lan, "fastvrrp", keepalived_bin)
+    peer.stop()
+    return {"keepalived": ka, "fastvrrp": fv}
+
+
+# --- comparison -----------------------------------------------------------------------------------------
+def key_tree(v: object) -> object:
+    """The keys of a JSON value, recursively (lists: the union of their items' trees)."""
+    if isinstance(v, dict):
+        return {k: key_tree(x) for k, x in v.items()}
+    if isinstance(v, list):
+        items = [key_tree(x) for x in v if isinstance(x, dict | list)]
+        return items[0] if items else []
+    return None
+
+
+_NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
+
+
+def masked(line: str) -> str:
+    return _NUMBER.sub("N", line)
+
+
+_ADDRESS = re.compile(r"[0-9a-f:.]*\d[0-9a-f:.]*(/\d+)?", re.I)
+
+
+def instance_sections(data: str) -> dict[str, list[str]]:
+    """`VRRP Instance = NAME` -> the keys of its lines: for `key = value` / `key : value` / `key:` the key,
+    for other lines (values under a list key, `Multicast address ...`) the line with addresses and numbers
+    masked, and the Virtual IP count masked."""
+    out: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in data.splitlines():
+        m = re.match(r"^ VRRP Instance = (\S+)$", line)
+        if m:
+            current = out.setdefault(m.group(1), [])
+            continue
+        if current is None:
+            continue
+        if not line.startswith("   "):
+            current = None
+            continue
+        text = line.strip()
+        if line.startswith("     "):
+            current.append("  value")
+            continue
+        for sep in (" = ", " : ", ":"):
+            if sep in text:
+                current.append(_NUMBER.sub("N", text.split(sep, 1)[0]))
+                break
+        else:
+            current.append(_ADDRESS.sub("A", text))
+    return out
+
+
+def test_json_keys_match_keepalived(both_dumps):
+    ka = json.loads(both_dumps["keepalived"]["json"])
+    fv = json.loads(both_dumps["fastvrrp"]["json"])
+    assert [e["data"]["iname"] for e in fv] == [e["data"]["iname"] for e in ka]
+    for k, f in zip(ka, fv, strict=True):
+        name = k["data"]["iname"]
+        assert key_tree(f) == key_tree(k), name
+        assert list(f["data"]) == list(k["data"]), f"{name}: key order"
+        assert list(f["stats"]) == list(k["stats"]), f"{name}: stats key order"
+        for key in (
+            "iname",
+            "ifp_ifname",
+            "vrid",
+            "state",
+            "wantstate",
+            "base_priority",
+            "version",
+            "effective_priority",
+            "adver_int",
+            "nopreempt",
+            "vipset",
+            "auth_type",
+            "master_priority",
+        ):
+            assert f["data"][key] == k["data"][key], (name, key)  # fmt: skip
+
+
+def test_stats_lines_match_keepalived(both_dumps):
+    ka = both_dumps["keepalived"]["stats"].splitlines()
+    fv = both_dumps["fastvrrp"]["stats"].splitlines()
+    assert [masked(x) for x in fv] == [masked(x) for x in ka]
+    assert both_dumps["fastvrrp"]["stats"].endswith("\n")
+
+
+def test_data_instance_sections_match_keepalived(both_dumps):
+    ka = instance_sections(both_dumps["keepalived"]["data"])
+    fv = instance_sections(both_dumps["fastvrrp"]["data"])
+    assert list(fv) == list(ka)
+    for name in ka:
+        assert fv[name] == ka[name], name
+    # the values the exporters read
+    for text in (both_dumps["fastvrrp"]["data"],):
+        assert "   State = FAULT" in text and "   Master router = 192.0.2.2" in text
+        assert " VRRP Script = chk_ok" in text and "   Status = GOOD" in text
+
+
+def test_signum_matches_keepalived(keepalived_bin):
+    names = ["STOP", "RELOAD", "DATA", "STATS", "STATS_CLEAR", "JSON", "TDATA", "stop", "NOSUCH", ""]
+    for name in names:
+        ka = subprocess.run([keepalived_bin, f"--signum={name}"], capture_output=True, text=True, timeout=10)
+        fv = subprocess.run(
+            [sys.executable, "-m", "fastvrrp", f"--signum={name}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.dirname(__file__)))},
+        )
+        assert (fv.returncode, fv.stdout, fv.stderr) == (ka.returncode, ka.stdout, ka.stderr), name
