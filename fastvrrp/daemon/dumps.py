@@ -283,12 +283,20 @@ def json_data(r: InstanceDump, scripts: Mapping[str, Any]) -> dict[str, Any]:
     return d
 
 
+def json_entries(rows: Sequence[InstanceDump], scripts: Mapping[str, Any]) -> str:
+    """The comma-separated {"data", "stats"} objects of `rows` (render_json joins the pieces)."""
+    return ",".join(
+        json.dumps(
+            {"data": json_data(r, scripts), "stats": {k: r.counters.get(k, 0) for k in STATS_KEYS}},
+            separators=(",", ":"),
+        )
+        for r in rows
+    )
+
+
 def render_json(rows: Sequence[InstanceDump], scripts: Mapping[str, Any]) -> str:
     """/tmp/keepalived.json: one line, as keepalived writes it."""
-    doc = [
-        {"data": json_data(r, scripts), "stats": {k: r.counters.get(k, 0) for k in STATS_KEYS}} for r in rows
-    ]
-    return json.dumps(doc, separators=(",", ":")) + "\n"
+    return "[" + json_entries(rows, scripts) + "]\n"
 
 
 # --- stats --------------------------------------------------------------------------------------------------
@@ -534,6 +542,29 @@ def _script_lines(
     return out
 
 
+def topology_text(rows: Sequence[InstanceDump], scripts: Mapping[str, Any]) -> str:
+    """The `VRRP Instance = NAME` sections of `rows` (scripts: vrrp_script name -> its configuration)."""
+    out: list[str] = []
+    for r in rows:
+        out += _instance_head(r) + _instance_timers(r) + _instance_lists(r, scripts)
+    return "".join(line + "\n" for line in out)
+
+
+def data_head(global_defs: Any) -> str:
+    return "".join(line + "\n" for line in [*_global_lines(global_defs), "------< VRRP Topology >------"])
+
+
+def data_tail(
+    rows: Sequence[InstanceDump],
+    global_defs: Any,
+    scripts: Sequence[ScriptDump],
+    sync_groups: Mapping[str, Any],
+) -> str:
+    out = _sync_group_lines(sync_groups, {r.cfg.name: r.state for r in rows})
+    out += _script_lines(scripts, global_defs.script_user, global_defs.script_group)
+    return "".join(line + "\n" for line in out)
+
+
 def render_data(
     rows: Sequence[InstanceDump],
     global_defs: Any,
@@ -543,13 +574,11 @@ def render_data(
     """/tmp/keepalived.data: `Global definitions` (the part fastvrrp has), `VRRP Topology` with one
     `VRRP Instance = NAME` section per instance, `VRRP Sync groups` and `VRRP Scripts`."""
     by_name = {s.cfg.name: s.cfg for s in scripts}
-    out = _global_lines(global_defs)
-    out.append("------< VRRP Topology >------")
-    for r in rows:
-        out += _instance_head(r) + _instance_timers(r) + _instance_lists(r, by_name)
-    out += _sync_group_lines(sync_groups or {}, {r.cfg.name: r.state for r in rows})
-    out += _script_lines(scripts, global_defs.script_user, global_defs.script_group)
-    return "".join(line + "\n" for line in out)
+    return (
+        data_head(global_defs)
+        + topology_text(rows, by_name)
+        + data_tail(rows, global_defs, scripts, sync_groups or {})
+    )
 
 
 # --- writing ------------------------------------------------------------------------------------------------

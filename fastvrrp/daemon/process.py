@@ -81,10 +81,10 @@ async def _main(args: Any) -> int:
         loop.add_signal_handler,
         stop=stop.set,
         reload=lambda: loop.create_task(daemon.reload()),
-        data=lambda: _dump(dumper.data),
-        stats=lambda: _dump(dumper.stats),
-        stats_clear=lambda: _dump(dumper.stats, True),
-        json=lambda: _dump(dumper.json),
+        data=lambda: _dump(loop, dumper.data()),
+        stats=lambda: _dump(loop, dumper.stats()),
+        stats_clear=lambda: _dump(loop, dumper.stats(clear=True)),
+        json=lambda: _dump(loop, dumper.json()),
     )
     try:
         await daemon.start()
@@ -101,9 +101,13 @@ async def _main(args: Any) -> int:
     return 0
 
 
-def _dump(write: Any, *args: Any) -> None:
-    """A dump signal: a failure is logged, never the end of the daemon."""
-    try:
-        write(*args)
-    except Exception:
-        log.exception("writing a dump file failed")
+def _dump(loop: asyncio.AbstractEventLoop, writing: Any) -> None:
+    """A dump signal: the file is written by a task; a failure is logged, never the end of the daemon."""
+
+    async def guarded() -> None:
+        try:
+            await writing
+        except Exception:
+            log.exception("writing a dump file failed")
+
+    loop.create_task(guarded())

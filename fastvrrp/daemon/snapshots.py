@@ -167,8 +167,9 @@ def script_rows(cfg: Any, tracking: Any) -> list[dumps.ScriptDump]:
 
 class DumpWriter:
     """keepalived's dump files for a running Daemon (read through its attributes at each signal, so a
-    reload's new configuration and trackers are seen): the rows are read and the text is built on the loop,
-    in one go, so every line is of one moment; the file is written by the loop's executor."""
+    reload's new configuration and trackers are seen): the rows are read at once, so every line is of one
+    moment; the text is built on the loop a hundred instances per turn, and the file is written by the
+    loop's executor."""
 
     def __init__(self, daemon: Any, directory: str = dumps.DEFAULT_DIR) -> None:
         self.daemon = daemon
@@ -192,39 +193,56 @@ class DumpWriter:
             r.counters = self.baseline.since_clear(r.cfg.name, r.counters)
         return rows
 
-    def data(self) -> asyncio.Future[None]:
+    async def data(self) -> None:
         """SIGUSR1: keepalived.data."""
         d = self.daemon
         rows = self._rows()
-        text = dumps.render_data(rows, d.cfg.global_defs, script_rows(d.cfg, d.tracking), d.cfg.sync_groups)
-        return self._write(dumps.DATA_FILE, text)
+        cfg = d.cfg
+        scripts = script_rows(cfg, d.tracking)
+        by_name = {s.cfg.name: s.cfg for s in scripts}
+        parts = [dumps.data_head(cfg.global_defs)]
+        parts += await _in_chunks(rows, lambda chunk: dumps.topology_text(chunk, by_name))
+        parts.append(dumps.data_tail(rows, cfg.global_defs, scripts, cfg.sync_groups))
+        await self._write(dumps.DATA_FILE, "".join(parts))
 
-    def stats(self, clear: bool = False) -> asyncio.Future[None]:
+    async def stats(self, clear: bool = False) -> None:
         """SIGUSR2: keepalived.stats; with `clear` (keepalived's STATS_CLEAR) the counters start again."""
         rows = self._rows()
         raw = {r.cfg.name: dict(r.counters) for r in rows}
-        text = dumps.render_stats(self._since_clear(rows))
+        rows = self._since_clear(rows)
         if clear:
             self.baseline.clear(raw)
-        return self._write(dumps.STATS_FILE, text)
+        parts = await _in_chunks(rows, dumps.render_stats)
+        await self._write(dumps.STATS_FILE, "".join(parts))
 
-    def json(self) -> asyncio.Future[None]:
+    async def json(self) -> None:
         """The JSON signal: keepalived.json."""
         rows = self._since_clear(self._rows())
-        return self._write(dumps.JSON_FILE, dumps.render_json(rows, self.daemon.cfg.vrrp_scripts))
+        scripts = self.daemon.cfg.vrrp_scripts
+        parts = await _in_chunks(rows, lambda chunk: dumps.json_entries(chunk, scripts))
+        await self._write(dumps.JSON_FILE, "[" + ",".join(p for p in parts if p) + "]\n")
 
-    def _write(self, filename: str, text: str) -> asyncio.Future[None]:
+    async def _write(self, filename: str, text: str) -> None:
         path = self.path(filename)
-        fut = self.daemon.loop.run_in_executor(None, dumps.write_atomic, path, text)
+        try:
+            await self.daemon.loop.run_in_executor(None, dumps.write_atomic, path, text)
+        except OSError as exc:
+            self.errors += 1
+            log.error("cannot write %s: %s", path, exc)
+            return
+        self.written += 1
+        log.info("wrote %s", path)
 
-        def done(f: asyncio.Future[None]) -> None:
-            exc = f.exception()
-            if exc is None:
-                self.written += 1
-                log.info("wrote %s", path)
-            else:
-                self.errors += 1
-                log.error("cannot write %s: %s", path, exc)
 
-        fut.add_done_callback(done)
-        return fut
+DUMP_CHUNK = 100  # instances rendered per loop turn: ~2 ms, so the adverts of other instances keep their time
+
+
+async def _in_chunks(rows: list[dumps.InstanceDump], render: Any) -> list[str]:
+    """Render `rows` DUMP_CHUNK at a time, letting the loop run between chunks (the rows were read at once,
+    so the text is of one moment however long it takes)."""
+    parts = []
+    for i in range(0, len(rows), DUMP_CHUNK):
+        if i:
+            await asyncio.sleep(0)
+        parts.append(render(rows[i : i + DUMP_CHUNK]))
+    return parts
