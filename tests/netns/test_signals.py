@@ -1,0 +1,165 @@
+"""Real signals to a running fastvrrp master in a namespace: keepalived's dump signals write its dump files,
+SIGTERM and SIGINT hand over with priority 0, SIGHUP reloads, and every other signal an operator or a
+library may send is ignored: the master is still running, still advertising, and sent no priority 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import time
+
+import pytest
+
+from fastvrrp.daemon.signals import SIGFUNC
+from fastvrrp.lab.namespaces import wait_for
+from fastvrrp.lab.testbed import InstanceSpec, Lan, Router
+
+pytestmark = pytest.mark.netns
+
+A = 100  # ms
+VIP = "192.0.2.100"
+SPEC = InstanceSpec(vrid=51, advert_int_ms=A, vips=(f"{VIP}/24",))
+NAMED = (
+    "SIGPIPE", "SIGALRM", "SIGIO", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGURG", "SIGTTIN", "SIGTTOU",
+    "SIGTSTP", "SIGXFSZ", "SIGXCPU", "SIGPWR", "SIGSTKFLT", "SIGQUIT",
+)  # fmt: skip
+REALTIME = [n for n in range(int(signal.SIGRTMIN), int(signal.SIGRTMAX) + 1) if n not in SIGFUNC.values()]
+
+
+def fastvrrp(lan: Lan, index: int, priority: int, dump_dir: str | None = None) -> Router:
+    r = lan.router(index, "fastvrrp", [InstanceSpec(**{**SPEC.__dict__, "priority": priority})])
+    if dump_dir:
+        os.makedirs(dump_dir, exist_ok=True)
+        r.extra_args = ["--dump-dir", dump_dir]
+    return r
+
+
+def proc_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def still_master(tap, r: Router, what: str, since: float) -> None:
+    """After `since`: two more adverts from `r` with its priority, none with priority 0, r alive and not
+    stopped, the VIP still on r."""
+
+    def advertising() -> bool:
+        assert r.alive(), f"{what} killed fastvrrp (exit {r.proc.popen.returncode}):\n{r.log()[-2000:]}"
+        return len([e for e in tap.adverts(51, r.addr4, after=since) if e.priority > 0]) >= 2
+
+    wait_for(advertising, timeout=5, what=f"adverts from the master after {what}")
+    assert proc_state(r.proc.pid) not in ("T", "t"), f"{what} stopped fastvrrp"
+    assert not [e for e in tap.adverts(51, r.addr4, after=since) if e.priority == 0], (
+        f"{what}: priority 0 sent"
+    )
+    assert r.has_vip(VIP), f"{what}: VIP gone"
+    assert r.state() == "MASTER", what
+
+
+@pytest.fixture
+def master(lab):
+    lan = Lan(lab, routers=2, client=False)
+    m = fastvrrp(lan, 1, 200, os.path.join(lab.workdir, "dumps"))
+    with lan.tap() as tap:
+        m.start()
+        m.wait_state("MASTER", timeout=15)
+        wait_for(lambda: m.has_vip(VIP), timeout=5, what="VIP on the master")
+        yield lan, m, tap
+
+
+@pytest.mark.parametrize("names", [NAMED, REALTIME], ids=["named", "realtime"])
+def test_other_signals_are_ignored(master, names):
+    _, m, tap = master
+    for sig in names:
+        num = int(getattr(signal, sig)) if isinstance(sig, str) else sig
+        what = sig if isinstance(sig, str) else f"signal {sig} (SIGRTMIN+{sig - int(signal.SIGRTMIN)})"
+        t = time.time()
+        os.kill(m.proc.pid, num)
+        still_master(tap, m, what, t)
+    assert m.stop() == 0
+
+
+def read_when_written(path: str, after_mtime: float) -> str:
+    wait_for(
+        lambda: os.path.exists(path) and os.stat(path).st_mtime >= after_mtime, timeout=10, what=f"{path}"
+    )
+    with open(path) as f:
+        return f.read()
+
+
+def test_dump_signals_write_keepalived_files(master, lab):
+    _, m, tap = master
+    d = os.path.join(lab.workdir, "dumps")
+    files = {}
+    for sig, name in ((signal.SIGUSR1, "data"), (signal.SIGUSR2, "stats"), (SIGFUNC["JSON"], "json")):
+        t = time.time()
+        path = os.path.join(d, f"keepalived.{name}")
+        os.kill(m.proc.pid, sig)
+        files[name] = read_when_written(path, t - 1)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        still_master(tap, m, f"signal {int(sig)}", t)
+    assert " VRRP Instance = VI_51\n   VRRP Version = 3\n   State = MASTER\n" in files["data"]
+    assert files["stats"].startswith("VRRP Instance: VI_51\n  Advertisements:\n")
+    doc = json.loads(files["json"])
+    assert [e["data"]["iname"] for e in doc] == ["VI_51"]
+    assert (doc[0]["data"]["state"], doc[0]["data"]["vipset"], doc[0]["stats"]["become_master"]) == (
+        2,
+        True,
+        1,
+    )
+    sent = doc[0]["stats"]["advert_sent"]
+    assert sent >= 2
+    assert sorted(os.listdir(d)) == [
+        "keepalived.data",
+        "keepalived.json",
+        "keepalived.stats",
+    ]  # no temp files
+
+    # STATS_CLEAR: the stats as they were, then counting from zero
+    stats_path = os.path.join(d, "keepalived.stats")
+    os.unlink(stats_path)
+    t = time.time()
+    os.kill(m.proc.pid, SIGFUNC["STATS_CLEAR"])
+    cleared = read_when_written(stats_path, t - 1)
+    assert "  Became master: 1\n" in cleared
+    os.unlink(stats_path)
+    os.kill(m.proc.pid, signal.SIGUSR2)
+    after = read_when_written(stats_path, t - 1)
+    assert "  Became master: 0\n" in after
+    json_path = os.path.join(d, "keepalived.json")
+    os.unlink(json_path)
+    os.kill(m.proc.pid, SIGFUNC["JSON"])
+    doc = json.loads(read_when_written(json_path, t - 1))
+    assert doc[0]["stats"]["become_master"] == 0
+    still_master(tap, m, "STATS_CLEAR", t)
+    assert m.stop() == 0
+
+
+def test_sighup_reloads_and_keeps_the_master(master):
+    _, m, tap = master
+    t = time.time()
+    m.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded" in m.log(), timeout=10, what="the reload")
+    still_master(tap, m, "SIGHUP", t)
+    assert m.stop() == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stop_signals_hand_over_with_priority_zero(master, sig):
+    lan, m, tap = master
+    b = fastvrrp(lan, 2, 100)
+    b.start()
+    b.wait_state("BACKUP", timeout=15)
+    wait_for(lambda: len(tap.adverts(51, m.addr4, after=time.time() - 1)) >= 3, timeout=5, what="adverts")
+    t = time.time()
+    assert m.proc.stop(sig, timeout=10) == 0
+    zero = [e for e in tap.adverts(51, m.addr4, after=t) if e.priority == 0]
+    assert zero, f"{sig.name}: no priority-0 advert (RFC 5798 6.4.3 handover)"
+    b.wait_state("MASTER", timeout=5)
+    first = wait_for(lambda: tap.first_advert_from(b.addr4, 51, after=t), timeout=5, what="takeover")
+    # priority 0 means the backup waits Skew_Time, not Master_Down_Interval (RFC 5798 6.4.2)
+    assert (first.t - zero[0].t) * 1000 < 3 * A, (first.t - zero[0].t) * 1000
+    assert not m.has_vip(VIP)
+    assert b.stop() == 0
