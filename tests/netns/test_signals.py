@@ -163,3 +163,52 @@ def test_stop_signals_hand_over_with_priority_zero(master, sig):
     assert (first.t - zero[0].t) * 1000 < 3 * A, (first.t - zero[0].t) * 1000
     assert not m.has_vip(VIP)
     assert b.stop() == 0
+
+
+@pytest.mark.slow
+def test_dumps_of_a_thousand_instances_keep_the_adverts_on_time(lab):
+    """1,000 masters (250 IPv6 instances on each of 4 interfaces, A = 1 s; the capture sees eth0's): each
+    dump is written while the adverts keep their interval (the text is built a hundred instances per loop
+    turn)."""
+    a_ms = 1000
+    lan = Lan(lab, routers=1, client=False)
+    ns = lan.router_ns[0]
+    specs = []
+    for k in range(4):
+        if k:
+            lab.veth(ns, f"eth{k}", lan.switch, f"p1x{k}")  # a segment of its own (not on the bridge)
+        specs += [
+            InstanceSpec(vrid=v, priority=200, advert_int_ms=a_ms, interface=f"eth{k}", name=f"VI_{k}_{v}",
+                         vips=(f"2001:db8:{k}::{v:x}/64",))
+            for v in range(1, 251)
+        ]  # fmt: skip
+    d = os.path.join(lab.workdir, "dumps")
+    os.makedirs(d)
+    r = lan.router(1, "fastvrrp", specs)
+    r.extra_args = ["--dump-dir", d]
+    with lan.tap() as tap:
+        r.start()
+        r.wait_all("MASTER", timeout=120)
+        src = r.source(6)
+        results = []
+        for sig, name in ((signal.SIGUSR1, "data"), (signal.SIGUSR2, "stats"), (SIGFUNC["JSON"], "json")):
+            path = os.path.join(d, f"keepalived.{name}")
+            t = time.time()
+            os.kill(r.proc.pid, sig)
+            text = read_when_written(path, t - 1)
+            took = time.time() - t
+            wait_for(
+                lambda t=t: tap.adverts(1, src, after=t + 1.5), timeout=10, what="adverts after the dump"
+            )
+            # The adverts of eth0's 250 instances around the dump: none more than a quarter interval late.
+            worst = 0.0
+            for vrid in range(1, 251):
+                times = [e.t for e in tap.adverts(vrid, src, after=t - 2.5)]
+                worst = max([worst, *(b - a for a, b in zip(times, times[1:], strict=False))])
+            results.append(
+                f"{name}: {len(text)} B in {took * 1000:.0f} ms, worst advert gap {worst * 1000:.0f} ms"
+            )
+            assert worst < a_ms / 1000 * 1.25, results[-1]
+        print("\n1000 instances:", "; ".join(results))
+        assert json.loads(open(os.path.join(d, "keepalived.json")).read())[999]["data"]["iname"] == "VI_3_250"
+    assert r.stop(timeout=60) == 0
