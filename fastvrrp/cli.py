@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -273,6 +274,8 @@ def _keepalived_mode(argv: Sequence[str]) -> int:
         raise UsageError("fastvrrp: -C/--check (IPVS checker only) is not supported: fastvrrp runs VRRP only")
     if args.config_test is not None or args.dump_conf:
         return _config_mode(args)
+    if args.dump_dir is not None and not os.path.isdir(args.dump_dir):
+        raise UsageError(f"fastvrrp: --dump-dir {args.dump_dir}: not a directory")
     run = _load("fastvrrp.daemon.process", "run")
     return int(run(args) or 0)
 

@@ -330,3 +330,9 @@ def test_cli_signum(capsys):
     assert cli.main(["--signum=NOPE"]) == 1
     out = capsys.readouterr()
     assert (out.out, out.err) == ("", "Unknown sigfunc NOPE\n")
+
+
+def test_cli_refuses_a_dump_dir_that_is_not_one(tmp_path, capsys):
+    assert cli.main(["-f", "/dev/null", "--dump-dir", str(tmp_path / "missing")]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--dump-dir" in err and "not a directory" in err
