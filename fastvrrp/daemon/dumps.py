@@ -11,8 +11,9 @@ keepalived's key names; the stats file is keepalived's, line for line; the data 
 `VRRP Instance = NAME` sections with keepalived's lines.
 
 What fastvrrp does not have is left out or written as keepalived's default:
-- data file: the sections `VRRP Sockpool`, `Interfaces` and `VRRP Track processes` are omitted (fastvrrp's
-  sockets and interfaces are not keepalived's), and `Global definitions` holds only the settings fastvrrp
+- data file: the sections `VRRP Sockpool` and `Interfaces` are omitted (fastvrrp's sockets and interfaces
+  are not keepalived's), so is `VRRP Track processes` (its lines are keepalived's process-counting timers);
+  `VRRP Sync groups`, `VRRP Scripts` and `VRRP Track files` are keepalived's; `Global definitions` holds only the settings fastvrrp
   reads (router id, multicast groups, the garp_* defaults, the advert rules, script security); keepalived's
   lines about LVS, SNMP, DBus, process priorities and netlink buffers are omitted.
 - instance lines: `Number of config faults` is 0 and `Number of track scripts init` 0 (fastvrrp holds an
@@ -91,11 +92,13 @@ class InstanceDump:
 
 @dataclass(slots=True)
 class ScriptDump:
-    """One vrrp_script (a VrrpScript config) with its latest result: True good, False bad, None unknown."""
+    """One vrrp_script (a VrrpScript config) or track_file (a TrackFile config) with its latest result: up
+    True good, False bad, None unknown; value: a track_file's number."""
 
     cfg: Any
     up: bool | None
     users: Sequence[tuple[str, int]] = ()  # (instance name, weight as the instance tracks it)
+    value: int | None = None
 
 
 # --- counters ---------------------------------------------------------------------------------------------
@@ -442,7 +445,9 @@ def _instance_timers(r: InstanceDump) -> list[str]:
     return out
 
 
-def _instance_lists(r: InstanceDump, scripts: Mapping[str, Any]) -> list[str]:
+def _instance_lists(
+    r: InstanceDump, scripts: Mapping[str, Any], files: Mapping[str, Any] | None = None
+) -> list[str]:
     """Addresses, unicast peers, sockets, routes, rules, trackers and notify scripts."""
     c = r.cfg
     out = [f"   Virtual IP ({len(c.virtual_ipaddress)}):"]
@@ -477,7 +482,10 @@ def _instance_lists(r: InstanceDump, scripts: Mapping[str, Any]) -> list[str]:
             w = t.weight if t.weight is not None else getattr(scripts.get(t.name), "weight", 0)
             out.append(f"     {t.name} weight {w}")
     if c.track_file:
-        out += ["   Tracked files :", *(f"     {t.name}, weight {t.weight or 0}" for t in c.track_file)]
+        out.append("   Tracked files :")
+        for t in c.track_file:
+            w = t.weight if t.weight is not None else getattr((files or {}).get(t.name), "weight", 0)
+            out.append(f"     {t.name}, weight {w}")
     if c.track_process:
         out += [
             "   Tracked processes :",
@@ -542,11 +550,14 @@ def _script_lines(
     return out
 
 
-def topology_text(rows: Sequence[InstanceDump], scripts: Mapping[str, Any]) -> str:
-    """The `VRRP Instance = NAME` sections of `rows` (scripts: vrrp_script name -> its configuration)."""
+def topology_text(
+    rows: Sequence[InstanceDump], scripts: Mapping[str, Any], files: Mapping[str, Any] | None = None
+) -> str:
+    """The `VRRP Instance = NAME` sections of `rows` (scripts, files: vrrp_script / track_file name -> its
+    configuration)."""
     out: list[str] = []
     for r in rows:
-        out += _instance_head(r) + _instance_timers(r) + _instance_lists(r, scripts)
+        out += _instance_head(r) + _instance_timers(r) + _instance_lists(r, scripts, files)
     return "".join(line + "\n" for line in out)
 
 
@@ -559,10 +570,28 @@ def data_tail(
     global_defs: Any,
     scripts: Sequence[ScriptDump],
     sync_groups: Mapping[str, Any],
+    files: Sequence[ScriptDump] = (),
 ) -> str:
+    """`VRRP Sync groups`, `VRRP Scripts` and `VRRP Track files`."""
     out = _sync_group_lines(sync_groups, {r.cfg.name: r.state for r in rows})
     out += _script_lines(scripts, global_defs.script_user, global_defs.script_group)
+    out += _track_file_lines(files)
     return "".join(line + "\n" for line in out)
+
+
+def _track_file_lines(files: Sequence[ScriptDump]) -> list[str]:
+    out = ["------< VRRP Track files >------"] if files else []
+    for f in files:
+        c = f.cfg
+        out += [
+            f" Track file = {c.name}",
+            f"   File = {c.file}",
+            f"   Status = {f.value if f.value is not None else c.init_value}",
+            f"   Weight = {c.weight}",
+            "   Tracking instances :",
+            *(f"     {name}, weight {w}" for name, w in f.users),
+        ]
+    return out
 
 
 def render_data(
@@ -570,14 +599,16 @@ def render_data(
     global_defs: Any,
     scripts: Sequence[ScriptDump] = (),
     sync_groups: Mapping[str, Any] | None = None,
+    files: Sequence[ScriptDump] = (),
 ) -> str:
     """/tmp/keepalived.data: `Global definitions` (the part fastvrrp has), `VRRP Topology` with one
-    `VRRP Instance = NAME` section per instance, `VRRP Sync groups` and `VRRP Scripts`."""
+    `VRRP Instance = NAME` section per instance, `VRRP Sync groups`, `VRRP Scripts` and `VRRP Track
+    files`."""
     by_name = {s.cfg.name: s.cfg for s in scripts}
     return (
         data_head(global_defs)
-        + topology_text(rows, by_name)
-        + data_tail(rows, global_defs, scripts, sync_groups or {})
+        + topology_text(rows, by_name, {f.cfg.name: f.cfg for f in files})
+        + data_tail(rows, global_defs, scripts, sync_groups or {}, files)
     )
 
 

@@ -149,19 +149,21 @@ def dump_rows(
     return rows
 
 
-def script_rows(cfg: Any, tracking: Any) -> list[dumps.ScriptDump]:
-    """Every vrrp_script an instance tracks, with its latest result and who tracks it with what weight."""
+def script_rows(cfg: Any, tracking: Any, kind: str = "script") -> list[dumps.ScriptDump]:
+    """Every vrrp_script (kind "script") or track_file (kind "file") an instance tracks, with its latest
+    result and who tracks it with what weight."""
+    configs = cfg.vrrp_scripts if kind == "script" else cfg.track_files
     out = []
-    for name, sc in cfg.vrrp_scripts.items():
+    for name, sc in configs.items():
         users = []
         for inst in cfg.instances:
-            for ref in inst.track_script:
+            for ref in inst.track_script if kind == "script" else inst.track_file:
                 if ref.name == name:
                     users.append((inst.name, sc.weight if ref.weight is None else ref.weight))
         if not users:
             continue
-        up = tracking.status.get(("script", name), (None, None))[0] if tracking is not None else None
-        out.append(dumps.ScriptDump(sc, up, users))
+        up, value = tracking.status.get((kind, name), (None, None)) if tracking is not None else (None, None)
+        out.append(dumps.ScriptDump(sc, up, users, value))
     return out
 
 
@@ -201,8 +203,9 @@ class DumpWriter:
         scripts = script_rows(cfg, d.tracking)
         by_name = {s.cfg.name: s.cfg for s in scripts}
         parts = [dumps.data_head(cfg.global_defs)]
-        parts += await _in_chunks(rows, lambda chunk: dumps.topology_text(chunk, by_name))
-        parts.append(dumps.data_tail(rows, cfg.global_defs, scripts, cfg.sync_groups))
+        files = script_rows(cfg, d.tracking, "file")
+        parts += await _in_chunks(rows, lambda chunk: dumps.topology_text(chunk, by_name, cfg.track_files))
+        parts.append(dumps.data_tail(rows, cfg.global_defs, scripts, cfg.sync_groups, files))
         await self._write(dumps.DATA_FILE, "".join(parts))
 
     async def stats(self, clear: bool = False) -> None:

@@ -51,6 +51,7 @@ def instances() -> list[InstanceSpec]:
             vips=("192.0.2.100/24", "192.0.2.101/24"),
             extra=(
                 "track_script {\n        chk_ok weight 10\n    }",
+                "track_file {\n        tf weight 2\n    }",
                 "notify /bin/true",
                 "notify_master /bin/true",
                 "notify_backup /bin/true",
@@ -145,7 +146,10 @@ def dump(router: Router, kind: str, path: str) -> str:
 def run_and_dump(lab: Lab, lan: Lan, kind: str, keepalived_bin: str) -> dict[str, str]:
     r = lan.router(1, kind, instances(), keepalived_bin=keepalived_bin)
     r.global_lines = ["enable_script_security", "script_user root"]
-    r.blocks_before = SCRIPTS
+    track_file = os.path.join(lab.workdir, "tf")
+    with open(track_file, "w") as f:
+        f.write("0\n")  # a value of 0: no change to the priority
+    r.blocks_before = SCRIPTS + f"vrrp_track_file tf {{\n    file {track_file}\n}}\n"
     r.blocks = SYNC
     if kind == "fastvrrp":
         out_dir = os.path.join(lab.workdir, "dumps")
