@@ -6,8 +6,9 @@ name its man page lists.
 
 keepalived writes into /tmp of its mount namespace; `ip netns exec` gives it a new mount namespace whose
 /tmp is still the host's, so its files land in the host's /tmp/keepalived.*. The paths are fixed, so the
-tests that make keepalived write them hold one lock (beside them in /tmp) while they do, and remove the
-files afterwards. fastvrrp writes into the lab's directory (`--dump-dir`).
+tests that make keepalived write them hold one lock (flock on the directory /tmp itself, so no lock file is
+left behind) while they do, and remove the files afterwards. fastvrrp writes into the lab's directory
+(`--dump-dir`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from fastvrrp.lab.testbed import InstanceSpec, Lan, Router
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
-LOCK = "/tmp/fastvrrp-keepalived-dumps.lock"
+LOCK = "/tmp"  # flock on the directory keepalived writes into
 KA_FILES = {"data": "/tmp/keepalived.data", "stats": "/tmp/keepalived.stats", "json": "/tmp/keepalived.json"}
 SIGNALS = {"data": signal.SIGUSR1, "stats": signal.SIGUSR2, "json": SIGFUNC["JSON"]}
 
@@ -99,18 +100,18 @@ EXPECTED = {"VI_51": "MASTER", "VI_52": "BACKUP", "VI_53": "MASTER", "VI_54": "M
 @contextlib.contextmanager
 def keepalived_files_lock() -> Iterator[None]:
     """Hold the lock on keepalived's fixed dump paths; leave none of them behind."""
-    with open(LOCK, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            for p in KA_FILES.values():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(p)
-            yield
-        finally:
-            for p in KA_FILES.values():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(p)
-            fcntl.flock(f, fcntl.LOCK_UN)
+    fd = os.open(LOCK, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed
+        for p in KA_FILES.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+        yield
+    finally:
+        for p in KA_FILES.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+        os.close(fd)
 
 
 def _held_open(path: str, pids: list[int]) -> bool:
@@ -133,11 +134,17 @@ def dump(router: Router, kind: str, path: str) -> str:
         os.unlink(path)
     router.proc.send_signal(SIGNALS[kind])
     pids = router.pids()
-    wait_for(
-        lambda: os.path.exists(path) and not _held_open(path, pids),
-        timeout=10,
-        what=f"{router.kind} to write {path}",
-    )
+
+    def complete() -> bool:
+        if not os.path.exists(path) or _held_open(path, pids):
+            return False
+        if kind != "data" or router.kind != "keepalived":
+            return True
+        # keepalived's parent writes the global part, then its VRRP process the rest: the last section
+        with open(path) as f:
+            return "------< Interfaces >------" in f.read()
+
+    wait_for(complete, timeout=10, what=f"{router.kind} to write {path}")
     assert router.alive(), f"{router.kind} died on the {kind} signal"
     with open(path) as f:
         return f.read()
