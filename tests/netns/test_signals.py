@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import time
@@ -134,6 +135,15 @@ def test_dump_signals_write_keepalived_files(master, lab):
     doc = json.loads(read_when_written(json_path, t - 1))
     assert doc[0]["stats"]["become_master"] == 0
     still_master(tap, m, "STATS_CLEAR", t)
+
+    # A dump that cannot be written is logged; the daemon goes on.
+    shutil.rmtree(d)
+    t = time.time()
+    os.kill(m.proc.pid, signal.SIGUSR1)
+    wait_for(
+        lambda: f"cannot write {d}/keepalived.data" in m.log(), timeout=10, what="the write error logged"
+    )
+    still_master(tap, m, "SIGUSR1 into a missing directory", t)
     assert m.stop() == 0
 
 
