@@ -83,6 +83,8 @@ def instances() -> list[InstanceSpec]:
         ),
         # IPv6
         InstanceSpec(vrid=54, priority=100, advert_int_ms=100, vips=("2001:db8::100/64",)),
+        # on a VMAC interface
+        InstanceSpec(vrid=56, priority=100, advert_int_ms=100, vips=("203.0.113.6/32",), extra=("use_vmac",)),
         # FAULT: a weight-0 script that fails
         InstanceSpec(
             vrid=55,
@@ -94,7 +96,14 @@ def instances() -> list[InstanceSpec]:
     ]
 
 
-EXPECTED = {"VI_51": "MASTER", "VI_52": "BACKUP", "VI_53": "MASTER", "VI_54": "MASTER", "VI_55": "FAULT"}
+EXPECTED = {
+    "VI_51": "MASTER",
+    "VI_52": "BACKUP",
+    "VI_53": "MASTER",
+    "VI_54": "MASTER",
+    "VI_56": "MASTER",
+    "VI_55": "FAULT",
+}
 
 
 @contextlib.contextmanager
