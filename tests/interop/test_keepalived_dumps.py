@@ -82,7 +82,13 @@ def instances() -> list[InstanceSpec]:
             auth_pass="s3cret",
         ),
         # IPv6
-        InstanceSpec(vrid=54, priority=100, advert_int_ms=100, vips=("2001:db8::100/64",)),
+        InstanceSpec(
+            vrid=54,
+            priority=100,
+            advert_int_ms=100,
+            vips=("2001:db8::100/64",),
+            extra=("track_interface {\n        trk0 weight 5\n    }",),
+        ),
         # on a VMAC interface
         InstanceSpec(vrid=56, priority=100, advert_int_ms=100, vips=("203.0.113.6/32",), extra=("use_vmac",)),
         # FAULT: a weight-0 script that fails
@@ -196,6 +202,10 @@ def run_and_dump(lab: Lab, lan: Lan, kind: str, keepalived_bin: str) -> dict[str
 @pytest.fixture
 def both_dumps(lab, keepalived_bin) -> dict[str, dict[str, str]]:
     lan = Lan(lab, routers=2, client=False)
+    # an interface for track_interface (up: VI_54's priority + 5)
+    lab.sh(lan.router_ns[0], "ip link add trk0 type veth peer name trk1")
+    lab.sh(lan.router_ns[0], "ip link set trk0 up")
+    lab.sh(lan.router_ns[0], "ip link set trk1 up")
     peer = lan.router(
         2,
         "keepalived",
