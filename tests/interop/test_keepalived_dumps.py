@@ -33,7 +33,12 @@ pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
 LOCK = "/tmp"  # flock on the directory keepalived writes into
 KA_FILES = {"data": "/tmp/keepalived.data", "stats": "/tmp/keepalived.stats", "json": "/tmp/keepalived.json"}
-SIGNALS = {"data": signal.SIGUSR1, "stats": signal.SIGUSR2, "json": SIGFUNC["JSON"]}
+SIGNALS = {
+    "data": signal.SIGUSR1,
+    "stats": signal.SIGUSR2,
+    "json": SIGFUNC["JSON"],
+    "stats_clear": SIGFUNC["STATS_CLEAR"],
+}
 
 SCRIPTS = (
     'vrrp_script chk_ok {\n    script "/bin/true"\n    interval 1\n    weight 3\n}\n'
@@ -143,11 +148,12 @@ def _held_open(path: str, pids: list[int]) -> bool:
     return False
 
 
-def dump(router: Router, kind: str, path: str) -> str:
-    """Send the signal for `kind` and return the file once it is complete."""
+def dump(router: Router, kind: str, path: str, what: str | None = None) -> str:
+    """Send the signal for `what` (default: `kind`) and return the `kind` file once it is complete."""
+    what = what or kind
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    router.proc.send_signal(SIGNALS[kind])
+    router.proc.send_signal(SIGNALS[what])
     pids = router.pids()
 
     def complete() -> bool:
@@ -195,6 +201,9 @@ def run_and_dump(lab: Lab, lan: Lan, kind: str, keepalived_bin: str) -> dict[str
     files = {k: dump(r, k, paths[k]) for k in ("data", "stats", "json")}
     for k in ("data", "stats", "json"):
         assert os.stat(paths[k]).st_mode & 0o777 == 0o600, (kind, k)
+    # STATS_CLEAR writes the stats as they are, then counting starts again
+    files["stats_clear"] = dump(r, "stats", paths["stats"], "stats_clear")
+    files["stats_after_clear"] = dump(r, "stats", paths["stats"])
     assert r.stop() == 0
     return files
 
@@ -297,10 +306,17 @@ def test_json_matches_keepalived(both_dumps):
 
 
 def test_stats_lines_match_keepalived(both_dumps):
-    ka = both_dumps["keepalived"]["stats"].splitlines()
-    fv = both_dumps["fastvrrp"]["stats"].splitlines()
-    assert [masked(x) for x in fv] == [masked(x) for x in ka]
-    assert both_dumps["fastvrrp"]["stats"].endswith("\n")
+    for name in ("stats", "stats_clear", "stats_after_clear"):
+        ka = both_dumps["keepalived"][name].splitlines()
+        fv = both_dumps["fastvrrp"][name].splitlines()
+        assert [masked(x) for x in fv] == [masked(x) for x in ka], name
+        assert both_dumps["fastvrrp"][name].endswith("\n")
+        # every count but the adverts' (they depend on how long each ran) is the same
+        steady_ka = [x for x in ka if "Sent:" not in x and "Received:" not in x]
+        assert [x for x in fv if "Sent:" not in x and "Received:" not in x] == steady_ka, name
+    cleared = both_dumps["fastvrrp"]["stats_after_clear"]
+    assert "  Became master: 1\n" in both_dumps["fastvrrp"]["stats_clear"]
+    assert "  Became master: 1\n" not in cleared and "  Became master: 0\n" in cleared
 
 
 def sections(data: str) -> dict[str, list[str]]:
