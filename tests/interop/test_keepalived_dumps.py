@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
 LOCK = "/tmp"  # flock on the directory keepalived writes into
 KA_FILES = {"data": "/tmp/keepalived.data", "stats": "/tmp/keepalived.stats", "json": "/tmp/keepalived.json"}
+KA_PARENT_DATA = "/tmp/keepalived_parent.data"  # SIGUSR1 makes keepalived's parent process write this one
 SIGNALS = {
     "data": signal.SIGUSR1,
     "stats": signal.SIGUSR2,
@@ -123,12 +124,12 @@ def keepalived_files_lock() -> Iterator[None]:
     fd = os.open(LOCK, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed
-        for p in KA_FILES.values():
+        for p in (*KA_FILES.values(), KA_PARENT_DATA):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
         yield
     finally:
-        for p in KA_FILES.values():
+        for p in (*KA_FILES.values(), KA_PARENT_DATA):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
         os.close(fd)
@@ -161,7 +162,7 @@ def dump(router: Router, kind: str, path: str, what: str | None = None) -> str:
             return False
         if kind != "data" or router.kind != "keepalived":
             return True
-        # keepalived's parent writes the global part, then its VRRP process the rest: the last section
+        # written by keepalived's VRRP process (its parent writes keepalived_parent.data): the last section
         with open(path) as f:
             return "------< Interfaces >------" in f.read()
 
