@@ -13,9 +13,11 @@ keepalived's key names; the stats file is keepalived's, line for line; the data 
 What fastvrrp does not have is left out or written as keepalived's default:
 - data file: the sections `VRRP Sockpool` and `Interfaces` are omitted (fastvrrp's sockets and interfaces
   are not keepalived's), so is `VRRP Track processes` (its lines are keepalived's process-counting timers);
-  `VRRP Sync groups`, `VRRP Scripts` and `VRRP Track files` are keepalived's; `Global definitions` holds only the settings fastvrrp
-  reads (router id, multicast groups, the garp_* defaults, the advert rules, script security); keepalived's
-  lines about LVS, SNMP, DBus, process priorities and netlink buffers are omitted.
+  `VRRP Sync groups`, `VRRP Scripts` and `VRRP Track files` are keepalived's; `Global definitions` holds
+  only the settings fastvrrp reads (router id, multicast groups, the garp_* defaults, the advert rules,
+  script security): keepalived's lines about LVS, SNMP, DBus, process priorities and netlink buffers are
+  omitted. keepalived's parent process also writes keepalived_parent.data (its global part): fastvrrp,
+  one process, does not.
 - instance lines: `Number of config faults` is 0 and `Number of track scripts init` 0 (fastvrrp holds an
   instance in INIT until its trackers answer, it does not count them); `fd_in N, fd_out N` gives fastvrrp's
   receive and send socket descriptors; `Wantstate` is the state (fastvrrp changes state at once); `Using smtp

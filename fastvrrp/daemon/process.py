@@ -24,7 +24,8 @@ def run(args: Any) -> int:
     """`fastvrrp -f FILE ...`: run in the foreground until SIGTERM/SIGINT."""
     import uvloop
 
-    # Until the loop answers them, keepalived's dump signals and the rest are ignored, not fatal.
+    # Until the loop answers them, keepalived's dump signals and the rest are ignored, not fatal (no script
+    # runs before the loop, which then catches them instead: daemon/signals.py).
     for sig in signals.ignored_signals({signal.SIGTERM, signal.SIGINT, signal.SIGHUP}):
         signal.signal(sig, signal.SIG_IGN)
     _setup_logging(args)

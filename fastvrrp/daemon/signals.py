@@ -10,8 +10,9 @@ scripts and the Prometheus exporters send what it prints. Debian's keepalived 2.
 TDATA, which the man page also lists, is not built into Debian's keepalived: it answers "Unknown sigfunc
 TDATA" and exits 1, and so does fastvrrp. SIGINT stops as SIGTERM does.
 
-Every other signal someone may send a daemon by hand or by library habit is ignored, so none can take the
-daemon down without its priority-0 handover: SIGPIPE, SIGALRM, SIGIO (SIGPOLL), SIGVTALRM, SIGPROF, SIGWINCH,
+Every other signal someone may send a daemon by hand or by library habit is caught and does nothing (caught,
+not ignored, so the scripts the daemon starts get them back at their default), so none can take the daemon
+down without its priority-0 handover: SIGPIPE, SIGALRM, SIGIO (SIGPOLL), SIGVTALRM, SIGPROF, SIGWINCH,
 SIGURG, SIGTTIN, SIGTTOU, SIGTSTP (a daemon must not stop), SIGXFSZ, SIGXCPU, SIGPWR, SIGSTKFLT, SIGQUIT and
 the real-time signals SIGRTMIN..SIGRTMAX not listed above. Left as they are: SIGKILL and SIGSTOP (they
 cannot be caught), SIGCHLD and SIGCONT (their default does no harm and asyncio watches SIGCHLD), and the
@@ -98,5 +99,11 @@ def install(
         add_handler(sig, fn)
     ignored = ignored_signals(set(table))
     for sig in ignored:
-        signal.signal(sig, signal.SIG_IGN)
+        # A handler that does nothing, not SIG_IGN: an ignored signal stays ignored across exec, a caught one
+        # goes back to its default, so the scripts the daemon runs get every signal as usual.
+        add_handler(sig, _nothing)
     return ignored
+
+
+def _nothing() -> None:
+    pass

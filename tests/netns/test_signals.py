@@ -222,3 +222,31 @@ def test_dumps_of_a_thousand_instances_keep_the_adverts_on_time(lab):
         print("\n1000 instances:", "; ".join(results))
         assert json.loads(open(os.path.join(d, "keepalived.json")).read())[999]["data"]["iname"] == "VI_3_250"
     assert r.stop(timeout=60) == 0
+
+
+def test_scripts_get_every_signal_at_its_default(lab):
+    """The daemon catches the signals it does not use rather than ignoring them: an ignored signal would stay
+    ignored in every notify and track script it runs (SIG_IGN survives exec)."""
+    lan = Lan(lab, routers=1, client=False)
+    out = os.path.join(lab.workdir, "sigign")
+    script = os.path.join(lab.workdir, "notify.sh")
+    with open(script, "w") as f:
+        f.write(f"#!/bin/sh\ngrep -E '^Sig(Ign|Blk):' /proc/$$/status > {out}.tmp && mv {out}.tmp {out}\n")
+    os.chmod(script, 0o755)
+    r = lan.router(
+        1,
+        "fastvrrp",
+        [InstanceSpec(**{**SPEC.__dict__, "priority": 200, "extra": (f"notify_master {script}",)})],
+    )
+    r.global_lines = ["enable_script_security", "script_user root"]
+    r.start()
+    r.wait_state("MASTER", timeout=15)
+    wait_for(lambda: os.path.exists(out), timeout=10, what="the notify script's report")
+    with open(out) as f:
+        masks = dict(line.split(":") for line in f.read().splitlines())
+    # Nothing ignored but 32 and 33, glibc's own (thread cancellation, setxid), which the runner's start-up
+    # code in the child leaves so; bit n-1 stands for signal n.
+    glibc = (1 << 31) | (1 << 32)
+    assert int(masks["SigIgn"].strip(), 16) & ~glibc == 0, masks
+    assert int(masks["SigBlk"].strip(), 16) == 0, masks  # nothing blocked
+    assert r.stop() == 0
