@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -172,6 +173,13 @@ def _logging_options(p: argparse.ArgumentParser) -> None:
 
 def _process_control_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("process")
+    g.add_argument(
+        "--signum",
+        nargs="?",
+        const="",
+        metavar="SIGFUNC",
+        help="print the signal number for STOP, RELOAD, DATA, STATS, STATS_CLEAR or JSON and exit",
+    )
     g.add_argument("-n", "--dont-fork", action="store_true", help="stay in the foreground (else detach)")
     g.add_argument(
         "-p",
@@ -254,6 +262,11 @@ def _fastvrrp_options(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="where `fastvrrp status` reads the state (default /run/fastvrrp/status.json, with -s NAME "
         "/run/fastvrrp/NAME/status.json)",
+    )
+    g.add_argument(
+        "--dump-dir",
+        metavar="DIR",
+        help="where SIGUSR1, SIGUSR2 and the JSON signal write keepalived.data, .stats, .json (default /tmp)",
     )
 
 
@@ -393,6 +406,13 @@ def _keepalived_mode(argv: Sequence[str]) -> int:
     if argv and argv[0] in ("-T", "--genhash"):  # genhash's own options follow: refuse before parsing them
         raise UsageError(f"fastvrrp: not supported: {NOT_SUPPORTED['genhash']}")
     args = keepalived_parser().parse_args(list(argv))
+    if args.signum is not None:
+        from fastvrrp.daemon.signals import signum_answer
+
+        code, out, err = signum_answer(args.signum)
+        sys.stdout.write(out)
+        sys.stderr.write(err)
+        return code
     if args.version:
         print(f"fastvrrp {__version__} (keepalived-compatible command line)")
         return EXIT_OK
@@ -401,6 +421,8 @@ def _keepalived_mode(argv: Sequence[str]) -> int:
             raise UsageError(f"fastvrrp: not supported: {why}")
     if args.config_test is not None or args.dump_json:
         return _config_mode(args)
+    if args.dump_dir is not None and not os.path.isdir(args.dump_dir):
+        raise UsageError(f"fastvrrp: --dump-dir {args.dump_dir}: not a directory")
     run = _load("fastvrrp.daemon.process", "run")
     return int(run(args) or 0)
 

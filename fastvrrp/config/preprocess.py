@@ -294,6 +294,19 @@ class Expansion:
         self.values = values
 
 
+def _seed(rng: random.Random, text: str) -> None:
+    """`random_seed N` (global_defs) seeds the generator behind ${_RANDOM} from here on, as in keepalived,
+    where it takes effect when read; a bad value is reported by the reader (schema: int 0..2^32-1)."""
+    words = text.split()
+    if len(words) == 2 and words[0] == "random_seed":
+        try:
+            seed = int(words[1], 10)
+        except ValueError:
+            return
+        if 0 <= seed <= 2**32 - 1:
+            rng.seed(seed)
+
+
 class Preprocessor:
     """Reads a file tree and yields finished (file, line, text) lines; problems are collected."""
 
@@ -456,7 +469,7 @@ class Preprocessor:
                 ):
                     if "random_seed" in full:
                         for part in full.split("\n"):
-                            self._seed(part)
+                            _seed(self.random, part)
                     if self._chunks and "\n" in full:
                         out.append((file, lineno, full))
                         return
@@ -484,7 +497,7 @@ class Preprocessor:
             self._include(s, file, lineno, depth, out)
             return
         if s.startswith("random_seed"):
-            self._seed(s)
+            _seed(self.random, s)
         out.append((file, lineno, s))
 
     def _expansion(self, text: str, file: str, lineno: int) -> Expansion | None:
@@ -533,18 +546,6 @@ class Preprocessor:
                 return None
             values.append(v)
         return Expansion(tpl, values)
-
-    def _seed(self, text: str) -> None:
-        """`random_seed N` (global_defs) seeds the generator behind ${_RANDOM} from here on, as in keepalived,
-        where it takes effect when read; a bad value is reported by the reader (schema: int 0..2^32-1)."""
-        words = text.split()
-        if len(words) == 2 and words[0] == "random_seed":
-            try:
-                seed = int(words[1], 10)
-            except ValueError:
-                return
-            if 0 <= seed <= 2**32 - 1:
-                self.random.seed(seed)
 
     def _substitute(self, s: str, file: str, lineno: int) -> str:
         """One pass of parameter replacement; the caller re-runs the line until nothing changes.

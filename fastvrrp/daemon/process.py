@@ -1,6 +1,7 @@
 """The daemon as a process (`fastvrrp -f FILE ...`): the namespace (-s), the fork (unless -n), logging, the
-pid file, the configuration check before starting, the signals (SIGTERM/SIGINT stop, SIGHUP reloads) and the
-uvloop loop that runs a Daemon.
+pid file, the configuration check before starting, the signals (SIGTERM/SIGINT stop, SIGHUP reloads,
+keepalived's dump signals write its dump files, the rest are ignored: daemon/signals.py) and the uvloop loop
+that runs a Daemon.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 from fastvrrp import __version__
 from fastvrrp.config import Config, ConfigError, check
-from fastvrrp.daemon import address_log, logs, pidfile, status
+from fastvrrp.daemon import address_log, dumps, logs, pidfile, signals, status
 from fastvrrp.daemon.service import Daemon
+from fastvrrp.daemon.snapshots import DumpWriter
 
 log = logging.getLogger("fastvrrp")
 
@@ -26,6 +28,10 @@ def run(args: Any) -> int:
     """`fastvrrp -f FILE ...`: run until SIGTERM/SIGINT (in the background unless -n)."""
     import uvloop
 
+    # Until the loop answers them, keepalived's dump signals and the rest are ignored, not fatal (no script
+    # runs before the loop, which then catches them instead: daemon/signals.py).
+    for sig in signals.ignored_signals({signal.SIGTERM, signal.SIGINT, signal.SIGHUP}):
+        signal.signal(sig, signal.SIG_IGN)
     netns = getattr(args, "namespace", None)
     _process_options(args)  # -u first: it applies to the -g file too
     handlers = logs.setup(args, netns)
@@ -162,9 +168,16 @@ async def _main(args: Any, cfg: Config, console: bool) -> int:
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(daemon, args)))
+    dumper = DumpWriter(daemon, getattr(args, "dump_dir", None) or dumps.DEFAULT_DIR)
+    signals.install(
+        loop.add_signal_handler,
+        stop=stop.set,
+        reload=lambda: loop.create_task(_reload(daemon, args)),
+        data=lambda: _dump(loop, dumper.data()),
+        stats=lambda: _dump(loop, dumper.stats()),
+        stats_clear=lambda: _dump(loop, dumper.stats(clear=True)),
+        json=lambda: _dump(loop, dumper.json()),
+    )
     try:
         await daemon.start()
     except ConfigError as e:  # what only the running system shows, such as a missing interface
@@ -183,3 +196,15 @@ async def _main(args: Any, cfg: Config, console: bool) -> int:
         await daemon.stop()
     log.info("stopped")
     return 0
+
+
+def _dump(loop: asyncio.AbstractEventLoop, writing: Any) -> None:
+    """A dump signal: the file is written by a task; a failure is logged, never the end of the daemon."""
+
+    async def guarded() -> None:
+        try:
+            await writing
+        except Exception:
+            log.exception("writing a dump file failed")
+
+    loop.create_task(guarded())

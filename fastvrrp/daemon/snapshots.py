@@ -1,21 +1,26 @@
 """What the daemon shows outside: the status file (its rows, written on transitions and when due, checked
-every second) and the metrics endpoint's snapshot, both read from the running instances, their links and the
-engine's counters.
+every second), the metrics endpoint's snapshot and the rows of keepalived's dump files, all read from the
+running instances, their links and the engine's counters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastvrrp import __version__, _engine
-from fastvrrp.daemon import metrics, status
+from fastvrrp.daemon import dumps, metrics, status
 from fastvrrp.daemon.driver import RunningInstance
 from fastvrrp.daemon.links import AF, Link
 from fastvrrp.daemon.tracking import Tracking
+from fastvrrp.io import vmac
+
+log = logging.getLogger("fastvrrp")
 
 
 class StatusWriter:
@@ -190,3 +195,155 @@ def tracker_rows(tr: Tracking | None) -> list[metrics.TrackerRow]:
             row.failures = {_DOWN_REASON.get(kind, "down"): tr.downs[key]}
         rows.append(row)
     return rows
+
+
+def dump_rows(
+    engine: _engine.Engine,
+    insts: dict[str, RunningInstance],
+    book: status.StatusBook | None,
+    tracking: Any,
+    vmac_prefix: str = "vrrp",
+    started: float | None = None,
+) -> list[dumps.InstanceDump]:
+    """The rows of keepalived's dump files (daemon/dumps.py), read on the loop at the signal."""
+    now_wall, now_mono = time.time(), time.monotonic_ns() // 1000
+    rows = []
+    for i in list(insts.values()):
+        core, io = i.core, i.io
+        cfg, link = io.cfg, io.link
+        fam = AF[link.family]
+        state = core.state.name
+        parent = None
+        ifname = link.ifname
+        if cfg.use_vmac and cfg.interface:
+            parent = cfg.interface
+            ifname = vmac.vmac_name(vmac_prefix, cfg.virtual_router_id, cfg.family, cfg.vmac_name)
+        deadline = engine.deadline(i.slot)
+        eff = tracking.current.get(i.name) if tracking is not None else None
+        since = book.since.get(i.name) if book is not None else None
+        backup = state == "BACKUP"
+        rows.append(
+            dumps.InstanceDump(
+                cfg=cfg,
+                state=state,
+                effective_priority=core.priority,
+                ifname=ifname,
+                parent_ifname=parent,
+                src_ip=socket.inet_ntop(fam, core.config.primary_ip),
+                master_src=socket.inet_ntop(fam, core.master_src) if backup and core.master_src else None,
+                master_priority=(core.master_priority or 0) if backup else 0,
+                master_adver_int_ms=core.master_adver_interval_us // 1000,
+                last_transition=since[0] if since else (started or now_wall),
+                read_timeout=now_wall + (deadline - now_mono) / 1e6 if deadline >= 0 else None,
+                master_down_us=core.master_down_interval_us,
+                vipset=i.holds_addresses,
+                faults=len(eff.faults) if eff is not None else 0,
+                fd_in=link.socks.rx.fileno(),
+                fd_out=link.socks.tx.fileno(),
+                ifindex=i.ifindex,
+                counters=dumps.keepalived_counters(core.stats, engine.slot_stats(i.slot), state == "MASTER"),
+            )
+        )
+    return rows
+
+
+def script_rows(cfg: Any, tracking: Any, kind: str = "script") -> list[dumps.ScriptDump]:
+    """Every vrrp_script (kind "script") or track_file (kind "file") an instance tracks, with its latest
+    result and who tracks it with what weight."""
+    configs = cfg.vrrp_scripts if kind == "script" else cfg.track_files
+    out = []
+    for name, sc in configs.items():
+        users = []
+        for inst in cfg.instances:
+            for ref in inst.track_script if kind == "script" else inst.track_file:
+                if ref.name == name:
+                    users.append((inst.name, sc.weight if ref.weight is None else ref.weight))
+        if not users:
+            continue
+        up, value = tracking.status.get((kind, name), (None, None)) if tracking is not None else (None, None)
+        out.append(dumps.ScriptDump(sc, up, users, value))
+    return out
+
+
+class DumpWriter:
+    """keepalived's dump files for a running Daemon (read through its attributes at each signal, so a
+    reload's new configuration and trackers are seen): the rows are read at once, so every line is of one
+    moment; the text is built on the loop a hundred instances per turn, and the file is written by the
+    loop's executor."""
+
+    def __init__(self, daemon: Any, directory: str = dumps.DEFAULT_DIR) -> None:
+        self.daemon = daemon
+        self.directory = directory
+        self.baseline = dumps.StatsBaseline()
+        self.started = time.time()
+        self.written = 0
+        self.errors = 0
+
+    def path(self, filename: str) -> str:
+        return os.path.join(self.directory, filename)
+
+    def _rows(self) -> list[dumps.InstanceDump]:
+        d = self.daemon
+        gd = d.cfg.global_defs
+        return dump_rows(d.engine, d.insts, d.status.book, d.tracking, gd.vmac_prefix, self.started)
+
+    def _since_clear(self, rows: list[dumps.InstanceDump]) -> list[dumps.InstanceDump]:
+        self.baseline.forget_except(r.cfg.name for r in rows)
+        for r in rows:
+            r.counters = self.baseline.since_clear(r.cfg.name, r.counters)
+        return rows
+
+    async def data(self) -> None:
+        """SIGUSR1: keepalived.data."""
+        d = self.daemon
+        rows = self._rows()
+        cfg = d.cfg
+        scripts = script_rows(cfg, d.tracking)
+        by_name = {s.cfg.name: s.cfg for s in scripts}
+        parts = [dumps.data_head(cfg.global_defs)]
+        files = script_rows(cfg, d.tracking, "file")
+        parts += await _in_chunks(rows, lambda chunk: dumps.topology_text(chunk, by_name, cfg.track_files))
+        parts.append(dumps.data_tail(rows, cfg.global_defs, scripts, cfg.sync_groups, files))
+        await self._write(dumps.DATA_FILE, "".join(parts))
+
+    async def stats(self, clear: bool = False) -> None:
+        """SIGUSR2: keepalived.stats; with `clear` (keepalived's STATS_CLEAR) the counters start again."""
+        rows = self._rows()
+        raw = {r.cfg.name: dict(r.counters) for r in rows}
+        rows = self._since_clear(rows)
+        if clear:
+            self.baseline.clear(raw)
+        parts = await _in_chunks(rows, dumps.render_stats)
+        await self._write(dumps.STATS_FILE, "".join(parts))
+
+    async def json(self) -> None:
+        """The JSON signal: keepalived.json."""
+        rows = self._since_clear(self._rows())
+        scripts = self.daemon.cfg.vrrp_scripts
+        parts = await _in_chunks(rows, lambda chunk: dumps.json_entries(chunk, scripts))
+        await self._write(dumps.JSON_FILE, "[" + ",".join(p for p in parts if p) + "]\n")
+
+    async def _write(self, filename: str, text: str) -> None:
+        path = self.path(filename)
+        try:
+            await self.daemon.loop.run_in_executor(None, dumps.write_atomic, path, text)
+        except OSError as exc:
+            self.errors += 1
+            log.error("cannot write %s: %s", path, exc)
+            return
+        self.written += 1
+        log.info("wrote %s", path)
+
+
+DUMP_CHUNK = 100  # instances rendered per loop turn: ~2 ms, so the adverts of other instances keep their time
+
+
+async def _in_chunks(rows: list[dumps.InstanceDump], render: Any) -> list[str]:
+    """Render `rows` DUMP_CHUNK at a time, letting the loop run between chunks (the rows were read at once,
+    so the text is of one moment however long it takes)."""
+    parts = []
+    for i in range(0, len(rows), DUMP_CHUNK):
+        if i:
+            await asyncio.sleep(0)
+        parts.append(render(rows[i : i + DUMP_CHUNK]))
+    return parts
