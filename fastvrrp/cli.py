@@ -4,6 +4,7 @@
     fastvrrp -f FILE -t                                        test the configuration, exit 0 or 1
     fastvrrp -f FILE --dump-conf                               print the parsed configuration as JSON
     fastvrrp decode FILE... [--json]                           decode VRRP packets in capture files
+    fastvrrp ctl status | drain | undrain | priority | reset   run-time control of a running daemon
     fastvrrp demo | status | who-has ...                       see `fastvrrp SUBCOMMAND --help`
 
 keepalived takes its options without a subcommand, and existing unit files and scripts call it that way, so
@@ -60,7 +61,7 @@ def keepalived_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="fastvrrp",
         description="A VRRP daemon that runs keepalived.conf. Without a subcommand: keepalived's options.",
-        epilog="subcommands: decode, demo, status, who-has (fastvrrp SUBCOMMAND --help)",
+        epilog="subcommands: ctl, decode, demo, status, who-has (fastvrrp SUBCOMMAND --help)",
     )
     p.add_argument("-f", "--use-file", dest="config_file", metavar="FILE", default=DEFAULT_CONFIG)
     p.add_argument("-n", "--dont-fork", action="store_true", help="stay in the foreground")
@@ -114,6 +115,11 @@ def keepalived_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="where `fastvrrp status` reads the state (default /run/fastvrrp/status.json)",
     )
+    p.add_argument(
+        "--control",
+        metavar="PATH",
+        help="control socket for `fastvrrp ctl` (default /run/fastvrrp/control.sock; root only, mode 0600)",
+    )
     p.add_argument("-I", "--dont-release-ipvs", action="store_true")
     p.add_argument("-R", "--dont-respawn", action="store_true")
     p.add_argument("-a", "--address-monitoring", action="store_true")
@@ -147,6 +153,12 @@ def status_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fastvrrp status", description="Show the state of a running fastvrrp.")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="passed to fastvrrp.tools.status")
     return p
+
+
+def ctl_parser() -> argparse.ArgumentParser:
+    from fastvrrp.tools import ctl
+
+    return ctl.parser()
 
 
 def who_has_parser() -> argparse.ArgumentParser:
@@ -189,7 +201,8 @@ def _run_decode(argv: Sequence[str]) -> int:
 
 
 def _run_passthrough(name: str, module: str, argv: Sequence[str]) -> int:
-    parser = {"demo": demo_parser, "status": status_parser, "who-has": who_has_parser}[name]()
+    parsers = {"ctl": ctl_parser, "demo": demo_parser, "status": status_parser, "who-has": who_has_parser}
+    parser = parsers[name]()
     if argv and argv[0] in ("-h", "--help"):
         parser.print_help()
         return EXIT_OK
@@ -199,6 +212,7 @@ def _run_passthrough(name: str, module: str, argv: Sequence[str]) -> int:
 
 
 SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "ctl": lambda argv: _run_passthrough("ctl", "fastvrrp.tools.ctl", argv),
     "decode": _run_decode,
     "demo": lambda argv: _run_passthrough("demo", "fastvrrp.lab.demo", argv),
     "status": lambda argv: _run_passthrough("status", "fastvrrp.tools.status", argv),
@@ -268,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(e), file=sys.stderr)
         print(
             "usage: fastvrrp [-f FILE] [-n] [-l] [-D] [-p PIDFILE] [-i ID] [-t] [--dump-conf] | fastvrrp "
-            "{decode,demo,status,who-has} ... (--help for more)",
+            "{ctl,decode,demo,status,who-has} ... (--help for more)",
             file=sys.stderr,
         )
         return EXIT_USAGE

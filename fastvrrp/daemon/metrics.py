@@ -51,6 +51,8 @@ class InstanceRow:
     priority_zero_tx: int = 0
     s9_replies: int = 0  # RFC 9568 S9: a master answering a lower-priority advert
     s9_suppressed: int = 0
+    drained: int = 0  # 1 while drained by `fastvrrp ctl drain`
+    priority_offset: int = 0  # `fastvrrp ctl priority`
 
 
 @dataclass(slots=True)
@@ -78,6 +80,7 @@ def instance_row(
     core: Any,
     slot_stats: dict[str, int] | None,
     base_priority: int,
+    offset: int = 0,
 ) -> InstanceRow:
     """A row from a core VrrpInstance (state, priority, stats) and the engine's slot_stats(slot) dict.
 
@@ -104,6 +107,8 @@ def instance_row(
         priority_zero_tx=st.priority_zero_tx,
         s9_replies=st.s9_replies,
         s9_suppressed=st.s9_suppressed,
+        drained=int(getattr(core, "drained", False)),
+        priority_offset=offset,
     )
 
 
@@ -112,6 +117,8 @@ _INSTANCE_METRICS: tuple[tuple[str, str, str, str], ...] = (
     ("instance_state", "gauge", "VRRP state: 0 init, 1 backup, 2 master, 3 fault.", "state"),
     ("instance_priority", "gauge", "Effective priority (after tracking).", "priority"),
     ("instance_base_priority", "gauge", "Configured priority.", "base_priority"),
+    ("instance_drained", "gauge", "1 while drained by fastvrrp ctl drain (runs at priority 1).", "drained"),
+    ("instance_priority_offset", "gauge", "Offset set by fastvrrp ctl priority.", "priority_offset"),
     ("adverts_received", "counter", "VRRP adverts received and accepted for the instance.", "adverts_rx"),
     ("adverts_sent", "counter", "VRRP adverts sent by the instance.", "adverts_tx"),
     ("became_master", "counter", "Transitions to MASTER.", "became_master"),

@@ -12,8 +12,9 @@ import sys
 from typing import Any
 
 from fastvrrp.config import ConfigError, check
-from fastvrrp.daemon import status
+from fastvrrp.daemon import control, status
 from fastvrrp.daemon.service import Daemon
+from fastvrrp.io.unix_socket import PrivateSocketError
 
 log = logging.getLogger("fastvrrp")
 
@@ -68,6 +69,7 @@ async def _main(args: Any) -> int:
         fast_path=os.environ.get("FASTVRRP_FAST_PATH", "1") != "0",
         status_path=getattr(args, "status_file", None) or status.DEFAULT_PATH,
         metrics_addr=metrics_addr,
+        control_path=getattr(args, "control", None) or control.DEFAULT_PATH,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -79,6 +81,10 @@ async def _main(args: Any) -> int:
     except ConfigError as e:
         for p in e.problems:
             log.error("%s", p)
+        daemon.close()
+        return 1
+    except PrivateSocketError as e:
+        log.error("not starting: %s (--control PATH chooses the control socket)", e)
         daemon.close()
         return 1
     log.info("started: %d VRRP instance(s) from %s", len(daemon.insts), path)

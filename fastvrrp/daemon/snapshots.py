@@ -8,11 +8,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from typing import TYPE_CHECKING
 
 from fastvrrp import __version__, _engine
 from fastvrrp.daemon import metrics, status
 from fastvrrp.daemon.driver import RunningInstance
 from fastvrrp.daemon.links import AF, Link
+
+if TYPE_CHECKING:
+    from fastvrrp.daemon.control import Operator
 
 
 class StatusWriter:
@@ -25,11 +29,13 @@ class StatusWriter:
         engine: _engine.Engine,
         insts: dict[str, RunningInstance],
         book: status.StatusBook | None,
+        operator: Operator | None = None,
     ) -> None:
         self.loop = loop
         self.engine = engine
         self.insts = insts
         self.book = book
+        self.operator = operator  # drain and offsets set through the control socket
         self._timer: asyncio.TimerHandle | None = None
 
     def tick(self) -> None:
@@ -45,6 +51,7 @@ class StatusWriter:
         if book is None or not (force or book.due()):
             return
         rows = []
+        offsets = self.operator.offsets if self.operator is not None else {}
         for i in list(self.insts.values()):
             since, reason = book.since.get(i.name, (time.time(), "starting"))
             core, io = i.core, i.io
@@ -65,15 +72,21 @@ class StatusWriter:
                     vrrp_version=io.cfg.version,
                     adverts_rx=core.stats.adverts_rx + self.engine.slot_stats(i.slot).get("rx_fast", 0),
                     adverts_tx=self.engine.slot_stats(i.slot).get("sent", 0) + core.stats.priority_zero_tx,
+                    drained=core.drained,
+                    offset=offsets.get(i.name, 0),
                 )
             )
         book.write(rows, __version__)
 
 
 def metrics_snapshot(
-    engine: _engine.Engine, insts: dict[str, RunningInstance], links: dict[tuple, Link]
+    engine: _engine.Engine,
+    insts: dict[str, RunningInstance],
+    links: dict[tuple, Link],
+    operator: Operator | None = None,
 ) -> metrics.Snapshot:
     """One row per instance and per receive socket, at scrape time."""
+    offsets = operator.offsets if operator is not None else {}
     rows = [
         metrics.instance_row(
             i.name,
@@ -83,6 +96,7 @@ def metrics_snapshot(
             i.core,
             engine.slot_stats(i.slot),
             i.io.cfg.priority,
+            offset=offsets.get(i.name, 0),
         )
         for i in list(insts.values())
     ]

@@ -54,6 +54,10 @@ def test_exposition_text_exact():
         _inst("instance_state", "gauge", "2.0", "VRRP state: 0 init, 1 backup, 2 master, 3 fault.")
         + _inst("instance_priority", "gauge", "90.0", "Effective priority (after tracking).")
         + _inst("instance_base_priority", "gauge", "100.0", "Configured priority.")
+        + _inst(
+            "instance_drained", "gauge", "0.0", "1 while drained by fastvrrp ctl drain (runs at priority 1)."
+        )
+        + _inst("instance_priority_offset", "gauge", "0.0", "Offset set by fastvrrp ctl priority.")
         + _inst("adverts_received", "counter", "3.0", "VRRP adverts received and accepted for the instance.")
         + _inst("adverts_sent", "counter", "7.0", "VRRP adverts sent by the instance.")
         + _inst("became_master", "counter", "1.0", "Transitions to MASTER.")
@@ -193,7 +197,7 @@ def test_scrape_time_for_1000_instances(n):
     finally:
         srv.close()
     series = sum(1 for line in body.splitlines() if not line.startswith(b"#"))
-    assert series == n * 12 + 16 + 16 * 16
+    assert series == n * 14 + 16 + 16 * 16
     print(f"\n{n} instances: {series} series, {len(body) / 1024:.0f} KiB, scrape {min(times) * 1000:.1f} ms "
           f"(render {srv.last_render_s * 1000:.1f} ms)")  # fmt: skip
     assert min(times) < 2.0  # orders of magnitude: ~50 ms expected on the 2-core VM
