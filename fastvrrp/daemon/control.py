@@ -169,21 +169,37 @@ class ControlServer:
             if not line.strip():
                 continue
             try:
-                reply = await self.request(line, peer)
+                head, names = await self.request(line, peer)
+                data = await self._encode(head, names)
             except RequestError as e:
-                reply = _error(str(e))
+                data = _encoded(_error(str(e)))
             except Exception as e:  # a bug must not take the daemon down: log it, answer, go on
                 log.exception("control: internal error")
-                reply = _error(f"internal error: {e}")
-            await self._send(writer, reply)
+                data = _encoded(_error(f"internal error: {e}"))
+            await self._write(writer, data)
 
     async def _send(self, writer: asyncio.StreamWriter, reply: dict[str, Any]) -> None:
-        writer.write(json.dumps(reply, separators=(",", ":")).encode() + b"\n")
+        await self._write(writer, _encoded(reply))
+
+    async def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        writer.write(data)
         await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+
+    async def _encode(self, head: dict[str, Any], names: list[str]) -> bytes:
+        """`head` plus "instances": the rows of `names`, encoded CHUNK rows per turn of the loop (a thousand
+        rows at once would hold the loop for milliseconds)."""
+        parts = []
+        for i in range(0, len(names), CHUNK):
+            if i:
+                await asyncio.sleep(0)
+            parts.extend(json.dumps(r, separators=_SEP) for r in self._rows(names[i : i + CHUNK]))
+        text = json.dumps(head, separators=_SEP)
+        return (text[:-1] + ',"instances":[' + ",".join(parts) + "]}\n").encode()
 
     # --- requests ------------------------------------------------------------------------------------------
 
-    async def request(self, line: bytes, peer: Peer) -> dict[str, Any]:
+    async def request(self, line: bytes, peer: Peer) -> tuple[dict[str, Any], list[str]]:
+        """Carry out one request line: the reply's head and the instances whose rows go with it."""
         req = _parse(line)
         op = req["op"]
         loop = asyncio.get_running_loop()
@@ -194,7 +210,7 @@ class ControlServer:
             await asyncio.sleep(0.05)
         d = self.daemon
         if op == "status":
-            return {"ok": True, "pid": os.getpid(), "config": d.config_path, "instances": self._rows(d.insts)}
+            return {"ok": True, "pid": os.getpid(), "config": d.config_path}, list(d.insts)
         names = self.resolve(req["names"], op in GROUP_WIDE)
         delta = req.get("delta", 0)
         log.info(
@@ -205,7 +221,7 @@ class ControlServer:
                 await asyncio.sleep(0)  # let the loop send what is due before the next chunk
             self._apply(op, names[i : i + CHUNK], delta)
         d.status.write(force=True)
-        return {"ok": True, "instances": self._rows([n for n in names if n in d.insts])}
+        return {"ok": True}, [n for n in names if n in d.insts]
 
     def _apply(self, op: str, names: list[str], delta: int) -> None:
         d = self.daemon
@@ -286,6 +302,13 @@ def _parse(line: bytes) -> dict[str, Any]:
 
 def _error(message: str) -> dict[str, Any]:
     return {"ok": False, "error": message}
+
+
+_SEP = (",", ":")
+
+
+def _encoded(reply: dict[str, Any]) -> bytes:
+    return json.dumps(reply, separators=_SEP).encode() + b"\n"
 
 
 def _short(names: list[str], most: int = 8) -> str:

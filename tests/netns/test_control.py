@@ -318,3 +318,71 @@ def test_unsafe_or_busy_control_paths_stop_the_start(lab):
     assert "is writable by others without the sticky bit" in b.log()
     assert not os.path.exists(os.path.join(open_dir, "c.sock"))
     assert lan.who_has(VIP) == [m.ns]  # the refused daemon touched nothing
+
+
+def test_an_address_owner_is_drained_like_any_instance(lab):
+    """Priority 255 cannot be lowered by tracking, but drain works on it: priority 0 out, BACKUP at 1."""
+    lan, m, b = pair(lab, [spec(255)], [spec(100)])
+    with lan.tap() as tap:
+        m.start()
+        b.start()
+        m.wait_state("MASTER", timeout=10)
+        b.wait_state("BACKUP", timeout=10)
+        t = time.time()
+        m.ctl("drain", "VI_51")
+        b.wait_state("MASTER", timeout=5)
+        assert any(e.priority == 0 for e in tap.adverts(51, m.addr4, after=t))
+        row = status(m)["VI_51"]
+        assert row["owner"] and row["drained"] and row["priority"] == 1 and row["state"] == "BACKUP"
+        wait_for(lambda: lan.who_has(VIP) == [b.ns], timeout=3, what="VIP on the peer")
+        m.ctl("priority", "VI_51", "-50")  # an owner's priority does not move
+        assert status(m)["VI_51"]["tracked_priority"] == 255
+        m.ctl("reset", "VI_51")
+        m.wait_state("MASTER", timeout=5)
+        first = wait_for(
+            lambda: tap.first_advert_from(m.addr4, 51, after=time.time() - 1), timeout=3, what="ad"
+        )
+        assert first.priority == 255
+
+
+def test_requests_for_every_instance_do_not_delay_adverts(lab):
+    """255 masters at 100 ms; `status` and `priority all` (which re-renders every advert) over and over: no
+    VRID's adverts may be late by more than half an interval on the wire. A quiet window of the same length
+    before is measured too, for comparison (the box is shared)."""
+    from fastvrrp.lab.testbed import many_instances
+
+    lan = Lan(lab, routers=1, client=False)
+    m = lan.router(1, "fastvrrp", many_instances(255, 200, A))
+
+    def worst_gap(tap, t0: float, t1: float) -> float:
+        worst = 0.0
+        for vrid in range(1, 256):
+            ts = [e.t for e in tap.adverts(vrid, m.addr4, after=t0) if e.t <= t1]
+            worst = max([worst, *((y - x) * 1000 for x, y in zip(ts, ts[1:], strict=False))])
+        return worst
+
+    with lan.tap() as tap:
+        m.start()
+        m.wait_all("MASTER", timeout=60)
+        wait_for(lambda: len(tap.adverts(255, m.addr4)) >= 5, timeout=10, what="steady adverts")
+        took = []
+        t0 = time.time()
+        for i in range(10):
+            s = time.perf_counter()
+            (a,) = raw_request(m.control_path, json.dumps({"op": "status"}).encode() + b"\n")
+            (b,) = raw_request(
+                m.control_path,
+                json.dumps({"op": "priority", "names": ["all"], "delta": 1 - i % 2}).encode() + b"\n",
+            )
+            took.append((time.perf_counter() - s) * 1000)
+            assert a["ok"] and b["ok"] and len(a["instances"]) == 255 == len(b["instances"])
+        t1 = time.time()
+        time.sleep(t1 - t0)  # a quiet window as long as the busy one, for comparison
+        t2 = time.time()
+        wait_for(lambda: tap.adverts(255, m.addr4, after=t2 + A / 1000), timeout=5, what="adverts after")
+        busy, quiet = worst_gap(tap, t0 - A / 1000, t1 + A / 1000), worst_gap(tap, t1 + A / 1000, t2)
+        med, top = sorted(took)[5], max(took)
+        print(f"\n255 instances at {A} ms, status + priority all x10: round trip median {med:.1f} ms, max "
+              f"{top:.1f} ms; largest advert gap {busy:.1f} ms (quiet window: {quiet:.1f} ms)")  # fmt: skip
+        assert busy < 1.5 * A, (busy, quiet)
+        assert m.transitions_count() == 255 * 2  # INIT -> BACKUP -> MASTER each, nothing since
