@@ -159,6 +159,7 @@ class Daemon:
 
     async def stop(self) -> None:
         """Graceful stop: every master resigns with priority 0 (RFC 5798 6.4.3 S10), addresses go."""
+        self._close_control()  # no operator request in the middle of the shutdown
         now = now_us()
         self.tracking.stop()
         for inst in list(self.insts.values()):
@@ -184,16 +185,19 @@ class Daemon:
             self._startup_delay = None
         self.timer.close()
         self.status.close()
-        if self.control is not None:
-            self.control.close()
-            unix_socket.remove_socket(os.path.abspath(self.control_path or ""), self._control_inode)
-            self.control = None
+        self._close_control()
         if self.metrics is not None:
             self.metrics.close()
         if self.monitor is not None:
             self.monitor.close()
         self.links.close()
         self.nl.close()
+
+    def _close_control(self) -> None:
+        if self.control is not None:
+            self.control.close()
+            unix_socket.remove_socket(os.path.abspath(self.control_path or ""), self._control_inode)
+            self.control = None
 
     def set_sync_groups(self, cfg: Config) -> None:
         self.driver.set_sync_groups({name: sg.group for name, sg in cfg.sync_groups.items()})
