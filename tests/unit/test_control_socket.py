@@ -1,6 +1,6 @@
 """The control API's pieces that need no daemon: the private socket's safety checks (real directories and
 sockets in tmp_path), request checking, the operator state and the `fastvrrp ctl` client's exit codes.
-The daemon side runs for real in tests/netns/test_control.py."""
+The daemon side runs for real in tests/netns/test_control_api.py."""
 
 from __future__ import annotations
 
