@@ -188,7 +188,7 @@ class ControlServer:
     async def _encode(self, head: dict[str, Any], names: list[str]) -> bytes:
         """`head` plus "instances": the rows of `names`, encoded CHUNK rows per turn of the loop (a thousand
         rows at once would hold the loop for milliseconds)."""
-        parts = []
+        parts: list[str] = []
         for i in range(0, len(names), CHUNK):
             if i:
                 await asyncio.sleep(0)

@@ -58,9 +58,9 @@ def raw_request(path: str, *lines: bytes) -> list[dict]:
 
 
 def test_drain_hands_over_within_skew_time_and_undrain_takes_it_back(lab):
-    """Three drain / undrain cycles: each handover, measured on the wire from the drain's priority-0 advert to
+    """Five drain / undrain cycles: each handover, measured on the wire from the drain's priority-0 advert to
     the peer's first advert, comes from RFC 5798 6.4.2 S3 (Skew_Time, far below Master_Down_Interval); the
-    median is within Skew_Time + 2 ms (one sample may be late when the shared box stalls a process)."""
+    median is within Skew_Time + 2 ms (a sample may be late when the shared box stalls a process)."""
     lan, m, b = pair(lab, [spec(200)], [spec(100)])
     skew = skew_ms(100, A)
     samples = []
@@ -69,7 +69,7 @@ def test_drain_hands_over_within_skew_time_and_undrain_takes_it_back(lab):
         b.start()
         m.wait_state("MASTER", timeout=10)
         b.wait_state("BACKUP")
-        for cycle in range(3):
+        for cycle in range(5):
             t = time.time()
             wait_for(lambda t=t: len(tap.adverts(51, m.addr4, after=t)) >= 3, timeout=5, what="the master")
             t = time.time()
@@ -95,7 +95,7 @@ def test_drain_hands_over_within_skew_time_and_undrain_takes_it_back(lab):
             b.wait_state("BACKUP", timeout=5)
             wait_for(lambda: lan.who_has(VIP) == [m.ns], timeout=3, what="VIP back on the undrained router")
             assert not status(m)["VI_51"]["drained"]
-    median = sorted(samples)[1]
+    median = sorted(samples)[2]
     print(f"\ndrain handover after the priority-0 advert: {', '.join(f'{x:.3f}' for x in samples)} ms; "
           f"median {median:.3f} ms (Skew_Time {skew:.3f} ms)")  # fmt: skip
     assert median <= skew + 2, (samples, skew)
