@@ -4,6 +4,7 @@
     fastvrrp -f FILE -t                                        test the configuration
     fastvrrp -f FILE --dump-json                               print the parsed configuration as JSON
     fastvrrp decode FILE... [--json]                           decode VRRP packets in capture files
+    fastvrrp ctl status | drain | undrain | priority | reset   run-time control of a running daemon
     fastvrrp demo | status | who-has ...                       see `fastvrrp SUBCOMMAND --help`
 
 keepalived takes its options without a subcommand, and existing unit files and scripts call it that way, so
@@ -264,6 +265,12 @@ def _fastvrrp_options(p: argparse.ArgumentParser) -> None:
         "/run/fastvrrp/NAME/status.json)",
     )
     g.add_argument(
+        "--control",
+        metavar="PATH",
+        help="control socket for `fastvrrp ctl` (default /run/fastvrrp/control.sock, with -s NAME "
+        "/run/fastvrrp/NAME/control.sock; root only, mode 0600)",
+    )
+    g.add_argument(
         "--dump-dir",
         metavar="DIR",
         help="where SIGUSR1, SIGUSR2 and the JSON signal write keepalived.data, .stats, .json (default /tmp)",
@@ -289,7 +296,7 @@ def keepalived_parser() -> argparse.ArgumentParser:
         "Options that only concern keepalived's checker, BFD or SNMP parts are refused when they ask "
         "for something fastvrrp does not do, and accepted when what they ask is already so "
         "(-P, -B, -I, -R, -c, -b).",
-        epilog="subcommands: decode, demo, status, who-has (fastvrrp SUBCOMMAND --help). "
+        epilog="subcommands: ctl, decode, demo, status, who-has (fastvrrp SUBCOMMAND --help). "
         f"Syslog goes to /dev/log (the environment variable {SYSLOG_SOCKET_ENV} moves it).",
     )
     _configuration_options(p)
@@ -356,6 +363,7 @@ def _run_passthrough(module: str, argv: Sequence[str]) -> int:
 
 
 SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "ctl": lambda argv: _run_passthrough("fastvrrp.tools.ctl", argv),
     "decode": _run_decode,
     "demo": lambda argv: _run_passthrough("fastvrrp.lab.demo", argv),
     "status": lambda argv: _run_passthrough("fastvrrp.tools.status", argv),
@@ -437,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(e), file=sys.stderr)
         print(
             "usage: fastvrrp [-f FILE] [-n] [-l] [-D] [-p PIDFILE] [-i ID] [-t] [--dump-json] | fastvrrp "
-            "{decode,demo,status,who-has} ... (--help for more)",
+            "{ctl,decode,demo,status,who-has} ... (--help for more)",
             file=sys.stderr,
         )
         return EXIT_USAGE

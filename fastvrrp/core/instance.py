@@ -29,6 +29,14 @@ Choices where the RFCs or keepalived leave room (each is tested):
 - The RFC 9568 immediate advert to a lower priority (S9) does not re-arm the Adver_Timer, and goes out at
   most once per `s9_reply_min_ms` (0 = one Advertisement_Interval): keepalived answers one to one and can be
   made to amplify (VRRP-NOTES 1.5 S9a).
+- Operator drain (`fastvrrp ctl drain`, not in the RFCs or keepalived): a drained instance runs at priority 1,
+  the lowest a backup may have (RFC 5798 5.2.4). A master that is drained resigns as on shutdown (RFC 5798
+  6.4.3 S10: a priority-0 advert, so the best backup takes over after its Skew_Time; the addresses go) but
+  waits as a BACKUP (the RFC 5798 6.4.1 backup branch) instead of INIT, so it still takes over as a last
+  resort when nobody advertises (Master_Down_Interval at priority 1). An address owner is drained like any
+  other instance: while drained it is not treated as the owner (priority 1, it processes adverts, leaving
+  FAULT makes it a backup). Undrained, the tracked priority comes back: a master carries it in its next
+  advert (S6), a backup preempts as S4 says once its Master_Down_Timer runs out.
 """
 
 from __future__ import annotations
@@ -61,9 +69,12 @@ ADVERT = "advert"
 SHUTDOWN = "shutdown"
 FAULT_ON = "fault"
 FAULT_OFF = "recover"
+DRAIN = "drain"  # operator drain (fastvrrp ctl)
+UNDRAIN = "undrain"
 
 OWNER_PRIORITY = 255  # RFC 5798 5.2.4
 RESIGN_PRIORITY = 0  # RFC 5798 5.2.4: the master stops participating
+DRAINED_PRIORITY = 1  # RFC 5798 5.2.4: the lowest priority a backup may run at
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +104,10 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(BACKUP, ADVERT, "preempt and priority < local: discard", BACKUP, "RFC 5798 6.4.2 (S4)"),
     Transition(BACKUP, SHUTDOWN, "", INIT, "RFC 5798 6.4.2 (S5)"),
     Transition(BACKUP, FAULT_ON, "", FAULT, "keepalived FAULT"),
+    Transition(BACKUP, DRAIN, "run at priority 1; the running timer keeps its deadline", BACKUP, "operator"),
+    Transition(
+        BACKUP, UNDRAIN, "tracked priority back; S4 preempts when the timer runs out", BACKUP, "operator"
+    ),
     # --- Master (RFC 5798 6.4.3)
     Transition(MASTER, TIMER, "Adver_Timer fired: send advert", MASTER, "RFC 5798 6.4.3 (S6)"),
     Transition(MASTER, ADVERT, "priority 0: send advert at once", MASTER, "RFC 5798 6.4.3 (S7)"),
@@ -104,6 +119,10 @@ TRANSITIONS: tuple[Transition, ...] = (
     ),
     Transition(MASTER, SHUTDOWN, "send priority 0", INIT, "RFC 5798 6.4.3 (S10)"),
     Transition(MASTER, FAULT_ON, "send priority 0", FAULT, "keepalived FAULT"),
+    Transition(
+        MASTER, DRAIN, "send priority 0, wait at priority 1", BACKUP, "RFC 5798 6.4.3 (S10) + 6.4.1 backup"
+    ),
+    Transition(MASTER, UNDRAIN, "tracked priority in the next advert", MASTER, "RFC 5798 6.4.3 (S6)"),
     # --- Fault (keepalived): leaving it is a fresh startup
     Transition(FAULT, FAULT_OFF, "priority 255", MASTER, "keepalived FAULT + RFC 5798 6.4.1"),
     Transition(FAULT, FAULT_OFF, "priority < 255", BACKUP, "keepalived FAULT + RFC 5798 6.4.1"),
@@ -126,8 +145,10 @@ class VrrpInstance:
         self.config = config
         self.state: State = INIT
         self.owner = config.priority == OWNER_PRIORITY
-        # Effective priority (tracking may move it; an owner stays 255).
+        # Effective priority: what tracking says (tracked_priority; an owner stays 255), or 1 while drained.
         self.priority: int = config.priority
+        self.tracked_priority: int = config.priority
+        self.drained = False
         # keepalived clears nopreempt and preempt_delay under `state MASTER`; an owner always preempts
         # (RFC 5798 6.4.2 / S11).
         self.preempt: bool = config.preempt or config.start_master or self.owner
@@ -191,7 +212,7 @@ class VrrpInstance:
             if adv.adver_int_ms != cfg.adver_int_ms:  # RFC 3768 7.1: MUST discard on an interval mismatch
                 st.interval_mismatch += 1
                 return []
-        if self.owner and cfg.owner_ignore_adverts:  # RFC 5798 7.1: the owner discards
+        if self.owner and cfg.owner_ignore_adverts and not self.drained:  # RFC 5798 7.1: the owner discards
             st.owner_discard += 1
             return []
         same_master = cfg.skip_check_adv_addr and adv.src == self.master_src
@@ -230,10 +251,27 @@ class VrrpInstance:
             return []  # the address owner stays at 255 (keepalived: owners track with weight 0 only)
         if not 1 <= effective <= 254:
             raise LocalProtocolError(f"{self.config.name}: effective priority {effective} outside 1-254")
-        if effective == self.priority:
+        self.tracked_priority = effective
+        if self.drained:
+            return []  # runs at 1 until undrained; then this priority comes back
+        return self._run_at(effective)
+
+    def set_drained(self, drained: bool, now_us: int) -> list[Action]:
+        """Operator drain (module docstring): run at priority 1; a master resigns with a priority-0 advert and
+        waits as a backup. In INIT or FAULT the flag is remembered and applies when the instance runs."""
+        if drained == self.drained:
+            return []
+        self.drained = drained
+        self._run_at(DRAINED_PRIORITY if drained else self.tracked_priority)
+        if self.state is INIT or self.state is FAULT:
+            return []
+        return self._dispatch(DRAIN if drained else UNDRAIN, now_us)
+
+    def _run_at(self, priority: int) -> list[Action]:
+        if priority == self.priority:
             return []
         self.stats.priority_changes += 1
-        self.priority = effective
+        self.priority = priority
         # The running Master_Down_Timer keeps its deadline; the next reset uses the new Skew_Time.
         self._recompute_timers()
         return []
@@ -320,7 +358,7 @@ class VrrpInstance:
         # Master_Adver_Interval = Advertisement_Interval.
         if trigger == START and self.faulty:
             return self._go(FAULT, START, "startup with a fault set", now_us)
-        if self.owner:
+        if self.owner and not self.drained:
             return self._go(MASTER, trigger, "address owner (priority 255)", now_us)
         self.master_adver_interval_us = self.adver_int_us
         self._recompute_timers()
@@ -444,6 +482,19 @@ class VrrpInstance:
     def _fault_shutdown(self, now_us: int) -> list[Action]:
         return self._go(INIT, SHUTDOWN, "shutdown", now_us)
 
+    def _master_drain(self, now_us: int) -> list[Action]:
+        # S10 resignation (priority 0: the best backup takes over after Skew_Time), then the backup branch of
+        # 6.4.1 at priority 1: Master_Adver_Interval = Advertisement_Interval, a fresh Master_Down_Timer.
+        self.master_adver_interval_us = self.adver_int_us
+        self._recompute_timers()
+        actions = self._go(BACKUP, DRAIN, "drained", now_us, [self._send(RESIGN_PRIORITY)])
+        self.master_src = self.master_priority = None
+        return actions
+
+    def _stay(self, now_us: int) -> list[Action]:
+        # Drain of a backup, undrain of either: the new priority is already in place (set_drained).
+        return []
+
     _last_adv: Advert
 
 
@@ -455,10 +506,14 @@ _DISPATCH: dict[tuple[State, str], _Handler] = {
     (BACKUP, ADVERT): VrrpInstance._backup_advert,
     (BACKUP, SHUTDOWN): VrrpInstance._backup_shutdown,
     (BACKUP, FAULT_ON): VrrpInstance._backup_fault,
+    (BACKUP, DRAIN): VrrpInstance._stay,
+    (BACKUP, UNDRAIN): VrrpInstance._stay,
     (MASTER, TIMER): VrrpInstance._master_timer,
     (MASTER, ADVERT): VrrpInstance._master_advert,
     (MASTER, SHUTDOWN): VrrpInstance._master_shutdown,
     (MASTER, FAULT_ON): VrrpInstance._master_fault,
+    (MASTER, DRAIN): VrrpInstance._master_drain,
+    (MASTER, UNDRAIN): VrrpInstance._stay,
     (FAULT, FAULT_OFF): VrrpInstance._fault_recover,
     (FAULT, SHUTDOWN): VrrpInstance._fault_shutdown,
 }

@@ -19,6 +19,9 @@ track_interface / track_script / track_file / track_process, vrrp_sync_group):
   owner too.
 - The sum is added to the configured priority and clamped to 1..254. An address owner (priority 255)
   keeps 255 whatever the weights say, but its unweighted trackers can still put it in FAULT.
+- An operator's offset (`fastvrrp ctl priority NAME DELTA`) is added to the tracked priority (after the
+  trackers' clamp) and the result is clamped to 1..254 again: the priority on the wire moves by DELTA unless
+  it reaches a bound. An owner keeps 255; the offset never causes or clears a FAULT.
 - Sync groups: a group's track_* apply to every member. Without `sync_group_tracking_weight` a member may
   not use weights: keepalived 2.2 drops weighted track_script entries from the member ("ignoring tracked
   script with weights due to SYNC group") and makes every other weight 0 (a failure is then FAULT, and
@@ -28,7 +31,7 @@ track_interface / track_script / track_file / track_process, vrrp_sync_group):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 PRIO_OWNER = 255
 PRIO_MIN = 1
@@ -103,6 +106,13 @@ def effective_priority(base: int, tracked: Iterable[Tracked], owner: bool | None
     else:
         prio = max(PRIO_MIN, min(PRIO_MAX, total))
     return Effective(prio, bool(faults), bool(waiting), total, tuple(faults), tuple(waiting))
+
+
+def with_offset(eff: Effective, offset: int, owner: bool) -> Effective:
+    """`eff` with an operator's offset applied (module docstring); `total` keeps the trackers' sum."""
+    if offset == 0 or owner:
+        return eff
+    return replace(eff, priority=max(PRIO_MIN, min(PRIO_MAX, eff.priority + offset)))
 
 
 @dataclass(frozen=True, slots=True)

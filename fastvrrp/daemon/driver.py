@@ -151,6 +151,10 @@ class Driver:
     def set_priority(self, inst: RunningInstance, effective: int, now_us: int) -> None:
         self._call(inst, now_us, lambda t: inst.core.set_priority(effective, t))
 
+    def set_drain(self, inst: RunningInstance, drained: bool, now_us: int) -> None:
+        """Operator drain (core.instance): a master resigns with priority 0 and waits as a backup at 1."""
+        self._call(inst, now_us, lambda t: inst.core.set_drained(drained, t))
+
     def _call(self, inst: RunningInstance, now_us: int, fn: Any) -> None:
         before = inst.core.next_deadline_us
         self._apply(inst, fn(now_us), now_us)

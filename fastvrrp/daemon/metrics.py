@@ -84,6 +84,8 @@ class InstanceRow:
     reason: str = ""  # why it happened
     trackers: Sequence[tuple[str, str, int, bool]] = ()  # (kind, name, weight applied, puts it in FAULT)
     static: RowLabels | None = None  # the rendered labels (made by the Renderer when None)
+    drained: int = 0  # 1 while drained by `fastvrrp ctl drain`
+    priority_offset: int = 0  # `fastvrrp ctl priority`
 
 
 @dataclass(slots=True)
@@ -188,6 +190,13 @@ _INSTANCE_FAMILIES: tuple[tuple[str, str, str, str], ...] = (
     ("fastvrrp_instance_state", "gauge", "VRRP state: 0 init, 1 backup, 2 master, 3 fault.", "state"),
     ("fastvrrp_instance_priority", "gauge", "Effective priority (after tracking).", "priority"),
     ("fastvrrp_instance_base_priority", "gauge", "Configured priority.", "base_priority"),
+    (
+        "fastvrrp_instance_drained",
+        "gauge",
+        "1 while drained by fastvrrp ctl drain (runs at priority 1).",
+        "drained",
+    ),
+    ("fastvrrp_instance_priority_offset", "gauge", "Offset set by fastvrrp ctl priority.", "priority_offset"),
     ("fastvrrp_adverts_received_total", "counter", "VRRP adverts received for the instance.", "adverts_rx"),
     ("fastvrrp_adverts_sent_total", "counter", "VRRP adverts sent by the instance.", "adverts_tx"),
     ("fastvrrp_became_master_total", "counter", "Transitions to MASTER.", "became_master"),

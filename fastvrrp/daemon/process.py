@@ -17,9 +17,10 @@ from typing import Any
 
 from fastvrrp import __version__
 from fastvrrp.config import Config, ConfigError, check
-from fastvrrp.daemon import address_log, dumps, logs, pidfile, signals, status
+from fastvrrp.daemon import address_log, control, dumps, logs, pidfile, signals, status
 from fastvrrp.daemon.service import Daemon
 from fastvrrp.daemon.snapshots import DumpWriter
+from fastvrrp.io.unix_socket import PrivateSocketError
 
 log = logging.getLogger("fastvrrp")
 
@@ -78,11 +79,18 @@ def run(args: Any) -> int:
 
 def default_status_file(netns: str | None) -> str:
     """One status file per namespace (-s NAME), so daemons in several namespaces do not share one."""
+    return _per_namespace(status.DEFAULT_PATH, netns)
+
+
+def default_control_socket(netns: str | None) -> str:
+    """One control socket per namespace (-s NAME), as the status file."""
+    return _per_namespace(control.DEFAULT_PATH, netns)
+
+
+def _per_namespace(path: str, netns: str | None) -> str:
     if netns:
-        return os.path.join(
-            os.path.dirname(status.DEFAULT_PATH), netns, os.path.basename(status.DEFAULT_PATH)
-        )
-    return status.DEFAULT_PATH
+        return os.path.join(os.path.dirname(path), netns, os.path.basename(path))
+    return path
 
 
 def _process_options(args: Any) -> None:
@@ -165,6 +173,8 @@ async def _main(args: Any, cfg: Config, console: bool) -> int:
         or default_status_file(getattr(args, "namespace", None)),
         metrics_addr=metrics_addr,
         metrics_keepalived=not getattr(args, "no_keepalived_metrics", False),
+        control_path=getattr(args, "control", None)
+        or default_control_socket(getattr(args, "namespace", None)),
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -183,6 +193,10 @@ async def _main(args: Any, cfg: Config, console: bool) -> int:
     except ConfigError as e:  # what only the running system shows, such as a missing interface
         for p in e.problems:
             _fatal(str(p), console)
+        daemon.close()
+        return 1
+    except PrivateSocketError as e:
+        _fatal(f"not starting: {e} (--control PATH chooses the control socket)", console)
         daemon.close()
         return 1
     if getattr(args, "address_monitoring", False):

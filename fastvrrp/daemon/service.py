@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import os
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from fastvrrp import _engine
 from fastvrrp.config import Config
 from fastvrrp.core.priority import Effective
 from fastvrrp.daemon import metrics, notify, sdnotify, status
+from fastvrrp.daemon.control import ControlServer, Operator
 from fastvrrp.daemon.driver import Driver, RunningInstance
 from fastvrrp.daemon.instances import InstanceBuilder, remove_stale_vips
 from fastvrrp.daemon.links import Link, Links
@@ -29,7 +31,7 @@ from fastvrrp.daemon.sysctls import Sysctls
 from fastvrrp.daemon.tracking import Tracking
 from fastvrrp.daemon.use_vmac import VmacInterfaces
 from fastvrrp.health.runner import ScriptRunner
-from fastvrrp.io import netlink
+from fastvrrp.io import netlink, unix_socket
 from fastvrrp.io.timer import PreciseTimer
 
 log = logging.getLogger("fastvrrp")
@@ -55,12 +57,16 @@ class Daemon:
         status_path: str | None = None,
         metrics_addr: tuple[str, int] | None = None,
         metrics_keepalived: bool = True,
+        control_path: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.config_path = config_path
         self.config_id = config_id
         self.metrics_addr = metrics_addr
         self.metrics_keepalived = metrics_keepalived  # also export mehdy/keepalived-exporter's families
+        self.control_path = control_path  # the control socket (daemon/control.py); None: no control API
+        self.control: ControlServer | None = None
+        self.operator = Operator()  # drain and priority offsets set through it; forgotten at restart
         self.loop = asyncio.get_running_loop()
         self.engine = _engine.Engine(max_slots=4096, batch=64, fast_path=fast_path)
         self.nl = netlink.NetlinkWorker()
@@ -76,7 +82,7 @@ class Daemon:
         )
         self.notifier = notify.Notifier.from_config(self.loop, self.runner, gd)
         book = status.StatusBook(status_path) if status_path else None
-        self.status = StatusWriter(self.loop, self.engine, self.insts, book)
+        self.status = StatusWriter(self.loop, self.engine, self.insts, book, self.operator)
         # systemd's notify protocol (nothing is sent without $NOTIFY_SOCKET)
         self.systemd = sdnotify.ServiceNotifier.from_environ(self.loop, self._state_names)
         self.groups = SyncGroupNotices(self.notifier, self.insts, cfg)
@@ -113,11 +119,17 @@ class Daemon:
         self._reloading = False
         self._link_up: dict[int, bool] = {}
         self._startup_delay: asyncio.TimerHandle | None = None  # vrrp_startup_delay still running
+        self._control_inode = 0
 
     # --- life cycle --------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         cfg = self.cfg
+        if self.control_path is not None:
+            # First, before touching the kernel: a control socket others could reach stops the start here
+            # (unix_socket.PrivateSocketError).
+            sock, self._control_inode = unix_socket.open_private_socket(self.control_path)
+            self.control = ControlServer(self, sock)
         self.systemd.start_watchdog()
         await self.notifier.start()
         await self.nl.start()
@@ -140,12 +152,19 @@ class Daemon:
             self._start_instances()
         if self.metrics_addr is not None:
             source = MetricsSource(
-                self.engine, self.insts, self.links.by_key, lambda: self.tracking, self.status.book
+                self.engine,
+                self.insts,
+                self.links.by_key,
+                lambda: self.tracking,
+                self.status.book,
+                operator=self.operator,
             )
             self.metrics = metrics.MetricsServer(
                 source, *self.metrics_addr, loop=self.loop, keepalived=self.metrics_keepalived
             )
             self.metrics.start()
+        if self.control is not None:
+            await self.control.serve()
         self.status.tick()
         gc.freeze()  # everything allocated so far lives for the daemon's lifetime: keep it out of gc scans
         # Every instance has its sockets and its initial state (or is held: vrrp_startup_delay, trackers).
@@ -154,6 +173,7 @@ class Daemon:
     async def stop(self) -> None:
         """Graceful stop: every master resigns with priority 0 (RFC 5798 6.4.3 S10), addresses go."""
         self.systemd.stopping()
+        self._close_control()  # no operator request in the middle of the shutdown
         now = now_us()
         self.tracking.stop()
         for inst in list(self.insts.values()):
@@ -189,6 +209,7 @@ class Daemon:
             self._startup_delay = None
         self.timer.close()
         self.status.close()
+        self._close_control()
         if self.metrics is not None:
             self.metrics.close()
         if self.monitor is not None:
@@ -196,6 +217,12 @@ class Daemon:
         self.links.close()
         self.nl.close()
         self.systemd.close()
+
+    def _close_control(self) -> None:
+        if self.control is not None:
+            self.control.close()
+            unix_socket.remove_socket(os.path.abspath(self.control_path or ""), self._control_inode)
+            self.control = None
 
     def _state_names(self) -> list[str]:
         return [inst.core.state.name for inst in list(self.insts.values())]
@@ -228,13 +255,15 @@ class Daemon:
     def _begin(self, inst: RunningInstance, eff: Effective, now: int) -> None:
         """Start an instance with what its trackers say (keepalived: FAULT at once if one is down)."""
         inst.io.started = True
-        eff = _no_peer_fault(inst, eff)
+        eff = _no_peer_fault(inst, self.operator.adjust(inst.name, eff, inst.core.owner))
         if eff.fault:
             log.info("(%s) entering FAULT: %s", inst.name, ", ".join(eff.faults))
             # Remembered in INIT (start() goes to FAULT); through the driver so a sync group hears of it.
             self.driver.set_fault(inst, True, now)
-        if not inst.core.owner and eff.priority != inst.core.priority:
+        if not inst.core.owner and eff.priority != inst.core.tracked_priority:
             inst.core.set_priority(eff.priority, now)
+        if inst.name in self.operator.drained:  # drained before a reload rebuilt it: it stays drained
+            self.driver.set_drain(inst, True, now)
         self.driver.start(inst, now)
 
     def on_effective(self, name: str, eff: Effective) -> None:
@@ -242,7 +271,7 @@ class Daemon:
         inst = self.insts.get(name)
         if inst is None:
             return
-        eff = _no_peer_fault(inst, eff)
+        eff = _no_peer_fault(inst, self.operator.adjust(name, eff, inst.core.owner))
         now = now_us()
         if not inst.io.started:
             if not eff.waiting and self._startup_delay is None:
@@ -254,8 +283,8 @@ class Daemon:
             if eff.fault:
                 log.info("(%s) entering FAULT: %s", name, ", ".join(eff.faults))
             self.driver.set_fault(inst, eff.fault, now)
-        if not core.owner and eff.priority != core.priority:
-            log.info("(%s) priority %d -> %d", name, core.priority, eff.priority)
+        if not core.owner and eff.priority != core.tracked_priority:
+            log.info("(%s) priority %d -> %d", name, core.tracked_priority, eff.priority)
             self.driver.set_priority(inst, eff.priority, now)
         self._after(now)
 
@@ -333,6 +362,7 @@ class Daemon:
             new = read_config(self.config_path, self.config_id)
             if new is not None:
                 started = await apply_config(self, new, now_us())
+                self.operator.keep_only(self.insts)  # drains and offsets of instances that still exist
                 self._after(now_us())
                 log.info("reloaded %s (%d instances, %d started)", self.config_path, len(self.insts), started)
         finally:

@@ -11,7 +11,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastvrrp import __version__, _engine
 from fastvrrp.daemon import dumps, metrics, status
@@ -19,6 +19,9 @@ from fastvrrp.daemon.driver import RunningInstance
 from fastvrrp.daemon.links import AF, Link
 from fastvrrp.daemon.tracking import Tracking
 from fastvrrp.io import vmac
+
+if TYPE_CHECKING:
+    from fastvrrp.daemon.control import Operator
 
 log = logging.getLogger("fastvrrp")
 
@@ -33,11 +36,13 @@ class StatusWriter:
         engine: _engine.Engine,
         insts: dict[str, RunningInstance],
         book: status.StatusBook | None,
+        operator: Operator | None = None,
     ) -> None:
         self.loop = loop
         self.engine = engine
         self.insts = insts
         self.book = book
+        self.operator = operator  # drain and offsets set through the control socket
         self._timer: asyncio.TimerHandle | None = None
 
     def tick(self) -> None:
@@ -53,6 +58,7 @@ class StatusWriter:
         if book is None or not (force or book.due()):
             return
         rows = []
+        offsets = self.operator.offsets if self.operator is not None else {}
         for i in list(self.insts.values()):
             since, reason = book.since.get(i.name, (time.time(), "starting"))
             core, io = i.core, i.io
@@ -73,6 +79,8 @@ class StatusWriter:
                     vrrp_version=io.cfg.version,
                     adverts_rx=core.stats.adverts_rx + self.engine.slot_stats(i.slot).get("rx_fast", 0),
                     adverts_tx=self.engine.slot_stats(i.slot).get("sent", 0) + core.stats.priority_zero_tx,
+                    drained=core.drained,
+                    offset=offsets.get(i.name, 0),
                 )
             )
         book.write(rows, __version__)
@@ -96,6 +104,7 @@ class MetricsSource:
         tracking: Callable[[], Tracking | None] = lambda: None,
         book: status.StatusBook | None = None,
         chunk: int = 50,
+        operator: Operator | None = None,
     ) -> None:
         self.engine = engine
         self.insts = insts
@@ -103,6 +112,7 @@ class MetricsSource:
         self.tracking = tracking
         self.book = book
         self.chunk = chunk
+        self.operator = operator  # drain and offsets set through the control socket
         self._vips: dict[str, tuple[Any, tuple, tuple]] = {}  # name -> (its cfg, vips, excluded vips)
         # name -> (cfg, Tracking, tracker count, RowLabels): the rendered labels stay the same objects from
         # scrape to scrape, so the Renderer's per-chunk templates are found again (metrics.Renderer).
@@ -169,6 +179,9 @@ class MetricsSource:
         if since is not None:
             r.since, r.reason = since
         r.trackers = applied
+        r.drained = int(i.core.drained)
+        if self.operator is not None:
+            r.priority_offset = self.operator.offsets.get(i.name, 0)
         return r
 
 

@@ -11,7 +11,7 @@ transition and every few seconds, so a reader never sees half a file. Schema (ve
         {"name": "VI_1", "state": "MASTER", "since": <unix time>, "reason": "master down timer expired",
          "priority": 100, "base_priority": 100, "master": "192.0.2.1" | null,
          "vips": ["192.0.2.100/24"], "interface": "eth0", "family": 4, "vrid": 51, "vrrp_version": 3,
-         "adverts_rx": 10, "adverts_tx": 3}
+         "adverts_rx": 10, "adverts_tx": 3, "drained": false, "offset": 0}
       ]
     }
 """
@@ -48,6 +48,8 @@ class InstanceStatus:
     vrrp_version: int = 3
     adverts_rx: int = 0
     adverts_tx: int = 0
+    drained: bool = False  # `fastvrrp ctl drain`: runs at priority 1 until undrained
+    offset: int = 0  # `fastvrrp ctl priority`: added to the tracked priority
 
 
 def snapshot(

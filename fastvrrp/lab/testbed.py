@@ -300,8 +300,28 @@ class Router:
         # -G as for keepalived above: the log is the console's; the host's syslog gets nothing from tests.
         return [
             self.python, "-m", "fastvrrp", "-n", "-l", "-D", "-G", "-f", self.conf_path, "-p", pid,
-            "--status-file", status_file, *self.extra_args,
+            "--status-file", status_file, "--control", self.control_path, *self.extra_args,
         ]  # fmt: skip
+
+    @property
+    def control_path(self) -> str:
+        """This router's control socket (every router of a lab shares the file system)."""
+        return os.path.join(self.lab.workdir, f"{self.name}.control.sock")
+
+    def ctl(self, *argv: str, check: bool = True) -> tuple[int, str, str]:
+        """`fastvrrp ctl --control <this router's socket> ARGV...`: (exit status, stdout, stderr)."""
+        import subprocess
+
+        p = subprocess.run(
+            [self.python, "-m", "fastvrrp", "ctl", "--control", self.control_path, *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.dirname(__file__)))},
+        )
+        if check and p.returncode != 0:
+            raise RuntimeError(f"fastvrrp ctl {' '.join(argv)}: exit {p.returncode}: {p.stderr.strip()}")
+        return p.returncode, p.stdout, p.stderr
 
     def start(self) -> Proc:
         if self.proc is not None and self.proc.alive():

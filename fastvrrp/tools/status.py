@@ -48,6 +48,10 @@ def table(doc: Mapping[str, Any], now: float) -> str:
         prio = str(i.get("priority", "?"))
         if i.get("base_priority") not in (None, i.get("priority")):
             prio += f"/{i['base_priority']}"
+        if i.get("offset"):  # `fastvrrp ctl priority`: the operator's offset
+            prio += f" {int(i['offset']):+d}"
+        if i.get("drained"):  # `fastvrrp ctl drain`: priority 1 until undrained
+            prio += " drained"
         since = i.get("since")
         rows.append(
             (

@@ -188,6 +188,8 @@ def scenario(
             r.driver.set_priority(r.inst, arg, now)
         elif what == "fault" and r.alive:
             r.driver.set_fault(r.inst, bool(arg), now)
+        elif what == "drain" and r.alive:
+            r.driver.set_drain(r.inst, bool(arg), now)
         lan.collect(now)
     lan.run_until(max((e[0] for e in script), default=0) * 1000 + 2_000_000)
     stats = [r.driver.engine.slot_stats(r.inst.slot) for r in routers if hasattr(r, "inst")]
@@ -229,9 +231,29 @@ def test_fast_path_agrees_for_v2_and_nopreempt():
         assert on[:2] == off[:2]
 
 
+def test_fast_path_agrees_for_drain_and_undrain():
+    """Operator drain: the master resigns with priority 0 and follows at priority 1; a drained last survivor
+    takes over; undrain preempts back. Same transitions and packets either way."""
+    script = [
+        (0, "boot", 0, 0),
+        (30, "boot", 1, 0),
+        (1000, "drain", 0, 1),
+        (2500, "drain", 1, 1),
+        (3000, "drain", 0, 0),
+        (5000, "crash", 0, 0),
+        (7000, "drain", 1, 0),
+    ]
+    on = scenario(True, [200, 100], script)
+    off = scenario(False, [200, 100], script)
+    assert on[:2] == off[:2]
+    assert (1_000_000, "r0", 0) in on[1]  # the drain's priority-0 advert
+    masters = [(e[0], e[1]) for e in on[0] if e[2] == "MASTER"]
+    assert [who for _, who in masters] == ["r0", "r1", "r0", "r1"], masters
+
+
 events = st.tuples(
     st.integers(0, 8000),
-    st.sampled_from(["boot", "crash", "stop", "prio", "fault"]),
+    st.sampled_from(["boot", "crash", "stop", "prio", "fault", "drain"]),
     st.integers(0, 2),
     st.integers(1, 254),
 )
@@ -247,7 +269,7 @@ events = st.tuples(
 def test_fast_path_differential_random(prios, script, preempt, seed):
     rnd = random.Random(seed)
     boots = [(rnd.randrange(0, 300), "boot", i, 0) for i in range(3)]
-    script = boots + [(t, w, who, a if w != "fault" else a % 2) for t, w, who, a in script]
+    script = boots + [(t, w, who, a if w not in ("fault", "drain") else a % 2) for t, w, who, a in script]
     on = scenario(True, prios, script, preempt=preempt)
     off = scenario(False, prios, script, preempt=preempt)
     assert on[0] == off[0]

@@ -97,6 +97,17 @@ def test_table_shows_who_holds_what_and_why(tmp_path, capsys):
     assert out[1].index("STATE") == out[2].index("MASTER")  # columns line up
 
 
+def test_table_shows_drain_and_offset(tmp_path, capsys):
+    """`fastvrrp ctl drain` / `priority`: the PRIO column says so (effective/base, offset, drained)."""
+    path = tmp_path / "status.json"
+    _write(path, [_inst(priority=1, drained=True), _inst(name="VI_2", priority=130, offset=30)])
+    assert main(["-f", str(path)]) == EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].split()[:4] == ["VI_1", "MASTER", "1/100", "drained"]
+    assert out[3].split()[:4] == ["VI_2", "MASTER", "130/100", "+30"]
+    assert out[1].index("VIPS") == out[2].index("192.0.2.100/24")  # columns still line up
+
+
 def test_json_output(tmp_path, capsys):
     path = tmp_path / "status.json"
     _write(path, [_inst()])
