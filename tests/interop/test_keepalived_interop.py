@@ -19,6 +19,7 @@ from dataclasses import replace
 
 import pytest
 
+from fastvrrp.lab.namespaces import wait_for
 from fastvrrp.lab.testbed import (
     InstanceSpec,
     Lan,
@@ -114,7 +115,7 @@ def test_master_backup_handover(lab, keepalived_bin, proto, pair):
         assert fo.last_old_priority == HIGH
         assert mdi - EARLY_MS <= fo.failover_ms <= mdi + LATE_MS, fo
         b.wait_state("MASTER", timeout=5)
-        assert b.has_vip(vip)
+        wait_for(lambda: b.has_vip(vip), timeout=5, what="the VIP on the new master")
         assert fo.garp_ms is not None, "no gratuitous ARP / unsolicited NA from the new master"
 
         _no_dual_master(tap, base, allowed=[(t_restart, t_preempted + a_ms / 1000)])
