@@ -61,7 +61,7 @@ def test_drain_hands_over_within_skew_time_and_undrain_takes_it_back(lab):
     """Five drain / undrain cycles: each handover, measured on the wire from the drain's priority-0 advert to
     the peer's first advert, comes from RFC 5798 6.4.2 S3 (Skew_Time, far below Master_Down_Interval), and
     the best of the five is within Skew_Time + 2 ms: a loaded machine only ever adds scheduling delay to a
-    sample, so the best one is the protocol's time (the median is printed; bench/ measures the spread)."""
+    sample, so the best one is the protocol's time (the median is printed beside it)."""
     lan, m, b = pair(lab, [spec(200)], [spec(100)])
     skew = skew_ms(100, A)
     samples = []
