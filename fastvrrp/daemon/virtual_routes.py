@@ -1,12 +1,13 @@
-"""virtual_routes and virtual_rules: parsed once per instance, added after its addresses and removed before
-them while it is MASTER (a route or rule may use a VIP as its source). The netlink calls are io/routes.py's.
+"""virtual_routes and virtual_rules: turned into netlink arguments once per instance, added after its
+addresses and removed before them while it is MASTER (a route or rule may use a VIP as its source). The
+netlink calls are io/routes.py's.
 """
 
 from __future__ import annotations
 
 import logging
 
-from fastvrrp.config import ConfigError, InstanceConfig, Problem
+from fastvrrp.config import InstanceConfig
 from fastvrrp.daemon.driver import RunningInstance
 from fastvrrp.io import netlink, routes
 
@@ -14,13 +15,9 @@ log = logging.getLogger("fastvrrp")
 
 
 def specs_for(icfg: InstanceConfig) -> tuple[routes.NetSpec, ...]:
-    """The instance's routes then rules; a line that does not parse is a configuration error."""
-    specs = []
-    try:
-        specs += [routes.route_spec(r, icfg.interface) for r in icfg.virtual_routes]
-        specs += [routes.rule_spec(r) for r in icfg.virtual_rules]
-    except routes.RouteSyntaxError as exc:
-        raise ConfigError([Problem(icfg.file, icfg.line, str(exc))]) from None
+    """The instance's routes then rules, from the fields the reader typed (and judged) at read time."""
+    specs = [routes.route_spec(r, icfg.interface) for r in icfg.virtual_routes]
+    specs += [routes.rule_spec(r) for r in icfg.virtual_rules]
     return tuple(specs)
 
 

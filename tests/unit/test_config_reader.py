@@ -158,7 +158,12 @@ def test_full_instance_model(tmp_path):
         (" nopreempt 1", 4, "'nopreempt' expects no value, got 1"),
         (" interface lo", 4, "cannot use the loopback interface for VRRP"),
         (" preempt_delay 1001", 4, "preempt_delay 1001 out of range [0, 1000] seconds"),
-        (" virtual_routes {\n  nowhere\n }", 5, "route has no destination: 'nowhere'"),
+        (
+            " virtual_routes {\n  198.51.100.0/24 nexthop via 192.0.2.1\n }",
+            5,
+            "route '198.51.100.0/24 nexthop via 192.0.2.1': multipath routes ('nexthop') not supported"
+            " by fastvrrp",
+        ),
         (" strict_mode maybe", 4, "'strict_mode' value 'maybe' is not one of on|off|true|false|yes|no"),
     ],
 )
