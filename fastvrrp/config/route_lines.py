@@ -50,11 +50,12 @@ _ROUTE_REFUSED = {
     "expires": "'expires'",
     "ttl-propagate": "'ttl-propagate'",
     "append": "'append'",
-    "rtt": "'rtt'",
-    "rttvar": "'rttvar'",
-    "rto_min": "'rto_min'",
     "fastopen_no_cookie": "'fastopen_no_cookie'",
 }
+# Times: a bare number is the kernel's own unit (as with ip route), `Nms` / `Ns` are milliseconds turned into
+# it. keepalived 2.2.7 installs none below 200 ms (TCP's minimum RTO): what it installs is what is kept.
+_TIME_METRICS = {"rtt": 8, "rttvar": 4, "rto_min": 1}  # kernel units per millisecond
+_MIN_RTT_MS = 200
 _PREFS = {"medium": 0, "high": 1, "low": 3}  # ICMPV6_ROUTER_PREF_*
 _RULE_ACTIONS = frozenset({"blackhole", "unreachable", "prohibit", "nop"})
 _IP_PROTOS = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51, "ipv6-icmp": 58}
@@ -180,7 +181,7 @@ def _route(r: Reporter, n: Node, static: bool) -> Route:
         x = w.next()
         if x in _ROUTE_REFUSED:
             raise Refuse(f"{_ROUTE_REFUSED[x]} not supported by fastvrrp")
-        if x in _METRICS or x in ("congctl", "features", "quickack"):
+        if x in _METRICS or x in _TIME_METRICS or x in ("congctl", "features", "quickack"):
             _route_metric(w, x, metrics)
         elif x in ("no_track", "onlink"):
             f[x] = True
@@ -275,8 +276,22 @@ def _route_metric(w: _Words, x: str, metrics: dict[str, RouteMetric]) -> None:
         metrics["features"] = RouteMetric("features", 1)
     elif x == "quickack":
         metrics["quickack"] = RouteMetric("quickack", _uint(v, 1, "quickack value"))
+    elif x in _TIME_METRICS:
+        metrics[x] = RouteMetric(x, _time_metric(x, v), lock)
     else:
         metrics[x] = RouteMetric(x, _uint(v, _METRICS[x], x), lock)
+
+
+def _time_metric(x: str, v: str) -> int:
+    """rtt / rttvar / rto_min in the kernel's unit (1/8 ms, 1/4 ms, ms)."""
+    per_ms = _TIME_METRICS[x]
+    if v.endswith("ms"):
+        raw = _uint(v[:-2], U32 // 8, x) * per_ms
+    elif v.endswith("s"):
+        raw = _uint(v[:-1], U32 // 8000, x) * 1000 * per_ms
+    else:
+        raw = _uint(v, U32, x)
+    return max(raw, _MIN_RTT_MS * per_ms)
 
 
 # --- rules --------------------------------------------------------------------------------------------------

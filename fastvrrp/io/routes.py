@@ -34,6 +34,11 @@ ROUTE_TYPES = {
     "nat": 10,
 }
 SCOPE_UNIVERSE, SCOPE_LINK, SCOPE_HOST = 0, 253, 254
+_TYPE_SCOPES = {
+    ROUTE_TYPES["local"]: SCOPE_HOST,
+    ROUTE_TYPES["broadcast"]: SCOPE_LINK,
+    ROUTE_TYPES["anycast"]: SCOPE_LINK,
+}
 RTNH_F_ONLINK = 4
 # linux/fib_rules.h
 RULE_ACTIONS = {"table": 1, "goto": 2, "nop": 3, "blackhole": 6, "unreachable": 7, "prohibit": 8}
@@ -104,14 +109,9 @@ def route_spec(r: Route, default_dev: str | None = None) -> NetSpec:
         if lock:
             metrics["lock"] = lock
         kw["metrics"] = metrics
-    if r.scope is not None:
-        kw["scope"] = r.scope
-    elif rtype == ROUTE_TYPES["local"]:
-        kw["scope"] = SCOPE_HOST
-    elif rtype == ROUTE_TYPES["unicast"] and r.via is None and devs:
-        kw["scope"] = SCOPE_LINK  # what `ip route add` chooses for a directly connected route
-    else:
-        kw["scope"] = SCOPE_UNIVERSE
+    # keepalived 2.2.7 sends universe scope unless the line gives one (not iproute2's link scope for a route
+    # without gateway); the kernel refuses that for local, broadcast and anycast routes, which get theirs.
+    kw["scope"] = r.scope if r.scope is not None else _TYPE_SCOPES.get(rtype, SCOPE_UNIVERSE)
     return NetSpec("route", r.text, tuple(sorted(kw.items())), tuple(devs))
 
 
