@@ -193,7 +193,9 @@ def _route(r: Reporter, n: Node, static: bool) -> Route:
             _route_destination(r, n, x, f)
     if "destination" not in f:
         raise Skip("a route must have a destination")
-    family = f.pop("family")
+    family = f.pop("family", 4)
+    if f["destination"] is None:
+        f["destination"] = ipaddress.ip_network("::/0" if family == 6 else "0.0.0.0/0")
     if f.get("pref") is not None and family != 6:
         raise Skip("pref is only valid for IPv6")
     if not f.get("no_track"):
@@ -208,9 +210,7 @@ def _route(r: Reporter, n: Node, static: bool) -> Route:
 
 def _route_destination(r: Reporter, n: Node, x: str, f: dict[str, Any]) -> None:
     if x == "default":
-        fam = f.get("family", 4)
-        f["destination"] = ipaddress.ip_network("::/0" if fam == 6 else "0.0.0.0/0")
-        f["family"] = fam
+        f["destination"] = None  # its family is the route's, known at the end of the line
         return
     net = _net(r, n, x, "destination")
     _family(f, net.version)
