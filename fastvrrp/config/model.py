@@ -92,6 +92,17 @@ class RouteMetric:
 
 
 @dataclass(frozen=True, slots=True)
+class Nexthop:
+    """One path of a multipath route (`nexthop via ADDR dev IF weight N onlink realms R`, or `or ADDR`)."""
+
+    via: IPAddress | None = None
+    dev: str | None = None
+    weight: int = 1  # 1..256
+    onlink: bool = False
+    realms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """One line of virtual_routes / static_routes, every keyword read into a field (config/route_lines.py).
     Numbers are the kernel's: table, protocol, scope, tos, realms ((from << 16) | to) as in rtnetlink."""
@@ -112,6 +123,7 @@ class Route:
     realms: int | None = None
     pref: int | None = None  # IPv6 router preference: 0 medium, 1 high, 3 low
     metrics: tuple[RouteMetric, ...] = ()
+    nexthops: tuple[Nexthop, ...] = ()  # a multipath route: `via` and `dev` are then None
     no_track: bool = False
     track_group: str | None = None  # static_routes only
 

@@ -5,11 +5,12 @@ compared with it in tests/netns/test_route_verdicts.py). Three outcomes for a li
 - read: a `Route` / `Rule` whose fields io/routes.py turns into netlink messages without reading words again;
 - skipped: keepalived drops the line with a message and starts (an unknown keyword, a bad value, a rule
   without action ...): fastvrrp drops it too and reports an adjustment that names the problem;
-- refused: a keyword keepalived applies and fastvrrp cannot (multipath, encap, vrf, expires, the rtt
-  metrics) or a keyword without its value: a configuration error.
-Adjustments that keep the line, as keepalived does: `gw` (deprecated for `via`), a prefix length over the
-maximum (the maximum is used), a tracked route or rule with a protocol other than keepalived's (reset to
-it), a route without an interface (not tracked), a rule without priority (keepalived's 16384, 16383, ...).
+- refused: a keyword keepalived applies and fastvrrp cannot (encap, vrf, expires, ttl-propagate, append,
+  fastopen_no_cookie) or a keyword without its value: a configuration error.
+Adjustments that keep the line, as keepalived does: `gw` (deprecated for `via`), `or` (deprecated for
+`nexthop`), words after the nexthops (not read), a prefix length over the maximum (the maximum is used), a
+tracked route or rule with a protocol other than keepalived's (reset to it), a route without an interface
+(not tracked), a rule without priority (keepalived's 16384, 16383, ...).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from . import iproute2_names as names
 from .lexer import Node
-from .model import Route, RouteMetric, Rule
+from .model import Nexthop, Route, RouteMetric, Rule
 from .values import Reporter
 
 U32 = 2**32 - 1
@@ -43,8 +44,6 @@ _METRICS = {
     "initrwnd": U32,
 }
 _ROUTE_REFUSED = {
-    "or": "multipath routes ('or')",
-    "nexthop": "multipath routes ('nexthop')",
     "encap": "'encap' (lightweight tunnels)",
     "vrf": "'vrf'",
     "expires": "'expires'",
@@ -177,11 +176,16 @@ def _route(r: Reporter, n: Node, static: bool) -> Route:
     metrics: dict[str, RouteMetric] = {}
     if w.w[0] in ROUTE_TYPES:
         f["type"] = w.next()
+    ors: list[Any] = []
     while w.more():
         x = w.next()
-        if x in _ROUTE_REFUSED:
+        if x == "nexthop":
+            f["nexthops"] = _nexthops(r, n, w, f)
+        elif x == "or":
+            ors.append(_addr(w.value(x), "'or' address", f))
+        elif x in _ROUTE_REFUSED:
             raise Refuse(f"{_ROUTE_REFUSED[x]} not supported by fastvrrp")
-        if x in _METRICS or x in _TIME_METRICS or x in ("congctl", "features", "quickack"):
+        elif x in _METRICS or x in _TIME_METRICS or x in ("congctl", "features", "quickack"):
             _route_metric(w, x, metrics)
         elif x in ("no_track", "onlink"):
             f[x] = True
@@ -205,7 +209,49 @@ def _route(r: Reporter, n: Node, static: bool) -> Route:
         if f.get("dev") is None:
             r.adjust(n, "route without 'dev' is not tracked, as keepalived does")
             f["no_track"] = True
+    if ors:
+        _or_as_nexthops(r, n, f, ors)
     return Route(" ".join(w.w), family=family, metrics=tuple(metrics.values()), **f)
+
+
+def _nexthops(r: Reporter, n: Node, w: _Words, f: dict[str, Any]) -> tuple[Nexthop, ...]:
+    """`nexthop ...` groups up to the end of the line (what follows them is not read, as keepalived)."""
+    hops: list[dict[str, Any]] = [{}]
+    while w.more():
+        x = w.next()
+        hop = hops[-1]
+        if x == "nexthop":
+            hops.append({})
+        elif x == "via":
+            v = w.value(x)
+            hop["via"] = _addr(w.value(x) if v in ("inet", "inet6") else v, "nexthop via address", f)
+        elif x == "dev":
+            hop["dev"] = w.value(x)
+        elif x == "weight":
+            v = w.value(x)
+            hop["weight"] = _uint(v, 256, "nexthop weight")
+            if hop["weight"] == 0:
+                raise Skip("nexthop weight 0 is invalid (1-256)")
+        elif x == "onlink":
+            hop["onlink"] = True
+        elif x == "realms":
+            hop["realms"] = _realms(w.value(x))
+        else:
+            rest = " ".join(w.w[w.i - 1 :])
+            r.adjust(n, f"'{rest}' after the nexthops is not read, as keepalived does")
+            w.i = len(w.w)
+    if any(not h.get("via") and not h.get("dev") for h in hops):
+        raise Skip("a nexthop needs 'via' or 'dev'")
+    return tuple(Nexthop(**h) for h in hops)
+
+
+def _or_as_nexthops(r: Reporter, n: Node, f: dict[str, Any], ors: list[Any]) -> None:
+    """`via A or B`: keepalived's deprecated spelling of nexthops of weight 1 (each on `dev`, if given)."""
+    if "via" not in f or "nexthops" in f:
+        raise Skip("'or' only follows 'via' in a route without 'nexthop'")
+    r.adjust(n, "'or' is deprecated for routes, read as nexthops, as keepalived does")
+    dev = f.pop("dev", None)
+    f["nexthops"] = tuple(Nexthop(via=a, dev=dev) for a in (f.pop("via"), *ors))
 
 
 def _route_destination(r: Reporter, n: Node, x: str, f: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastvrrp.config.model import Route, Rule
+from fastvrrp.config.model import Nexthop, Route, Rule
 
 # linux/rtnetlink.h
 ROUTE_TYPES = {
@@ -60,11 +60,19 @@ class NetSpec:
     def kwargs(self, index_of: Any) -> dict[str, Any]:
         kw = dict(self.kw)
         for key, name in self.devs:
-            idx = index_of(name)
-            if idx is None:
-                raise LookupError(f"interface {name} does not exist")
-            kw[key] = idx
+            kw[key] = _index(index_of, name)
+        if "multipath" in kw:  # each path's interface by name (`dev`), resolved here too
+            kw["multipath"] = [
+                {k: (_index(index_of, v) if k == "oif" else v) for k, v in hop} for hop in kw["multipath"]
+            ]
         return kw
+
+
+def _index(index_of: Any, name: str) -> int:
+    idx = index_of(name)
+    if idx is None:
+        raise LookupError(f"interface {name} does not exist")
+    return int(idx)
 
 
 def _family(version: int) -> int:
@@ -85,9 +93,9 @@ def route_spec(r: Route, default_dev: str | None = None) -> NetSpec:
     }
     devs: list[tuple[str, str]] = []
     dev = r.dev
-    if dev is None and rtype == ROUTE_TYPES["unicast"] and r.via is None:
+    if dev is None and rtype == ROUTE_TYPES["unicast"] and r.via is None and not r.nexthops:
         dev = default_dev
-    if dev is not None:
+    if dev is not None and not r.nexthops:
         devs.append(("oif", dev))
     if r.via is not None:
         kw["gateway"] = str(r.via)
@@ -103,6 +111,8 @@ def route_spec(r: Route, default_dev: str | None = None) -> NetSpec:
         kw["flow"] = r.realms
     if r.pref is not None:
         kw["pref"] = r.pref
+    if r.nexthops:
+        kw["multipath"] = tuple(_hop(h, r.dev) for h in r.nexthops)
     if r.metrics:
         metrics: dict[str, Any] = {m.name: m.value for m in r.metrics}
         lock = sum(1 << _RTAX[m.name] for m in r.metrics if m.lock)
@@ -113,6 +123,22 @@ def route_spec(r: Route, default_dev: str | None = None) -> NetSpec:
     # without gateway); the kernel refuses that for local, broadcast and anycast routes, which get theirs.
     kw["scope"] = r.scope if r.scope is not None else _TYPE_SCOPES.get(rtype, SCOPE_UNIVERSE)
     return NetSpec("route", r.text, tuple(sorted(kw.items())), tuple(devs))
+
+
+def _hop(h: Nexthop, route_dev: str | None) -> tuple[tuple[str, Any], ...]:
+    """One path of RTA_MULTIPATH for pyroute2: weight as rtnh_hops (weight - 1); `oif` still a name (the
+    route's `dev` for a path without its own)."""
+    hop: dict[str, Any] = {"hops": h.weight - 1}
+    if h.via is not None:
+        hop["gateway"] = str(h.via)
+    dev = h.dev or route_dev
+    if dev is not None:
+        hop["oif"] = dev
+    if h.onlink:
+        hop["flags"] = RTNH_F_ONLINK
+    if h.realms is not None:
+        hop["flow"] = h.realms
+    return tuple(sorted(hop.items()))
 
 
 # linux/rtnetlink.h RTAX_* (the lock bit of a metric is 1 << its number)

@@ -45,13 +45,9 @@ INTERFACE_CHECKS = {
     "198.51.100.0/24 via 192.0.2.254 dev nosuch0",
     "from 192.0.2.0/24 table 100 iif nosuch0 priority 5",
 }
-# keepalived skips, adjusts or fails these too, but fastvrrp refuses them with an error (multipath, a
-# keyword without its value): both verdicts say "not clean", the test checks fastvrrp says why.
+# keepalived skips, adjusts or fails these too, but fastvrrp refuses them with an error (what it does not
+# apply, a keyword without its value): both verdicts say "not clean", the test checks fastvrrp says why.
 ERRORS = {
-    "198.51.100.0/24 via 192.0.2.254 or 192.0.2.253 dev eth0": "multipath routes ('or')",
-    "198.51.100.0/24 nexthop via 192.0.2.254 dev eth0 weight 1 nexthop via 192.0.2.253 dev eth0 weight 2": (
-        "multipath routes ('nexthop')"
-    ),
     "198.51.100.0/24 via 192.0.2.254 dev eth0 vrf blue": "'vrf'",
     "198.51.100.0/24 via 192.0.2.254 dev eth0 expires 10": "'expires'",
     "198.51.100.0/24 via 192.0.2.254 dev eth0 metric": "'metric' needs a value",

@@ -83,6 +83,11 @@ TYPED_ROUTES = (
     "throw 198.18.3.0/24 table 100",
     "2001:db8:1::/64 dev eth0 table 100 pref high metric 5",
     "default via 192.0.2.254 dev eth0 table 100 metric 1000",
+    "198.18.8.0/24 table 100 metric 5 nexthop via 192.0.2.254 dev eth0 weight 1"
+    " nexthop via 192.0.2.253 dev eth0 weight 2 onlink",
+    "198.18.9.0/24 via 192.0.2.254 or 192.0.2.253 table 100",
+    "198.18.10.0/24 table 100 nexthop via 192.0.2.254 realms 2 nexthop via inet 192.0.2.253",
+    "2001:db8:2::/64 table 100 nexthop via fe80::1 dev eth0 nexthop via fe80::2 dev eth0",
     "198.18.4.0/24 via 192.0.2.254 dev eth0 table 100 bogus 3",  # skipped by both: unknown keyword
 )
 TYPED_RULES = (
@@ -156,7 +161,10 @@ def test_typed_routes_and_rules_as_keepalived_installs_them(lab, keepalived_bin)
         pass  # the assertion below shows the difference
     got = kernel_routes_and_rules(lab, fv.ns)
     assert got == kernel_routes_and_rules(lab, ka.ns)
-    assert len(got["route4"]) == len(TYPED_ROUTES) - 3 and len(got["route6"]) == 1
+    assert len(got["route4"]) == len(TYPED_ROUTES) - 4 and len(got["route6"]) == 2
+    multipath = {r["dst"]: r.get("nexthops") for r in got["route4"] + got["route6"] if "nexthops" in r}
+    assert set(multipath) == {"198.18.8.0/24", "198.18.9.0/24", "198.18.10.0/24", "2001:db8:2::/64"}
+    assert [h.get("weight") for h in multipath["198.18.8.0/24"]] == [1, 2]
     local = [
         r
         for r in ip_json(lab, fv.ns, "route show table 100 type local")

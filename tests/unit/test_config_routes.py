@@ -11,7 +11,7 @@ import pytest
 
 from fastvrrp.config import check
 from fastvrrp.config.lexer import Node
-from fastvrrp.config.model import RouteMetric
+from fastvrrp.config.model import Nexthop, RouteMetric
 from fastvrrp.config.route_lines import route, rule, static_route, static_rule
 from fastvrrp.config.values import Reporter
 from fastvrrp.io import routes as io
@@ -168,8 +168,6 @@ def test_route_adjusted_and_kept(line, adjusted, want):
 @pytest.mark.parametrize(
     ("line", "why"),
     [
-        ("198.51.100.0/24 via 192.0.2.1 or 192.0.2.2 dev eth0", "multipath routes ('or') not supported"),
-        ("198.51.100.0/24 nexthop via 192.0.2.1 dev eth0", "multipath routes ('nexthop') not supported"),
         ("198.51.100.0/24 dev eth0 encap mpls 100", "'encap' (lightweight tunnels) not supported"),
         ("198.51.100.0/24 dev eth0 vrf blue", "'vrf' not supported"),
         ("2001:db8::/64 dev eth0 expires 10", "'expires' not supported"),
@@ -185,6 +183,64 @@ def test_route_refused(line, why):
     assert got is None and not r.adjustments
     (p,) = r.problems
     assert (p.file, p.line) == ("k.conf", 7) and p.message.startswith(f"route '{line}': {why}")
+
+
+def test_multipath_routes():
+    got, r = read(
+        route,
+        "198.51.100.0/24 table 100 nexthop via 192.0.2.1 dev eth0 weight 3 onlink nexthop via inet 192.0.2.2"
+        " realms 2 nexthop dev eth1",
+    )
+    assert not r.problems and [a.message for a in r.adjustments] == [
+        "route without 'dev' is not tracked, as keepalived does"
+    ]
+    assert (got.via, got.dev, got.table) == (None, None, 100)
+    assert got.nexthops == (
+        Nexthop(ip("192.0.2.1"), "eth0", 3, True),
+        Nexthop(ip("192.0.2.2"), realms=2),
+        Nexthop(dev="eth1"),
+    )
+    spec = io.route_spec(got, "eth9")
+    assert spec.devs == () and dict(spec.kw)["multipath"] == (
+        (("flags", 4), ("gateway", "192.0.2.1"), ("hops", 2), ("oif", "eth0")),
+        (("flow", 2), ("gateway", "192.0.2.2"), ("hops", 0)),
+        (("hops", 0), ("oif", "eth1")),
+    )
+    index = {"eth0": 5, "eth1": 6}.get
+    assert spec.kwargs(index)["multipath"] == [
+        {"flags": 4, "gateway": "192.0.2.1", "hops": 2, "oif": 5},
+        {"flow": 2, "gateway": "192.0.2.2", "hops": 0},
+        {"hops": 0, "oif": 6},
+    ]
+    with pytest.raises(LookupError, match="interface eth1 does not exist"):
+        spec.kwargs({"eth0": 5}.get)
+    # keepalived's deprecated `or`: nexthops of weight 1, each on the route's dev
+    got, r = read(route, "198.51.100.0/24 via 192.0.2.1 or 192.0.2.2 or 192.0.2.3 dev eth0")
+    assert [a.message for a in r.adjustments] == [
+        "'or' is deprecated for routes, read as nexthops, as keepalived does"
+    ]
+    assert got.nexthops == tuple(Nexthop(ip(f"192.0.2.{i}"), "eth0") for i in (1, 2, 3)) and got.dev is None
+    # what follows the nexthops is not read (keepalived: "trailing nonsense")
+    got, r = read(route, "198.51.100.0/24 nexthop via 192.0.2.1 table 100")
+    assert got.table == 254 and got.nexthops == (Nexthop(ip("192.0.2.1")),)
+    assert "'table 100' after the nexthops is not read, as keepalived does" in [
+        a.message for a in r.adjustments
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("198.51.100.0/24 nexthop via 192.0.2.1 weight 0", "nexthop weight 0 is invalid (1-256)"),
+        ("198.51.100.0/24 nexthop via 192.0.2.1 weight 257", "nexthop weight 257 out of range [0, 256]"),
+        ("198.51.100.0/24 nexthop via 2001:db8::1", "mixes IPv4 and IPv6"),
+        ("198.51.100.0/24 nexthop weight 2", "a nexthop needs 'via' or 'dev'"),
+        ("198.51.100.0/24 dev eth0 or 192.0.2.1", "'or' only follows 'via'"),
+    ],
+)
+def test_multipath_skipped(line, why):
+    got, r = read(route, line)
+    assert got is None and not r.problems and why in r.adjustments[-1].message, r.adjustments
 
 
 def test_static_route_takes_track_group():
