@@ -4,6 +4,7 @@ master on a graceful stop, removed on exit (state read through netlink, `ip -j`)
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 
@@ -184,3 +185,54 @@ def test_typed_routes_and_rules_as_keepalived_installs_them(lab, keepalived_bin)
     for r in (r3, fv, ka):
         assert r.stop() == 0
     assert kernel_routes_and_rules(lab, r3.ns) == empty
+
+
+STATIC = (
+    "static_routes {\n"
+    "    198.51.100.0/24 via 192.0.2.254 dev eth0 table 100 metric 3\n"
+    "    blackhole 203.0.113.0/24 table 100\n"
+    "}\n"
+    "static_rules {\n"
+    "    from 192.0.2.50 table 100 priority 77\n"
+    "    to 203.0.113.0/24 table 100\n"
+    "}\n"
+)
+
+
+def test_static_routes_and_rules_as_keepalived(lab, keepalived_bin):
+    """static_routes / static_rules: in the kernel while the daemon runs (whatever the instance's state), as
+    keepalived puts them; gone after a graceful stop; a reload adds and removes the difference."""
+    lan = Lan(lab, routers=2, client=False)
+    ka = lan.router(1, "keepalived", [spec(100, vrid=51)], keepalived_bin=keepalived_bin)
+    fv = lan.router(2, "fastvrrp", [spec(100, vrid=52)])
+    for r in (ka, fv):
+        r.blocks_before = STATIC
+        r.start()
+    wait_for(lambda: len(kernel_routes_and_rules(lab, ka.ns)["rule4"]) == 2, timeout=10, what="keepalived's")
+    wait_for(
+        lambda: kernel_routes_and_rules(lab, fv.ns) == kernel_routes_and_rules(lab, ka.ns),
+        timeout=5,
+        what="fastvrrp's static routes and rules to be keepalived's",
+    )
+    got = kernel_routes_and_rules(lab, fv.ns)
+    assert [r["dst"] for r in got["route4"]] == ["198.51.100.0/24", "203.0.113.0/24"]
+    assert sorted(r["priority"] for r in got["rule4"]) == [77, 16384]
+    # reload: one route and one rule dropped, one route added
+    fv.blocks_before = STATIC.replace(
+        "    blackhole 203.0.113.0/24 table 100\n", "    198.18.0.0/24 dev eth0 table 100\n"
+    )
+    fv.blocks_before = fv.blocks_before.replace("    to 203.0.113.0/24 table 100\n", "")
+    fv.write_config()
+    fv.proc.send_signal(signal.SIGHUP)
+
+    def after_reload() -> tuple[list[str], list[int]]:
+        now = kernel_routes_and_rules(lab, fv.ns)
+        return sorted(r["dst"] for r in now["route4"]), [r["priority"] for r in now["rule4"]]
+
+    wait_for(
+        lambda: after_reload() == (["198.18.0.0/24", "198.51.100.0/24"], [77]), timeout=5, what="the reload"
+    )
+    for r in (fv, ka):
+        assert r.stop() == 0
+    empty = {"route4": [], "route6": [], "rule4": [], "rule6": []}
+    assert kernel_routes_and_rules(lab, fv.ns) == empty == kernel_routes_and_rules(lab, ka.ns)
