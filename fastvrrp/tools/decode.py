@@ -287,7 +287,9 @@ def explain(found: Found) -> str:
     if r == "checksum":
         if found.family == 4 and pkt.version == 3:
             return _v3_ipv4_checksum_explained(found)
-        return f"checksum 0x{pkt.checksum:04x} is wrong (RFC 5798 5.2.8)"
+        if found.family == 6:
+            return f"checksum 0x{pkt.checksum:04x} is wrong with the IPv6 pseudo-header (RFC 5798 5.2.8)"
+        return f"checksum 0x{pkt.checksum:04x} is wrong on the message alone (RFC 3768 5.3.8)"
     if r == "vrid":
         return f"VRID {pkt.vrid} is not allowed, it must be 1-255 (RFC 5798 5.2.3)"
     if r == "adver_int":

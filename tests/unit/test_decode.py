@@ -332,6 +332,17 @@ def test_message_cut_inside_the_header_still_shows_its_fields(tmp_path, capsys, 
     assert ("int 250 ms" in line4) == (cut >= 6)
 
 
+def test_checksum_of_v2_and_ipv6_names_its_form(tmp_path, capsys):
+    m2, c2 = vrrp(version=2, interval=1, csum_xor=0x0101)
+    m6, c6 = vrrp(addrs=("fe80::1",), src=SRC6, dst=MC6, csum_xor=0x0101)
+    path = str(tmp_path / "csum.pcap")
+    wrpcap(path, [eth(ipv4(m2)), eth(ipv6(m6))])
+    rc, out, _ = run_cli(["decode", path], capsys)
+    v2, v6 = out.splitlines()
+    assert f"checksum 0x{c2:04x} is wrong on the message alone (RFC 3768 5.3.8)" in v2
+    assert f"checksum 0x{c6:04x} is wrong with the IPv6 pseudo-header (RFC 5798 5.2.8)" in v6
+
+
 @pytest.mark.parametrize(
     ("policy", "form", "words"),
     [
