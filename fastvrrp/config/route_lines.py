@@ -16,6 +16,7 @@ tracked route or rule with a protocol other than keepalived's (reset to it), a r
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Any
 
 from . import iproute2_names as names
@@ -28,8 +29,18 @@ RTPROT_KEEPALIVED = 18
 FIRST_DEFAULT_RULE_PRIORITY = 16384  # keepalived counts down from here for rules without one
 
 ROUTE_TYPES = frozenset(
-    {"unicast", "local", "broadcast", "anycast", "multicast", "blackhole", "unreachable", "prohibit", "throw"}
-    | {"nat"}
+    (
+        "unicast",
+        "local",
+        "broadcast",
+        "anycast",
+        "multicast",
+        "blackhole",
+        "unreachable",
+        "prohibit",
+        "throw",
+        "nat",
+    )
 )
 # u32 metrics, with the upper bound keepalived checks
 _METRICS = {
@@ -57,8 +68,8 @@ _TIME_METRICS = {"rtt": 8, "rttvar": 4, "rto_min": 1}  # kernel units per millis
 _MIN_RTT_MS = 200
 _PREFS = {"medium": 0, "high": 1, "low": 3}  # ICMPV6_ROUTER_PREF_*
 _RULE_ACTIONS = frozenset({"blackhole", "unreachable", "prohibit", "nop"})
+# IP protocol names without /etc/protocols (netbase); the file, when present, knows the others.
 _IP_PROTOS = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51, "ipv6-icmp": 58}
-_IP_PROTOS |= {"sctp": 132, "udplite": 136, "icmpv6": 58, "ospf": 89, "vrrp": 112, "pim": 103}
 
 
 class Skip(Exception):
@@ -442,12 +453,23 @@ def _rule_match(w: _Words, x: str, f: dict[str, Any]) -> bool:
         f[x] = _range(w.value(x), 0xFFFF, f"{x} range")
     elif x == "ipproto":
         v = w.value(x)
-        f["ip_proto"] = _IP_PROTOS[v] if v in _IP_PROTOS else _uint(v, 255, "ipproto")
+        f["ip_proto"] = _ip_proto(v)
     elif x == "protocol":
         f["protocol"] = _uint(w.value(x), 255, "protocol")
     else:
         return False
     return True
+
+
+def _ip_proto(v: str) -> int:
+    if v in _IP_PROTOS:
+        return _IP_PROTOS[v]
+    if not v.isdigit():
+        try:
+            return socket.getprotobyname(v)
+        except OSError:
+            pass
+    return _uint(v, 255, "ipproto")
 
 
 def _range(text: str, hi: int, what: str) -> tuple[int, int]:
