@@ -124,6 +124,7 @@ class Route:
     pref: int | None = None  # IPv6 router preference: 0 medium, 1 high, 3 low
     metrics: tuple[RouteMetric, ...] = ()
     nexthops: tuple[Nexthop, ...] = ()  # a multipath route: `via` and `dev` are then None
+    append: bool = False  # added with NLM_F_APPEND (beside a route of the same key) rather than exclusively
     no_track: bool = False
     track_group: str | None = None  # static_routes only
 

@@ -5,7 +5,7 @@ compared with it in tests/netns/test_route_verdicts.py). Three outcomes for a li
 - read: a `Route` / `Rule` whose fields io/routes.py turns into netlink messages without reading words again;
 - skipped: keepalived drops the line with a message and starts (an unknown keyword, a bad value, a rule
   without action ...): fastvrrp drops it too and reports an adjustment that names the problem;
-- refused: a keyword keepalived applies and fastvrrp cannot (encap, vrf, expires, ttl-propagate, append,
+- refused: a keyword keepalived applies and fastvrrp cannot (encap, vrf, expires, ttl-propagate,
   fastopen_no_cookie) or a keyword without its value: a configuration error.
 Adjustments that keep the line, as keepalived does: `gw` (deprecated for `via`), `or` (deprecated for
 `nexthop`), words after the nexthops (not read), a prefix length over the maximum (the maximum is used), a
@@ -59,7 +59,6 @@ _ROUTE_REFUSED = {
     "vrf": "'vrf'",
     "expires": "'expires'",
     "ttl-propagate": "'ttl-propagate'",
-    "append": "'append'",
     "fastopen_no_cookie": "'fastopen_no_cookie'",
 }
 # Times: a bare number is the kernel's own unit (as with ip route), `Nms` / `Ns` are milliseconds turned into
@@ -198,7 +197,7 @@ def _route(r: Reporter, n: Node, static: bool) -> Route:
             raise Refuse(f"{_ROUTE_REFUSED[x]} not supported by fastvrrp")
         elif x in _METRICS or x in _TIME_METRICS or x in ("congctl", "features", "quickack"):
             _route_metric(w, x, metrics)
-        elif x in ("no_track", "onlink"):
+        elif x in ("no_track", "onlink", "append"):
             f[x] = True
         elif x == "track_group" and static:
             f["track_group"] = w.value(x)

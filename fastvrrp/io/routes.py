@@ -56,6 +56,7 @@ class NetSpec:
     text: str  # the line, for logs
     kw: tuple[tuple[str, Any], ...]
     devs: tuple[tuple[str, str], ...] = ()  # (pyroute2 keyword, interface name), resolved when applied
+    add_command: str = "add"  # pyroute2's command when adding: "add", or "append" (NLM_F_APPEND)
 
     def kwargs(self, index_of: Any) -> dict[str, Any]:
         kw = dict(self.kw)
@@ -122,7 +123,7 @@ def route_spec(r: Route, default_dev: str | None = None) -> NetSpec:
     # keepalived 2.2.7 sends universe scope unless the line gives one (not iproute2's link scope for a route
     # without gateway); the kernel refuses that for local, broadcast and anycast routes, which get theirs.
     kw["scope"] = r.scope if r.scope is not None else _TYPE_SCOPES.get(rtype, SCOPE_UNIVERSE)
-    return NetSpec("route", r.text, tuple(sorted(kw.items())), tuple(devs))
+    return NetSpec("route", r.text, tuple(sorted(kw.items())), tuple(devs), "append" if r.append else "add")
 
 
 def _hop(h: Nexthop, route_dev: str | None) -> tuple[tuple[str, Any], ...]:
@@ -230,7 +231,7 @@ def apply(ipr: Any, specs: Sequence[NetSpec], add: bool) -> NetResult:
         try:
             kw = spec.kwargs(index_of)
             fn = ipr.route if spec.kind == "route" else ipr.rule
-            fn("add" if add else "del", **kw)
+            fn(spec.add_command if add else "del", **kw)
             res.done.append(spec)
         except NetlinkError as exc:
             if exc.code in benign:

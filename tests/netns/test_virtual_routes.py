@@ -84,6 +84,7 @@ TYPED_ROUTES = (
     "throw 198.18.3.0/24 table 100",
     "2001:db8:1::/64 dev eth0 table 100 pref high metric 5",
     "default via 192.0.2.254 dev eth0 table 100 metric 1000",
+    "198.18.11.0/24 via 192.0.2.254 dev eth0 table 100 append",
     "198.18.8.0/24 table 100 metric 5 nexthop via 192.0.2.254 dev eth0 weight 1"
     " nexthop via 192.0.2.253 dev eth0 weight 2 onlink",
     "198.18.9.0/24 via 192.0.2.254 or 192.0.2.253 table 100",

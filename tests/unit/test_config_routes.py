@@ -62,6 +62,7 @@ def fields(obj, names):
         ("throw 198.51.100.0/24 dev eth0", {"type": "throw"}),
         ("local 198.51.100.0/24 dev eth0", {"type": "local"}),
         ("nat 198.51.100.0/24 dev eth0", {"type": "nat"}),
+        ("198.51.100.0/24 dev eth0 append", {"append": True}),
     ],
 )
 def test_route_keyword(line, want):
@@ -172,7 +173,6 @@ def test_route_adjusted_and_kept(line, adjusted, want):
         ("198.51.100.0/24 dev eth0 vrf blue", "'vrf' not supported"),
         ("2001:db8::/64 dev eth0 expires 10", "'expires' not supported"),
         ("198.51.100.0/24 dev eth0 ttl-propagate enabled", "'ttl-propagate' not supported"),
-        ("198.51.100.0/24 dev eth0 append", "'append' not supported"),
         ("198.51.100.0/24 dev eth0 fastopen_no_cookie 1", "'fastopen_no_cookie' not supported"),
         ("198.51.100.0/24 dev eth0 metric", "'metric' needs a value"),
         ("198.51.100.0/24 dev eth0 mtu lock", "'mtu' needs a value"),
@@ -377,7 +377,8 @@ def test_route_netlink_arguments_come_from_the_fields():
         "flow": (3 << 16) | 4, "scope": 0,
         "metrics": {"mtu": 1300, "ssthresh": 14, "cc_algo": "cubic", "lock": (1 << 2) | (1 << 6)},
     }  # fmt: skip
-    assert spec.devs == (("oif", "eth0"),) and spec.kind == "route"
+    assert spec.devs == (("oif", "eth0"),) and spec.kind == "route" and spec.add_command == "add"
+    assert io.route_spec(read(route, "198.51.100.0/24 dev eth0 append")[0]).add_command == "append"
     # no dev and no gateway: the instance's interface; keepalived's universe scope unless local
     assert io.route_spec(read(route, "198.51.100.0/24 no_track")[0], "eth1").devs == (("oif", "eth1"),)
     assert dict(io.route_spec(read(route, "198.51.100.0/24 dev eth0")[0]).kw)["scope"] == 0
