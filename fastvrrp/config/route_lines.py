@@ -221,6 +221,7 @@ def _route(r: Reporter, n: Node, static: bool) -> Route:
             f["no_track"] = True
     if ors:
         _or_as_nexthops(r, n, f, ors)
+    _not_tracked(r, n, f, static)
     return Route(" ".join(w.w), family=family, metrics=tuple(metrics.values()), **f)
 
 
@@ -386,7 +387,24 @@ def _rule(r: Reporter, n: Node, static: bool) -> Rule:
     if not f.get("no_track") and f.get("protocol", RTPROT_KEEPALIVED) != RTPROT_KEEPALIVED:
         r.adjust(n, "a tracked rule's protocol is reset to keepalived (18), as keepalived does")
         f["protocol"] = RTPROT_KEEPALIVED
+    _not_tracked(r, n, f, static)
     return Rule(" ".join(w.w), family=f.pop("family", 4), **f)
+
+
+_TRACKING = "tracking of virtual routes and rules (keepalived leaves MASTER when one is deleted)"
+_STATIC_TRACK_GROUP = "track_group of static routes and rules"
+
+
+def _not_tracked(r: Reporter, n: Node, f: dict[str, Any], static: bool) -> None:
+    """What fastvrrp does not do with a route or rule: a note (one per feature) rather than silence. A
+    static line's track_group must still name a track_group (checked with the static addresses')."""
+    if static and f.get("track_group") is not None:
+        r.unsupported(n, _STATIC_TRACK_GROUP)
+        groups = getattr(r, "static_track_groups", None)  # the Reader's list (config/reader.py)
+        if groups is not None:
+            groups.append((f["track_group"], n))
+    elif not static and not f.get("no_track"):
+        r.unsupported(n, _TRACKING)
 
 
 def _default_rule_priority(r: Reporter, n: Node) -> int:

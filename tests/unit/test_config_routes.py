@@ -462,3 +462,29 @@ def test_iproute2_names_read_the_files_and_their_d_directories(tmp_path, monkeyp
         assert got.table == 201 and not r.adjustments
     finally:
         iproute2_names.names.cache_clear()
+
+
+def test_what_fastvrrp_does_not_do_is_noted(tmp_path):
+    """A tracked virtual route or rule (keepalived leaves MASTER when it is deleted) and the track_group of a
+    static line are notes, once per feature; a track_group must exist, as for static addresses."""
+    p = tmp_path / "k.conf"
+    p.write_text(
+        "track_group G {\n group {\n  A\n }\n}\n"
+        "static_routes {\n 198.51.100.0/24 dev eth0 track_group G\n}\n"
+        "static_rules {\n from 192.0.2.1 table 1 priority 5 track_group G\n}\n"
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n"
+        " virtual_ipaddress {\n  192.0.2.10/24\n }\n"
+        " virtual_routes {\n  203.0.113.0/24 dev eth0\n  203.0.114.0/24 dev eth0 no_track\n }\n"
+        " virtual_rules {\n  from 192.0.2.10 table 100 priority 9\n }\n}\n"
+    )
+    cfg, problems, unsupported = check(str(p))
+    assert cfg is not None, problems
+    assert [(u.line, u.message) for u in unsupported] == [
+        (7, "'198.51.100.0/24': track_group of static routes and rules not implemented by fastvrrp, ignored"
+            " (and 1 more place)"),
+        (19, "'203.0.113.0/24': tracking of virtual routes and rules (keepalived leaves MASTER when one is"
+             " deleted) not implemented by fastvrrp, ignored (and 1 more place)"),
+    ]  # fmt: skip
+    p.write_text("static_routes {\n 198.51.100.0/24 dev eth0 track_group NOPE\n}\n")
+    cfg, problems, _ = check(str(p))
+    assert cfg is None and [(x.line, x.message) for x in problems] == [(2, "no track_group 'NOPE'")]
