@@ -122,6 +122,7 @@ class Route:
     onlink: bool = False
     realms: int | None = None
     pref: int | None = None  # IPv6 router preference: 0 medium, 1 high, 3 low
+    expires: int | None = None  # IPv6: seconds until the kernel removes the route
     metrics: tuple[RouteMetric, ...] = ()
     nexthops: tuple[Nexthop, ...] = ()  # a multipath route: `via` and `dev` are then None
     append: bool = False  # added with NLM_F_APPEND (beside a route of the same key) rather than exclusively

@@ -5,7 +5,7 @@ compared with it in tests/netns/test_route_verdicts.py). Three outcomes for a li
 - read: a `Route` / `Rule` whose fields io/routes.py turns into netlink messages without reading words again;
 - skipped: keepalived drops the line with a message and starts (an unknown keyword, a bad value, a rule
   without action ...): fastvrrp drops it too and reports an adjustment that names the problem;
-- refused: a keyword keepalived applies and fastvrrp cannot (encap, vrf, expires, ttl-propagate,
+- refused: a keyword keepalived applies and fastvrrp cannot (encap, vrf, ttl-propagate,
   fastopen_no_cookie) or a keyword without its value: a configuration error.
 Adjustments that keep the line, as keepalived does: `gw` (deprecated for `via`), `or` (deprecated for
 `nexthop`), words after the nexthops (not read), a prefix length over the maximum (the maximum is used), a
@@ -57,7 +57,6 @@ _METRICS = {
 _ROUTE_REFUSED = {
     "encap": "'encap' (lightweight tunnels)",
     "vrf": "'vrf'",
-    "expires": "'expires'",
     "ttl-propagate": "'ttl-propagate'",
     "fastopen_no_cookie": "'fastopen_no_cookie'",
 }
@@ -210,8 +209,9 @@ def _route(r: Reporter, n: Node, static: bool) -> Route:
     family = f.pop("family", 4)
     if f["destination"] is None:
         f["destination"] = ipaddress.ip_network("::/0" if family == 6 else "0.0.0.0/0")
-    if f.get("pref") is not None and family != 6:
-        raise Skip("pref is only valid for IPv6")
+    for v6_only in ("pref", "expires"):
+        if f.get(v6_only) is not None and family != 6:
+            raise Skip(f"{v6_only} is only valid for IPv6")
     if not f.get("no_track"):
         if f.get("protocol", RTPROT_KEEPALIVED) != RTPROT_KEEPALIVED:
             r.adjust(n, "a tracked route's protocol is reset to keepalived (18), as keepalived does")
@@ -306,6 +306,8 @@ def _route_option(r: Reporter, n: Node, w: _Words, x: str, f: dict[str, Any]) ->
         if v not in _PREFS:
             raise Skip(f"pref '{v}' is not low, medium or high")
         f["pref"] = _PREFS[v]
+    elif x == "expires":
+        f["expires"] = _uint(w.value(x), U32, "expires")
     else:
         return False
     return True

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,8 @@ def route_spec(r: Route, default_dev: str | None = None) -> NetSpec:
         kw["flow"] = r.realms
     if r.pref is not None:
         kw["pref"] = r.pref
+    if r.expires is not None:
+        kw["expires"] = struct.pack("=I", r.expires)  # RTA_EXPIRES: pyroute2 0.9 takes it as raw bytes
     if r.nexthops:
         kw["multipath"] = tuple(_hop(h, r.dev) for h in r.nexthops)
     if r.metrics:

@@ -37,7 +37,6 @@ REFUSED = {
     "198.51.100.0/24 via 192.0.2.254 dev eth0 fastopen_no_cookie 1": "no RTAX_FASTOPEN_NO_COOKIE in pyroute2",
     "198.51.100.0/24 via 192.0.2.254 dev eth0 ttl-propagate enabled": "MPLS only; pyroute2 has no attribute",
     "198.51.100.0/24 via 192.0.2.254 dev eth0 encap mpls 100": "lightweight tunnels are not applied",
-    "2001:db8:1::/64 via 2001:db8::1 dev eth0 expires 10": "pyroute2 0.9 cannot encode RTA_EXPIRES",
 }
 # Interfaces are checked by `fastvrrp -t` for the whole file, not by the line reader.
 INTERFACE_CHECKS = {
@@ -48,7 +47,6 @@ INTERFACE_CHECKS = {
 # apply, a keyword without its value): both verdicts say "not clean", the test checks fastvrrp says why.
 ERRORS = {
     "198.51.100.0/24 via 192.0.2.254 dev eth0 vrf blue": "'vrf'",
-    "198.51.100.0/24 via 192.0.2.254 dev eth0 expires 10": "'expires'",
     "198.51.100.0/24 via 192.0.2.254 dev eth0 metric": "'metric' needs a value",
     "from 192.0.2.0/24 table 100 priority": "'priority' needs a value",
 }

@@ -82,7 +82,7 @@ TYPED_ROUTES = (
     "unreachable 198.18.1.0/24 table 100",
     "prohibit 198.18.2.0/24 table 100 metric 9",
     "throw 198.18.3.0/24 table 100",
-    "2001:db8:1::/64 dev eth0 table 100 pref high metric 5",
+    "2001:db8:1::/64 dev eth0 table 100 pref high metric 5 expires 3600",
     "default via 192.0.2.254 dev eth0 table 100 metric 1000",
     "198.18.11.0/24 via 192.0.2.254 dev eth0 table 100 append",
     "198.18.8.0/24 table 100 metric 5 nexthop via 192.0.2.254 dev eth0 weight 1"
@@ -135,6 +135,9 @@ def kernel_routes_and_rules(lab, ns: str) -> dict[str, list]:
             ]
         if key == "route4":
             rows = [r for r in rows if r.get("type") != "local"]  # see LOCAL
+        for r in rows:  # seconds left: counts down; that it is there is checked apart
+            if r.pop("expires", None) is not None:
+                r["expires"] = "set"
         out[key] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
     return out
 
@@ -167,6 +170,7 @@ def test_typed_routes_and_rules_as_keepalived_installs_them(lab, keepalived_bin)
     multipath = {r["dst"]: r.get("nexthops") for r in got["route4"] + got["route6"] if "nexthops" in r}
     assert set(multipath) == {"198.18.8.0/24", "198.18.9.0/24", "198.18.10.0/24", "2001:db8:2::/64"}
     assert [h.get("weight") for h in multipath["198.18.8.0/24"]] == [1, 2]
+    assert [r.get("expires") for r in got["route6"] if r["dst"] == "2001:db8:1::/64"] == ["set"]
     local = [
         r
         for r in ip_json(lab, fv.ns, "route show table 100 type local")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import sys
 
 import pytest
 
@@ -58,6 +59,7 @@ def fields(obj, names):
         ("198.51.100.0/24 dev eth0 realms 4", {"realms": 4}),
         ("2001:db8:1::/64 dev eth0 pref high", {"pref": 1, "family": 6}),
         ("2001:db8:1::/64 dev eth0 pref low", {"pref": 3}),
+        ("2001:db8:1::/64 dev eth0 expires 10", {"expires": 10}),
         ("blackhole 198.51.100.0/24 no_track", {"type": "blackhole", "dev": None}),
         ("throw 198.51.100.0/24 dev eth0", {"type": "throw"}),
         ("local 198.51.100.0/24 dev eth0", {"type": "local"}),
@@ -134,6 +136,8 @@ def test_route_metric(words, metric):
         ("198.51.100.0/24 dev eth0 features bogus", "feature 'bogus' not supported (ecn is)"),
         ("198.51.100.0/24 dev eth0 rtt 1500000us", "invalid rtt '1500000u'"),
         ("198.51.100.0/24 dev eth0 pref high", "pref is only valid for IPv6"),
+        ("198.51.100.0/24 dev eth0 expires 10", "expires is only valid for IPv6"),
+        ("2001:db8:1::/64 dev eth0 expires x", "invalid expires 'x'"),
         ("2001:db8:1::/64 dev eth0 pref best", "pref 'best' is not low, medium or high"),
     ],
 )
@@ -171,7 +175,6 @@ def test_route_adjusted_and_kept(line, adjusted, want):
     [
         ("198.51.100.0/24 dev eth0 encap mpls 100", "'encap' (lightweight tunnels) not supported"),
         ("198.51.100.0/24 dev eth0 vrf blue", "'vrf' not supported"),
-        ("2001:db8::/64 dev eth0 expires 10", "'expires' not supported"),
         ("198.51.100.0/24 dev eth0 ttl-propagate enabled", "'ttl-propagate' not supported"),
         ("198.51.100.0/24 dev eth0 fastopen_no_cookie 1", "'fastopen_no_cookie' not supported"),
         ("198.51.100.0/24 dev eth0 metric", "'metric' needs a value"),
@@ -383,7 +386,8 @@ def test_route_netlink_arguments_come_from_the_fields():
     assert io.route_spec(read(route, "198.51.100.0/24 no_track")[0], "eth1").devs == (("oif", "eth1"),)
     assert dict(io.route_spec(read(route, "198.51.100.0/24 dev eth0")[0]).kw)["scope"] == 0
     assert dict(io.route_spec(read(route, "local 198.51.100.0/24 dev eth0")[0]).kw)["scope"] == 254
-    six = dict(io.route_spec(read(route, "2001:db8:1::/64 dev eth0 pref high")[0]).kw)
+    six = dict(io.route_spec(read(route, "2001:db8:1::/64 dev eth0 pref high expires 10")[0]).kw)
+    assert six["expires"] == (10).to_bytes(4, sys.byteorder)
     assert (six["family"], six["dst"], six["dst_len"], six["pref"]) == (
         socket.AF_INET6,
         "2001:db8:1::",
