@@ -1,36 +1,24 @@
 """Address, route and rule lines: virtual_ipaddress / static_ipaddress, virtual_routes / static_routes,
-virtual_rules / static_rules. Each function reads one line (a statement whose keyword is the first word)."""
+virtual_rules / static_rules. Each function reads one line (a statement whose keyword is the first word); the
+route and rule lines are read in route_lines.py."""
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from . import _fast
 from .lexer import Node
-from .model import Route, Rule, VirtualAddress
-from .values import SMALL_INTS, Reporter, cached_ip, looks_ip
+from .model import VirtualAddress
+from .route_lines import route, rule, static_route, static_rule
+from .values import SMALL_INTS, Reporter, cached_ip
 
 _SCOPES = frozenset({"site", "link", "host", "nowhere", "global"})
 _ADDR_FLAGS = frozenset({"home", "-nodad", "mngtmpaddr", "noprefixroute", "autojoin"})
 _ADDR_OPTIONS = frozenset(
     {"brd", "broadcast", "dev", "scope", "label", "peer", "track_group", "preferred_lft"}
 )
-_ROUTE_TYPES = frozenset(
-    {
-        "blackhole",
-        "unreachable",
-        "prohibit",
-        "throw",
-        "local",
-        "broadcast",
-        "anycast",
-        "multicast",
-        "unicast",
-        "nat",
-    }
-)
-_RULE_ACTIONS = ("table", "goto", "blackhole", "unreachable", "prohibit", "no_track")
+__all__ = ["route", "rule", "static_route", "static_rule", "vaddr"]
+
 _make_vaddr = _fast.maker(VirtualAddress)
 
 
@@ -120,66 +108,3 @@ def _addr_option(r: Reporter, n: Node, w: str, v: str, addr: Any, static: bool, 
     else:
         f[w] = v
     return True
-
-
-def route(r: Reporter, n: Node) -> Route | None:
-    """Checks the destination and any gateway/source addresses; keeps the words."""
-    r.no_block(n)
-    words = [n.kw, *n.args]
-    dest = None
-    family = 6 if "inet6" in words else 0
-    no_track = "no_track" in words
-    i = 0
-    while i < len(words):
-        w = words[i]
-        if w in ("src", "via", "gw", "or", "to") and i + 1 < len(words):
-            if w != "to":
-                a = r.ip(n, words[i + 1], f"{w} address")
-                if a is None:
-                    return None
-                if family and a.version != family:
-                    r.err(n, f"route mixes IPv4 and IPv6 ({words[i + 1]})")
-                    return None
-                family = family or a.version
-                i += 2
-                continue
-            i += 1
-            continue
-        if dest is None and (w in _ROUTE_TYPES or w == "default" or "/" in w or looks_ip(w)):
-            if w in _ROUTE_TYPES:
-                i += 1
-                continue
-            if w == "default":
-                dest = ipaddress.ip_network("::/0" if family == 6 else "0.0.0.0/0")
-            else:
-                dest = r.net(n, w)
-                if dest is None:
-                    return None
-            if family and dest.version != family:
-                r.err(n, f"route mixes IPv4 and IPv6 ({w})")
-                return None
-            family = dest.version
-        i += 1
-    if dest is None:
-        r.err(n, f"route has no destination: '{' '.join(words)}'")
-        return None
-    return Route(tuple(words), dest, family or 4, no_track)
-
-
-def rule(r: Reporter, n: Node) -> Rule | None:
-    r.no_block(n)
-    words = [n.kw, *n.args]
-    family = 6 if "inet6" in words else 0
-    for i, w in enumerate(words):
-        if w in ("from", "to") and i + 1 < len(words) and words[i + 1] != "all":
-            net = r.net(n, words[i + 1])
-            if net is None:
-                return None
-            if family and net.version != family:
-                r.err(n, f"rule mixes IPv4 and IPv6 ({words[i + 1]})")
-                return None
-            family = net.version
-    if not any(w in _RULE_ACTIONS for w in words):
-        r.err(n, f"rule has no action (table, goto, blackhole ...): '{' '.join(words)}'")
-        return None
-    return Rule(tuple(words), family or 4, "no_track" in words)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _fast
-from .addresses import route, rule, vaddr
+from .addresses import static_route, static_rule, vaddr
 from .blocks import Kw, Schema, bool_kw, entries, ignored, secs_kw, special, walk, words_block_kw
 from .lexer import Node
 from .model import GarpGroup, Script, SyncGroupConfig, TrackRef
@@ -160,14 +160,14 @@ def read_static_ipaddress(r: Any, n: Node, st: Any, kw: Kw) -> None:
 
 def read_static_routes(r: Any, n: Node, st: Any, kw: Kw) -> None:
     for k in entries(r, n):
-        x = route(r, k)
+        x = static_route(r, k)
         if x is not None:
             r.static_routes.append(x)
 
 
 def read_static_rules(r: Any, n: Node, st: Any, kw: Kw) -> None:
     for k in entries(r, n):
-        x = rule(r, k)
+        x = static_rule(r, k)
         if x is not None:
             r.static_rules.append(x)
 

@@ -83,22 +83,82 @@ class VirtualAddress:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
-    """One line of virtual_routes / static_routes: destination checked, the rest kept as words."""
+class RouteMetric:
+    """One RTA_METRICS entry of a route: `mtu 1400`, `ssthresh lock 107`, `congctl cubic`, `features ecn`."""
 
-    words: tuple[str, ...]
-    destination: IPNetwork | None  # None for route types given without one
+    name: str  # the kernel's RTAX_ name in lower case: mtu, hoplimit, advmss, ..., cc_algo, features
+    value: int | str  # str only for cc_algo (the congestion control name)
+    lock: bool = False  # `lock`: the kernel must not change it (RTAX_LOCK)
+
+
+@dataclass(frozen=True, slots=True)
+class Nexthop:
+    """One path of a multipath route (`nexthop via ADDR dev IF weight N onlink realms R`, or `or ADDR`)."""
+
+    via: IPAddress | None = None
+    dev: str | None = None
+    weight: int = 1  # 1..256
+    onlink: bool = False
+    realms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One line of virtual_routes / static_routes, every keyword read into a field (config/route_lines.py).
+    Numbers are the kernel's: table, protocol, scope, tos, realms ((from << 16) | to) as in rtnetlink."""
+
+    text: str  # the line as written, for logs
+    destination: IPNetwork
     family: int
+    type: str = "unicast"  # unicast, local, broadcast, anycast, multicast, blackhole, unreachable, ...
+    via: IPAddress | None = None
+    dev: str | None = None
+    src: IPAddress | None = None
+    table: int = 254  # main
+    metric: int | None = None  # metric / priority / preference
+    protocol: int = 18  # keepalived's (RTPROT_KEEPALIVED), as keepalived installs them
+    scope: int | None = None  # None: the kernel's usual choice, set when applied (io/routes.py)
+    tos: int | None = None
+    onlink: bool = False
+    realms: int | None = None
+    pref: int | None = None  # IPv6 router preference: 0 medium, 1 high, 3 low
+    expires: int | None = None  # IPv6: seconds until the kernel removes the route
+    metrics: tuple[RouteMetric, ...] = ()
+    nexthops: tuple[Nexthop, ...] = ()  # a multipath route: `via` and `dev` are then None
+    append: bool = False  # added with NLM_F_APPEND (beside a route of the same key) rather than exclusively
     no_track: bool = False
+    track_group: str | None = None  # static_routes only
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One line of virtual_rules / static_rules: from/to checked, the rest kept as words."""
+    """One line of virtual_rules / static_rules, every keyword read into a field (config/route_lines.py)."""
 
-    words: tuple[str, ...]
+    text: str  # the line as written, for logs
     family: int
+    priority: int  # keepalived's 16384, 16383, ... when the line gives none
+    action: str  # table, goto, blackhole, unreachable, prohibit, nop
+    table: int | None = None  # for action table; None with l3mdev
+    goto: int | None = None
+    src: IPNetwork | None = None  # from
+    dst: IPNetwork | None = None  # to
+    invert: bool = False  # not
+    fwmark: int | None = None
+    fwmask: int | None = None
+    iif: str | None = None
+    oif: str | None = None
+    tos: int | None = None
+    realms: int | None = None
+    suppress_prefixlength: int | None = None
+    suppress_ifgroup: int | None = None
+    uidrange: tuple[int, int] | None = None
+    l3mdev: bool = False
+    protocol: int = 18
+    ip_proto: int | None = None
+    sport: tuple[int, int] | None = None
+    dport: tuple[int, int] | None = None
     no_track: bool = False
+    track_group: str | None = None  # static_rules only
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from fastvrrp.config import Config, ConfigError, InstanceConfig, check
+from fastvrrp.daemon import virtual_routes
 from fastvrrp.daemon.tracking import Tracking
 
 if TYPE_CHECKING:
@@ -37,7 +38,9 @@ async def apply_config(daemon: Daemon, new: Config, now: int) -> int:
     """Make `daemon` run `new`; return how many instances were added (the caller re-arms the timer)."""
     # The sync group notices read the groups' members from the new config from now on; which group each
     # instance belongs to follows in set_sync_groups, once the instances are in.
+    old = daemon.cfg
     daemon.cfg = daemon.groups.config = new
+    await virtual_routes.reload_static(daemon.nl, old, new)
     wanted = {i.name: i for i in new.instances}
     # Trackers follow the new config: stop the old ones; the new set starts once instances are in.
     daemon.tracking.stop()

@@ -17,7 +17,7 @@ from typing import Any
 from fastvrrp import _engine
 from fastvrrp.config import Config
 from fastvrrp.core.priority import Effective
-from fastvrrp.daemon import metrics, notify, sdnotify, status
+from fastvrrp.daemon import metrics, notify, sdnotify, status, virtual_routes
 from fastvrrp.daemon.control import ControlServer, Operator
 from fastvrrp.daemon.driver import Driver, RunningInstance
 from fastvrrp.daemon.instances import InstanceBuilder, remove_stale_vips
@@ -134,6 +134,7 @@ class Daemon:
         await self.notifier.start()
         await self.nl.start()
         await remove_stale_vips(self.nl, cfg)
+        await virtual_routes.apply_static(self.nl, virtual_routes.static_specs(cfg), True)
         self.monitor = netlink.LinkMonitor(self.loop, self._on_link, self.port.on_addr, self.port.on_resync)
         self.monitor.start()
         for icfg in cfg.instances:
@@ -197,8 +198,10 @@ class Daemon:
         self.close()
 
     async def _undo_kernel_changes(self) -> None:
-        """On exit: VMACs we made go, kernel settings go back, the no_accept table goes."""
+        """On exit: VMACs we made go, static routes and rules go, kernel settings go back, the no_accept
+        table goes."""
         await self.vmacs.delete_all()
+        await virtual_routes.apply_static(self.nl, virtual_routes.static_specs(self.cfg), False)
         self.sysctls.restore()
         self.no_accept.teardown()
 

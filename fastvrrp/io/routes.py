@@ -1,14 +1,10 @@
 """virtual_routes / virtual_rules: installed while MASTER, removed otherwise (keepalived.conf(5)).
 
-The reader keeps each route or rule as its iproute2-like words (`config.model.Route` / `Rule`); here they are
-turned, once at config load, into the keyword arguments of pyroute2's `IPRoute.route()` / `IPRoute.rule()`,
-and applied in the netlink worker thread (`NetlinkWorker.call`, VRRP-NOTES 2: pyroute2 never runs on the
-uvloop loop). Interface names are resolved when applied, so a route may name an interface that appears later.
-
-Understood words - routes: `[TYPE] [to] DEST via|gw ADDR dev IF src ADDR table ID metric|preference N
-scope S proto P onlink no_track inet6`; rules: `from NET to NET table|lookup ID priority|pref|preference N
-fwmark V[/M] iif IF oif IF goto N blackhole|unreachable|prohibit no_track inet6`. Anything else is
-refused with the word (`RouteSyntaxError`), which the daemon reports before any instance starts.
+The reader types each route and rule at read time (`config.model.Route` / `Rule`, config/route_lines.py);
+here their fields become, once at config load, the keyword arguments of pyroute2's `IPRoute.route()` /
+`IPRoute.rule()` - no words are read again - and they are applied in the netlink worker thread
+(`NetlinkWorker.call`: pyroute2 never runs on the uvloop loop). Interface names are resolved when applied,
+so a route may name an interface that appears later.
 
 Reconcile semantics, as for addresses: adding what exists (EEXIST) and deleting what is gone (ESRCH, ENOENT)
 count as done.
@@ -17,13 +13,13 @@ count as done.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import socket
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastvrrp.config.model import Route, Rule
+from fastvrrp.config.model import Nexthop, Route, Rule
 
 # linux/rtnetlink.h
 ROUTE_TYPES = {
@@ -38,19 +34,19 @@ ROUTE_TYPES = {
     "throw": 9,
     "nat": 10,
 }
-TABLES = {"default": 253, "main": 254, "local": 255}
-SCOPES = {"global": 0, "universe": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
-PROTOS = {"kernel": 2, "boot": 3, "static": 4}
-# linux/fib_rules.h actions
-FR_ACT_TO_TBL, FR_ACT_GOTO, FR_ACT_BLACKHOLE, FR_ACT_UNREACHABLE, FR_ACT_PROHIBIT = 1, 2, 6, 7, 8
-RULE_ACTIONS = {"blackhole": FR_ACT_BLACKHOLE, "unreachable": FR_ACT_UNREACHABLE, "prohibit": FR_ACT_PROHIBIT}
+SCOPE_UNIVERSE, SCOPE_LINK, SCOPE_HOST = 0, 253, 254
+_TYPE_SCOPES = {
+    ROUTE_TYPES["local"]: SCOPE_HOST,
+    ROUTE_TYPES["broadcast"]: SCOPE_LINK,
+    ROUTE_TYPES["anycast"]: SCOPE_LINK,
+}
+RTNH_F_ONLINK = 4
+# linux/fib_rules.h
+RULE_ACTIONS = {"table": 1, "goto": 2, "nop": 3, "blackhole": 6, "unreachable": 7, "prohibit": 8}
+FIB_RULE_INVERT = 2
 
 _BENIGN_ADD = {errno.EEXIST}
 _BENIGN_DEL = {errno.ESRCH, errno.ENOENT, errno.EADDRNOTAVAIL}
-
-
-class RouteSyntaxError(ValueError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,168 +54,152 @@ class NetSpec:
     """One route or rule ready for pyroute2: `kw` without the interface indexes, `devs` to resolve."""
 
     kind: str  # "route" | "rule"
-    text: str  # the words, for logs
+    text: str  # the line, for logs
     kw: tuple[tuple[str, Any], ...]
     devs: tuple[tuple[str, str], ...] = ()  # (pyroute2 keyword, interface name), resolved when applied
+    add_command: str = "add"  # pyroute2's command when adding: "add", or "append" (NLM_F_APPEND)
 
     def kwargs(self, index_of: Any) -> dict[str, Any]:
         kw = dict(self.kw)
         for key, name in self.devs:
-            idx = index_of(name)
-            if idx is None:
-                raise LookupError(f"interface {name} does not exist")
-            kw[key] = idx
+            kw[key] = _index(index_of, name)
+        if "multipath" in kw:  # each path's interface by name (`dev`), resolved here too
+            kw["multipath"] = [
+                {k: (_index(index_of, v) if k == "oif" else v) for k, v in hop} for hop in kw["multipath"]
+            ]
         return kw
 
 
-def _table(word: str) -> int:
-    if word in TABLES:
-        return TABLES[word]
-    t = int(word)
-    if not 0 < t < 2**32:
-        raise ValueError(word)
-    return t
+def _index(index_of: Any, name: str) -> int:
+    idx = index_of(name)
+    if idx is None:
+        raise LookupError(f"interface {name} does not exist")
+    return int(idx)
 
 
-def _num(word: str, hi: int = 2**32 - 1) -> int:
-    v = int(word, 0)
-    if not 0 <= v <= hi:
-        raise ValueError(word)
-    return v
+def _family(version: int) -> int:
+    return socket.AF_INET6 if version == 6 else socket.AF_INET
 
 
 def route_spec(r: Route, default_dev: str | None = None) -> NetSpec:
-    """The pyroute2 arguments of one virtual_routes line. `default_dev`: keepalived puts a route without
-    `dev` and without a gateway on the instance's interface."""
-    w = list(r.words)
-    kw: dict[str, Any] = {"family": socket.AF_INET6 if r.family == 6 else socket.AF_INET}
+    """The pyroute2 arguments of one route. `default_dev`: keepalived puts a unicast route without `dev`
+    and without a gateway on the instance's interface."""
+    rtype = ROUTE_TYPES[r.type]
+    kw: dict[str, Any] = {
+        "family": _family(r.family),
+        "dst": str(r.destination.network_address),
+        "dst_len": r.destination.prefixlen,
+        "type": rtype,
+        "table": r.table,
+        "proto": r.protocol,
+    }
     devs: list[tuple[str, str]] = []
-    dest_seen = False
-    gateway = False
-    i = 0
-    try:
-        while i < len(w):
-            x = w[i]
-            nxt = w[i + 1] if i + 1 < len(w) else None
-            if x in ("no_track", "inet", "inet6", "onlink"):
-                if x == "onlink":
-                    kw["flags"] = kw.get("flags", 0) | 4  # RTNH_F_ONLINK
-                i += 1
-                continue
-            if x in ROUTE_TYPES and not dest_seen:
-                kw["type"] = ROUTE_TYPES[x]
-                i += 1
-                continue
-            if nxt is None and x not in ROUTE_TYPES:
-                if dest_seen:
-                    raise RouteSyntaxError(f"'{x}' needs a value")
-            if x in ("via", "gw"):
-                kw["gateway"] = str(ipaddress.ip_address(nxt))  # type: ignore[arg-type]
-                gateway = True
-            elif x == "or":
-                raise RouteSyntaxError("multipath routes ('or') are not supported")
-            elif x == "dev" or x == "oif":
-                devs.append(("oif", nxt))  # type: ignore[arg-type]
-            elif x == "src":
-                kw["prefsrc"] = str(ipaddress.ip_address(nxt))  # type: ignore[arg-type]
-            elif x == "table":
-                kw["table"] = _table(nxt)  # type: ignore[arg-type]
-            elif x in ("metric", "preference", "priority"):
-                kw["priority"] = _num(nxt)  # type: ignore[arg-type]
-            elif x == "scope":
-                kw["scope"] = SCOPES[nxt] if nxt in SCOPES else _num(nxt, 255)  # type: ignore[arg-type,index]
-            elif x in ("proto", "protocol"):
-                kw["proto"] = PROTOS[nxt] if nxt in PROTOS else _num(nxt, 255)  # type: ignore[arg-type,index]
-            elif x == "to" or not dest_seen:
-                text = nxt if x == "to" else x
-                if text == "default":
-                    net = ipaddress.ip_network("::/0" if r.family == 6 else "0.0.0.0/0")
-                else:
-                    net = ipaddress.ip_network(text, strict=False)  # type: ignore[arg-type]
-                kw["dst"] = str(net.network_address)
-                kw["dst_len"] = net.prefixlen
-                dest_seen = True
-                i += 2 if x == "to" else 1
-                continue
-            else:
-                raise RouteSyntaxError(f"'{x}' is not understood in a route")
-            i += 2
-    except (ValueError, KeyError, TypeError) as exc:
-        if isinstance(exc, RouteSyntaxError):
-            raise RouteSyntaxError(f"route '{' '.join(w)}': {exc}") from None
-        raise RouteSyntaxError(f"route '{' '.join(w)}': bad value ({exc})") from None
-    if not dest_seen:
-        raise RouteSyntaxError(f"route '{' '.join(w)}': no destination")
-    kw.setdefault("table", TABLES["main"])
-    kw.setdefault("proto", PROTOS["boot"])  # what `ip route add` sets
-    rtype = kw.get("type", ROUTE_TYPES["unicast"])
-    kw.setdefault("type", rtype)
-    if rtype == ROUTE_TYPES["unicast"] and not devs and default_dev and not gateway:
-        devs.append(("oif", default_dev))
-    if "scope" not in kw:
-        # iproute2's default: link scope for a directly connected unicast route, universe otherwise; host
-        # for local ones.
-        if rtype == ROUTE_TYPES["local"]:
-            kw["scope"] = SCOPES["host"]
-        elif rtype == ROUTE_TYPES["unicast"] and not gateway and devs:
-            kw["scope"] = SCOPES["link"]
-        else:
-            kw["scope"] = SCOPES["global"]
-    return NetSpec("route", " ".join(w), tuple(sorted(kw.items())), tuple(devs))
+    dev = r.dev
+    if dev is None and rtype == ROUTE_TYPES["unicast"] and r.via is None and not r.nexthops:
+        dev = default_dev
+    if dev is not None and not r.nexthops:
+        devs.append(("oif", dev))
+    if r.via is not None:
+        kw["gateway"] = str(r.via)
+    if r.src is not None:
+        kw["prefsrc"] = str(r.src)
+    if r.metric is not None:
+        kw["priority"] = r.metric
+    if r.tos is not None:
+        kw["tos"] = r.tos
+    if r.onlink:
+        kw["flags"] = RTNH_F_ONLINK
+    if r.realms is not None:
+        kw["flow"] = r.realms
+    if r.pref is not None:
+        kw["pref"] = r.pref
+    if r.expires is not None:
+        kw["expires"] = struct.pack("=I", r.expires)  # RTA_EXPIRES: pyroute2 0.9 takes it as raw bytes
+    if r.nexthops:
+        kw["multipath"] = tuple(_hop(h, r.dev) for h in r.nexthops)
+    if r.metrics:
+        metrics: dict[str, Any] = {m.name: m.value for m in r.metrics}
+        lock = sum(1 << _RTAX[m.name] for m in r.metrics if m.lock)
+        if lock:
+            metrics["lock"] = lock
+        kw["metrics"] = metrics
+    # keepalived 2.2.7 sends universe scope unless the line gives one (not iproute2's link scope for a route
+    # without gateway); the kernel refuses that for local, broadcast and anycast routes, which get theirs.
+    kw["scope"] = r.scope if r.scope is not None else _TYPE_SCOPES.get(rtype, SCOPE_UNIVERSE)
+    return NetSpec("route", r.text, tuple(sorted(kw.items())), tuple(devs), "append" if r.append else "add")
+
+
+def _hop(h: Nexthop, route_dev: str | None) -> tuple[tuple[str, Any], ...]:
+    """One path of RTA_MULTIPATH for pyroute2: weight as rtnh_hops (weight - 1); `oif` still a name (the
+    route's `dev` for a path without its own)."""
+    hop: dict[str, Any] = {"hops": h.weight - 1}
+    if h.via is not None:
+        hop["gateway"] = str(h.via)
+    dev = h.dev or route_dev
+    if dev is not None:
+        hop["oif"] = dev
+    if h.onlink:
+        hop["flags"] = RTNH_F_ONLINK
+    if h.realms is not None:
+        hop["flow"] = h.realms
+    return tuple(sorted(hop.items()))
+
+
+# linux/rtnetlink.h RTAX_* (the lock bit of a metric is 1 << its number)
+_RTAX = {
+    "mtu": 2,
+    "window": 3,
+    "rtt": 4,
+    "rttvar": 5,
+    "ssthresh": 6,
+    "cwnd": 7,
+    "advmss": 8,
+    "reordering": 9,
+    "hoplimit": 10,
+    "initcwnd": 11,
+    "features": 12,
+    "rto_min": 13,
+    "initrwnd": 14,
+    "quickack": 15,
+    "cc_algo": 16,
+}
 
 
 def rule_spec(r: Rule) -> NetSpec:
-    """The pyroute2 arguments of one virtual_rules line."""
-    w = list(r.words)
-    kw: dict[str, Any] = {"family": socket.AF_INET6 if r.family == 6 else socket.AF_INET}
-    devs: list[tuple[str, str]] = []
-    i = 0
-    try:
-        while i < len(w):
-            x = w[i]
-            if x in ("no_track", "inet", "inet6"):
-                i += 1
-                continue
-            if x in RULE_ACTIONS:
-                kw["action"] = RULE_ACTIONS[x]
-                i += 1
-                continue
-            if i + 1 >= len(w):
-                raise RouteSyntaxError(f"'{x}' needs a value")
-            v = w[i + 1]
-            if x in ("from", "to"):
-                if v != "all":
-                    net = ipaddress.ip_network(v, strict=False)
-                    key = "src" if x == "from" else "dst"
-                    kw[key] = str(net.network_address)
-                    kw[key + "_len"] = net.prefixlen
-            elif x in ("table", "lookup"):
-                kw["table"] = _table(v)
-                kw.setdefault("action", FR_ACT_TO_TBL)
-            elif x in ("priority", "pref", "preference"):
-                kw["priority"] = _num(v)
-            elif x == "fwmark":
-                mark, _, mask = v.partition("/")
-                kw["fwmark"] = _num(mark)
-                if mask:
-                    kw["fwmask"] = _num(mask)
-            elif x in ("iif", "dev"):
-                kw["iifname"] = v
-            elif x == "oif":
-                kw["oifname"] = v
-            elif x == "goto":
-                kw["goto"] = _num(v)
-                kw["action"] = FR_ACT_GOTO
-            else:
-                raise RouteSyntaxError(f"'{x}' is not understood in a rule")
-            i += 2
-    except (ValueError, KeyError) as exc:
-        if isinstance(exc, RouteSyntaxError):
-            raise RouteSyntaxError(f"rule '{' '.join(w)}': {exc}") from None
-        raise RouteSyntaxError(f"rule '{' '.join(w)}': bad value ({exc})") from None
-    if "action" not in kw:
-        raise RouteSyntaxError(f"rule '{' '.join(w)}': no action (table, goto, blackhole ...)")
-    return NetSpec("rule", " ".join(w), tuple(sorted(kw.items())), tuple(devs))
+    """The pyroute2 arguments of one rule."""
+    kw: dict[str, Any] = {
+        "family": _family(r.family),
+        "priority": r.priority,
+        "action": RULE_ACTIONS[r.action],
+        "protocol": r.protocol,
+    }
+    if r.table is not None:
+        kw["table"] = r.table
+    for key, net in (("src", r.src), ("dst", r.dst)):
+        if net is not None:
+            kw[key] = str(net.network_address)
+            kw[key + "_len"] = net.prefixlen
+    if r.invert:
+        kw["flags"] = FIB_RULE_INVERT
+    optional = {
+        "goto": r.goto,
+        "fwmark": r.fwmark,
+        "fwmask": r.fwmask,
+        "iifname": r.iif,
+        "oifname": r.oif,
+        "tos": r.tos,
+        "flow": r.realms,
+        "suppress_prefixlen": r.suppress_prefixlength,
+        "suppress_ifgroup": r.suppress_ifgroup,
+        "ip_proto": r.ip_proto,
+    }
+    kw.update((k, v) for k, v in optional.items() if v is not None)
+    for key, rng in (("uid_range", r.uidrange), ("sport_range", r.sport), ("dport_range", r.dport)):
+        if rng is not None:
+            kw[key] = f"{rng[0]}:{rng[1]}"
+    if r.l3mdev:
+        kw["l3mdev"] = 1
+    return NetSpec("rule", r.text, tuple(sorted(kw.items())))
 
 
 @dataclass(slots=True)
@@ -254,7 +234,7 @@ def apply(ipr: Any, specs: Sequence[NetSpec], add: bool) -> NetResult:
         try:
             kw = spec.kwargs(index_of)
             fn = ipr.route if spec.kind == "route" else ipr.rule
-            fn("add" if add else "del", **kw)
+            fn(spec.add_command if add else "del", **kw)
             res.done.append(spec)
         except NetlinkError as exc:
             if exc.code in benign:

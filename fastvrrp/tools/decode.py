@@ -47,6 +47,8 @@ class Found:
     src: str
     dst: str
     ttl: int
+    message: bytes = b""  # the VRRP message as captured (read here when the codec stops short of the header)
+    policy: int = 0  # the --checksum policy the codec applied (CHECKSUM_POLICIES)
 
 
 def _codec() -> Any:
@@ -72,6 +74,7 @@ def find_vrrp(
             pkt = wire.decode_ipv4(ip, check_ttl=check_ttl, policy=policy)
             family = 4
             src, dst, ttl = _ntop(socket.AF_INET, ip[12:16]), _ntop(socket.AF_INET, ip[16:20]), ip[8]
+            msg = ip[(ip[0] & 0x0F) * 4 :]
         elif etype == pcap.ETH_P_IPV6:
             parts = ipv6_vrrp(payload)
             if parts is None:
@@ -86,7 +89,7 @@ def find_vrrp(
         # A packet cut by the capture's snaplen cannot be judged: say so rather than blame the sender.
         if not pkt.valid and rec.truncated:
             reason = R_SNAPLEN
-        yield Found(rec, family, pkt, reason, src, dst, ttl)
+        yield Found(rec, family, pkt, reason, src, dst, ttl, bytes(msg), policy)
 
 
 def _ntop(af: int, b: bytes) -> str:
@@ -147,6 +150,68 @@ def ipv6_vrrp(data: bytes) -> tuple[bytes, bytes, bytes, int] | None:
     return up[1], up[2], up[3], up[4]
 
 
+def header_fields(found: Found) -> dict[str, int]:
+    """The fixed-header fields the codec did not fill because the message is cut short (it reads none of
+    them under 8 bytes), by the sender or by the capture's snaplen: each one whose bytes are present, read
+    from the captured message. Empty when the codec read the header itself or refused a whole IP header."""
+    pkt = found.packet
+    m = found.message
+    if (pkt.reason != "length" and found.reason != R_SNAPLEN) or pkt.version or not m:
+        return {}
+    out = {"version": m[0] >> 4, "type": m[0] & 0x0F}
+    names = ("vrid", "priority", "count")
+    out.update((name, m[i]) for i, name in enumerate(names, 1) if i < len(m))
+    if len(m) >= 6 and out["version"] == 2:
+        out["auth_type"] = m[4]
+        out["adver_int_ms"] = m[5] * 1000
+    elif len(m) >= 6 and out["version"] == 3:
+        out["adver_int_ms"] = (int.from_bytes(m[4:6], "big") & 0x0FFF) * 10
+    return out
+
+
+def _sum16(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def v3_ipv4_checksum_forms(found: Found) -> tuple[bool, bool]:
+    """(right with the IPv4 pseudo-header, right on the message alone) for a VRRPv3 IPv4 message as
+    captured: RFC 1071 over the message (checksum field included) sums to 0xffff when it is right."""
+    m = found.message
+    pseudo = (
+        socket.inet_pton(socket.AF_INET, found.src)
+        + socket.inet_pton(socket.AF_INET, found.dst)
+        + bytes([0, IPPROTO_VRRP])
+        + len(m).to_bytes(2, "big")
+    )
+    return _sum16(pseudo + m) == 0xFFFF, _sum16(m) == 0xFFFF
+
+
+_FORM_WORDS = {"pseudo": "with the IPv4 pseudo-header", "message": "on the message alone (RFC 9568 style)"}
+
+
+def _v3_ipv4_checksum_explained(found: Found) -> str:
+    """Which forms the policy checked, and how the captured message fares in each."""
+    csum = found.packet.checksum
+    checked = [k for k, v in CHECKSUM_POLICIES.items() if v == found.policy][0]
+    if checked == "accept-both":
+        return (
+            f"checksum 0x{csum:04x} is wrong both with and without the IPv4 pseudo-header "
+            "(RFC 5798 5.2.8, RFC 9568 5.2.8)"
+        )
+    other = "message" if checked == "pseudo" else "pseudo"
+    pseudo_ok, message_ok = v3_ipv4_checksum_forms(found)
+    other_ok = message_ok if checked == "pseudo" else pseudo_ok
+    text = f"checksum 0x{csum:04x} is wrong {_FORM_WORDS[checked]}, the only form --checksum {checked} checks"
+    if other_ok:
+        return f"{text}; it is right {_FORM_WORDS[other]} (--checksum accept-both accepts it)"
+    return f"{text}; it is wrong {_FORM_WORDS[other]} too"
+
+
 # --- presentation -------------------------------------------------------------------------------------
 
 
@@ -205,6 +270,11 @@ def explain(found: Found) -> str:
         return f"VRRP version is {pkt.version}, only 2 and 3 exist (RFC 5798 5.2.1)"
     if r == "type":
         return f"type is {pkt.type}, only 1 (advertisement) exists (RFC 5798 5.2.2)"
+    if r == "length" and header_fields(found):
+        return (
+            f"the message is {len(found.message)} bytes, shorter than the 8-byte VRRP header "
+            "(RFC 5798 5.1); the fields shown are the ones present"
+        )
     if r == "length":
         alen = 4 if found.family == 4 else 16
         need = 8 + pkt.count * alen + (8 if pkt.version == 2 else 0)
@@ -216,11 +286,10 @@ def explain(found: Found) -> str:
         return "bad IPv4 header: header or total length wrong, or a fragment (VRRP is never fragmented)"
     if r == "checksum":
         if found.family == 4 and pkt.version == 3:
-            return (
-                f"checksum 0x{pkt.checksum:04x} is wrong both with and without the IPv4 pseudo-header "
-                "(RFC 5798 5.2.8, RFC 9568 5.2.8)"
-            )
-        return f"checksum 0x{pkt.checksum:04x} is wrong (RFC 5798 5.2.8)"
+            return _v3_ipv4_checksum_explained(found)
+        if found.family == 6:
+            return f"checksum 0x{pkt.checksum:04x} is wrong with the IPv6 pseudo-header (RFC 5798 5.2.8)"
+        return f"checksum 0x{pkt.checksum:04x} is wrong on the message alone (RFC 3768 5.3.8)"
     if r == "vrid":
         return f"VRID {pkt.vrid} is not allowed, it must be 1-255 (RFC 5798 5.2.3)"
     if r == "adver_int":
@@ -248,7 +317,10 @@ def as_text(found: Found) -> str:
     pkt = found.packet
     rec = found.record
     parts = [time_text(rec.t_ns, rec.ts_digits), f"{found.src} > {found.dst}"]
-    if pkt.reason != "ip" and (pkt.reason != "length" or pkt.version):
+    cut = header_fields(found)
+    if cut:
+        parts += _cut_header_text(cut)
+    elif pkt.reason != "ip" and (pkt.reason != "length" or pkt.version):
         # The fixed header was read (the codec reads it before any check): say what it claims.
         parts += [f"VRRPv{pkt.version}", f"vrid {pkt.vrid}", f"prio {priority_text(pkt.priority)}"]
         if pkt.version in (2, 3):  # the interval field means nothing in an unknown version
@@ -269,9 +341,25 @@ def as_text(found: Found) -> str:
     return " ".join(parts)
 
 
+def _cut_header_text(cut: dict[str, int]) -> list[str]:
+    """The fields of a message cut inside its fixed header, as as_text shows a whole header."""
+    out = [f"VRRPv{cut['version']}", f"type {cut['type']}"]
+    if "vrid" in cut:
+        out.append(f"vrid {cut['vrid']}")
+    if "priority" in cut:
+        out.append(f"prio {priority_text(cut['priority'])}")
+    if "count" in cut:
+        out.append(f"count {cut['count']}")
+    if "adver_int_ms" in cut:
+        out.append(f"int {interval_text(cut['adver_int_ms'])}")
+    return out
+
+
 def as_json(found: Found, filename: str) -> dict[str, Any]:
     pkt = found.packet
     rec = found.record
+    cut = header_fields(found)
+    version = cut.get("version", pkt.version)
     return {
         "file": filename,
         "frame": rec.index,
@@ -281,14 +369,14 @@ def as_json(found: Found, filename: str) -> dict[str, Any]:
         "src": found.src,
         "dst": found.dst,
         "ttl": found.ttl,
-        "version": pkt.version,
-        "type": pkt.type,
-        "vrid": pkt.vrid,
-        "priority": pkt.priority,
-        "count": pkt.count,
-        "adver_int_ms": pkt.adver_int_ms,
+        "version": version,
+        "type": cut.get("type", pkt.type),
+        "vrid": cut.get("vrid", pkt.vrid),
+        "priority": cut.get("priority", pkt.priority),
+        "count": cut.get("count", pkt.count),
+        "adver_int_ms": cut.get("adver_int_ms", pkt.adver_int_ms),
         "addresses": list(pkt.address_texts),
-        "auth_type": pkt.auth_type if pkt.version == 2 else None,
+        "auth_type": cut.get("auth_type", pkt.auth_type) if version == 2 else None,
         "checksum": pkt.checksum,
         "checksum_form": pkt.checksum_form,
         "valid": found.reason is None,

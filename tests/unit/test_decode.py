@@ -301,8 +301,74 @@ def test_snaplen_cut_is_blamed_on_the_capture(tmp_path, capsys):
     rc, out, _ = run_cli(["decode", "--json", path], capsys)
     (g,) = [json.loads(line) for line in out.splitlines()]
     assert (rc, g["valid"], g["reason"]) == (0, False, "snaplen")
+    # 14 + 20 bytes of headers, then the first 6 bytes of the VRRP message: its fields are there to read
+    assert (g["version"], g["type"], g["vrid"], g["priority"], g["count"], g["adver_int_ms"]) == (
+        3, 1, 51, 100, 3, 1000
+    )  # fmt: skip
     rc, out, _ = run_cli(["decode", path], capsys)
-    assert "kept only 40 of 54 bytes" in out and "vrid" not in out  # the header was not reached
+    assert "kept only 40 of 54 bytes" in out
+    assert "VRRPv3 type 1 vrid 51 prio 100 count 3 int 1 s" in out
+
+
+@pytest.mark.parametrize("cut", [1, 2, 6, 7])
+def test_message_cut_inside_the_header_still_shows_its_fields(tmp_path, capsys, cut):
+    """The sender's packet is short (the IP total length says so): the codec stops at "length" and reads
+    no field under 8 bytes; decode shows the ones whose bytes are there."""
+    m, _c = vrrp(version=3, vrid=77, prio=200, interval=25)
+    frames = [eth(ipv4(m[:cut])), eth(ipv6(vrrp(vrid=78, addrs=("fe80::1",), src=SRC6, dst=MC6)[0][:cut]))]
+    path = str(tmp_path / "cut.pcap")
+    wrpcap(path, frames)
+    rc, out, _ = run_cli(["decode", "--json", path], capsys)
+    g4, g6 = [json.loads(line) for line in out.splitlines()]
+    assert rc == 0 and (g4["reason"], g6["reason"]) == ("length", "length")
+    assert (g4["version"], g4["type"], g6["version"], g6["type"]) == (3, 1, 3, 1)
+    assert (g4["vrid"], g6["vrid"]) == ((77, 78) if cut >= 2 else (0, 0))
+    assert g4["priority"] == (200 if cut >= 3 else 0)
+    assert g4["adver_int_ms"] == (250 if cut >= 6 else 0)
+    rc, out, _ = run_cli(["decode", path], capsys)
+    line4 = out.splitlines()[0]
+    assert f"VRRPv3 type 1{' vrid 77' if cut >= 2 else ''}" in line4
+    assert f"the message is {cut} bytes, shorter than the 8-byte VRRP header" in line4
+    assert ("int 250 ms" in line4) == (cut >= 6)
+
+
+def test_checksum_of_v2_and_ipv6_names_its_form(tmp_path, capsys):
+    m2, c2 = vrrp(version=2, interval=1, csum_xor=0x0101)
+    m6, c6 = vrrp(addrs=("fe80::1",), src=SRC6, dst=MC6, csum_xor=0x0101)
+    path = str(tmp_path / "csum.pcap")
+    wrpcap(path, [eth(ipv4(m2)), eth(ipv6(m6))])
+    rc, out, _ = run_cli(["decode", path], capsys)
+    v2, v6 = out.splitlines()
+    assert f"checksum 0x{c2:04x} is wrong on the message alone (RFC 3768 5.3.8)" in v2
+    assert f"checksum 0x{c6:04x} is wrong with the IPv6 pseudo-header (RFC 5798 5.2.8)" in v6
+
+
+@pytest.mark.parametrize(
+    ("policy", "form", "words"),
+    [
+        ("pseudo", "message", "wrong with the IPv4 pseudo-header, the only form --checksum pseudo checks; "
+         "it is right on the message alone (RFC 9568 style) (--checksum accept-both accepts it)"),
+        ("message", "pseudo", "wrong on the message alone (RFC 9568 style), the only form --checksum message "
+         "checks; it is right with the IPv4 pseudo-header (--checksum accept-both accepts it)"),
+        ("pseudo", "broken", "wrong with the IPv4 pseudo-header, the only form --checksum pseudo checks; "
+         "it is wrong on the message alone (RFC 9568 style) too"),
+        ("accept-both", "broken", "wrong both with and without the IPv4 pseudo-header"),
+    ],
+)  # fmt: skip
+def test_checksum_message_names_the_form_checked(tmp_path, capsys, policy, form, words):
+    if form == "broken":
+        m, c = vrrp(csum_xor=0x0101)
+    else:
+        m, c = vrrp(form=form)
+    path = str(tmp_path / "csum.pcap")
+    wrpcap(path, [eth(ipv4(m))])
+    rc, out, _ = run_cli(["decode", "--checksum", policy, path], capsys)
+    assert rc == 0 and "INVALID [checksum]" in out and f"checksum 0x{c:04x} is {words}" in out, out
+    assert "wrong both" not in out or policy == "accept-both"
+    # the form that passes is named when it is accepted
+    if form != "broken":
+        rc, out, _ = run_cli(["decode", "--checksum", form, path], capsys)
+        assert "valid" in out and ("pseudo-header" if form == "pseudo" else "message only") in out
 
 
 # --- damaged and missing files: a message with the file and byte offset, exit 2, earlier packets printed
