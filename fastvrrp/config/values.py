@@ -1,7 +1,9 @@
 """Typed values from statement words, and where problems go.
 
-`Reporter` collects every problem as Problem(file, line, message) at the statement it is about, and one
-note per keepalived feature fastvrrp does not implement. Its value methods turn a statement's words into a
+`Reporter` collects every problem as Problem(file, line, message) at the statement it is about, every
+adjustment (a statement keepalived 2.2.7 works around when it starts the file - it rounds, drops or skips it -
+and fastvrrp works around the same way, saying what it did), and one note per keepalived feature fastvrrp
+does not implement. Its value methods turn a statement's words into a
 typed value (an int in a range, seconds as ms, a boolean, an address ...) or report why they cannot and
 return None.
 """
@@ -69,11 +71,18 @@ class Reporter:
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        # Worked around as keepalived does; `fastvrrp -t` exits 5 for them, strict config makes them problems.
+        self.adjustments: list[Problem] = []
         self._unsupported: dict[str, list] = {}  # feature -> [first node, count, its keyword]
 
     # --- reporting ------------------------------------------------------------------------------------------
     def err(self, node: Node, msg: str) -> None:
         self.problems.append(Problem(node.file, node.line, msg))
+
+    def adjust(self, node: Node, msg: str) -> None:
+        """A problem keepalived works around when it starts the file; `msg` says what fastvrrp did instead
+        (the same as keepalived). Any block reader may report one; the file still runs."""
+        self.adjustments.append(Problem(node.file, node.line, msg))
 
     def unsupported(self, node: Node, feature: str) -> None:
         """One note per feature: the first place it is used and how many places use it."""

@@ -115,7 +115,7 @@ def _fatal(message: str, console: bool) -> None:
 
 def _read_config(args: Any, console: bool) -> Config | None:
     path = args.config_file
-    cfg, problems, unsupported = check(path, args.config_id)
+    cfg, problems, unsupported = check(path, args.config_id, strict=getattr(args, "strict_config", False))
     if cfg is None:
         for p in problems:
             _fatal(str(p), console)
@@ -159,6 +159,7 @@ async def _main(args: Any, cfg: Config, console: bool) -> int:
         or default_status_file(getattr(args, "namespace", None)),
         metrics_addr=metrics_addr,
     )
+    daemon.strict_config = bool(getattr(args, "strict_config", False))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -59,6 +59,7 @@ class Daemon:
         self.cfg = cfg
         self.config_path = config_path
         self.config_id = config_id
+        self.strict_config = False  # --strict-config: a reload refuses what keepalived would work around
         self.metrics_addr = metrics_addr
         self.loop = asyncio.get_running_loop()
         self.engine = _engine.Engine(max_slots=4096, batch=64, fast_path=fast_path)
@@ -325,7 +326,7 @@ class Daemon:
         self.systemd.reloading()
         new = None
         try:
-            new = read_config(self.config_path, self.config_id)
+            new = read_config(self.config_path, self.config_id, self.strict_config)
             if new is not None:
                 started = await apply_config(self, new, now_us())
                 self._after(now_us())

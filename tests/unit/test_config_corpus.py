@@ -1,4 +1,6 @@
-"""The sample corpus (tests/configs): valid files load, invalid ones fail with a located problem.
+"""The sample corpus (tests/configs): valid files load, invalid ones fail with a located problem, the
+worked_around ones (keepalived 2.2.7 starts them, working around a problem) load with a located adjustment
+and fail with strict configuration.
 (tests/netns/test_config_agrees_with_keepalived.py compares the same files with keepalived -t.)"""
 
 from __future__ import annotations
@@ -7,15 +9,16 @@ import pathlib
 
 import pytest
 
-from fastvrrp.config import check
+from fastvrrp.config import check, check_file
 
 HERE = pathlib.Path(__file__).resolve().parent.parent / "configs"
 VALID = sorted((HERE / "valid").glob("*.conf"))
 INVALID = sorted((HERE / "invalid").glob("*.conf"))
+WORKED_AROUND = sorted((HERE / "worked_around").glob("*.conf"))
 
 
 def test_corpus_is_not_empty():
-    assert len(VALID) >= 8 and len(INVALID) >= 15
+    assert len(VALID) >= 8 and len(INVALID) >= 10 and len(WORKED_AROUND) >= 13
 
 
 @pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
@@ -30,3 +33,30 @@ def test_invalid_configs_fail_with_a_located_problem(path):
     cfg, problems, _ = check(str(path), instance_id="main")
     assert cfg is None
     assert problems and all(p.file.endswith(".conf") and p.line >= 1 for p in problems)
+
+
+@pytest.mark.parametrize("path", WORKED_AROUND, ids=lambda p: p.name)
+def test_worked_around_configs_load_with_a_located_warning(path):
+    res = check_file(str(path), instance_id="main")
+    assert res.problems == [] and res.config is not None
+    assert res.adjustments and all(p.file == str(path) and p.line >= 1 for p in res.adjustments)
+    cfg, problems, _ = check(str(path), instance_id="main", strict=True)
+    assert cfg is None
+    assert {(p.line, p.message) for p in problems} == {
+        (a.line, a.message + " [refused: strict configuration]") for a in res.adjustments
+    }
+
+
+def test_strict_from_global_defs(tmp_path):
+    text = (HERE / "worked_around" / "v2_fraction.conf").read_text()
+    p = tmp_path / "k.conf"
+    p.write_text("global_defs {\n    fastvrrp_strict_config\n}\n" + text)
+    cfg, problems, _ = check(str(p), instance_id="main")
+    assert (
+        cfg is None
+        and problems
+        and all(m.message.endswith("[refused: strict configuration]") for m in problems)
+    )
+    p.write_text("global_defs {\n    fastvrrp_strict_config off\n}\n" + text)
+    cfg, problems, _ = check(str(p), instance_id="main")
+    assert cfg is not None and problems == []
