@@ -395,7 +395,10 @@ def _config_mode(args: argparse.Namespace) -> int:
     lines += [_warning_line(pr) for pr in [*adjustments, *security, *res.unsupported]]
     bad = cfg is None or bool(problems)
     if args.config_test is not None and not args.dump_json:
-        lines.append(f"{args.config_file}: {'configuration has errors' if bad else 'configuration is valid'}")
+        verdict = "configuration has errors" if bad else "configuration is valid"
+        if not bad and adjustments:
+            verdict += f" ({len(adjustments)} problem(s) worked around as keepalived does)"
+        lines.append(f"{args.config_file}: {verdict}")
     if args.config_test not in (None, "-"):
         # keepalived -t=FILE writes its findings to FILE
         with open(args.config_test, "w") as f:

@@ -19,6 +19,7 @@ from dataclasses import replace
 
 import pytest
 
+from fastvrrp.lab.namespaces import wait_for
 from fastvrrp.lab.testbed import (
     InstanceSpec,
     Lan,
@@ -87,7 +88,8 @@ def test_master_backup_handover(lab, keepalived_bin, proto, pair):
         adv = tap.adverts(base.vrid, a.source(fam), after=t_b)
         assert adv and {e.version for e in adv} == {base.version}
         assert {e.priority for e in adv} == {HIGH}
-        assert lan.who_has(vip) == [a.ns]
+        # the state is logged as it changes; the address follows through netlink a moment later
+        wait_for(lambda: lan.who_has(vip) == [a.ns], timeout=3, what="the VIP on A only")
 
         # 2. Graceful stop of A: priority 0, B master after Skew_Time (not Master_Down_Interval).
         fo = measure_failover(tap, a, b, "graceful")
@@ -97,7 +99,7 @@ def test_master_backup_handover(lab, keepalived_bin, proto, pair):
         assert skew - EARLY_MS <= fo.failover_ms <= skew + LATE_MS, fo
         assert fo.failover_ms < master_down_ms(LOW, a_ms, base.version) - a_ms, fo
         b.wait_state("MASTER", timeout=5)
-        assert lan.who_has(vip) == [b.ns]
+        wait_for(lambda: lan.who_has(vip) == [b.ns], timeout=3, what="the VIP on B only")
 
         # 3. A restarts with the higher priority and preempts B.
         t_restart = time.time()
@@ -106,7 +108,7 @@ def test_master_backup_handover(lab, keepalived_bin, proto, pair):
         b.wait_state("BACKUP", timeout=5)
         t_preempted = time.time()
         wait_heard(tap, a.source(fam), base.vrid, after=t_preempted, count=2)
-        assert lan.who_has(vip) == [a.ns]
+        wait_for(lambda: lan.who_has(vip) == [a.ns], timeout=3, what="the VIP back on A only")
 
         # 4. A crashes: B master after Master_Down_Interval from A's last advert.
         fo = measure_failover(tap, a, b, "crash")
@@ -114,7 +116,7 @@ def test_master_backup_handover(lab, keepalived_bin, proto, pair):
         assert fo.last_old_priority == HIGH
         assert mdi - EARLY_MS <= fo.failover_ms <= mdi + LATE_MS, fo
         b.wait_state("MASTER", timeout=5)
-        assert b.has_vip(vip)
+        wait_for(lambda: b.has_vip(vip), timeout=3, what="the VIP on B")
         assert fo.garp_ms is not None, "no gratuitous ARP / unsolicited NA from the new master"
 
         _no_dual_master(tap, base, allowed=[(t_restart, t_preempted + a_ms / 1000)])
@@ -155,5 +157,5 @@ def test_link_down_fault_and_return(lab, keepalived_bin, pair):
         b.wait_state("BACKUP", timeout=5)
         t_back = time.time()
         wait_heard(tap, a.source(4), base.vrid, after=t_back, count=2)
-        assert lan.who_has(base.vip_addrs[0]) == [a.ns]
+        wait_for(lambda: lan.who_has(base.vip_addrs[0]) == [a.ns], timeout=3, what="the VIP on A only")
         _no_dual_master(tap, base, allowed=[(t_up, t_back + a_ms / 1000)])

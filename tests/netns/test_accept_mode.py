@@ -25,7 +25,7 @@ def test_no_accept_master_drops_traffic_to_its_vip_accept_answers(lab):
     r = lan.router(1, "fastvrrp", [no_acc, acc])
     r.start()
     r.wait_all("MASTER", timeout=10)
-    assert r.has_vip(VIP) and r.has_vip("192.0.2.101")
+    wait_for(lambda: r.has_vip(VIP) and r.has_vip("192.0.2.101"), timeout=3, what="both VIPs")
     # accept mode: the VIP answers (a retry covers ARP resolution on a loaded machine)
     wait_for(lambda: pings(lab, lan.client, "192.0.2.101"), timeout=5, what="the accept VIP answering")
     assert not pings(lab, lan.client, VIP)  # RFC 5798 6.4.3: not the owner, no accept: dropped

@@ -364,3 +364,32 @@ def test_python_dash_m_entry_point():
         [sys.executable, "-m", "fastvrrp", "--bogus"], capture_output=True, text=True, timeout=60
     )
     assert p.returncode == cli.EXIT_USAGE and "Traceback" not in p.stderr
+
+
+def test_strict_config_refuses_at_start_what_keepalived_works_around(tmp_path, conf):
+    """advert_int 0.5 under VRRPv2: keepalived rounds it to 1 s with a warning; -t exits 5 (worked
+    around); --strict-config (or fastvrrp_strict_config in global_defs) refuses it, -t and at start."""
+    path = conf(GOOD_HERE.replace("advert_int 1", "advert_int 0.5"))
+    p = subprocess.run(
+        [sys.executable, "-m", "fastvrrp", "-t", "-f", path], capture_output=True, text=True, timeout=60
+    )
+    assert p.returncode == 5 and f"{path}:9: warning: " in p.stderr and "using 1 s" in p.stderr, p.stderr
+    for how in (["--strict-config"], []):
+        if not how:
+            path = conf(GOOD_HERE.replace("advert_int 1", "advert_int 0.5").replace(
+                "router_id lb1", "router_id lb1\n    fastvrrp_strict_config"), "strict.conf")  # fmt: skip
+        p = subprocess.run(
+            [sys.executable, "-m", "fastvrrp", "-t", "-f", path, *how],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert p.returncode == 4 and "[refused: strict configuration]" in p.stderr, p.stderr
+        p = subprocess.run(
+            [sys.executable, "-m", "fastvrrp", "-n", "-G", "-f", path, "-p", str(tmp_path / "x.pid"), *how],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert p.returncode == 1 and "[refused: strict configuration]" in p.stderr, p.stderr
+        assert "configuration has errors, not starting" in p.stderr
