@@ -150,6 +150,21 @@ def _state(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
             st.state_at = n
 
 
+def _priority(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
+    if not r.nargs(n, 1):
+        return
+    try:
+        v: int | None = int(n.args[0], 10)
+    except ValueError:
+        v = None
+    if v is not None and 1 <= v <= 255:
+        st.priority = v
+        return
+    # keepalived 2.2.7: "(VI_1) Priority not valid! must be between 1 & 255. Using default 100"
+    r.adjust(n, f"priority '{n.args[0]}' is not in 1-255: using 100, as keepalived does")
+    st.priority = 100
+
+
 def _advert_int(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
     """Seconds, checked against the version once it is known (instance_rules.advert_ms)."""
     if r.nargs(n, 1):
@@ -161,7 +176,8 @@ def _advert_int(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
             r.err(n, f"advert_int '{n.args[0]}' is not a number of seconds")
             return
         if v <= 0:
-            r.err(n, f"advert_int {n.args[0]} must be greater than 0")
+            # keepalived 2.2.7: "(VI_1) Advert interval (0) not valid! Must be > 0 - ignoring"
+            r.adjust(n, f"advert_int {n.args[0]} must be greater than 0: ignored (1 s), as keepalived does")
             return
         st.advert_int, st.advert_int_at = v, n
 
@@ -338,7 +354,7 @@ VRRP_INSTANCE = Schema(
         "interface": special(_interface),
         "state": special(_state),
         "virtual_router_id": int_kw("virtual_router_id", 1, 255),
-        "priority": int_kw("priority", 1, 255),
+        "priority": special(_priority),
         "advert_int": special(_advert_int),
         "version": int_kw("version", 2, 3),
         "nopreempt": flag_kw("preempt", False),

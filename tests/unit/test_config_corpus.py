@@ -60,3 +60,48 @@ def test_strict_from_global_defs(tmp_path):
     p.write_text("global_defs {\n    fastvrrp_strict_config off\n}\n" + text)
     cfg, problems, _ = check(str(p), instance_id="main")
     assert cfg is not None and problems == []
+
+
+# The meaning keepalived 2.2.7 gives each worked-around file (its log line quoted), which fastvrrp runs.
+MEANING = {
+    "advert_zero.conf": ("advert_int_ms", 1000),  # "Advert interval (0) not valid! Must be > 0 - ignoring"
+    "priority_zero.conf": (
+        "priority",
+        100,
+    ),  # "Priority not valid! must be between 1 & 255. Using default 100"
+    "v2_fraction.conf": (
+        "advert_int_ms",
+        1000,
+    ),  # "VRRPv2 advertisement interval 0.010000s must be an integer. rounding"
+    "v3_too_long.conf": (
+        "advert_int_ms",
+        40950,
+    ),  # "... out of range. Must be less than 40.96s. Setting to 40.95s"
+    "bad_state.conf": ("state", "BACKUP"),  # "unknown state 'FOO', defaulting to BACKUP"
+    "strict_auth.conf": ("auth_type", None),  # "Strict mode does not support authentication. Ignoring."
+    "v3_auth.conf": ("auth_type", None),  # "VRRP version 3 does not support authentication. Ignoring."
+    "owner_nopreempt.conf": (
+        "preempt",
+        True,
+    ),  # "nopreempt is incompatible with priority 255. resetting nopreempt"
+    "long_pass.conf": ("auth_pass", "waytoolo"),  # keepalived sends the first 8 bytes
+    "stock_strict.conf": ("state", "BACKUP"),  # "(VI_1) State MASTER must match being address owner"
+    "undefined_script.conf": ("track_script", ()),  # "track script nosuch not found, ignoring..."
+    "script_without_script.conf": ("track_script", ()),  # "No script set for vrrp_script chk - removing"
+}
+
+
+@pytest.mark.parametrize("name", sorted(MEANING))
+def test_worked_around_configs_mean_what_keepalived_runs(name):
+    cfg, problems, _ = check(str(HERE / "worked_around" / name), instance_id="main")
+    assert problems == [] and cfg is not None
+    field, value = MEANING[name]
+    assert getattr(cfg.instances[0], field) == value
+
+
+def test_sync_group_without_members_is_dropped():
+    cfg, problems, _ = check(
+        str(HERE / "worked_around" / "sync_members_outside_group.conf"), instance_id="main"
+    )
+    assert problems == [] and cfg is not None and dict(cfg.sync_groups) == {}
+    assert cfg.instances[0].sync_group is None and cfg.instances[0].advert_int_ms == 1000

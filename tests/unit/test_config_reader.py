@@ -116,10 +116,14 @@ def test_full_instance_model(tmp_path):
 @pytest.mark.parametrize(
     "body,line,message",
     [
-        (" priority 0", 4, "priority 0 out of range [1, 255]"),
-        (" priority 256", 4, "priority 256 out of range [1, 255]"),
-        (" priority high", 4, "priority 'high' is not an integer"),
-        (" advert_int 0", 4, "advert_int 0 must be greater than 0"),
+        (" priority 0", 4, "priority '0' is not in 1-255: using 100, as keepalived does" + STRICT),
+        (" priority 256", 4, "priority '256' is not in 1-255: using 100, as keepalived does" + STRICT),
+        (" priority high", 4, "priority 'high' is not in 1-255: using 100, as keepalived does" + STRICT),
+        (
+            " advert_int 0",
+            4,
+            "advert_int 0 must be greater than 0: ignored (1 s), as keepalived does" + STRICT,
+        ),
         (
             " advert_int 1.5",
             4,
@@ -280,12 +284,12 @@ def test_unsupported_are_notes_not_errors(tmp_path):
 
 def test_load_raises_with_all_problems(tmp_path):
     p = tmp_path / "k.conf"
-    p.write_text(inst(" priority 0\n advert_int -1"))
+    p.write_text(inst(" virtual_router_id 0\n advert_int x"))
     with pytest.raises(ConfigError) as ei:
         load(str(p), "x")
     assert ei.value.problems == [
-        Problem(str(p), 4, "priority 0 out of range [1, 255]"),
-        Problem(str(p), 5, "advert_int -1 must be greater than 0"),
+        Problem(str(p), 4, "virtual_router_id 0 out of range [1, 255]"),
+        Problem(str(p), 5, "advert_int 'x' is not a number of seconds"),
     ]
 
 
