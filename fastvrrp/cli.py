@@ -382,10 +382,12 @@ def _config_mode(args: argparse.Namespace) -> int:
     res = _load("fastvrrp.config", "check_file")(args.config_file, args.config_id, strict=args.strict_config)
     cfg, problems = res.config, list(res.problems)
     adjustments, security = list(res.adjustments) if not res.strict else [], []
+    missing_interfaces = False
     if args.config_test is not None and cfg is not None:
         host = _load("fastvrrp.config.host_checks", "host_findings")(cfg)
         problems += host.unusable
         adjustments += host.worked_around
+        missing_interfaces = bool(host.worked_around)
         security = host.script_security
         if res.strict:
             problems += adjustments
@@ -414,6 +416,8 @@ def _config_mode(args: argparse.Namespace) -> int:
         return EXIT_CONFIG if bad else EXIT_OK
     if bad:
         return EXIT_TEST_UNUSABLE
+    if missing_interfaces:  # keepalived -t stops there, before its script security check
+        return EXIT_TEST_WORKED_AROUND
     if security:
         return EXIT_TEST_SCRIPT_SECURITY
     return EXIT_TEST_WORKED_AROUND if adjustments else EXIT_OK

@@ -10,6 +10,8 @@ as keepalived does: a tracked interface or an address's `dev` is missing) and `s
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 from dataclasses import dataclass, field
 
 from .model import Config, InstanceConfig, Problem, Script
@@ -70,10 +72,25 @@ def _instance_interfaces(inst: InstanceConfig, names: set[str], out: HostFinding
 
 
 def _runs_as_root(script: Script | None, default_user: str | None) -> bool:
+    """The script would run, as root. keepalived 2.2.7 does not count a script whose program is not there
+    (its -t exits 0 for a notify_master naming a missing file)."""
     if script is None or not script.command:
         return False
     user = script.user or default_user
-    return user in (None, "root", "0")
+    return user in (None, "root", "0") and _program_exists(script.command)
+
+
+def _program_exists(command: str) -> bool:
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    if not words:
+        return False
+    prog = words[0]
+    if "/" in prog:
+        return os.path.isfile(prog) and os.access(prog, os.X_OK)
+    return shutil.which(prog) is not None
 
 
 def _scripts(cfg: Config, out: HostFindings) -> None:

@@ -132,3 +132,19 @@ def test_missing_file_and_missing_interface_exit_4(keepalived_ns, tmp_path):
     assert _keepalived_t(exe, ns, conf)[0] == 5
     rc, err = _fastvrrp_t(ns, conf)
     assert rc == 4 and "interface nosuch0 does not exist here" in err, err
+
+
+def test_missing_tracked_interface_comes_before_script_security(keepalived_ns, tmp_path):
+    """keepalived 2.2.7 -t stops at "Non-existent interface specified in configuration" (exit 5) before its
+    script security check (exit 6 once the interface is there); fastvrrp -t exits the same."""
+    exe, ns = keepalived_ns
+    text = (HERE / "script_security" / "root_script.conf").read_text()
+    conf = tmp_path / "k.conf"
+    conf.write_text(
+        text.replace(
+            "    track_script {", "    track_interface {\n        nosuch0\n    }\n    track_script {"
+        )
+    )
+    assert _keepalived_t(exe, ns, conf)[0] == 5
+    rc, err = _fastvrrp_t(ns, conf)
+    assert rc == 5 and "tracked interface nosuch0 does not exist here" in err, err

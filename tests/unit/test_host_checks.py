@@ -57,3 +57,8 @@ def test_script_security_enabled_or_another_user(tmp_path):
     ):
         cfg, _path = _cfg(tmp_path, head + CONF)
         assert host_findings(cfg, interfaces={"eth0", "eth1", "uplink0"}).script_security == []
+
+
+def test_a_script_whose_program_is_missing_does_not_count(tmp_path):
+    cfg, _path = _cfg(tmp_path, CONF.replace('"/bin/true"', '"/nonexistent/check.sh arg"'))
+    assert host_findings(cfg, interfaces={"eth0", "eth1", "uplink0"}).script_security == []
