@@ -28,8 +28,9 @@ from fastvrrp import __version__
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 SYSLOG_SOCKET_ENV = "FASTVRRP_SYSLOG_SOCKET"  # fastvrrp.daemon.logs reads it
 
-# Exit codes: 0 success, 1 the configuration has errors (-t), 2 runtime trouble (damaged capture, a part
-# of fastvrrp that is not installed), 64 usage (EX_USAGE, sysexits.h).
+# Exit codes: 0 success, 1 the configuration has errors (--dump-json; -t exits as keepalived, see
+# EXIT_TEST_*), 2 runtime trouble (damaged capture, a part of fastvrrp that is not installed), 64 usage
+# (EX_USAGE, sysexits.h).
 EXIT_OK = 0
 EXIT_CONFIG = 1
 EXIT_FAILURE = 2
@@ -132,7 +133,16 @@ def _configuration_options(p: argparse.ArgumentParser) -> None:
         nargs="?",
         const="-",
         metavar="LOG_FILE",
-        help="check the configuration, print FILE:LINE: problems (to LOG_FILE if given), exit",
+        help="check the configuration and this host (interfaces, script security), print FILE:LINE: "
+        "findings (to LOG_FILE if given), exit as keepalived -t: 0 clean, 4 unusable, 5 problems worked "
+        "around, 6 scripts would run as root without enable_script_security",
+    )
+    g.add_argument(
+        "--strict-config",
+        dest="strict_config",
+        action="store_true",
+        help="refuse a configuration with problems keepalived works around (global_defs: "
+        "fastvrrp_strict_config); without it they are worked around as keepalived does, with a warning",
     )
     g.add_argument(
         "-d",
@@ -385,17 +395,38 @@ def _problem_line(pr: Any) -> str:
     return str(msg)
 
 
+# `-t`'s exit codes are keepalived 2.2.7's: the file cannot be used; problems were worked around (the file
+# starts, with warnings); scripts would run as root without enable_script_security.
+EXIT_TEST_UNUSABLE = 4
+EXIT_TEST_WORKED_AROUND = 5
+EXIT_TEST_SCRIPT_SECURITY = 6
+
+
 def _config_mode(args: argparse.Namespace) -> int:
-    """-t and --dump-json: read the configuration with fastvrrp.config.check and report like a compiler."""
-    check = _load("fastvrrp.config", "check")
-    cfg, problems, unsupported = check(args.config_file, args.config_id)
+    """-t and --dump-json: read the configuration with fastvrrp.config.check_file and report like a
+    compiler; -t also checks the host (interfaces in this namespace, script security) as keepalived -t."""
+    res = _load("fastvrrp.config", "check_file")(args.config_file, args.config_id, strict=args.strict_config)
+    cfg, problems = res.config, list(res.problems)
+    adjustments, security = list(res.adjustments) if not res.strict else [], []
+    missing_interfaces = False
+    if args.config_test is not None and cfg is not None:
+        host = _load("fastvrrp.config.host_checks", "host_findings")(cfg)
+        problems += host.unusable
+        adjustments += host.worked_around
+        missing_interfaces = bool(host.worked_around)
+        security = host.script_security
+        if res.strict:
+            problems += adjustments
+            adjustments = []
     lines = [_problem_line(pr) for pr in problems]
-    # Unsupported keepalived features are not errors: the file still runs, without them.
-    lines += [_problem_line(pr).replace(": ", ": warning: ", 1) if getattr(pr, "file", None) else
-              f"warning: {pr}" for pr in unsupported]  # fmt: skip
+    # Adjustments and unsupported keepalived features are not errors: the file still runs.
+    lines += [_warning_line(pr) for pr in [*adjustments, *security, *res.unsupported]]
     bad = cfg is None or bool(problems)
     if args.config_test is not None and not args.dump_json:
-        lines.append(f"{args.config_file}: {'configuration has errors' if bad else 'configuration is valid'}")
+        verdict = "configuration has errors" if bad else "configuration is valid"
+        if not bad and adjustments:
+            verdict += f" ({len(adjustments)} problem(s) worked around as keepalived does)"
+        lines.append(f"{args.config_file}: {verdict}")
     if args.config_test not in (None, "-"):
         # keepalived -t=FILE writes its findings to FILE
         with open(args.config_test, "w") as f:
@@ -407,7 +438,21 @@ def _config_mode(args: argparse.Namespace) -> int:
         data = cfg.to_json()
         # to_json() may hand back text or a JSON-ready structure; print JSON either way.
         sys.stdout.write((data if isinstance(data, str) else json.dumps(data, indent=2)).rstrip("\n") + "\n")
-    return EXIT_CONFIG if bad else EXIT_OK
+    if args.dump_json or args.config_test is None:
+        return EXIT_CONFIG if bad else EXIT_OK
+    if bad:
+        return EXIT_TEST_UNUSABLE
+    if missing_interfaces:  # keepalived -t stops there, before its script security check
+        return EXIT_TEST_WORKED_AROUND
+    if security:
+        return EXIT_TEST_SCRIPT_SECURITY
+    return EXIT_TEST_WORKED_AROUND if adjustments else EXIT_OK
+
+
+def _warning_line(pr: Any) -> str:
+    return (
+        _problem_line(pr).replace(": ", ": warning: ", 1) if getattr(pr, "file", None) else f"warning: {pr}"
+    )
 
 
 def _keepalived_mode(argv: Sequence[str]) -> int:

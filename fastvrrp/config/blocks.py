@@ -46,7 +46,7 @@ class Schema:
     """The keywords of one block: `keywords` (keyword -> Kw), keepalived keywords fastvrrp does not
     implement (`unsupported`: keyword -> feature), and whether an unknown statement may carry a block."""
 
-    __slots__ = ("name", "keywords", "unsupported", "unknown_no_block")
+    __slots__ = ("name", "keywords", "unsupported", "unknown_no_block", "unknown_ignored")
 
     def __init__(
         self,
@@ -55,6 +55,7 @@ class Schema:
         keywords: Mapping[str, Kw],
         unsupported: Mapping[str, str] | None = None,
         unknown_no_block: bool = False,
+        unknown_ignored: bool = True,
     ) -> None:
         self.name = name  # None: the top level ("unknown keyword 'x'" without a block name)
         slots = set(getattr(state, "__slots__", ())) if state is not None else set()
@@ -64,6 +65,9 @@ class Schema:
         }
         self.unsupported = dict(unsupported or {})
         self.unknown_no_block = unknown_no_block
+        # keepalived skips a statement it does not know (and its block) and starts the file: so does
+        # fastvrrp, with a warning. Blocks that are fastvrrp's own (vrrp_check) refuse them instead.
+        self.unknown_ignored = unknown_ignored
 
 
 def walk(r: Reporter, n: Node, schema: Schema, st: Any) -> bool:
@@ -91,6 +95,9 @@ def read_statements(r: Reporter, statements: Iterable[Node], schema: Schema, st:
         feature = schema.unsupported.get(k.kw)
         if feature is not None:
             r.unsupported(k, feature)
+        elif schema.unknown_ignored:
+            where = f" in {schema.name}" if schema.name else ""
+            r.adjust(k, f"unknown keyword '{k.kw}'{where}: ignored (keepalived skips it too)")
         else:
             known = False
             r.err(k, f"unknown keyword '{k.kw}'" + (f" in {schema.name}" if schema.name else ""))

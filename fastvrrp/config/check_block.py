@@ -91,6 +91,7 @@ URL = Schema(
         "regex_no_match": flag_kw("regex_no_match"),
     },
     unknown_no_block=True,
+    unknown_ignored=False,
 )
 
 
@@ -187,19 +188,21 @@ _CONNECTION = {
 }
 _HTTP = {**_CONNECTION, "url": special(_url, block=True), "virtualhost": word_kw("virtualhost")}
 PROBE_SCHEMAS = {
-    "TCP_CHECK": Schema("TCP_CHECK", ProbeState, _CONNECTION, unknown_no_block=True),
-    "HTTP_GET": Schema("HTTP_GET", ProbeState, _HTTP, unknown_no_block=True),
+    "TCP_CHECK": Schema("TCP_CHECK", ProbeState, _CONNECTION, unknown_no_block=True, unknown_ignored=False),
+    "HTTP_GET": Schema("HTTP_GET", ProbeState, _HTTP, unknown_no_block=True, unknown_ignored=False),
     "SSL_GET": Schema(
         "SSL_GET",
         ProbeState,
         {**_HTTP, "verify_cert": flag_kw("verify_cert"), "ca_file": word_kw("ca_file")},
         unknown_no_block=True,
+        unknown_ignored=False,
     ),
     "DNS_CHECK": Schema(
         "DNS_CHECK",
         ProbeState,
         {**_CONNECTION, "type": special(_dns_type), "name": word_kw("name"), "expect": special(_expect)},
         unknown_no_block=True,
+        unknown_ignored=False,
     ),
 }
 
@@ -316,6 +319,7 @@ VRRP_CHECK = Schema(
         "init_fail": flag_kw("init_fail"),
     },
     unknown_no_block=True,
+    unknown_ignored=False,
 )
 _SCHEDULE = ("interval_ms", "timeout_ms", "rise", "fall", "weight", "reverse", "init_fail")
 

@@ -87,7 +87,8 @@ def read_sync_group(r: Any, n: Node, st: Any, kw: Kw) -> None:
     s = SyncGroupState(name)
     walk(r, n, SYNC_GROUP, s)
     if not s.group:
-        r.err(n, f"vrrp_sync_group '{name}' has no 'group' members")
+        # keepalived 2.2.7 starts the file without the group (words outside `group { }` are unknown keywords)
+        r.adjust(n, f"vrrp_sync_group '{name}' has no 'group' members: ignored, as keepalived does")
         return
     if name is not None:
         r.sync_groups[name] = (_build_sync_group(s, _SYNC_GROUP_DEFAULTS), n)

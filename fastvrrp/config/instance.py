@@ -141,10 +141,28 @@ def _state(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
     if r.nargs(n, 1):
         s = n.args[0].upper()
         if s not in ("MASTER", "BACKUP"):
-            r.err(n, f"unknown state '{n.args[0]}' (MASTER or BACKUP)")
+            # keepalived 2.2.7: "unknown state 'FOO', defaulting to BACKUP"
+            r.adjust(
+                n, f"unknown state '{n.args[0]}' (MASTER or BACKUP): starting as BACKUP, as keepalived does"
+            )
         else:
             st.state = s
             st.state_at = n
+
+
+def _priority(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
+    if not r.nargs(n, 1):
+        return
+    try:
+        v: int | None = int(n.args[0], 10)
+    except ValueError:
+        v = None
+    if v is not None and 1 <= v <= 255:
+        st.priority = v
+        return
+    # keepalived 2.2.7: "(VI_1) Priority not valid! must be between 1 & 255. Using default 100"
+    r.adjust(n, f"priority '{n.args[0]}' is not in 1-255: using 100, as keepalived does")
+    st.priority = 100
 
 
 def _advert_int(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
@@ -158,7 +176,8 @@ def _advert_int(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
             r.err(n, f"advert_int '{n.args[0]}' is not a number of seconds")
             return
         if v <= 0:
-            r.err(n, f"advert_int {n.args[0]} must be greater than 0")
+            # keepalived 2.2.7: "(VI_1) Advert interval (0) not valid! Must be > 0 - ignoring"
+            r.adjust(n, f"advert_int {n.args[0]} must be greater than 0: ignored (1 s), as keepalived does")
             return
         st.advert_int, st.advert_int_at = v, n
 
@@ -175,10 +194,13 @@ def _auth_type(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
 
 def _auth_pass(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
     if r.nargs(n, 1):
-        if len(n.args[0].encode()) > 8:
-            # keepalived truncates silently-ish; a peer typed with the full text would never match
-            r.err(n, "auth_pass is longer than 8 characters (only 8 are sent)")
-        st.auth_pass = n.args[0]
+        text = n.args[0]
+        if len(text.encode()) > 8:
+            # keepalived 2.2.7 sends the first 8 bytes ("Truncating auth_pass to 8 characters")
+            while len(text.encode()) > 8:
+                text = text[:-1]
+            r.adjust(n, f"auth_pass is longer than 8 bytes: only '{text}' is sent, as keepalived does")
+        st.auth_pass = text
 
 
 AUTHENTICATION = Schema(
@@ -315,6 +337,16 @@ def _notify_deleted(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
 
 _NOT_KEPT = Kw(checked_only, read=read_flag)  # accepted flags with nothing to keep
 
+
+def _lvs_sync_daemon_interface(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
+    # keepalived 2.2.7: "Specifying lvs_sync_daemon_interface against a vrrp is deprecated."
+    r.adjust(
+        n,
+        "'lvs_sync_daemon_interface' in a vrrp_instance is deprecated (keepalived: use the global "
+        "lvs_sync_daemon); the LVS sync daemon is not implemented by fastvrrp: ignored",
+    )
+
+
 VRRP_INSTANCE = Schema(
     "vrrp_instance",
     InstanceState,
@@ -322,7 +354,7 @@ VRRP_INSTANCE = Schema(
         "interface": special(_interface),
         "state": special(_state),
         "virtual_router_id": int_kw("virtual_router_id", 1, 255),
-        "priority": int_kw("priority", 1, 255),
+        "priority": special(_priority),
         "advert_int": special(_advert_int),
         "version": int_kw("version", 2, 3),
         "nopreempt": flag_kw("preempt", False),
@@ -377,6 +409,7 @@ VRRP_INSTANCE = Schema(
         "notify": script_kw("notify"),
         "notify_master_rx_lower_pri": script_kw("notify_master_rx_lower_pri"),
         "notify_deleted": special(_notify_deleted),
+        "lvs_sync_daemon_interface": special(_lvs_sync_daemon_interface),
     },
     unsupported=INSTANCE_UNSUPPORTED,
 )

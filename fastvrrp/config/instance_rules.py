@@ -88,10 +88,12 @@ def preempt(r: Reporter, st: InstanceState, state: str, priority: int, where: st
         return True
     ok = True
     if priority == 255:
+        # keepalived 2.2.7: "nopreempt is incompatible with priority 255. resetting nopreempt"
         node = st.preempt_at or st.node
         why = "priority 255" if st.priority is not None else "priority 255 (the default for state MASTER)"
-        r.err(node, f"{where}: nopreempt cannot work with {why}: the address owner always preempts")
-        ok = False
+        r.adjust(node, f"{where}: nopreempt cannot work with {why}: preempting, as keepalived does")
+        st.preempt = None
+        return True
     if state == "MASTER" and priority != 255:
         r.err(st.state_at, f"{where}: nopreempt cannot work with state MASTER")  # type: ignore[arg-type]
         ok = False
@@ -105,11 +107,25 @@ def advert_ms(r: Reporter, st: InstanceState, version: int, where: str) -> tuple
     if v is None or k is None:
         return 1000, True
     if version == 2:
+        if 0 < v <= 255 and v != int(v):
+            # keepalived 2.2.7: "VRRPv2 advertisement interval 0.100000s must be an integer. rounding"
+            secs = max(1, int(v + 0.5))
+            r.adjust(k, f"{where}: advert_int {k.args[0]} is not a whole number of seconds (VRRPv2): "
+                     f"using {secs} s, as keepalived does")  # fmt: skip
+            return secs * 1000, True
         if v != int(v) or not 1 <= v <= 255:
             r.err(k, f"{where}: advert_int {k.args[0]} is not valid for VRRPv2 (whole seconds 1-255)")
             return 1000, False
         return int(v) * 1000, True
     cs = v * 100
+    if cs > 4095:
+        # keepalived 2.2.7: "VRRPv3 advertisement interval 50.00s is out of range. Must be less than
+        # 40.96s. Setting to 40.95s"
+        r.adjust(
+            k,
+            f"{where}: advert_int {k.args[0]} is over the VRRPv3 maximum: using 40.95 s, as keepalived does",
+        )
+        return 40950, True
     if abs(cs - round(cs)) > 1e-6 or not 1 <= round(cs) <= 4095:
         r.err(
             k,
@@ -125,19 +141,28 @@ def authentication(r: Reporter, st: InstanceState, version: int, strict: bool, w
     an = st.auth_at
     if an is None:
         return True
-    if version == 3:
-        r.err(an, f"{where}: VRRP version 3 does not support authentication")
-    elif strict:
-        r.err(an, f"{where}: strict mode does not allow authentication")
-    elif st.auth_type is None:
+    if version == 3 or strict:
+        # keepalived 2.2.7: "VRRP version 3 does not support authentication. Ignoring." and "Strict mode
+        # does not support authentication. Ignoring."
+        why = "VRRP version 3 does not support" if version == 3 else "strict mode does not allow"
+        r.adjust(an, f"{where}: {why} authentication: advertising without it, as keepalived does")
+        st.auth_type = st.auth_pass = None
+        st.auth_at = None
+        return True
+    if st.auth_type is None:
         if not st.auth_type_given:
             r.err(an, f"{where}: authentication without auth_type")
     elif st.auth_pass is None:
         r.err(an, f"{where}: authentication without auth_pass")
     else:
-        if st.auth_type == "AH":
-            r.unsupported(an, "IPsec-AH authentication")
-        return True
+        if st.auth_type != "AH":
+            return True
+        # Advertising without AH would make a keepalived peer using AH drop our adverts: both masters.
+        r.err(
+            an,
+            f"{where}: auth_type AH (IPsec-AH) is not implemented by fastvrrp; advertising without it would "
+            "make peers using AH drop our adverts (and both become master)",
+        )
     return False
 
 
@@ -191,17 +216,24 @@ def tracker_refs(r: Reporter, st: InstanceState, priority: int, trackers: Tracke
         refs = getattr(st, field)
         if refs is None:
             continue
+        kept, kept_at = [], []
         for ref, k in zip(refs, getattr(st, field + "_at") or (), strict=True):
             if ref.name not in table:
-                r.err(k, f"{where}: {field} '{ref.name}' names no {what}")
-                ok = False
-            elif priority == 255 and _weight(ref, table):
+                # keepalived 2.2.7: "(VI_1) track script nosuch not found, ignoring..."
+                r.adjust(k, f"{where}: {field} '{ref.name}' names no {what}: not tracked, as keepalived does")
+                continue
+            kept.append(ref)
+            kept_at.append(k)
+            if priority == 255 and _weight(ref, table):
                 r.err(
                     k,
                     f"{where}: the address owner (priority 255) cannot track '{ref.name}' with a "
                     f"weight (use weight 0)",
                 )
                 ok = False
+        if len(kept) != len(refs):
+            setattr(st, field, tuple(kept))
+            setattr(st, field + "_at", kept_at)
     return ok
 
 
@@ -264,6 +296,14 @@ def finish_instance(
     # Accept_Mode), and RFC 3768 has no accept mode at all.
     accept = st.accept if st.accept is not None else (priority == 255 if strict else True)
     if strict:
+        if state == "MASTER" and priority != 255:
+            # keepalived 2.2.7: "(VI_1) State MASTER must match being address owner", then starts it as BACKUP
+            r.adjust(
+                st.state_at or st.node,
+                f"{where}: strict mode allows state MASTER only at priority 255 (the address owner): "
+                "starting as BACKUP, as keepalived does",
+            )
+            state = "BACKUP"
         ok = strict_accept(r, st, ver, where) and ok
         ok = strict_mode(r, st, state, priority, where) and ok
     if not ok:

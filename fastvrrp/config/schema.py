@@ -34,6 +34,9 @@ GLOBAL_KEYWORDS: dict[str, tuple] = {
     "vrrp_lower_prio_no_advert": ("bool",),
     "vrrp_higher_prio_send_advert": ("bool",),
     "vrrp_strict": ("flag",),
+    # fastvrrp's own: every adjustment (a problem keepalived works around) refuses the file instead.
+    # keepalived 2.2.7 logs "Unknown keyword 'fastvrrp_strict_config'" for it and starts the file.
+    "fastvrrp_strict_config": ("bool",),
     "vrrp_skip_check_adv_addr": ("bool",),
     "vrrp_check_unicast_src": ("flag",),
     "vrrp_startup_delay": ("secs", 0, 3600),

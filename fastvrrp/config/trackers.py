@@ -60,7 +60,12 @@ class Definition:
         s = self.state(name)
         walk(r, n, self.schema, s)
         if getattr(s, self.required) is None:
-            r.err(n, f"{self.what} '{name}' has no '{self.required}'")
+            if self.what == "vrrp_script":
+                # keepalived 2.2.7: "No script set for vrrp_script X - removing"; a track_script naming it is
+                # then not tracked (instance_rules.tracker_refs).
+                r.adjust(n, f"{self.what} '{name}' has no '{self.required}': removed, as keepalived does")
+            else:
+                r.err(n, f"{self.what} '{name}' has no '{self.required}'")
             return
         if self.check is not None:
             self.check(r, n, s)

@@ -129,7 +129,7 @@ def _fatal(message: str, console: bool) -> None:
 
 def _read_config(args: Any, console: bool) -> Config | None:
     path = args.config_file
-    cfg, problems, unsupported = check(path, args.config_id)
+    cfg, problems, unsupported = check(path, args.config_id, strict=getattr(args, "strict_config", False))
     if cfg is None:
         for p in problems:
             _fatal(str(p), console)
@@ -176,6 +176,7 @@ async def _main(args: Any, cfg: Config, console: bool) -> int:
         control_path=getattr(args, "control", None)
         or default_control_socket(getattr(args, "namespace", None)),
     )
+    daemon.strict_config = bool(getattr(args, "strict_config", False))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     dumper = DumpWriter(daemon, getattr(args, "dump_dir", None) or dumps.DEFAULT_DIR)

@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("fastvrrp")
 
 
-def read_config(path: str, config_id: str | None) -> Config | None:
-    """The new configuration, or None (its problems logged) if it cannot replace the running one."""
-    new, problems, unsupported = check(path, config_id)
+def read_config(path: str, config_id: str | None, strict: bool = False) -> Config | None:
+    """The new configuration, or None (its problems logged) if it cannot replace the running one; the
+    warnings (adjustments made as keepalived makes them, unsupported features) are logged."""
+    new, problems, unsupported = check(path, config_id, strict=strict)
     if new is None:
         log.error(
             "reload refused: the new configuration has %d problem(s); keeping the running one", len(problems)

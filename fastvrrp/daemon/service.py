@@ -62,6 +62,7 @@ class Daemon:
         self.cfg = cfg
         self.config_path = config_path
         self.config_id = config_id
+        self.strict_config = False  # --strict-config: a reload refuses what keepalived would work around
         self.metrics_addr = metrics_addr
         self.metrics_keepalived = metrics_keepalived  # also export mehdy/keepalived-exporter's families
         self.control_path = control_path  # the control socket (daemon/control.py); None: no control API
@@ -362,7 +363,7 @@ class Daemon:
         self.systemd.reloading()
         new = None
         try:
-            new = read_config(self.config_path, self.config_id)
+            new = read_config(self.config_path, self.config_id, self.strict_config)
             if new is not None:
                 started = await apply_config(self, new, now_us())
                 self.operator.keep_only(self.insts)  # drains and offsets of instances that still exist

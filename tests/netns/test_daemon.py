@@ -253,8 +253,12 @@ def test_never_two_masters_in_steady_state(lab):
     with lan.tap() as tap:
         start_all(rs)
         rs[0].wait_state("MASTER", timeout=10)
+        # Which daemon starts first is not ours to choose: a lower one may be master until it hears r1.
+        # Steady state starts once the others have gone back to BACKUP.
+        rs[1].wait_state("BACKUP", timeout=10)
+        rs[2].wait_state("BACKUP", timeout=10)
         t = time.time()
-        time.sleep(20 * A / 1000)
+        time.sleep(20 * A / 1000)  # the observation window, not a wait for a condition
         assert dual_master_windows(tap.adverts(51, after=t), A) == []
 
 

@@ -123,8 +123,8 @@ def test_garp_lower_prio_repeat_on_the_wire(lab):
         with lan.tap() as tap:
             m.start()
             m.wait_state("MASTER", timeout=10)
+            # garp_master_repeat 1, garp_master_delay 0: that one GARP is all of becoming master
             wait_for(lambda: tap.first_garp(VIP), timeout=5, what="the GARP of becoming master")
-            time.sleep(0.3)
             t = time.time()
             socks.tx.sendto(low, ("224.0.0.18", 0))
 
@@ -132,7 +132,7 @@ def test_garp_lower_prio_repeat_on_the_wire(lab):
                 return [e.t for e in tap.snapshot() if e.kind == "garp" and e.src == VIP and e.t > t]
 
             wait_for(lambda: len(garps()) >= 6, timeout=5, what="two sets of lower-priority GARPs")
-            time.sleep(0.3)
+            time.sleep(0.3)  # the observation window: no seventh GARP
             got = garps()
             assert len(got) == 6, got
             assert got[2] - t < 0.2, got  # the first set at once

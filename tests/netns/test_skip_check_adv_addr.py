@@ -11,6 +11,7 @@ import pytest
 
 from fastvrrp import _wire
 from fastvrrp.io.sockets import open_rx_tx_in_netns
+from fastvrrp.lab.namespaces import wait_for
 from fastvrrp.lab.testbed import InstanceSpec, Lan
 
 pytestmark = pytest.mark.netns
@@ -59,13 +60,27 @@ def test_skip_check_adv_addr_keeps_following_the_same_master(lab):
         advert([VIP])
         skip.start()
         check.start()
-        for _ in range(4):  # both follow the master while its list matches theirs
+
+        # The injector advertises once a second (its advert interval) until each condition holds: how
+        # long the daemons take to start is not ours to choose, so no fixed number of adverts.
+        def advertise_until(addresses: list[str], cond, timeout: float, what: str) -> None:
+            deadline = time.monotonic() + timeout
+            while not cond():
+                assert time.monotonic() < deadline, f"{what}: {skip.log()[-800:]} {check.log()[-800:]}"
+                advert(addresses)
+                wait_for(cond, timeout=1.0, raise_on_timeout=False)
+
+        # both follow the master while its list matches theirs
+        advertise_until([VIP], lambda: skip.state() == check.state() == "BACKUP", 20, "both BACKUP")
+        for _ in range(2):  # and stay BACKUP while it advertises
             advert([VIP])
             time.sleep(1.0)  # the injector's own advert interval
         assert skip.state() == "BACKUP" and check.state() == "BACKUP"
-        for _ in range(6):  # the same master now lists another address as well
-            advert([VIP, "192.0.2.101"])
-            time.sleep(1.0)
+        # the same master now lists another address as well: `check` drops the adverts and takes over after
+        # its Master_Down_Interval (RFC 3768 7.1)
+        advertise_until([VIP, "192.0.2.101"], lambda: check.state() == "MASTER", 15, "check takes over")
+        advert([VIP, "192.0.2.101"])
+        time.sleep(1.0)
         assert skip.state() == "BACKUP", skip.log()[-1500:]  # skips the check for its current master
         assert check.state() == "MASTER", check.log()[-1500:]  # drops them and takes over (RFC 3768 7.1)
     finally:

@@ -55,7 +55,7 @@ def test_sync_group_members_fault_and_fail_over_together(lab):
         )
         first = wait_for(lambda: tap.first_advert_from(b.addr4, 52, after=zero.t), 3, what="takeover")
         assert (first.t - zero.t) * 1000 < 2 * A
-        assert lan.who_has(VIP) == [b.ns] and lan.who_has(VIP2) == [b.ns]
+        wait_for(lambda: lan.who_has(VIP) == [b.ns] and lan.who_has(VIP2) == [b.ns], 3, what="VIPs on b only")
         os.unlink(path)  # the fault clears: both come back as BACKUP, then preempt (200 > 100) together
         m.wait_all("MASTER", timeout=5)
         b.wait_all("BACKUP", timeout=5)

@@ -196,8 +196,9 @@ def test_track_interface_down_means_fault(lab):
 
 def test_hung_script_is_killed_at_its_timeout(lab):
     lan = Lan(lab, routers=1, client=False)
-    marker = f"fvhang{os.getpid() % 10000}"
-    hang = script(lab, "hang.sh", f"exec -a {marker} sleep 300")
+    # /bin/sh may be dash, whose exec has no -a: the sleep's own argument marks the hung process
+    marker = f"300.{os.getpid() % 10000}"
+    hang = script(lab, "hang.sh", f"exec sleep {marker}")
     m = lan.router(1, "fastvrrp", [spec(200, "track_script {", "    hang", "}")])
     m.blocks = f"vrrp_script hang {{\n    script {hang}\n    interval 2\n    timeout 1\n    weight 0\n}}\n"
     m.start()
@@ -209,14 +210,14 @@ def test_hung_script_is_killed_at_its_timeout(lab):
             if pid.isdigit():
                 try:
                     with open(f"/proc/{pid}/cmdline", "rb") as f:
-                        if f.read().startswith(marker.encode()):
+                        if f.read().split(b"\0")[:2] == [b"sleep", marker.encode()]:
                             found.append(int(pid))
                 except OSError:
                     pass
         return found
 
-    time.sleep(0.3)
-    # Each run is killed at 1 s; between runs no hung child may remain for long.
+    # Each run is killed at 1 s: a run seen hanging is gone within its timeout (plus slack).
+    wait_for(hung_left, timeout=5, interval=0.05, what="a run of the hung script")
     wait_for(lambda: not hung_left(), timeout=3, interval=0.05, what="hung script killed")
     assert m.state() == "FAULT"
 
@@ -317,7 +318,29 @@ def test_notify_master_rx_lower_pri_is_rate_limited(lab):
     finally:
         socks.close()
     wait_for(lambda: os.path.exists(out), timeout=5, what="the notify script")
-    time.sleep(0.3)  # the last queued script finishes
+
+    def running() -> bool:
+        """A run of the notify script is still going (its command line names it)."""
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if note.encode() in f.read():
+                        return True
+            except OSError:
+                pass
+        return False
+
+    # Every queued run has finished (no fixed wait: a loaded machine may take longer): no run going, and
+    # the output unchanged since the poll before (a queued run starts as the one before it ends).
+    seen = [-1]
+
+    def settled() -> bool:
+        n = len(open(out).read().splitlines())
+        done = not running() and n == seen[0]
+        seen[0] = n
+        return done
+
+    wait_for(settled, timeout=10, interval=0.1, what="the queued notify scripts to finish")
     runs = open(out).read().splitlines()
     assert set(runs) == {"low"}
     assert 3 <= len(runs) <= 12, len(runs)  # ~one per 100 ms interval, not ~200

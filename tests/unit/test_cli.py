@@ -32,6 +32,10 @@ vrrp_instance VI_1 {
 }
 """
 
+# -t checks that the interfaces exist here (keepalived -t does): the -t tests use one this host has.
+HERE_IF = next((n for n in sorted(os.listdir("/sys/class/net")) if n != "lo"), "eth0")
+GOOD_HERE = GOOD.replace("interface eth0", f"interface {HERE_IF}")
+
 BAD = """\
 vrrp_instance VI_1 {
     interface eth0
@@ -303,7 +307,7 @@ def conf(tmp_path):
 
 
 def test_config_test_good(conf, capsys):
-    path = conf(GOOD)
+    path = conf(GOOD_HERE)
     rc, out, err = run(["-t", "-f", path], capsys)
     assert (rc, out, err) == (0, "", f"{path}: configuration is valid\n")
 
@@ -311,7 +315,7 @@ def test_config_test_good(conf, capsys):
 def test_config_test_bad_prints_file_line_message(conf, capsys):
     path = conf(BAD)
     rc, out, err = run(["-f", path, "-t"], capsys)
-    assert rc == 1 and out == ""
+    assert rc == 4 and out == ""  # keepalived -t's "the file cannot be used"
     lines = err.splitlines()
     assert lines[-1] == f"{path}: configuration has errors"
     assert lines[0].startswith(f"{path}:3: ") and "300" in lines[0]
@@ -320,20 +324,20 @@ def test_config_test_bad_prints_file_line_message(conf, capsys):
 def test_config_test_missing_file(conf, tmp_path, capsys):
     path = str(tmp_path / "absent.conf")
     rc, _out, err = run(["-t", "-f", path], capsys)
-    assert rc == 1 and path in err and "Traceback" not in err
+    assert rc == 4 and path in err and "Traceback" not in err
 
 
 def test_config_test_to_log_file(conf, tmp_path, capsys):
     path = conf(BAD)
     log = str(tmp_path / "t.log")
     rc, out, err = run(["-f", path, f"--config-test={log}"], capsys)
-    assert (rc, out, err) == (1, "", "")
+    assert (rc, out, err) == (4, "", "")
     text = open(log).read()
     assert f"{path}:3: " in text and text.endswith("configuration has errors\n")
 
 
 def test_unsupported_is_a_warning_not_an_error(conf, capsys):
-    path = conf(GOOD + "virtual_server 192.0.2.100 80 {\n}\n")
+    path = conf(GOOD_HERE + "virtual_server 192.0.2.100 80 {\n}\n")
     rc, _out, err = run(["-t", "-f", path], capsys)
     lines = err.splitlines()
     assert rc == 0 and lines[-1] == f"{path}: configuration is valid"
@@ -360,3 +364,32 @@ def test_python_dash_m_entry_point():
         [sys.executable, "-m", "fastvrrp", "--bogus"], capture_output=True, text=True, timeout=60
     )
     assert p.returncode == cli.EXIT_USAGE and "Traceback" not in p.stderr
+
+
+def test_strict_config_refuses_at_start_what_keepalived_works_around(tmp_path, conf):
+    """advert_int 0.5 under VRRPv2: keepalived rounds it to 1 s with a warning; -t exits 5 (worked
+    around); --strict-config (or fastvrrp_strict_config in global_defs) refuses it, -t and at start."""
+    path = conf(GOOD_HERE.replace("advert_int 1", "advert_int 0.5"))
+    p = subprocess.run(
+        [sys.executable, "-m", "fastvrrp", "-t", "-f", path], capture_output=True, text=True, timeout=60
+    )
+    assert p.returncode == 5 and f"{path}:9: warning: " in p.stderr and "using 1 s" in p.stderr, p.stderr
+    for how in (["--strict-config"], []):
+        if not how:
+            path = conf(GOOD_HERE.replace("advert_int 1", "advert_int 0.5").replace(
+                "router_id lb1", "router_id lb1\n    fastvrrp_strict_config"), "strict.conf")  # fmt: skip
+        p = subprocess.run(
+            [sys.executable, "-m", "fastvrrp", "-t", "-f", path, *how],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert p.returncode == 4 and "[refused: strict configuration]" in p.stderr, p.stderr
+        p = subprocess.run(
+            [sys.executable, "-m", "fastvrrp", "-n", "-G", "-f", path, "-p", str(tmp_path / "x.pid"), *how],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert p.returncode == 1 and "[refused: strict configuration]" in p.stderr, p.stderr
+        assert "configuration has errors, not starting" in p.stderr

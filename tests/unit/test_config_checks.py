@@ -82,10 +82,10 @@ def ln(text, needle, nth=1):
     return hits[nth - 1]
 
 
-def run(tmp_path, text):
+def run(tmp_path, text, strict=False):
     p = tmp_path / "k.conf"
     p.write_text(text)
-    return check(str(p), "x")
+    return check(str(p), "x", strict=strict)
 
 
 def messages(tmp_path, text):
@@ -200,9 +200,16 @@ def test_name_both_script_and_check(tmp_path):
 
 
 def test_unknown_reference(tmp_path):
+    # keepalived: "track script resolvr not found, ignoring..."; refused with strict configuration
     text = CHECKS + INSTANCE.replace("resolver\n", "resolvr\n")
-    assert messages(tmp_path, text) == [
-        (ln(text, "resolvr"), "vrrp_instance VI_1: track_script 'resolvr' names no vrrp_script")
+    msg = "vrrp_instance VI_1: track_script 'resolvr' names no vrrp_script: not tracked, as keepalived does"
+    cfg, probs, warnings = run(tmp_path, text)
+    assert probs == [] and [(w.line, w.message) for w in warnings] == [(ln(text, "resolvr"), msg)]
+    assert "resolvr" not in [r.name for r in cfg.instances[0].track_script]
+    cfg, probs, _w = run(tmp_path, text, strict=True)
+    assert cfg is None
+    assert [(p.line, p.message) for p in probs] == [
+        (ln(text, "resolvr"), msg + " [refused: strict configuration]")
     ]
 
 

@@ -1,4 +1,6 @@
-"""The sample corpus (tests/configs): valid files load, invalid ones fail with a located problem.
+"""The sample corpus (tests/configs): valid files load, invalid ones fail with a located problem, the
+worked_around ones (keepalived 2.2.7 starts them, working around a problem) load with a located adjustment
+and fail with strict configuration.
 (tests/netns/test_config_agrees_with_keepalived.py compares the same files with keepalived -t.)"""
 
 from __future__ import annotations
@@ -7,15 +9,16 @@ import pathlib
 
 import pytest
 
-from fastvrrp.config import check
+from fastvrrp.config import check, check_file
 
 HERE = pathlib.Path(__file__).resolve().parent.parent / "configs"
 VALID = sorted((HERE / "valid").glob("*.conf"))
 INVALID = sorted((HERE / "invalid").glob("*.conf"))
+WORKED_AROUND = sorted((HERE / "worked_around").glob("*.conf"))
 
 
 def test_corpus_is_not_empty():
-    assert len(VALID) >= 8 and len(INVALID) >= 15
+    assert len(VALID) >= 8 and len(INVALID) >= 10 and len(WORKED_AROUND) >= 13
 
 
 @pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
@@ -30,3 +33,75 @@ def test_invalid_configs_fail_with_a_located_problem(path):
     cfg, problems, _ = check(str(path), instance_id="main")
     assert cfg is None
     assert problems and all(p.file.endswith(".conf") and p.line >= 1 for p in problems)
+
+
+@pytest.mark.parametrize("path", WORKED_AROUND, ids=lambda p: p.name)
+def test_worked_around_configs_load_with_a_located_warning(path):
+    res = check_file(str(path), instance_id="main")
+    assert res.problems == [] and res.config is not None
+    assert res.adjustments and all(p.file == str(path) and p.line >= 1 for p in res.adjustments)
+    cfg, problems, _ = check(str(path), instance_id="main", strict=True)
+    assert cfg is None
+    assert {(p.line, p.message) for p in problems} == {
+        (a.line, a.message + " [refused: strict configuration]") for a in res.adjustments
+    }
+
+
+def test_strict_from_global_defs(tmp_path):
+    text = (HERE / "worked_around" / "v2_fraction.conf").read_text()
+    p = tmp_path / "k.conf"
+    p.write_text("global_defs {\n    fastvrrp_strict_config\n}\n" + text)
+    cfg, problems, _ = check(str(p), instance_id="main")
+    assert (
+        cfg is None
+        and problems
+        and all(m.message.endswith("[refused: strict configuration]") for m in problems)
+    )
+    p.write_text("global_defs {\n    fastvrrp_strict_config off\n}\n" + text)
+    cfg, problems, _ = check(str(p), instance_id="main")
+    assert cfg is not None and problems == []
+
+
+# The meaning keepalived 2.2.7 gives each worked-around file (its log line quoted), which fastvrrp runs.
+MEANING = {
+    "advert_zero.conf": ("advert_int_ms", 1000),  # "Advert interval (0) not valid! Must be > 0 - ignoring"
+    "priority_zero.conf": (
+        "priority",
+        100,
+    ),  # "Priority not valid! must be between 1 & 255. Using default 100"
+    "v2_fraction.conf": (
+        "advert_int_ms",
+        1000,
+    ),  # "VRRPv2 advertisement interval 0.010000s must be an integer. rounding"
+    "v3_too_long.conf": (
+        "advert_int_ms",
+        40950,
+    ),  # "... out of range. Must be less than 40.96s. Setting to 40.95s"
+    "bad_state.conf": ("state", "BACKUP"),  # "unknown state 'FOO', defaulting to BACKUP"
+    "strict_auth.conf": ("auth_type", None),  # "Strict mode does not support authentication. Ignoring."
+    "v3_auth.conf": ("auth_type", None),  # "VRRP version 3 does not support authentication. Ignoring."
+    "owner_nopreempt.conf": (
+        "preempt",
+        True,
+    ),  # "nopreempt is incompatible with priority 255. resetting nopreempt"
+    "long_pass.conf": ("auth_pass", "waytoolo"),  # keepalived sends the first 8 bytes
+    "stock_strict.conf": ("state", "BACKUP"),  # "(VI_1) State MASTER must match being address owner"
+    "undefined_script.conf": ("track_script", ()),  # "track script nosuch not found, ignoring..."
+    "script_without_script.conf": ("track_script", ()),  # "No script set for vrrp_script chk - removing"
+}
+
+
+@pytest.mark.parametrize("name", sorted(MEANING))
+def test_worked_around_configs_mean_what_keepalived_runs(name):
+    cfg, problems, _ = check(str(HERE / "worked_around" / name), instance_id="main")
+    assert problems == [] and cfg is not None
+    field, value = MEANING[name]
+    assert getattr(cfg.instances[0], field) == value
+
+
+def test_sync_group_without_members_is_dropped():
+    cfg, problems, _ = check(
+        str(HERE / "worked_around" / "sync_members_outside_group.conf"), instance_id="main"
+    )
+    assert problems == [] and cfg is not None and dict(cfg.sync_groups) == {}
+    assert cfg.instances[0].sync_group is None and cfg.instances[0].advert_int_ms == 1000

@@ -11,10 +11,10 @@ from fastvrrp.config import ConfigError, Problem, check, load
 from fastvrrp.config.to_core import instance_config
 
 
-def cfg_of(tmp_path, text, instance_id="x"):
+def cfg_of(tmp_path, text, instance_id="x", strict=False):
     p = tmp_path / "k.conf"
     p.write_text(text)
-    return check(str(p), instance_id), str(p)
+    return check(str(p), instance_id, strict=strict), str(p)
 
 
 def inst(body, name="VI_1", vrid=5, vip="192.0.2.5/24"):
@@ -24,8 +24,13 @@ def inst(body, name="VI_1", vrid=5, vip="192.0.2.5/24"):
     )
 
 
+STRICT = " [refused: strict configuration]"
+
+
 def problems(tmp_path, text):
-    (cfg, probs, _u), path = cfg_of(tmp_path, text)
+    """The problems of `text` with strict configuration: the adjustments keepalived makes (each ending in
+    STRICT) are refused like the errors; test_adjustments_start_the_file checks them without strict."""
+    (cfg, probs, _u), path = cfg_of(tmp_path, text, strict=True)
     assert cfg is None
     return [(p.line, p.message) for p in probs], path
 
@@ -111,14 +116,19 @@ def test_full_instance_model(tmp_path):
 @pytest.mark.parametrize(
     "body,line,message",
     [
-        (" priority 0", 4, "priority 0 out of range [1, 255]"),
-        (" priority 256", 4, "priority 256 out of range [1, 255]"),
-        (" priority high", 4, "priority 'high' is not an integer"),
-        (" advert_int 0", 4, "advert_int 0 must be greater than 0"),
+        (" priority 0", 4, "priority '0' is not in 1-255: using 100, as keepalived does" + STRICT),
+        (" priority 256", 4, "priority '256' is not in 1-255: using 100, as keepalived does" + STRICT),
+        (" priority high", 4, "priority 'high' is not in 1-255: using 100, as keepalived does" + STRICT),
+        (
+            " advert_int 0",
+            4,
+            "advert_int 0 must be greater than 0: ignored (1 s), as keepalived does" + STRICT,
+        ),
         (
             " advert_int 1.5",
             4,
-            "vrrp_instance VI_1: advert_int 1.5 is not valid for VRRPv2 (whole seconds 1-255)",
+            "vrrp_instance VI_1: advert_int 1.5 is not a whole number of seconds (VRRPv2): "
+            "using 2 s, as keepalived does" + STRICT,
         ),
         (
             " version 3\n advert_int 0.015",
@@ -128,29 +138,40 @@ def test_full_instance_model(tmp_path):
         (
             " priority 255\n nopreempt",
             5,
-            "vrrp_instance VI_1: nopreempt cannot work with priority 255: the address owner always preempts",
+            "vrrp_instance VI_1: nopreempt cannot work with priority 255: preempting, as keepalived does"
+            + STRICT,
         ),
         (
             " state MASTER\n priority 100\n nopreempt",
             4,
             "vrrp_instance VI_1: nopreempt cannot work with state MASTER",
         ),
-        (" state FOO", 4, "unknown state 'FOO' (MASTER or BACKUP)"),
-        (" bogus 1", 4, "unknown keyword 'bogus' in vrrp_instance"),
+        (
+            " state FOO",
+            4,
+            "unknown state 'FOO' (MASTER or BACKUP): starting as BACKUP, as keepalived does" + STRICT,
+        ),
+        (
+            " bogus 1",
+            4,
+            "unknown keyword 'bogus' in vrrp_instance: ignored (keepalived skips it too)" + STRICT,
+        ),
         (
             " track_script {\n  nosuch\n }",
             5,
-            "vrrp_instance VI_1: track_script 'nosuch' names no vrrp_script",
+            "vrrp_instance VI_1: track_script 'nosuch' names no vrrp_script: not tracked, as keepalived does"
+            + STRICT,
         ),
         (
             " authentication {\n  auth_type PASS\n  auth_pass 123456789\n }",
             6,
-            "auth_pass is longer than 8 characters (only 8 are sent)",
+            "auth_pass is longer than 8 bytes: only '12345678' is sent, as keepalived does" + STRICT,
         ),
         (
             " version 3\n authentication {\n  auth_type PASS\n  auth_pass x\n }",
             5,
-            "vrrp_instance VI_1: VRRP version 3 does not support authentication",
+            "vrrp_instance VI_1: VRRP version 3 does not support authentication: "
+            "advertising without it, as keepalived does" + STRICT,
         ),
         (" authentication {\n  auth_type MD5\n }", 5, "unknown auth_type 'MD5' (PASS or AH)"),
         (" unicast_peer {\n  2001:db8::1\n }", 5, "vrrp_instance VI_1: unicast peer 2001:db8::1 is not IPv4"),
@@ -227,11 +248,11 @@ def test_global_errors(tmp_path):
     )
     assert got == [
         (2, "vrrp_version 4 out of range [2, 3]"),
-        (3, "unknown keyword 'nope' in global_defs"),
+        (3, "unknown keyword 'nope' in global_defs: ignored (keepalived skips it too)" + STRICT),
         (4, "vrrp_garp_master_delay 'x' is not a number of seconds"),
         (5, "'vrrp_strict' expects no value, got 1"),
         (6, "'vrrp_mcast_group4' needs an IPv4 multicast address, got ff02::1"),
-        (8, "unknown keyword 'bogus_top'"),
+        (8, "unknown keyword 'bogus_top': ignored (keepalived skips it too)" + STRICT),
     ]
 
 
@@ -243,7 +264,7 @@ def test_trackers_and_sync_groups(tmp_path):
     )
     got, _ = problems(tmp_path, text)
     assert got == [
-        (1, "vrrp_script 's' has no 'script'"),
+        (1, "vrrp_script 's' has no 'script': removed, as keepalived does" + STRICT),
         (6, "weight 300 out of range [-254, 254]"),
         (8, "vrrp_track_process 'p': quorum_max 1 is below quorum 3"),
         (13, "vrrp_sync_group G: no vrrp_instance 'NOPE'"),
@@ -268,12 +289,12 @@ def test_unsupported_are_notes_not_errors(tmp_path):
 
 def test_load_raises_with_all_problems(tmp_path):
     p = tmp_path / "k.conf"
-    p.write_text(inst(" priority 0\n advert_int -1"))
+    p.write_text(inst(" virtual_router_id 0\n advert_int x"))
     with pytest.raises(ConfigError) as ei:
         load(str(p), "x")
     assert ei.value.problems == [
-        Problem(str(p), 4, "priority 0 out of range [1, 255]"),
-        Problem(str(p), 5, "advert_int -1 must be greater than 0"),
+        Problem(str(p), 4, "virtual_router_id 0 out of range [1, 255]"),
+        Problem(str(p), 5, "advert_int 'x' is not a number of seconds"),
     ]
 
 

@@ -87,12 +87,17 @@ def test_statements_the_schema_does_not_know():
     ]
     nodes[0].children = []
     st = S()
-    assert read_statements(r, nodes, schema, st) is False
+    # keepalived skips an unknown statement and starts the file: an adjustment, not a problem
+    assert read_statements(r, nodes, schema, st) is True
     assert st.n == 3
-    assert [(p.line, p.message) for p in r.problems] == [
-        (1, "'n' does not take a block"),
-        (3, "unknown keyword 'what' in demo"),
+    assert [(p.line, p.message) for p in r.problems] == [(1, "'n' does not take a block")]
+    assert [(p.line, p.message) for p in r.adjustments] == [
+        (3, "unknown keyword 'what' in demo: ignored (keepalived skips it too)")
     ]
+    own = Schema("own", S, {"n": int_kw("n", 1, 9)}, unknown_ignored=False)  # fastvrrp's own blocks
+    r2 = type(r)()
+    assert read_statements(r2, [Node("what", [], "f", 5)], own, S()) is False
+    assert [(p.line, p.message) for p in r2.problems] == [(5, "unknown keyword 'what' in own")]
     assert [p.message for p in r.unsupported_notes()] == [
         "'old': old things not implemented by fastvrrp, ignored (and 1 more place)"
     ]

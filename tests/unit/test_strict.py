@@ -18,13 +18,14 @@ def conf(body: str, vips: str = "192.0.2.5/24", head: str = HEAD) -> str:
     return f"{head}vrrp_instance VI_1 {{\n interface eth0\n virtual_router_id 5\n{body}\n{block}}}\n"
 
 
-def run(tmp_path, text):
+def run(tmp_path, text, strict=False):
     p = tmp_path / "k.conf"
     p.write_text(text)
-    return check(str(p), "x")
+    return check(str(p), "x", strict=strict)
 
 
 W = "vrrp_instance VI_1: strict mode "
+STRICT = " [refused: strict configuration]"
 
 
 @pytest.mark.parametrize(
@@ -42,7 +43,8 @@ W = "vrrp_instance VI_1: strict mode "
             " state MASTER\n priority 100",
             "192.0.2.5/24",
             7,
-            W + "allows state MASTER if and only if priority is 255 (the address owner)",
+            W + "allows state MASTER only at priority 255 (the address owner): starting as BACKUP, as "
+            "keepalived does" + STRICT,
         ),
         (
             " priority 255",
@@ -64,14 +66,28 @@ W = "vrrp_instance VI_1: strict mode "
             " authentication {\n  auth_type PASS\n  auth_pass x\n }",
             "192.0.2.5/24",
             7,
-            W + "does not allow authentication",
+            W + "does not allow authentication: advertising without it, as keepalived does" + STRICT,
         ),
     ],
 )
 def test_each_strict_rule_refuses_the_config(tmp_path, body, vips, line, message):
-    cfg, problems, _ = run(tmp_path, conf(body, vips))
+    """With strict configuration (the adjustments refused too: those end in STRICT)."""
+    cfg, problems, _ = run(tmp_path, conf(body, vips), strict=True)
     assert cfg is None
     assert [(p.line, p.message) for p in problems] == [(line, message)]
+
+
+def test_stock_config_starts_as_backup_without_authentication(tmp_path):
+    """Debian's stock keepalived.conf: vrrp_strict, state MASTER at priority 100, PASS authentication.
+    keepalived 2.2.7 logs "(VI_1) State MASTER must match being address owner" and "Strict mode does not
+    support authentication. Ignoring." and starts the instance as BACKUP without authentication."""
+    body = " state MASTER\n priority 100\n authentication {\n  auth_type PASS\n  auth_pass 1111\n }"
+    cfg, problems, warnings = run(tmp_path, conf(body, "192.0.2.5/24"))
+    assert problems == [] and cfg is not None
+    i = cfg.instances[0]
+    assert (i.state, i.priority, i.auth_type, i.auth_pass) == ("BACKUP", 100, None, None)
+    assert [w.line for w in warnings] == [7, 9]
+    assert "starting as BACKUP" in warnings[0].message and "without it" in warnings[1].message
 
 
 def test_the_same_configs_are_fine_without_strict(tmp_path):

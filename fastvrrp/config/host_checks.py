@@ -1,0 +1,135 @@
+"""What `fastvrrp -t` checks beyond the file itself, as keepalived 2.2.7's `-t` does: the interfaces the
+configuration names exist in the network namespace the check runs in, and scripts do not run as root unless
+`enable_script_security` says so.
+
+Each finding is a Problem(file, line, message) of one of three kinds (HostFindings): `unusable` (the daemon
+would refuse the file: an instance's interface is missing), `worked_around` (the daemon starts without it,
+as keepalived does: a tracked interface or an address's `dev` is missing) and `script_security`.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from dataclasses import dataclass, field
+
+from .model import Config, InstanceConfig, Problem, Script
+
+
+@dataclass(slots=True)
+class HostFindings:
+    unusable: list[Problem] = field(default_factory=list)
+    worked_around: list[Problem] = field(default_factory=list)
+    script_security: list[Problem] = field(default_factory=list)
+
+
+def _interfaces() -> set[str]:
+    """The interface names of this network namespace."""
+    try:
+        return set(os.listdir("/sys/class/net"))
+    except OSError:
+        return {name for _i, name in _if_nameindex()}
+
+
+def _if_nameindex() -> list[tuple[int, str]]:
+    import socket
+
+    return socket.if_nameindex()
+
+
+def host_findings(cfg: Config, interfaces: set[str] | None = None) -> HostFindings:
+    """The findings for `cfg` on this host (`interfaces`: the names to check against, default this
+    namespace's)."""
+    names = _interfaces() if interfaces is None else interfaces
+    out = HostFindings()
+    for inst in cfg.instances:
+        _instance_interfaces(inst, names, out)
+    _scripts(cfg, out)
+    return out
+
+
+def _instance_interfaces(inst: InstanceConfig, names: set[str], out: HostFindings) -> None:
+    where = f"vrrp_instance {inst.name}"
+    # use_vmac makes its own interface; the one it sits on must exist.
+    if inst.interface is not None and inst.interface not in names:
+        # keepalived 2.2.7: "(VI_1) Unknown interface!"
+        out.unusable.append(
+            Problem(inst.file, inst.line, f"{where}: interface {inst.interface} does not exist here")
+        )
+    for ref in inst.track_interface:
+        if ref.name not in names:
+            # keepalived 2.2.7: "(VI_1) tracked interface eth2 doesn't exist"
+            msg = (
+                f"{where}: tracked interface {ref.name} does not exist here: not tracked, as keepalived does"
+            )
+            out.worked_around.append(Problem(inst.file, inst.line, msg))
+    for vip in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded):
+        if vip.dev is not None and vip.dev not in names:
+            # keepalived 2.2.7: "WARNING - interface eth2 for ip address 192.0.2.18 doesn't exist"
+            msg = f"{where}: interface {vip.dev} for address {vip.address} does not exist here"
+            out.worked_around.append(Problem(inst.file, inst.line, msg))
+
+
+def _runs_as_root(script: Script | None, default_user: str | None) -> bool:
+    """The script would run, as root. keepalived 2.2.7 does not count a script whose program is not there
+    (its -t exits 0 for a notify_master naming a missing file)."""
+    if script is None or not script.command:
+        return False
+    user = script.user or default_user
+    return user in (None, "root", "0") and _program_exists(script.command)
+
+
+def _program_exists(command: str) -> bool:
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    if not words:
+        return False
+    prog = words[0]
+    if "/" in prog:
+        return os.path.isfile(prog) and os.access(prog, os.X_OK)
+    return shutil.which(prog) is not None
+
+
+def _scripts(cfg: Config, out: HostFindings) -> None:
+    """keepalived 2.2.7 -t exits 6 ("SECURITY VIOLATION - scripts are being executed but script_security
+    not enabled") when a script would run as root without enable_script_security."""
+    gd = cfg.global_defs
+    if gd.enable_script_security:
+        return
+    user = gd.script_user
+    first: tuple[str, int, str] | None = None
+    for inst in cfg.instances:
+        for ref in inst.track_script:
+            vs = cfg.vrrp_scripts.get(ref.name)
+            if vs is not None and _runs_as_root(Script(vs.script, vs.user), user):
+                first = first or (inst.file, inst.line, f"vrrp_instance {inst.name} track_script {ref.name}")
+        for kw in (
+            "notify_master",
+            "notify_backup",
+            "notify_fault",
+            "notify_stop",
+            "notify",
+            "notify_deleted",
+        ):
+            if _runs_as_root(getattr(inst, kw, None), user):
+                first = first or (inst.file, inst.line, f"vrrp_instance {inst.name} {kw}")
+    for g in cfg.sync_groups.values():
+        for kw in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify"):
+            if _runs_as_root(getattr(g, kw, None), user):
+                first = first or (getattr(g, "file", ""), getattr(g, "line", 0), f"vrrp_sync_group {kw}")
+    for kw in ("vrrp_notify_fifo_script", "notify_fifo_script"):
+        if _runs_as_root(getattr(gd, kw), user):
+            first = first or ("", 0, f"global_defs {kw}")
+    if first is not None:
+        file, line, what = first
+        out.script_security.append(
+            Problem(
+                file or (cfg.files[0] if cfg.files else ""),
+                line,
+                f"{what}: scripts would run as root but enable_script_security is not set (keepalived -t: "
+                "SECURITY VIOLATION)",
+            )
+        )
