@@ -1,8 +1,8 @@
 """Engine benchmarks: batch decode + validate + demux through feed() (backup fast path, nothing goes up) and
 run() with 1000 masters due, each beside a pure-Python reference so the ratio prints.
 
-Targets (VRRP-NOTES 4, the task brief): at most 150 ns per v3 advert on the fast path and at least 30x the
-reference (tests/refcodec.py decode_ipv4 + a dict demux).
+Targets (docs/costs.md#performance-targets): at most 150 ns per v3 advert on the fast path and at least 30x
+the reference (tests/refcodec.py decode_ipv4 + a dict demux).
 """
 
 from __future__ import annotations

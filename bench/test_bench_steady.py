@@ -4,7 +4,8 @@ side by side (measurements, not timed unit tests).
 Two routers of one kind share a bridge: r1 master of VRIDs 1..255 (priority 200), r2 backup (100), VRRPv3
 at A = 10 ms and 100 ms. After convergence both daemons' CPU time (utime + stime of the whole process
 tree, /proc/PID/stat) is sampled over WINDOW_S seconds; no transition may happen in the window.
-VRRP-NOTES section 4 measured keepalived here at about 0.8 core (master) and 0.2 (backup) at 255 x 10 ms.
+keepalived measured here (docs/costs.md#keepalived-cpu): about 0.8 core (master) and 0.2 (backup) at
+255 x 10 ms.
 """
 
 # ruff: noqa: F811

@@ -24,7 +24,8 @@ VIPS4 = [socket.inet_aton(f"192.0.2.{100 + i}") for i in range(4)]
 VIPS6 = [socket.inet_pton(socket.AF_INET6, "fe80::100")] + [
     socket.inet_pton(socket.AF_INET6, f"2001:db8::{100 + i}") for i in range(3)
 ]
-RENDER_BUDGET_NS = 250  # the brief's target for one advert render with its checksum
+# the target (docs/costs.md#performance-targets) for one advert render with its checksum
+RENDER_BUDGET_NS = 250
 
 
 def _ip4(msg: bytes) -> bytes:

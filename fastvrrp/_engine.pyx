@@ -2,14 +2,14 @@
 """The steady-state hot loop: batched receive and send, demux, the deadline heap and the VRRP fast path.
 
 One Engine per daemon holds every VRRP instance as a numbered *slot*. Per packet and per periodic advert
-nothing here creates a Python object unless Python has to decide something (STYLE.md "Fast path"):
+nothing here creates a Python object unless Python has to decide something (docs/DESIGN.md#the-fast-path):
 
 - receive(rx, now_us): recvmmsg in batches until the queue is empty, parse + validate with _wire, demux by
   (rx socket, VRID) through a flat C array, drop and count by reason, and on the fast path let a backup's
   unchanged master push its Master_Down deadline (RFC 5798 6.4.2) without waking Python.
-- run(now_us): fire every deadline due within SLACK_US (uvloop rounds timers to 1 ms, VRRP-NOTES 0.4); a
-  master slot queues its pre-rendered adverts and re-arms itself (RFC 5798 6.4.3 Adver_Timer); everything
-  else becomes an EV_TIMER event.
+- run(now_us): fire every deadline due within SLACK_US (uvloop rounds timers to 1 ms,
+  docs/kernel-notes.md#uvloop-timers); a master slot queues its pre-rendered adverts and re-arms itself
+  (RFC 5798 6.4.3 Adver_Timer); everything else becomes an EV_TIMER event.
 - flush(): one sendmmsg per tx socket for everything queued.
 
 Time is integer microseconds on a clock the caller owns (the driver passes CLOCK_MONOTONIC): no clock is read
@@ -72,7 +72,8 @@ EV_TIMER = 1
 EV_ADVERT = 2
 
 cdef enum:
-    SLACK_US = 500         # fire what is due within 0.5 ms: the loop timer has 1 ms resolution (VRRP-NOTES 5)
+    # fire what is due within 0.5 ms: the loop timer has 1 ms resolution (docs/kernel-notes.md#uvloop-timers)
+    SLACK_US = 500
     LATE_US = 1000         # a fire more than 1 ms after its deadline counts as late
     RXBUF = 4160           # > the largest VRRP datagram: IPv6 8 + 255*16 = 4088; IPv4 60 + 8 + 1020 + 8
     CMSGBUF = 128          # room for IPV6_HOPLIMIT + IPV6_PKTINFO

@@ -1,6 +1,6 @@
-# Extern declarations of the Linux socket API that Cython's bundled .pxd files lack (VRRP-NOTES 4):
-# recvmmsg/sendmmsg, mmsghdr, the cmsg macros, sockaddr_in6 and in6_pktinfo. Python.h defines _GNU_SOURCE,
-# which glibc needs to expose mmsghdr and in6_pktinfo.
+# Extern declarations of the Linux socket API that Cython's bundled .pxd files lack
+# (docs/kernel-notes.md#recvmmsg-and-sendmmsg): recvmmsg/sendmmsg, mmsghdr, the cmsg macros, sockaddr_in6 and
+# in6_pktinfo. Python.h defines _GNU_SOURCE, which glibc needs to expose mmsghdr and in6_pktinfo.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 
 

@@ -37,9 +37,10 @@ VRRPv2 (RFC 3768 5.1), IPv4 only, 16 + Count * 4 bytes:
 
 Checksums (RFC 5798 5.2.8, RFC 3768 5.3.8): the 16-bit one's complement of the one's complement sum of the
 message with the checksum field zeroed. v2: message only. v3 IPv6: plus the pseudo-header of RFC 8200 8.1
-(src, dst, 32-bit length, 3 zero bytes, next header 112). v3 IPv4: ambiguous in practice (VRRP-NOTES 1.10
-P1): keepalived / FRR / scapy add the IPv4 pseudo-header (src, dst, 0, 112, 16-bit length), RFC 9568 5.2.8
-and Cisco / Juniper do not. We accept both by default and report which one a packet used.
+(src, dst, 32-bit length, 3 zero bytes, next header 112). v3 IPv4: ambiguous in practice
+(docs/rfc-checklist.md#v3-ipv4-checksum): keepalived / FRR / scapy add the IPv4 pseudo-header (src, dst, 0,
+112, 16-bit length), RFC 9568 5.2.8 and Cisco / Juniper do not. We accept both by default and report which one
+a packet used.
 
 Validation order (the reference codec in tests/refcodec.py follows the same order, so both report the same
 reason for the same bytes): IPv4 header (R_LENGTH, R_IP) -> fixed 8-byte VRRP header present (R_LENGTH) ->
@@ -462,8 +463,9 @@ cdef bytes _build(int version, int family, int vrid, int priority, object adver_
 
 def build_advert(*, int version, int family, int vrid, int priority, adver_int_ms, addresses, src, dst,
                  int auth_type=0, auth_data=b"", int checksum_form=CS_PSEUDO) -> bytes:
-    """The VRRP message (no IP header) with its checksum filled. For unicast, dst is the peer (VRRP-NOTES
-    1.10 P2: the pseudo-header uses the unicast destination). checksum_form only matters for v3 over IPv4."""
+    """The VRRP message (no IP header) with its checksum filled. For unicast, dst is the peer
+    (docs/rfc-checklist.md#unicast-checksum: the pseudo-header uses the unicast destination). checksum_form
+    only matters for v3 over IPv4."""
     return _build(version, family, vrid, priority, adver_int_ms, addresses, src, dst, auth_type, auth_data,
                   checksum_form)
 
@@ -523,7 +525,7 @@ cdef class AdvertTemplate:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Announcement frames (VRRP-NOTES 3; RFC 5798 6.4.1 / 6.4.2 duties)
+# Announcement frames (docs/rfc-checklist.md#announcements; RFC 5798 6.4.1 / 6.4.2 duties)
 
 
 def vmac(int vrid, int family=4) -> bytes:

@@ -1,4 +1,4 @@
-"""Blame in the error type (STYLE habit 13).
+"""Blame in the error type (docs/DESIGN.md#blame-in-the-error-type).
 
 A remote fault (a peer's advert that makes no sense for us) never raises: the core drops it and counts it in
 `Stats`. Only a local fault - the driver calling the core wrongly, or a bug in the core itself - raises.

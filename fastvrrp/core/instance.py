@@ -7,7 +7,7 @@ and returns the list of actions the driver applies in order; the driver re-arms 
 keepalived.conf gives them); every time the instance keeps - deadlines, Skew_Time, Master_Down_Interval,
 Master_Adver_Interval - is in integer microseconds, the unit of the engine's deadlines (timers.py).
 
-How the module reads (STYLE habit 3):
+How the module reads (docs/DESIGN.md#the-transition-table):
 - `TRANSITIONS` lists every state change with its trigger, guard and RFC rule, plus the in-state reactions
   (dst == src); `python -m fastvrrp.core.diagram` draws it. `_go` refuses a change the table does not list.
 - `_DISPATCH` maps (state, trigger) to one handler per state; a missing pair means "ignored in that state".
@@ -28,7 +28,7 @@ Choices where the RFCs or keepalived leave room (each is tested):
   for an owner.
 - The RFC 9568 immediate advert to a lower priority (S9) does not re-arm the Adver_Timer, and goes out at
   most once per `s9_reply_min_ms` (0 = one Advertisement_Interval): keepalived answers one to one and can be
-  made to amplify (VRRP-NOTES 1.5 S9a).
+  made to amplify (docs/rfc-checklist.md#hostile-segment).
 - Operator drain (`fastvrrp ctl drain`, not in the RFCs or keepalived): a drained instance runs at priority 1,
   the lowest a backup may have (RFC 5798 5.2.4). A master that is drained resigns as on shutdown (RFC 5798
   6.4.3 S10: a priority-0 advert, so the best backup takes over after its Skew_Time; the addresses go) but
@@ -456,7 +456,8 @@ class VrrpInstance:
             self.master_src, self.master_priority = adv.src, adv.priority
             return actions
         # S9: lower priority (or equal from a lower address): discard. RFC 9568 adds an immediate advert so
-        # bridges relearn; rate-limited so a hostile segment cannot make us amplify (VRRP-NOTES 1.5 S9a).
+        # bridges relearn; rate-limited so a hostile segment cannot make us amplify
+        # (docs/rfc-checklist.md#hostile-segment).
         self.stats.lower_prio_rx += 1
         if self._last_s9_us is not None and now_us - self._last_s9_us < self._s9_min_us:
             if not cfg.lower_prio_no_advert:

@@ -5,7 +5,8 @@ integers and round *down* to the microsecond, so a computed Skew_Time or Master_
 1 us shorter than the RFC value, and exact whenever the RFC value is a whole number of microseconds (the
 common case: prio 100 at 100 cs gives skew 609375 us and down 3609375 us exactly; prio 1 at 1 cs gives
 9960.9375 us -> 9960 us). Rounding down means a backup never waits longer than the RFC asks. The engine keeps
-deadlines in us too, so the fast path and the core agree to the microsecond (VRRP-NOTES 1.4 K3).
+deadlines in us too, so the fast path and the core agree to the microsecond
+(docs/rfc-checklist.md#timer-gold-values).
 """
 
 from __future__ import annotations

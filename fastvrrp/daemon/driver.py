@@ -6,11 +6,11 @@ engine. The daemon supplies a Port that talks to netlink and AF_PACKET sockets; 
 one that records, and run the same Driver on capture-mode engines under a virtual clock - with the fast path
 on and off, which must give the same transitions and the same packets.
 
-The fast path (STYLE.md): while an instance is MASTER the engine sends its pre-rendered adverts itself; while
-it is BACKUP and follows a master, the engine pushes the Master_Down deadline for every advert repeating the
-master's (source, priority, interval) and hands up only changes. The core's own deadline goes stale while the
-engine owns the timing, so after each core call the driver pushes the core's deadline to the engine only if
-the call changed it.
+The fast path (docs/DESIGN.md#the-fast-path): while an instance is MASTER the engine sends its pre-rendered
+adverts itself; while it is BACKUP and follows a master, the engine pushes the Master_Down deadline for every
+advert repeating the master's (source, priority, interval) and hands up only changes. The core's own deadline
+goes stale while the engine owns the timing, so after each core call the driver pushes the core's deadline to
+the engine only if the call changed it.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def make_templates(
     auth_data: bytes = b"",
     checksum_form: int = _wire.CS_PSEUDO,
 ) -> list[_wire.AdvertTemplate]:
-    """One template per destination: a v3 IPv4 pseudo-header covers the destination (VRRP-NOTES P2)."""
+    """One template per destination: a v3 IPv4 pseudo-header covers the destination
+    (docs/rfc-checklist.md#unicast-checksum)."""
     addrs = list(addresses)
     return [
         _wire.AdvertTemplate(

@@ -1,12 +1,13 @@
 """The Prometheus endpoint: plain integer counters read at scrape time and rendered straight to the text
 exposition format (version 0.0.4).
 
-VRRP-NOTES 7: the per-packet path never calls a metrics client (counters live in the core's `Stats` and in the
-engine's C slots). A scrape walks the instances in chunks (`Snapshot`s) and renders each chunk into per-family
-line lists (`Renderer`); the process metrics come from prometheus_client's ProcessCollector on a private
-registry. prometheus_client's generate_latest is not used for the VRRP families: it builds a Metric object
-and a Sample tuple per series and costs ~45 ms for 8,000 series (docs/costs.md), where the plain f-strings
-here render 1,000 instances (~40,000 series) within the 20 ms budget (bench/test_bench_metrics.py).
+docs/kernel-notes.md#prometheus-client: the per-packet path never calls a metrics client (counters live in the
+core's `Stats` and in the engine's C slots). A scrape walks the instances in chunks (`Snapshot`s) and renders
+each chunk into per-family line lists (`Renderer`); the process metrics come from prometheus_client's
+ProcessCollector on a private registry. prometheus_client's generate_latest is not used for the VRRP families:
+it builds a Metric object and a Sample tuple per series and costs ~45 ms for 8,000 series (docs/costs.md),
+where the plain f-strings here render 1,000 instances (~40,000 series) within the 20 ms budget
+(bench/test_bench_metrics.py).
 
 Families, labels `iname`, `intf`, `vrid`, `family` (never `instance`: Prometheus's own target label):
 fastvrrp_* (ours: docs in README "Metrics, dashboard and alerts") and, unless turned off

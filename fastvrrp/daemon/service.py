@@ -37,7 +37,8 @@ from fastvrrp.io.timer import PreciseTimer
 log = logging.getLogger("fastvrrp")
 
 SCRIPT_CONCURRENCY = 128  # processes the script runner may have at once (trackers and notify scripts)
-RX_DWELL_S = 0.001  # after a busy drain, wait 1 ms before reading again (VRRP-NOTES 4: batches of ~50)
+# after a busy drain, wait 1 ms before reading again (docs/costs.md#receive-dwell: batches of ~50)
+RX_DWELL_S = 0.001
 
 
 def now_us() -> int:
@@ -309,7 +310,8 @@ class Daemon:
         link.last_datagrams = got
         if busy and link.reading:
             # Several datagrams in one wake-up: let the next ones gather for a millisecond, then drain them
-            # in one batch (VRRP-NOTES 4: 2.7 us -> 0.7 us per advert). Timers are not affected.
+            # in one batch (docs/costs.md#receive-dwell: 2.7 us -> 0.7 us per advert). Timers are not
+            # affected.
             self.loop.remove_reader(link.socks.rx.fileno())
             link.reading = False
             self.loop.call_later(RX_DWELL_S, self._resume_reading, link)

@@ -43,7 +43,7 @@ class VmacInterfaces:
             raise ConfigError([Problem(icfg.file, icfg.line, why)])
         settings = sysctl.vmac_settings(parent, name)
         # Nor may the parent put a VIP in its own ARP requests (it would teach the VIP with the parent's MAC,
-        # VRRP-NOTES 3: arp_announce=2).
+        # docs/kernel-notes.md#vmac-sysctls: arp_announce=2).
         settings.append((sysctl.conf_path(4, parent, "arp_announce"), 2))
         if fam == 4:
             # A backup's VMAC must not send IGMP reports for 224.0.0.18 from the VMAC: a learning switch

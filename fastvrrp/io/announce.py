@@ -175,7 +175,8 @@ class AnnounceSchedule:
 
 
 class FrameSender:
-    """A send-only AF_PACKET socket bound to one interface (protocol 0: it receives nothing, VRRP-NOTES 3).
+    """A send-only AF_PACKET socket bound to one interface (protocol 0: it receives nothing,
+    docs/kernel-notes.md#send-only-packet-sockets).
 
     Frames are complete Ethernet frames; the source MAC is whatever the frame says (the VMAC).
     Send failures are counted by errno, never raised: an announcement is best effort.

@@ -79,7 +79,8 @@ class Inotify:
 
     def close(self) -> None:
         if self.fd >= 0:
-            self.loop.remove_reader(self.fd)  # before close: uvloop aborts otherwise (VRRP-NOTES 0.3)
+            # before close: uvloop aborts otherwise (docs/kernel-notes.md#remove-the-reader-before-closing)
+            self.loop.remove_reader(self.fd)
             os.close(self.fd)
             self.fd = -1
 

@@ -1,12 +1,13 @@
 """Addresses and link state over rtnetlink, usable from a uvloop event loop.
 
-pyroute2's `IPRoute`/`AsyncIPRoute` cannot run on the uvloop loop itself (VRRP-NOTES 0.1), so:
+pyroute2's `IPRoute`/`AsyncIPRoute` cannot run on the uvloop loop itself
+(docs/kernel-notes.md#uvloop-and-pyroute2), so:
 
 - `NetlinkWorker` owns a one-thread executor; the thread builds its own `IPRoute` on a private selector loop
   and does every pyroute2 call. The loop thread only awaits futures.
 - Mass failover does not go through pyroute2 at all (its Python encoding costs ~180 us per request,
-  VRRP-NOTES 0.8): each VIP's RTM_NEWADDR / RTM_DELADDR is encoded once (`AddrBatch`), and a whole
-  failover's worth is written with a few `send()`s on a raw NETLINK_ROUTE socket, reading back only the
+  docs/costs.md#netlink-encoding): each VIP's RTM_NEWADDR / RTM_DELADDR is encoded once (`AddrBatch`), and a
+  whole failover's worth is written with a few `send()`s on a raw NETLINK_ROUTE socket, reading back only the
   ACKs (`NetlinkBatcher`). The worker thread runs it, so the loop keeps ticking while the kernel works.
 - `LinkMonitor` is an `IPRSocket` bound to the link and address groups and registered with
   `loop.add_reader`; the few fields the daemon needs are read straight from the message bytes.
@@ -146,7 +147,8 @@ class VipSpec:
 def encode_addr(spec: VipSpec, op: int, seq: int = 0) -> bytes:
     """The RTM_NEWADDR (create, exclusive, ACK) or RTM_DELADDR request for one VIP, as bytes."""
     v6 = spec.family == socket.AF_INET6
-    # RFC 5798 8.2 (IPv6): a VIP must be usable at once; DAD would leave it tentative for ~1 s (VRRP-NOTES 3).
+    # RFC 5798 8.2 (IPv6): a VIP must be usable at once; DAD would leave it tentative for ~1 s
+    # (docs/kernel-notes.md#ipv6-dad).
     flags = IFA_F_NODAD if (v6 and op == RTM_NEWADDR) else 0
     body = _IFADDRMSG.pack(spec.family, spec.prefixlen, flags & 0xFF, spec.scope, spec.ifindex)
     addr = spec.packed
@@ -318,7 +320,7 @@ class NetlinkWorker:
 
     def _init(self) -> None:
         # Runs in the worker thread. pyroute2 refuses a loop created in another thread, and no loop runs in
-        # this thread, so it gets a private selector loop (VRRP-NOTES 2).
+        # this thread, so it gets a private selector loop (docs/kernel-notes.md#uvloop-and-pyroute2).
         from pyroute2 import IPRoute
 
         if self.netns is not None:
@@ -515,7 +517,8 @@ class LinkMonitor:
     def close(self) -> None:
         if self._sock is None:
             return
-        # uvloop aborts the process if a registered fd is closed first (VRRP-NOTES 0.3).
+        # uvloop aborts the process if a registered fd is closed first
+        # (docs/kernel-notes.md#remove-the-reader-before-closing).
         self.loop.remove_reader(self._fd)
         self._sock.close()
         self._sock = None
@@ -537,7 +540,8 @@ class LinkMonitor:
         sock = self._sock
         if sock is None:
             return
-        while True:  # add_reader is level-triggered: drain until EAGAIN (VRRP-NOTES 4)
+        # add_reader is level-triggered: drain until EAGAIN (docs/kernel-notes.md#readers-are-level-triggered)
+        while True:
             try:
                 data = sock.socket.recv(65536)
             except BlockingIOError:

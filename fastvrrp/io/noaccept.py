@@ -2,10 +2,10 @@
 
 RFC 5798 6.4.3: a master "MUST NOT accept packets addressed to the IPvX address(es) associated with the
 virtual router if it is not the IPvX address owner", unless Accept_Mode is True; and even then it "MUST NOT
-drop" Neighbor Solicitations and Advertisements (VRRP-NOTES 1.6 A3). keepalived does it with nftables or
-iptables; fastvrrp uses one nftables table, `inet fastvrrp`, with two address sets filled while such an
-instance holds its addresses (IPv4 VIPs: ARP is not IP, so it is untouched; IPv6 VIPs: every ICMPv6 type but
-NS/NA is dropped).
+drop" Neighbor Solicitations and Advertisements (docs/rfc-checklist.md#accept-mode). keepalived does it with
+nftables or iptables; fastvrrp uses one nftables table, `inet fastvrrp`, with two address sets filled while
+such an instance holds its addresses (IPv4 VIPs: ARP is not IP, so it is untouched; IPv6 VIPs: every ICMPv6
+type but NS/NA is dropped).
 
 The `nft` command runs synchronously: call these from the netlink worker thread (`NetlinkWorker.call`), never
 on the event loop. The element is added *before* the address and removed *after* it, so there is no moment

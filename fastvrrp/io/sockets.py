@@ -1,7 +1,8 @@
 """Raw VRRP sockets: one receive and one transmit socket per (interface, family), never one per instance.
 
-Every raw socket whose protocol and device match gets its own copy of every packet (VRRP-NOTES section 4),
-so N sockets per interface would cost N copies; the engine demultiplexes by VRID instead.
+Every raw socket whose protocol and device match gets its own copy of every packet
+(docs/kernel-notes.md#one-raw-socket-per-interface), so N sockets per interface would cost N copies; the
+engine demultiplexes by VRID instead.
 
 Why two sockets and not one: pinning the source address means `bind()`ing the transmit socket to the
 primary address, and the kernel then also filters *received* packets on a bound raw socket by destination
@@ -49,8 +50,8 @@ def rcvbuf_bytes(instances: int, mtu: int = 1500) -> int:
     """Receive buffer for `instances` VRRP instances on one socket.
 
     keepalived sizes it as instances x MTU; we keep room for a few adverts per instance because a backup
-    drains in batches (VRRP-NOTES section 4, the 1 ms receive dwell) and each queued skb costs more than its
-    payload.
+    drains in batches (docs/costs.md#receive-dwell, the 1 ms receive dwell) and each queued skb costs more
+    than its payload.
     """
     want = max(1, instances) * (mtu + 512) * 4
     return max(RCVBUF_MIN, min(RCVBUF_MAX, want))
@@ -132,7 +133,8 @@ def open_rx(
             # No IP header on IPv6 raw sockets: the hop limit (RFC 5798 7.1) and destination come as cmsgs.
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
-            # The kernel verifies the checksum at offset 6 and silently drops bad ones (VRRP-NOTES 0.6).
+            # The kernel verifies the checksum at offset 6 and silently drops bad ones
+            # (docs/kernel-notes.md#ipv6-raw-checksum).
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_CHECKSUM, 6)
         else:
             raise ValueError(f"unsupported address family {family}")
@@ -164,7 +166,8 @@ def open_tx(
         if family == socket.AF_INET:
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, VRRP_TTL)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, _ip_mreqn(None, ifindex))
-            # Our own adverts must not come back to sockets in this namespace (VRRP-NOTES 0.7).
+            # Our own adverts must not come back to sockets in this namespace
+            # (docs/kernel-notes.md#multicast-loop).
             s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, TOS_NETWORK_CONTROL)
             if unicast:

@@ -1,4 +1,4 @@
-"""Kernel settings the daemon changes, and puts back on exit (VRRP-NOTES 3).
+"""Kernel settings the daemon changes, and puts back on exit (docs/kernel-notes.md#vmac-sysctls).
 
 Paths are relative to /proc/sys in slash form (`net/ipv4/conf/eth0/arp_ignore`): the dotted form is ambiguous
 for interface names containing dots (VMAC interfaces such as `vrrp4.51`). /proc/sys/net belongs to the network
@@ -58,7 +58,7 @@ def set_sysctl(path: str, value: int | str, netns: str | None = None) -> str:
 
 
 def vmac_settings(parent: str, vmac: str) -> list[tuple[str, int]]:
-    """What a VMAC interface and its parent need (keepalived's list, VRRP-NOTES 3 and gotchas 5 and 9).
+    """What a VMAC interface and its parent need (keepalived's list, docs/kernel-notes.md#vmac-sysctls).
 
     Apply before bringing the VMAC up (addr_gen_mode only acts on the next up). rp_filter is effectively
     max(all, interface): a non-zero net/ipv4/conf/all/rp_filter still filters on the VMAC.

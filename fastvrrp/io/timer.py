@@ -1,10 +1,11 @@
 """One precise loop timer: a timerfd armed to an absolute CLOCK_MONOTONIC deadline in microseconds.
 
-uvloop timers have whole-millisecond resolution and fire relative to the loop's cached time (VRRP-NOTES 0.4,
-5), which makes a takeover up to ~2 ms late. A timerfd is a kernel hrtimer: armed with an absolute deadline it
-fires within tens of microseconds of it, and `loop.add_reader` turns it into one more readable fd. The daemon
-re-arms it only when the earliest deadline moves (one `timerfd_settime` per wake-up at most, never one per
-advert: VRRP-NOTES 4 on where keepalived spends its CPU). time.monotonic_ns() reads the same clock.
+uvloop timers have whole-millisecond resolution and fire relative to the loop's cached time
+(docs/kernel-notes.md#uvloop-timers), which makes a takeover up to ~2 ms late. A timerfd is a kernel hrtimer:
+armed with an absolute deadline it fires within tens of microseconds of it, and `loop.add_reader` turns it
+into one more readable fd. The daemon re-arms it only when the earliest deadline moves (one `timerfd_settime`
+per wake-up at most, never one per advert: docs/costs.md#keepalived-cpu on where keepalived spends its CPU).
+time.monotonic_ns() reads the same clock.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class PreciseTimer:
 
     def close(self) -> None:
         if self.fd >= 0:
-            self.loop.remove_reader(self.fd)  # before close: uvloop aborts otherwise (VRRP-NOTES 0.3)
+            # before close: uvloop aborts otherwise (docs/kernel-notes.md#remove-the-reader-before-closing)
+            self.loop.remove_reader(self.fd)
             os.close(self.fd)
             self.fd = -1

@@ -1,15 +1,16 @@
 """use_vmac: a macvlan carrying the virtual router MAC (RFC 5798 7.3), made and removed with pyroute2.
 
 Every function here blocks: the daemon runs them in its netlink worker thread (`NetlinkWorker.call`,
-VRRP-NOTES 2). The interface is made in `private` mode (keepalived's default): a multicast frame whose source
-is a local macvlan's MAC is then handed to that macvlan, so a backup's VMAC, which has the same MAC as the
-master's, still receives the master's adverts (in `bridge` mode the kernel would skip it).
+docs/kernel-notes.md#uvloop-and-pyroute2). The interface is made in `private` mode (keepalived's default): a
+multicast frame whose source is a local macvlan's MAC is then handed to that macvlan, so a backup's VMAC,
+which has the same MAC as the master's, still receives the master's adverts (in `bridge` mode the kernel would
+skip it).
 
-Order matters (VRRP-NOTES 0.5, 1.6 A7): addr_gen_mode=none is set before the link goes up, so no EUI-64
-link-local is derived from the VMAC (RFC 5798 7.4); for IPv6 the parent's link-local is then copied onto the
-VMAC, without which sending to ff02::12 from it fails with EADDRNOTAVAIL. The kernel settings the VMAC and its
-parent need (arp_ignore, arp_filter, accept_local, rp_filter, VRRP-NOTES 3) go through io/sysctl.py, which
-restores them on exit.
+Order matters (docs/kernel-notes.md#vmac-ipv6-link-local): addr_gen_mode=none is set before the link goes up,
+so no EUI-64 link-local is derived from the VMAC (RFC 5798 7.4); for IPv6 the parent's link-local is then
+copied onto the VMAC, without which sending to ff02::12 from it fails with EADDRNOTAVAIL. The kernel settings
+the VMAC and its parent need (arp_ignore, arp_filter, accept_local, rp_filter,
+docs/kernel-notes.md#vmac-sysctls) go through io/sysctl.py, which restores them on exit.
 """
 
 from __future__ import annotations

@@ -156,7 +156,8 @@ class Lab:
 
     def bridge(self, ns: str, name: str = "br0") -> str:
         self.sh(ns, f"ip link add name {name} type bridge")
-        # Multicast snooping would drop VRRP (VRRP-NOTES P7); STP would delay forwarding.
+        # Multicast snooping would drop VRRP (docs/kernel-notes.md#bridge-multicast-snooping); STP would delay
+        # forwarding.
         self.sh(ns, f"ip link set {name} type bridge mcast_snooping 0 stp_state 0 forward_delay 0")
         self.sh(ns, f"ip link set {name} up")
         return name

@@ -446,7 +446,7 @@ class Lan:
     def __init__(self, lab: Lab, routers: int = 2, client: bool = True, bridge: str = "br0") -> None:
         self.lab, self.bridge = lab, bridge
         self.switch = lab.ns("sw")
-        lab.bridge(self.switch, bridge)  # mcast_snooping off (VRRP-NOTES P7)
+        lab.bridge(self.switch, bridge)  # mcast_snooping off (docs/kernel-notes.md#bridge-multicast-snooping)
         self.router_ns: list[str] = []
         self.routers: list[Router] = []
         for i in range(1, routers + 1):

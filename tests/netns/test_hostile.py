@@ -1,6 +1,6 @@
-"""A hostile segment (VRRP-NOTES 1.5 S9a): a third box floods the pair with packets that fail validation and
-with lower-priority adverts for their VRID. Invalid packets change no timer and no state, only counters; the
-master keeps its own rhythm; the RFC 9568 S9 reply goes out at most once per interval."""
+"""A hostile segment (docs/rfc-checklist.md#hostile-segment): a third box floods the pair with packets that
+fail validation and with lower-priority adverts for their VRID. Invalid packets change no timer and no state,
+only counters; the master keeps its own rhythm; the RFC 9568 S9 reply goes out at most once per interval."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def test_flood_of_invalid_and_lower_priority_adverts(lab):
             gaps = [b_ - a_ for a_, b_ in zip(own, own[1:], strict=False)]
             assert gaps and max(gaps) < 1.5 * A / 1000, max(gaps)
             # ... and the S9 replies to the flood of lower priorities are at most one per interval, not one
-            # per packet (keepalived answers one to one, VRRP-NOTES 1.5 S9a).
+            # per packet (keepalived answers one to one, docs/rfc-checklist.md#hostile-segment).
             assert len(own) <= 2 * (t1 - t0) / (A / 1000) + 2, len(own)
             assert m.state() == "MASTER" and b.state() == "BACKUP"
             assert (m.transitions("VI_51"), b.transitions("VI_51")) == before

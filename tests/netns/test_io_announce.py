@@ -28,14 +28,16 @@ def _csum(data: bytes) -> int:
 
 
 def expected_garp(mac: bytes, vip: bytes) -> bytes:
-    """VRRP-NOTES 3, field by field: broadcast ARP request, sha=VMAC, spa=tpa=VIP, tha=ff..ff."""
+    """docs/rfc-checklist.md#announcements, field by field: broadcast ARP request, sha=VMAC, spa=tpa=VIP,
+    tha=ff..ff."""
     eth = b"\xff" * 6 + mac + struct.pack("!H", 0x0806)
     arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + vip + b"\xff" * 6 + vip
     return eth + arp
 
 
 def expected_na(mac: bytes, vip: bytes, router: bool) -> bytes:
-    """VRRP-NOTES 3: to ff02::1 from the VIP, hop limit 255 (RFC 4861 7.1.2), flags R|O, TLLA = VMAC."""
+    """docs/rfc-checklist.md#announcements: to ff02::1 from the VIP, hop limit 255 (RFC 4861 7.1.2), flags
+    R|O, TLLA = VMAC."""
     all_nodes = socket.inet_pton(socket.AF_INET6, "ff02::1")
     flags = 0xA0000000 if router else 0x20000000
     body = struct.pack("!I", flags) + vip + bytes((2, 1)) + mac
@@ -162,7 +164,7 @@ def test_garp_and_na_on_the_wire_update_peer_neighbours(lab):
     lab.addr(a, "ethA", "2001:db8::1/64")
     lab.addr(b, "ethB", "2001:db8::2/64")
     # The peer already knows the VIPs by an old MAC (a GARP updates an entry; with arp_accept=0 it does not
-    # create one, VRRP-NOTES 3).
+    # create one, docs/kernel-notes.md#arp-cache-updates).
     lab.sh(b, "ip neigh replace 192.0.2.100 lladdr 02:00:00:00:00:01 dev ethB nud stale")
     lab.sh(b, "ip -6 neigh replace 2001:db8::100 lladdr 02:00:00:00:00:01 dev ethB nud stale")
 

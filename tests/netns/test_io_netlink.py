@@ -149,7 +149,8 @@ def test_fast_batch_failover_and_stale_cleanup(one):
 
 
 def test_fast_batch_vs_pyroute2_speed_1000_vips(one):
-    """Prints the numbers; the batch must beat per-call pyroute2 by a wide margin (VRRP-NOTES 0.8)."""
+    """Prints the numbers; the batch must beat per-call pyroute2 by a wide margin
+    (docs/costs.md#netlink-encoding)."""
     lab, a, _b, idx = one
     specs = [netlink.VipSpec(f"198.51.{100 + i // 250}.{i % 250 + 1}", 32, idx) for i in range(1000)]
 

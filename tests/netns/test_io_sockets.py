@@ -83,7 +83,8 @@ def test_ipv4_multicast_advert_ttl255_from_primary(pair):
         assert socket.inet_ntoa(pkt[12:16]) == "192.0.2.1"  # pinned to the primary, not 192.0.2.11
         assert socket.inet_ntoa(pkt[16:20]) == sockets.VRRP_GROUP4
         assert pkt[ihl:] == msg
-        # Multicast loop is off (VRRP-NOTES 0.7) and the tx sockets are deaf: nothing else is queued anywhere.
+        # Multicast loop is off (docs/kernel-notes.md#multicast-loop) and the tx sockets are deaf: nothing
+        # else is queued anywhere.
         assert sockets.drain(sa.rx) == [] and sockets.drain(sa.tx) == [] and sockets.drain(sb.tx) == []
         assert sa.rx.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= sockets.RCVBUF_MIN
     finally:
@@ -92,7 +93,8 @@ def test_ipv4_multicast_advert_ttl255_from_primary(pair):
 
 
 def test_ipv4_advert_with_ttl_64_is_still_delivered(pair):
-    """The kernel delivers any TTL to the raw socket: the TTL rule is the codec's job (VRRP-NOTES 4)."""
+    """The kernel delivers any TTL to the raw socket: the TTL rule is the codec's job
+    (docs/kernel-notes.md#raw-socket-receive)."""
     lab, a, b = pair
     sb = sockets.open_rx_tx_in_netns(b, "ethB", socket.AF_INET, primary_ip="192.0.2.2")
 

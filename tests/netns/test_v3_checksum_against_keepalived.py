@@ -1,4 +1,4 @@
-"""The VRRPv3 IPv4 checksum knob against keepalived 2.2.7 (VRRP-NOTES 0.2, 1.10 P1, 9).
+"""The VRRPv3 IPv4 checksum knob against keepalived 2.2.7 (docs/rfc-checklist.md#v3-ipv4-checksum).
 
 keepalived 2.2.7 computes and requires the checksum over the IPv4 pseudo-header. fastvrrp does the same by
 default; with `v3_checksum_as_v2` it sends the message-only checksum (RFC 9568 5.2.8, Cisco, Juniper), which

@@ -1,4 +1,4 @@
-"""The fast path is an optimisation, never a second definition of the protocol (STYLE.md).
+"""The fast path is an optimisation, never a second definition of the protocol (docs/DESIGN.md#the-fast-path).
 
 Several routers, each the daemon's real `Driver` on a capture-mode engine, on a virtual LAN with a virtual
 microsecond clock: what one engine sends is wrapped in an IPv4 header and fed to the others' engines. Every

@@ -134,7 +134,8 @@ def test_returning_higher_priority_preempts_and_restored_master_wins():
 
 
 def test_s9_reply_to_a_lower_priority_intruder_is_rate_limited():
-    """RFC 9568 S9 with VRRP-NOTES S9a: a flood of lower-priority adverts gets one reply per interval."""
+    """RFC 9568 S9 with docs/rfc-checklist.md#hostile-segment: a flood of lower-priority adverts gets one
+    reply per interval."""
     lan = three_nodes()
     lan.run_until(10 * SEC)
     a = lan.nodes["a"].instances[7]

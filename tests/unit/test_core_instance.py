@@ -40,7 +40,8 @@ INIT, BACKUP, MASTER, FAULT = State.INIT, State.BACKUP, State.MASTER, State.FAUL
 
 MS = 1000  # us
 SEC = 1_000_000  # us
-DOWN_100, SKEW_100 = 3_609_375, 609_375  # RFC 5798 6.1 gold values (VRRP-NOTES K3), exact in us
+# RFC 5798 6.1 gold values (docs/rfc-checklist.md#timer-gold-values), exact in us
+DOWN_100, SKEW_100 = 3_609_375, 609_375
 DOWN_150, SKEW_150 = 3_414_062, 414_062
 DOWN_200, SKEW_200 = 3_218_750, 218_750
 
@@ -254,8 +255,8 @@ def test_s8_ipv6_tie_break_compares_all_16_bytes():
 
 
 def test_s9_rfc9568_master_answers_lower_priority_once_per_interval():
-    """RFC 9568 6.4.3 (S9) with VRRP-NOTES S9a: the immediate advert is rate-limited to one per
-    Advertisement_Interval; suppressed replies are counted; Adver_Timer is not moved."""
+    """RFC 9568 6.4.3 (S9) with docs/rfc-checklist.md#hostile-segment: the immediate advert is rate-limited to
+    one per Advertisement_Interval; suppressed replies are counted; Adver_Timer is not moved."""
     inst = master(now=0)
     assert inst.on_advert(adv(100), 100 * MS) == [SendAdvert(200)]
     for t in range(110 * MS, 1100 * MS, 10 * MS):
@@ -269,7 +270,7 @@ def test_s9_rfc9568_master_answers_lower_priority_once_per_interval():
 
 
 def test_s9_reply_min_ms_configures_the_rate():
-    """VRRP-NOTES S9a: s9_reply_min_ms sets the least gap between two S9 replies."""
+    """docs/rfc-checklist.md#hostile-segment: s9_reply_min_ms sets the least gap between two S9 replies."""
     inst = master(now=0, s9_reply_min_ms=100)
     replies = [t for t in range(0, 1 * SEC, 10 * MS) if inst.on_advert(adv(100), t)]
     assert replies == list(range(0, 1 * SEC, 100 * MS))
@@ -347,8 +348,8 @@ def test_v6_owner_ignore_adverts_discards_everything():
 
 
 def test_v6_duplicate_owners_settle_by_address_by_default():
-    """RFC 9568 erratum 8298 / VRRP-NOTES P8: by default an owner processes adverts; the lower address
-    yields and waits as a backup at 255."""
+    """RFC 9568 erratum 8298 / docs/rfc-checklist.md#duplicate-owners: by default an owner processes adverts;
+    the lower address yields and waits as a backup at 255."""
     inst = VrrpInstance(cfg(priority=255))
     inst.start(0)
     inst.on_advert(adv(255, src=ip("192.0.2.200")), 10 * MS)
@@ -528,7 +529,8 @@ def test_tracking_owner_stays_255_and_range_is_enforced():
 
 
 def test_local_errors_raise_remote_faults_do_not():
-    """STYLE habit 13: misuse by the driver raises LocalProtocolError; configuration errors too."""
+    """docs/DESIGN.md#blame-in-the-error-type: misuse by the driver raises LocalProtocolError; configuration
+    errors too."""
     inst = backup(now=0)
     with pytest.raises(LocalProtocolError):
         inst.start(10 * MS)
@@ -540,7 +542,8 @@ def test_local_errors_raise_remote_faults_do_not():
 
 
 def test_every_dispatched_handler_has_a_table_row():
-    """STYLE habit 3: the table documents every (state, trigger) the instance reacts to."""
+    """docs/DESIGN.md#the-transition-table: the table documents every (state, trigger) the instance reacts
+    to."""
     rows = {(t.src, t.trigger) for t in TRANSITIONS}
     assert set(_DISPATCH) <= rows
 

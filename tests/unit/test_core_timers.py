@@ -1,4 +1,5 @@
-"""Timer arithmetic of the core against the RFC gold values (VRRP-NOTES 1.4, K1-K4), in microseconds."""
+"""Timer arithmetic of the core against the RFC gold values (docs/rfc-checklist.md#timers), in
+microseconds."""
 
 from __future__ import annotations
 

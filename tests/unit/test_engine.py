@@ -186,7 +186,7 @@ def test_master_sends_at_each_deadline_and_rearms():
     for now in (9 * SEC, 10 * SEC - 501):
         assert eng.run(now) == []
         assert eng.flush() == 0
-    # Due within 0.5 ms counts as due (VRRP-NOTES 0.4).
+    # Due within 0.5 ms counts as due (docs/kernel-notes.md#uvloop-timers).
     assert eng.run(10 * SEC - 500) == []
     assert eng.flush() == 1
     assert eng.take_sent() == [(s, tx, GROUP4, msg)]
@@ -254,7 +254,8 @@ def test_send_raw_family_checked():
 def backup_engine(fast_path=True):
     eng, rx, tx = engine(fast_path)
     s = eng.add_slot(rx, 1, 3)
-    # Master_Down_Interval for prio 100 at 1 s: 3 s + 609375 us (RFC 5798 6.1; VRRP-NOTES K3).
+    # Master_Down_Interval for prio 100 at 1 s: 3 s + 609375 us (RFC 5798 6.1;
+    # docs/rfc-checklist.md#timer-gold-values).
     eng.backup(s, A2, 200, 1000, 3_609_375, 3_609_375)
     return eng, rx, s
 

@@ -242,7 +242,7 @@ def test_unknown_policy_is_an_argument_error(impl):
 
 
 def test_unicast_pseudo_header_uses_the_unicast_destination(impl):
-    # VRRP-NOTES 1.10 P2 (keepalived >= 1.3.6)
+    # docs/rfc-checklist.md#unicast-checksum (keepalived >= 1.3.6)
     msg = impl.build_advert(**v3_kw(dst=PEER4))
     assert impl.decode_ipv4(ip4(msg, dst=PEER4), check_ttl=False).checksum_form == "pseudo"
     assert impl.decode_ipv4(ip4(msg, dst=GROUP4)).reason == "checksum"
@@ -347,7 +347,7 @@ def test_garp_frame_golden(impl):
         "ffffffffffff 00005e000133 0806"  # Ethernet: broadcast, VMAC, ARP
         " 0001 0800 06 04 0001"  # Ethernet/IPv4, request
         " 00005e000133 c0000264"  # sender: VMAC, VIP
-        " ffffffffffff c0000264"  # target: broadcast, VIP (VRRP-NOTES 3)
+        " ffffffffffff c0000264"  # target: broadcast, VIP (docs/rfc-checklist.md#announcements)
     )
     with pytest.raises(ValueError):
         impl.garp_frame(b"\0" * 5, VIP4)
