@@ -276,8 +276,8 @@ def json_data(r: InstanceDump, scripts: Mapping[str, Any]) -> dict[str, Any]:
     lists = {
         "vips": [_address_text(v, _dev(r), r.vipset) for v in c.virtual_ipaddress],
         "evips": [_address_text(v, _dev(r), r.vipset) for v in c.virtual_ipaddress_excluded],
-        "vroutes": [" ".join(rt.words) for rt in c.virtual_routes],
-        "vrules": [" ".join(ru.words) for ru in c.virtual_rules],
+        "vroutes": [rt.text for rt in c.virtual_routes],
+        "vrules": [ru.text for ru in c.virtual_rules],
         "track_ifp": [t.name for t in c.track_interface],
         "track_script": [_script_text(scripts[t.name].script) for t in c.track_script if t.name in scripts],
     }
@@ -470,9 +470,9 @@ def _instance_lists(
         out.append(f"   Unicast checksum compatibility = {_yes(c.v3_checksum_as_v2, 'yes', 'no')}")
     out.append(f"   fd_in {r.fd_in}, fd_out {r.fd_out}")
     if c.virtual_routes:
-        out += ["   Virtual Routes :", *(f"     {' '.join(rt.words)}" for rt in c.virtual_routes)]
+        out += ["   Virtual Routes :", *(f"     {rt.text}" for rt in c.virtual_routes)]
     if c.virtual_rules:
-        out += ["   Virtual Rules :", *(f"     {' '.join(ru.words)}" for ru in c.virtual_rules)]
+        out += ["   Virtual Rules :", *(f"     {ru.text}" for ru in c.virtual_rules)]
     if c.track_interface:
         out += [
             "   Tracked interfaces :",
