@@ -216,6 +216,12 @@ def tracker_refs(r: Reporter, st: InstanceState, priority: int, trackers: Tracke
         refs = getattr(st, field)
         if refs is None:
             continue
+        if priority != 255:
+            for ref in refs:
+                if ref.name not in table:
+                    break
+            else:
+                continue  # the common case: every reference names a definition, nothing to drop or judge
         kept, kept_at = [], []
         for ref, k in zip(refs, getattr(st, field + "_at") or (), strict=True):
             if ref.name not in table:
