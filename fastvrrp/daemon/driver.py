@@ -35,6 +35,15 @@ from fastvrrp.core.types import (
 )
 from fastvrrp.io.announce import AnnounceSchedule
 
+
+def advert_counts(stats: Any, slot_stats: Any) -> tuple[int, int]:
+    """An instance's adverts (received, sent): the core judges the received adverts the engine does not
+    absorb (`rx_fast`), and the engine counts every advert it queues for the slot (`sent`) but not the
+    core's priority-0 resignation, which goes out by send_raw outside the slot."""
+    ss = slot_stats or {}
+    return stats.adverts_rx + ss.get("rx_fast", 0), ss.get("sent", 0) + stats.priority_zero_tx
+
+
 _FIRED = -2  # "the deadline changed": after a fire the engine slot holds no deadline
 
 

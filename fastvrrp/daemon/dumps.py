@@ -41,6 +41,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastvrrp.daemon.driver import advert_counts
+
 DATA_FILE = "keepalived.data"
 STATS_FILE = "keepalived.stats"
 JSON_FILE = "keepalived.json"
@@ -116,11 +118,11 @@ def keepalived_counters(stats: Any, slot_stats: Mapping[str, int] | None, is_mas
     - packet_len_err, ip_ttl_err, invalid_type_rcvd, invalid_authtype, auth_failure: 0 (fastvrrp counts
       those per receive socket, before the instance is known).
     """
-    ss = slot_stats or {}
+    rcvd, sent = advert_counts(stats, slot_stats)
     became = stats.became_master
     return {
-        "advert_rcvd": stats.adverts_rx + ss.get("rx_fast", 0),
-        "advert_sent": ss.get("sent", 0) + stats.priority_zero_tx,
+        "advert_rcvd": rcvd,
+        "advert_sent": sent,
         "become_master": became,
         "release_master": max(0, became - (1 if is_master else 0)),
         "packet_len_err": 0,

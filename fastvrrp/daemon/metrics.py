@@ -41,6 +41,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, ThreadingWSGI
 
 from fastvrrp import __version__
 from fastvrrp._wire import DROP_REASONS
+from fastvrrp.daemon.driver import advert_counts
 
 INSTANCE_LABELS = ("iname", "intf", "vrid", "family")
 
@@ -136,14 +137,10 @@ def instance_row(
     slot_stats: dict[str, int] | None,
     base_priority: int,
 ) -> InstanceRow:
-    """A row from a core VrrpInstance (state, priority, stats) and the engine's slot_stats(slot) dict.
-
-    The engine counts every advert it queues for the slot (`sent`: periodic and send_now); the core's
-    priority-0 resignation goes out by send_raw, outside the slot, so it is added. Received adverts are the
-    ones the core saw plus the ones the fast path absorbed (`rx_fast`).
-    """
+    """A row from a core VrrpInstance (state, priority, stats) and the engine's slot_stats(slot) dict
+    (adverts received and sent as driver.advert_counts defines them)."""
     st = core.stats
-    ss = slot_stats or {}
+    adverts_rx, adverts_tx = advert_counts(st, slot_stats)
     return InstanceRow(
         name,
         iface,
@@ -152,8 +149,8 @@ def instance_row(
         int(core.state),
         core.priority,
         base_priority,
-        st.adverts_rx + ss.get("rx_fast", 0),
-        ss.get("sent", 0) + st.priority_zero_tx,
+        adverts_rx,
+        adverts_tx,
         st.became_master,
         st.became_backup,
         st.became_fault,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastvrrp import __version__, _engine
 from fastvrrp.daemon import dumps, metrics, status
-from fastvrrp.daemon.driver import RunningInstance
+from fastvrrp.daemon.driver import RunningInstance, advert_counts
 from fastvrrp.daemon.links import AF, Link
 from fastvrrp.daemon.tracking import Tracking
 from fastvrrp.io import vmac
@@ -63,6 +63,7 @@ class StatusWriter:
             since, reason = book.since.get(i.name, (time.time(), "starting"))
             core, io = i.core, i.io
             ms = core.master_src
+            adverts_rx, adverts_tx = advert_counts(core.stats, self.engine.slot_stats(i.slot))
             rows.append(
                 status.InstanceStatus(
                     name=i.name,
@@ -77,8 +78,8 @@ class StatusWriter:
                     family=io.link.family,
                     vrid=io.cfg.virtual_router_id,
                     vrrp_version=io.cfg.version,
-                    adverts_rx=core.stats.adverts_rx + self.engine.slot_stats(i.slot).get("rx_fast", 0),
-                    adverts_tx=self.engine.slot_stats(i.slot).get("sent", 0) + core.stats.priority_zero_tx,
+                    adverts_rx=adverts_rx,
+                    adverts_tx=adverts_tx,
                     drained=core.drained,
                     offset=offsets.get(i.name, 0),
                 )
