@@ -1,5 +1,5 @@
-"""fastvrrp's advert_copies / advert_copy_delay (docs/rfc-checklist.md#advert-copies): the keywords as read and
-checked, and the engine sending each advert N times without moving the interval schedule."""
+"""fastvrrp's advert_copies / advert_copy_delay (docs/rfc-checklist.md#advert-copies): the keywords as read
+and checked, and the engine sending each advert N times without moving the interval schedule."""
 
 from __future__ import annotations
 
