@@ -256,9 +256,9 @@ def test_fast_path_agrees_for_drain_and_undrain():
 
 
 def test_fast_path_agrees_with_advert_copies():
-    """advert_copies 3, 45 ms apart: every advert - periodic (the engine's fast path), a takeover's, a
-    priority change's, an S9 reply - goes out three times, on and off the fast path alike; a master that
-    steps down sends no copy of its last advert afterwards."""
+    """advert_copies 3, 45 ms apart: every advert - periodic (the engine's fast path), a takeover's, one at
+    a new priority, an S9 reply - goes out three times, on and off the fast path alike; a master that steps
+    down sends no copy of its last advert afterwards."""
     on = scenario(True, [200, 150, 100], BASE, copies=(3, 45))
     off = scenario(False, [200, 150, 100], BASE, copies=(3, 45))
     assert on[0] == off[0]
