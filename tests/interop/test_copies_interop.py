@@ -44,7 +44,7 @@ def test_keepalived_backup_takes_copies_as_ordinary_adverts(lab, keepalived_bin)
         before = stats()
         marks = {s.iname: len(b.transitions(s.iname)) for s in specs}
         t0 = time.time()
-        wait_for(lambda: time.time() - t0 > 4.5, timeout=10, interval=0.5, what="a window of adverts")
+        wait_for(lambda: time.time() - t0 > 6.5, timeout=15, interval=0.5, what="a window of adverts")
         after = stats()
         t1 = time.time()
     assert m.states() == {s.iname: "MASTER" for s in specs}
@@ -54,6 +54,7 @@ def test_keepalived_backup_takes_copies_as_ordinary_adverts(lab, keepalived_bin)
         assert got["become_master"] == 0, (s.iname, got)
         assert len(b.transitions(s.iname)) == marks[s.iname], (s.iname, b.transitions(s.iname))
         assert b.state(s.iname) == "BACKUP"
-        # keepalived counted both copies of every advert in the window (less a margin for its edges).
-        assert got["advert_rcvd"] >= 2 * ((t1 - t0) * 1000 / s.advert_int_ms - 2), (s.iname, got)
+        # keepalived counted both copies of every advert: two per interval (single adverts would give at
+        # most 1.0 + an edge; a loaded machine may delay the dumps that bound the window, hence 1.5).
+        assert got["advert_rcvd"] >= 1.5 * (t1 - t0) * 1000 / s.advert_int_ms, (s.iname, got)
     assert b.stop() == 0
