@@ -75,9 +75,11 @@ def run_loss(lab, keepalived_bin: str, percent: int) -> dict[str, dict[str, Any]
             b.wait_all("BACKUP", timeout=60)
         losses = [RandomLoss(lan.lab, lan.router_ns[1], percent) for _m, _b, lan in pairs]
         marks = [(len(m.log()), len(b.log())) for m, b, _lan in pairs]
-        t0 = time.time()
-        wait_for(lambda: time.time() - t0 > WINDOW_S, timeout=WINDOW_S + 30, interval=1, what="the window")
-        elapsed = time.time() - t0
+        t0 = time.monotonic()
+        wait_for(
+            lambda: time.monotonic() - t0 > WINDOW_S, timeout=WINDOW_S + 30, interval=1, what="the window"
+        )
+        elapsed = time.monotonic() - t0
         out = {}
         for (kind, copies), (m, b, _lan), (mm, bm), loss in zip(SIDES, pairs, marks, losses, strict=True):
             dropped, passed = loss.counters()

@@ -43,10 +43,10 @@ def test_keepalived_backup_takes_copies_as_ordinary_adverts(lab, keepalived_bin)
         b.wait_all("BACKUP", timeout=30)
         before = stats()
         marks = {s.iname: len(b.transitions(s.iname)) for s in specs}
-        t0 = time.time()
-        wait_for(lambda: time.time() - t0 > 6.5, timeout=15, interval=0.5, what="a window of adverts")
+        t0 = time.monotonic()
+        wait_for(lambda: time.monotonic() - t0 > 6.5, timeout=15, interval=0.5, what="a window of adverts")
         after = stats()
-        t1 = time.time()
+        t1 = time.monotonic()
     assert m.states() == {s.iname: "MASTER" for s in specs}
     for s in specs:
         got = {k: after[s.iname][k] - before[s.iname][k] for k in after[s.iname]}
