@@ -11,6 +11,10 @@ nothing here creates a Python object unless Python has to decide something (docs
   docs/kernel-notes.md#uvloop-timers); a master slot queues its pre-rendered adverts and re-arms itself
   (RFC 5798 6.4.3 Adver_Timer); everything else becomes an EV_TIMER event.
 - flush(): one sendmmsg per tx socket for everything queued.
+- advert copies (fastvrrp's advert_copies / advert_copy_delay, docs/rfc-checklist.md#advert-copies): a slot
+  set to N copies sends every advert it queues (periodic or send_now with a time) N times, the copies at
+  +delay, +2 delay ... from a second small heap of their own; the slot's own deadline and the interval
+  schedule do not move. A later send restarts the copies, cancel_copies() drops them.
 
 Time is integer microseconds on a clock the caller owns (the driver passes CLOCK_MONOTONIC): no clock is read
 here, so tests drive the engine with a virtual clock. With fast_path=False the engine decides nothing: every
@@ -128,6 +132,13 @@ cdef struct Slot:
     uint64_t late
     uint64_t max_late_us
     uint64_t skipped
+    # advert copies (see the module docstring): the copies of each advert and their spacing, how many of
+    # the current advert's copies are still to go, and when the next one is due (-1: none)
+    uint8_t copies
+    uint8_t copies_left
+    int64_t copy_delay_us
+    int64_t copy_at_us
+    uint64_t copies_sent
 
 
 cdef struct RxSock:
@@ -177,6 +188,10 @@ cdef class Engine:
     cdef int64_t *hk               # heap keys
     cdef int32_t *hs               # heap slots
     cdef int32_t hn
+    cdef int64_t *ck               # copy heap keys (a binary min-heap; entries go stale, see _run_copies)
+    cdef int32_t *cs               # copy heap slots
+    cdef int32_t cn
+    cdef int32_t ccap
     cdef readonly int batch
     cdef readonly bint fast_path
     cdef readonly bint capture
@@ -252,6 +267,8 @@ cdef class Engine:
         free(self.demux)
         free(self.hk)
         free(self.hs)
+        free(self.ck)
+        free(self.cs)
         free(self.rmsgs)
         free(self.riov)
         free(self.rbuf)
@@ -372,6 +389,8 @@ cdef class Engine:
         memcpy(sl.auth_data, PyBytes_AS_STRING(auth_data), len(auth_data))
         sl.deadline_us = -1
         sl.hpos = -1
+        sl.copies = 1
+        sl.copy_at_us = -1
         self._set_addrs(&sl.peers, &sl.npeers, plist, r.alen)
         self.demux[rx * 256 + vrid] = s
         if s >= self.nslots_hint:
@@ -382,6 +401,7 @@ cdef class Engine:
         """Forget a slot. Adverts it already queued still go out at the next flush."""
         cdef Slot *sl = self._slot(s)
         self._set_deadline(s, -1)
+        sl.copy_at_us = -1
         self._detach_queued(s)
         self._free_slot_mem(s)
         self.demux[sl.rx * 256 + sl.vrid] = -1
@@ -491,10 +511,119 @@ cdef class Engine:
         """'idle', 'master' or 'backup'."""
         return ("idle", "master", "backup")[self._slot(s).mode]
 
-    def send_now(self, int s):
-        """Queue s's adverts for the next flush (S7, the S9 reply, a takeover). Does not move the deadline."""
+    def send_now(self, int s, long long now_us=-1):
+        """Queue s's adverts for the next flush (S7, the S9 reply, a takeover). Does not move the deadline.
+        With now_us, the slot's advert copies follow at now_us + delay ... (set_copies)."""
         self._slot(s)
         self._queue_slot(s)
+        if now_us >= 0:
+            self._arm_copies(s, now_us)
+
+    # --- advert copies (module docstring; docs/rfc-checklist.md#advert-copies) ---
+    def set_copies(self, int s, int copies, long long delay_us):
+        """Send each of s's adverts `copies` times (1..255), `delay_us` apart (> 0 when copies > 1)."""
+        cdef Slot *sl = self._slot(s)
+        if not 1 <= copies <= 255 or (copies > 1 and delay_us <= 0):
+            raise ValueError("copies must be 1..255 and delay_us > 0 with copies > 1")
+        sl.copies = copies
+        sl.copy_delay_us = delay_us
+        if copies == 1:
+            sl.copy_at_us = -1
+
+    def cancel_copies(self, int s):
+        """Drop the copies still to send (the instance left MASTER)."""
+        self._slot(s).copy_at_us = -1
+
+    cdef int _arm_copies(self, int s, int64_t base) except -1:
+        # The advert just queued at `base`: its copies go at base + delay, base + 2 delay ...
+        cdef Slot *sl = &self.slots[s]
+        if sl.copies <= 1 or sl.tx < 0 or sl.nout == 0:
+            return 0
+        sl.copies_left = sl.copies - 1
+        sl.copy_at_us = base + sl.copy_delay_us
+        return self._copy_push(sl.copy_at_us, s)
+
+    cdef int _copy_push(self, int64_t k, int32_t s) except -1:
+        cdef int i = self.cn, p
+        cdef int32_t cap
+        cdef int64_t *nk
+        cdef int32_t *ns
+        if self.cn == self.ccap:
+            cap = self.ccap * 2 if self.ccap else 64
+            nk = <int64_t *>realloc(self.ck, cap * sizeof(int64_t))
+            if nk == NULL:
+                raise MemoryError()
+            self.ck = nk
+            ns = <int32_t *>realloc(self.cs, cap * sizeof(int32_t))
+            if ns == NULL:
+                raise MemoryError()
+            self.cs = ns
+            self.ccap = cap
+        self.cn += 1
+        while i > 0:
+            p = (i - 1) >> 1
+            if self.ck[p] <= k:
+                break
+            self.ck[i] = self.ck[p]
+            self.cs[i] = self.cs[p]
+            i = p
+        self.ck[i] = k
+        self.cs[i] = s
+        return 0
+
+    cdef void _copy_pop(self) noexcept nogil:
+        cdef int i = 0, c
+        cdef int64_t k
+        cdef int32_t s
+        self.cn -= 1
+        if self.cn == 0:
+            return
+        k = self.ck[self.cn]
+        s = self.cs[self.cn]
+        while True:
+            c = 2 * i + 1
+            if c >= self.cn:
+                break
+            if c + 1 < self.cn and self.ck[c + 1] < self.ck[c]:
+                c += 1
+            if self.ck[c] >= k:
+                break
+            self.ck[i] = self.ck[c]
+            self.cs[i] = self.cs[c]
+            i = c
+        self.ck[i] = k
+        self.cs[i] = s
+
+    cdef int64_t _copy_next(self) noexcept nogil:
+        # The earliest copy still wanted, -1 if none. An entry is stale when its slot was removed, its
+        # copies cancelled or restarted (the slot's copy_at_us is no longer the entry's key): dropped here.
+        cdef Slot *sl
+        while self.cn > 0:
+            sl = &self.slots[self.cs[0]]
+            if sl.used and sl.copy_at_us == self.ck[0]:
+                return self.ck[0]
+            self._copy_pop()
+        return -1
+
+    cdef int _run_copies(self, int64_t limit) except -1:
+        # Queue every copy due by limit; the next copy of the same advert is one delay later.
+        cdef int32_t s
+        cdef int64_t k = self._copy_next()
+        cdef Slot *sl
+        while 0 <= k <= limit:
+            s = self.cs[0]
+            sl = &self.slots[s]
+            self._copy_pop()
+            self._queue_slot(s)
+            sl.copies_sent += sl.nout
+            sl.copies_left -= 1
+            if sl.copies_left > 0:
+                sl.copy_at_us = k + sl.copy_delay_us
+                self._copy_push(sl.copy_at_us, s)
+            else:
+                sl.copy_at_us = -1
+            k = self._copy_next()
+        return 0
 
     def send_raw(self, int tx, dest, int ifindex, msg):
         """Queue one datagram (e.g. the priority-0 advert of a shutdown) for the next flush."""
@@ -516,7 +645,10 @@ cdef class Engine:
     def next_deadline(self):
         """The earliest deadline over all slots in us, -1 if none."""
         self._fix_top()
-        return self.hk[0] if self.hn > 0 else -1
+        cdef int64_t c = self._copy_next() if self.cn > 0 else -1
+        if self.hn > 0 and (c < 0 or self.hk[0] < c):
+            return self.hk[0]
+        return c
 
     def run(self, long long now_us):
         """Fire every deadline due by now_us + 0.5 ms. Master slots on the fast path queue their adverts and
@@ -527,6 +659,8 @@ cdef class Engine:
         cdef int64_t d, nd, late, k
         cdef int32_t s
         cdef Slot *sl
+        if self.cn > 0:
+            self._run_copies(limit)  # advert copies first: the same order as when Python sends the advert
         while True:
             self._fix_top()
             if self.hn == 0 or self.hk[0] > limit:
@@ -543,6 +677,8 @@ cdef class Engine:
                     sl.late += 1
             if sl.mode == MODE_MASTER:
                 self._queue_slot(s)
+                if sl.copies > 1:
+                    self._arm_copies(s, now_us)
                 # RFC 5798 6.4.3: re-arm Adver_Timer. When we are late, skip to the next future multiple
                 # instead of sending the missed adverts in a burst.
                 nd = d + sl.interval_us
@@ -923,10 +1059,12 @@ cdef class Engine:
 
     def slot_stats(self, int s):
         """Counters of slot s: adverts queued for sending, adverts absorbed by the fast path, events raised,
-        deadline fires, late fires (> 1 ms), the max lateness in us and master intervals skipped."""
+        deadline fires, late fires (> 1 ms), the max lateness in us, master intervals skipped and the advert
+        copies among the adverts sent."""
         cdef Slot *sl = self._slot(s)
         return {"sent": sl.sent, "rx_fast": sl.rx_fast, "events": sl.events, "fires": sl.fires,
-                "late": sl.late, "max_late_us": sl.max_late_us, "skipped": sl.skipped}
+                "late": sl.late, "max_late_us": sl.max_late_us, "skipped": sl.skipped,
+                "copies": sl.copies_sent}
 
     def slot_ids(self):
         """The ids of the slots in use."""

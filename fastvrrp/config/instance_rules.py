@@ -136,6 +136,29 @@ def advert_ms(r: Reporter, st: InstanceState, version: int, where: str) -> tuple
     return round(cs) * 10, True
 
 
+COPY_DELAY_MS = 5  # advert_copy_delay when not given, unless the copies need less to fit in the interval
+
+
+def advert_copies(r: Reporter, st: InstanceState, adv_ms: int, where: str) -> bool:
+    """fastvrrp's advert_copies N / advert_copy_delay (docs/rfc-checklist.md#advert-copies): the last copy
+    of an advert must go out before the next advert, (N - 1) x delay < advert_int. Without a delay the
+    copies are 5 ms apart, or advert_int / N when that is shorter."""
+    n = st.advert_copies or 1
+    if st.advert_copy_delay_ms is None:
+        st.advert_copy_delay_ms = max(1, min(COPY_DELAY_MS, adv_ms // n))
+    delay = st.advert_copy_delay_ms
+    if n > 1 and (n - 1) * delay >= adv_ms:
+        at = st.advert_copy_delay_ms_at or st.advert_copies_at or st.node
+        r.err(
+            at,
+            f"{where}: advert_copies {n} at advert_copy_delay {delay / 1000:g} s do not fit in the "
+            f"advert interval of {adv_ms / 1000:g} s: the last copy would go at {(n - 1) * delay / 1000:g} s "
+            f"(needs (copies - 1) x delay < advert_int)",
+        )
+        return False
+    return True
+
+
 def authentication(r: Reporter, st: InstanceState, version: int, strict: bool, where: str) -> bool:
     """Authentication exists only in VRRPv2 (RFC 3768 5.3.6 deprecates it; RFC 5798 removes it)."""
     an = st.auth_at
@@ -295,6 +318,8 @@ def finish_instance(
     if st.advert_int is not None:
         adv_ms, good = advert_ms(r, st, ver, where)
         ok = good and ok
+    if st.advert_copies is not None:
+        ok = advert_copies(r, st, adv_ms, where) and ok
     strict = gd.vrrp_strict if st.strict_mode is None else st.strict_mode
     if st.auth_at is not None:
         ok = authentication(r, st, ver, strict, where) and ok

@@ -324,6 +324,8 @@ class InstanceConfig:
     garp_master_refresh_ms: int = 0
     garp_master_refresh_repeat: int = 1
     down_timer_adverts: int = 3
+    advert_copies: int = 1  # fastvrrp's own: each advert sent this many times (docs/rfc-checklist.md)
+    advert_copy_delay_ms: int = 5  # between two copies; instance_rules.advert_copies sets the default
     lower_prio_no_advert: bool = False
     higher_prio_send_advert: bool = False
     skip_check_adv_addr: bool = False

@@ -70,6 +70,10 @@ class RunningInstance:
     garp_lower_prio_repeat: int = 0  # 0: no burst
     garp_lower_prio_delay_ms: int = 0  # 0: no second set
     report_lower_prio: bool = True  # hand HeardLowerPriority to the Port (notify_master_rx_lower_pri)
+    # fastvrrp advert_copies / advert_copy_delay (docs/rfc-checklist.md#advert-copies): every advert of this
+    # instance goes out that many times, the copies that far apart; the engine sends them.
+    advert_copies: int = 1
+    advert_copy_delay_ms: int = 0
 
 
 class Port(Protocol):
@@ -132,6 +136,8 @@ class Driver:
 
     def add(self, inst: RunningInstance) -> None:
         self.insts[inst.slot] = inst
+        if inst.advert_copies > 1:
+            self.engine.set_copies(inst.slot, inst.advert_copies, inst.advert_copy_delay_ms * 1000)
 
     def remove(self, inst: RunningInstance) -> None:
         self.engine.remove_slot(inst.slot)
@@ -268,7 +274,7 @@ class Driver:
             if isinstance(a, SendAdvert):
                 if a.priority == inst.core.priority:
                     self._ensure_rendered(inst)
-                    self.engine.send_now(inst.slot)
+                    self.engine.send_now(inst.slot, now_us)  # now_us: its copies follow (advert_copies)
                 else:  # priority 0 (resigning): a one-off rendering
                     for dest, ifindex, msg in self._render(inst, a.priority):
                         self.engine.send_raw(inst.tx_id, dest, ifindex, msg)
@@ -298,6 +304,8 @@ class Driver:
                 if inst.report_lower_prio:
                     self.port.lower_priority(inst, a.priority)
             elif isinstance(a, StateChanged):
+                if a.old is State.MASTER and inst.advert_copies > 1:
+                    self.engine.cancel_copies(inst.slot)  # no copy of a master's advert after it steps down
                 inst.follow = None
                 inst.last_change = a
                 self.port.transition(inst, a)

@@ -193,6 +193,8 @@ def running_instance(
         garp_lower_prio_repeat=icfg.garp_lower_prio_repeat,
         garp_lower_prio_delay_ms=icfg.garp_lower_prio_delay_ms,
         report_lower_prio=icfg.notify_master_rx_lower_pri is not None,
+        advert_copies=icfg.advert_copies,
+        advert_copy_delay_ms=icfg.advert_copy_delay_ms,
         io=io,
     )
 
