@@ -76,6 +76,9 @@ class VirtualAddress:
     track_group: str | None = None
     preferred_lft: str | None = None  # seconds as text, or 'forever'
     flags: tuple[str, ...] = ()  # home, -nodad, mngtmpaddr, noprefixroute, autojoin
+    # where the line is written (-t names it when the line's interface is missing); not part of its meaning
+    file: str = field(default="", compare=False)
+    line: int = field(default=0, compare=False)
 
     @property
     def family(self) -> int:
@@ -128,6 +131,9 @@ class Route:
     append: bool = False  # added with NLM_F_APPEND (beside a route of the same key) rather than exclusively
     no_track: bool = False
     track_group: str | None = None  # static_routes only
+    # where the line is written (-t names it when the line's interface is missing); not part of its meaning
+    file: str = field(default="", compare=False)
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +165,9 @@ class Rule:
     dport: tuple[int, int] | None = None
     no_track: bool = False
     track_group: str | None = None  # static_rules only
+    # where the line is written (-t names it when the line's interface is missing); not part of its meaning
+    file: str = field(default="", compare=False)
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,7 +222,7 @@ def _route(r: Reporter, n: Node, static: bool) -> Route:
     if ors:
         _or_as_nexthops(r, n, f, ors)
     _not_tracked(r, n, f, static)
-    return Route(" ".join(w.w), family=family, metrics=tuple(metrics.values()), **f)
+    return Route(" ".join(w.w), family=family, metrics=tuple(metrics.values()), file=n.file, line=n.line, **f)
 
 
 def _nexthops(r: Reporter, n: Node, w: _Words, f: dict[str, Any]) -> tuple[Nexthop, ...]:
@@ -390,7 +390,7 @@ def _rule(r: Reporter, n: Node, static: bool) -> Rule:
         r.adjust(n, "a tracked rule's protocol is reset to keepalived (18), as keepalived does")
         f["protocol"] = RTPROT_KEEPALIVED
     _not_tracked(r, n, f, static)
-    return Rule(" ".join(w.w), family=f.pop("family", 4), **f)
+    return Rule(" ".join(w.w), family=f.pop("family", 4), file=n.file, line=n.line, **f)
 
 
 _TRACKING = "tracking of virtual routes and rules (keepalived leaves MASTER when one is deleted)"
