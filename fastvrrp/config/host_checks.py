@@ -57,7 +57,8 @@ def host_findings(cfg: Config, interfaces: set[str] | None = None) -> HostFindin
 def _line_interfaces(x: VirtualAddress | Route | Rule) -> list[str]:
     """The interfaces a route, rule or address line names (dev, a nexthop's dev, iif / oif)."""
     if isinstance(x, Route):
-        return [d for d in (x.dev, *(h.dev for h in x.nexthops)) if d is not None]
+        # keepalived 2.2.7 looks a `vrf` up when it reads the line: "VRF blue not found for route"
+        return [d for d in (x.dev, *(h.dev for h in x.nexthops), x.vrf) if d is not None]
     if isinstance(x, Rule):
         return [d for d in (x.iif, x.oif) if d is not None]
     return [x.dev] if x.dev is not None else []

@@ -95,6 +95,21 @@ class RouteMetric:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteEncap:
+    """`encap TYPE ...` of a route, a lightweight tunnel: `mpls 100/200` (labels), `ip id N dst A src A tos T
+    ttl T flags F` or `ip6 id N dst A src A tc T hoplimit H flags F` (ttl / tos hold hoplimit / tc)."""
+
+    type: str  # mpls, ip, ip6
+    labels: tuple[int, ...] = ()  # mpls
+    id: int | None = None
+    dst: IPAddress | None = None
+    src: IPAddress | None = None
+    ttl: int | None = None
+    tos: int | None = None
+    flags: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Nexthop:
     """One path of a multipath route (`nexthop via ADDR dev IF weight N onlink realms R`, or `or ADDR`)."""
 
@@ -129,6 +144,9 @@ class Route:
     metrics: tuple[RouteMetric, ...] = ()
     nexthops: tuple[Nexthop, ...] = ()  # a multipath route: `via` and `dev` are then None
     append: bool = False  # added with NLM_F_APPEND (beside a route of the same key) rather than exclusively
+    encap: RouteEncap | None = None
+    vrf: str | None = None  # the route goes in this VRF device's table (looked up when it is installed)
+    ttl_propagate: bool | None = None  # RTA_TTL_PROPAGATE (the kernel uses it for MPLS routes)
     no_track: bool = False
     track_group: str | None = None  # static_routes only
     # where the line is written (-t names it when the line's interface is missing); not part of its meaning

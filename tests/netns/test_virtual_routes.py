@@ -91,6 +91,13 @@ TYPED_ROUTES = (
     "198.18.10.0/24 table 100 nexthop via 192.0.2.254 realms 2 nexthop via inet 192.0.2.253",
     "2001:db8:2::/64 table 100 nexthop via fe80::1 dev eth0 nexthop via fe80::2 dev eth0",
     "198.18.4.0/24 via 192.0.2.254 dev eth0 table 100 bogus 3",  # skipped by both: unknown keyword
+    # lightweight tunnels (ip, ip6: built into Linux), the TCP Fast Open metric, RTA_TTL_PROPAGATE (which the
+    # kernel takes and uses for MPLS routes only), in attributes pyroute2's rtmsg does not know
+    "198.18.12.0/24 dev eth0 table 100 encap ip id 5 dst 192.0.2.9 ttl 7 tos 16 flags 1 fastopen_no_cookie 1"
+    " ttl-propagate enabled",
+    "198.18.13.0/24 dev eth0 table 100 encap ip dst 192.0.2.10 src 192.0.2.100 fastopen_no_cookie 0",
+    "2001:db8:3::/64 dev eth0 table 100 encap ip6 id 6 dst 2001:db8::9 hoplimit 3 tc 8 flags 1",
+    "198.18.14.0/24 dev eth0 table 100 vrf nosuchvrf",  # no such VRF: keepalived skips it, fastvrrp too
 )
 TYPED_RULES = (
     "from 192.0.2.100 table 100 priority 100",
@@ -166,7 +173,12 @@ def test_typed_routes_and_rules_as_keepalived_installs_them(lab, keepalived_bin)
         pass  # the assertion below shows the difference
     got = kernel_routes_and_rules(lab, fv.ns)
     assert got == kernel_routes_and_rules(lab, ka.ns)
-    assert len(got["route4"]) == len(TYPED_ROUTES) - 4 and len(got["route6"]) == 2
+    assert len(got["route4"]) == len(TYPED_ROUTES) - 6 and len(got["route6"]) == 3
+    # `ip -j route` writes a tunnel's destination over the route's "dst"
+    tunnels = {r["dst"]: r for r in got["route4"] + got["route6"] if "encap" in r}
+    assert set(tunnels) == {"192.0.2.9", "192.0.2.10", "2001:db8::9"}, got
+    assert tunnels["192.0.2.9"]["metrics"][0].get("fastopen_no_cookie") == 1, tunnels
+    assert (tunnels["192.0.2.9"]["id"], tunnels["2001:db8::9"]["hoplimit"]) == (5, 3), tunnels
     multipath = {r["dst"]: r.get("nexthops") for r in got["route4"] + got["route6"] if "nexthops" in r}
     assert set(multipath) == {"198.18.8.0/24", "198.18.9.0/24", "198.18.10.0/24", "2001:db8:2::/64"}
     assert [h.get("weight") for h in multipath["198.18.8.0/24"]] == [1, 2]

@@ -180,10 +180,9 @@ def test_full_instance_model(tmp_path):
         (" interface lo", 4, "cannot use the loopback interface for VRRP"),
         (" preempt_delay 1001", 4, "preempt_delay 1001 out of range [0, 1000] seconds"),
         (
-            " virtual_routes {\n  198.51.100.0/24 dev eth0 encap mpls 100\n }",
+            " virtual_routes {\n  198.51.100.0/24 dev eth0 encap mpls\n }",
             5,
-            "route '198.51.100.0/24 dev eth0 encap mpls 100': 'encap' (lightweight tunnels) not supported"
-            " by fastvrrp",
+            "route '198.51.100.0/24 dev eth0 encap mpls': 'encap mpls' needs a value",
         ),
         (" strict_mode maybe", 4, "'strict_mode' value 'maybe' is not one of on|off|true|false|yes|no"),
     ],
