@@ -4,7 +4,10 @@ master on a graceful stop, removed on exit (state read through netlink, `ip -j`)
 from __future__ import annotations
 
 import json
+import pathlib
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -253,3 +256,44 @@ def test_static_routes_and_rules_as_keepalived(lab, keepalived_bin):
         assert r.stop() == 0
     empty = {"route4": [], "route6": [], "rule4": [], "rule6": []}
     assert kernel_routes_and_rules(lab, fv.ns) == empty == kernel_routes_and_rules(lab, ka.ns)
+
+
+APPLY = """
+import json, sys
+from pyroute2 import IPRoute
+from fastvrrp.config.lexer import Node
+from fastvrrp.config.route_lines import route
+from fastvrrp.config.values import Reporter
+from fastvrrp.io import routes
+
+specs = []
+for line in sys.argv[1:]:
+    words = line.split()
+    specs.append(routes.route_spec(route(Reporter(), Node(words[0], words[1:], "k.conf", 1))))
+with IPRoute() as ipr:
+    res = routes.apply(ipr, specs, True)
+print(json.dumps({"done": [s.text for s in res.done], "failed": {s.text: why for s, why in res.failed}}))
+"""
+
+
+def test_vrf_route_goes_to_the_vrf_table_or_is_left_out(lab):
+    """keepalived 2.2.7 puts a `vrf NAME` route in the VRF's table and skips it when NAME is no VRF ("VRF
+    blue not found for route", "Route specified VRF eth0 is not a VRF"); fastvrrp looks the VRF up when it
+    installs the route and leaves it out, saying why, in the same cases."""
+    ns = lab.ns("v")
+    lab.veth(ns, "eth0", ns, "eth1")
+    lines = ["198.51.100.0/24 dev eth0 vrf eth1", "198.51.101.0/24 dev eth0 vrf nosuch0"]
+    p = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", APPLY, *lines],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(pathlib.Path(__file__).resolve().parents[2]),
+    )
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    assert res == {
+        "done": [],
+        "failed": {lines[0]: "eth1 is not a VRF", lines[1]: "VRF nosuch0 does not exist"},
+    }
+    assert not any(r.get("dst", "").startswith("198.51.10") for r in ip_json(lab, ns, "route show table all"))
