@@ -46,19 +46,38 @@ def host_findings(cfg: Config, interfaces: set[str] | None = None) -> HostFindin
     for inst in cfg.instances:
         _instance_interfaces(inst, names, out)
     _static_interfaces(cfg, names, out)
+    vrfs = _missing_vrfs(cfg, names)
     if cfg.global_defs.dynamic_interfaces:
         # keepalived 2.2.7 waits for interfaces named elsewhere than an instance's `interface` to appear
-        # (its -t exits 0 for them), and so does fastvrrp (see below).
+        # (its -t exits 0 for them), and so does fastvrrp; a route's VRF it looks up all the same.
         out.worked_around.clear()
+    out.worked_around += vrfs
     _scripts(cfg, out)
+    return out
+
+
+def _missing_vrfs(cfg: Config, names: set[str]) -> list[Problem]:
+    """keepalived 2.2.7 looks a route's `vrf` up when it reads the line and skips the route without it
+    ("VRF blue not found for route"), dynamic_interfaces or not; fastvrrp leaves it out when installing."""
+    out = []
+    for where, routes in (
+        *((f"vrrp_instance {i.name}: ", i.virtual_routes) for i in cfg.instances if i.virtual_routes),
+        ("static_routes: ", cfg.static_routes),
+    ):
+        for x in routes:
+            if x.vrf is not None and x.vrf not in names:
+                msg = (
+                    f"{where}VRF {x.vrf} of route '{x.text}' does not exist here: "
+                    "left out, as keepalived does"
+                )
+                out.append(Problem(x.file, x.line, msg))
     return out
 
 
 def _line_interfaces(x: VirtualAddress | Route | Rule) -> list[str]:
     """The interfaces a route, rule or address line names (dev, a nexthop's dev, iif / oif)."""
     if isinstance(x, Route):
-        # keepalived 2.2.7 looks a `vrf` up when it reads the line: "VRF blue not found for route"
-        return [d for d in (x.dev, *(h.dev for h in x.nexthops), x.vrf) if d is not None]
+        return [d for d in (x.dev, *(h.dev for h in x.nexthops)) if d is not None]
     if isinstance(x, Rule):
         return [d for d in (x.iif, x.oif) if d is not None]
     return [x.dev] if x.dev is not None else []

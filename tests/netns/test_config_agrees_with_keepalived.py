@@ -295,3 +295,23 @@ def test_missing_interface_of_an_address_route_or_rule_line(keepalived_ns, tmp_p
         said = [x for x in err.splitlines() if x.startswith(f"{conf}:{at}: warning: ")]
         assert any(f"interface nosuch{n} of " in x for x in said), err
     _names_file_and_line(err, conf)
+
+
+def test_dynamic_interfaces(keepalived_ns, tmp_path):
+    """With dynamic_interfaces keepalived 2.2.7 waits for missing interfaces: -t exits 0, its daemon starts
+    (the instance in FAULT). fastvrrp agrees for tracked interfaces and route lines, and refuses an instance
+    whose own interface is missing (docs/keepalived-config.md, "Deviations")."""
+    exe, ns, workdir = keepalived_ns
+    head = "global_defs {\n    dynamic_interfaces\n}\n"
+    conf = tmp_path / "k.conf"
+    conf.write_text(head + LINES_ON_MISSING_INTERFACES)
+    # 5 from both, for the rules without priority and the route without dev, not for the interfaces
+    ka, log = _keepalived_t(exe, ns, conf)
+    assert ka == 5 and "exist" not in log, log
+    rc, err = _fastvrrp_t(ns, conf)
+    assert rc == 5 and "does not exist" not in err, err
+    conf.write_text(head + (HERE / "valid" / "basic_v2.conf").read_text().replace("eth0", "nosuch0"))
+    assert _keepalived_t(exe, ns, conf)[0] == 0
+    assert _keepalived_starts(exe, ns, workdir, conf)[0]
+    rc, err = _fastvrrp_t(ns, conf)
+    assert rc == 4 and "interface nosuch0 does not exist here" in err, err

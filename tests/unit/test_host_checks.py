@@ -103,11 +103,6 @@ def test_missing_interfaces_of_address_route_and_rule_lines_at_their_line(tmp_pa
     assert got == [
         (
             path,
-            19,
-            "vrrp_instance VI_1: interface gone5 of virtual route '203.0.113.0/24 dev eth0 vrf gone5'",
-        ),
-        (
-            path,
             22,
             "vrrp_instance VI_1: interface gone6 of virtual rule 'to 203.0.113.0/24 table 100 oif gone6'",
         ),
@@ -124,14 +119,18 @@ def test_missing_interfaces_of_address_route_and_rule_lines_at_their_line(tmp_pa
             10,
             "static_rules: interface gone4 of rule 'from 198.51.100.0/24 table 100 iif gone4 oif eth0'",
         ),
+        (path, 19, "vrrp_instance VI_1: VRF gone5 of route '203.0.113.0/24 dev eth0 vrf gone5'"),
     ]
     every = {"lo", "eth0", *(f"gone{i}" for i in range(1, 7))}
     assert host_findings(cfg, interfaces=every).worked_around == []
 
 
 def test_dynamic_interfaces_waits_for_them(tmp_path):
-    """With dynamic_interfaces keepalived 2.2.7 -t says nothing of interfaces that are not there yet, except
-    an instance's own (fastvrrp's daemon cannot start an instance without it)."""
+    """With dynamic_interfaces keepalived 2.2.7 -t says nothing of interfaces that are not there yet, except a
+    route's VRF; fastvrrp's daemon cannot start an instance without its own interface."""
     cfg, _path = _cfg(tmp_path, "global_defs {\n    dynamic_interfaces\n}\n" + LINES)
     f = host_findings(cfg, interfaces={"lo"})
-    assert f.worked_around == [] and [p.line for p in f.unusable] == [15]
+    assert [p.line for p in f.unusable] == [15]
+    assert [p.message.split(" does not")[0] for p in f.worked_around] == [
+        "vrrp_instance VI_1: VRF gone5 of route '203.0.113.0/24 dev eth0 vrf gone5'"
+    ]
