@@ -57,7 +57,7 @@ TOP = Schema(
     None,
     {
         "global_defs": special(read_global_defs, block=None),
-        "vrrp_instance": special(read_instance, block=None),
+        "vrrp_instance": special(lambda r, n, st, kw: r.read_instance_once(n, st, kw), block=None),
         "vrrp_script": special(VRRP_SCRIPT_DEFINITION.read, block=None),
         "vrrp_check": special(read_vrrp_check, block=None),
         "vrrp_sync_group": special(read_sync_group, block=None),
@@ -108,6 +108,7 @@ class Reader(Reporter):
         super().__init__()
         self.globals = GlobalState()
         self.instances: list[InstanceState] = []
+        self.instance_at: dict[str, Node] = {}  # name -> its first block
         self.scripts: dict[str, VrrpScript] = {}
         self.checks: dict[str, tuple[CheckSpec, Node]] = {}  # vrrp_check: (check, its block)
         self.track_files: dict[str, TrackFile] = {}
@@ -128,6 +129,20 @@ class Reader(Reporter):
 
     def read(self, tree: Iterable[Node]) -> None:
         read_statements(self, tree, TOP, self)
+
+    def read_instance_once(self, n: Node, st: Any, kw: Any) -> None:
+        """A vrrp_instance, unless one of its name came before: keepalived 2.2.7 then skips the whole block
+        unread ("vrrp instance VI_1 already defined")."""
+        if len(n.args) == 1:
+            first = self.instance_at.setdefault(n.args[0], n)
+            if first is not n:
+                self.adjust(
+                    n,
+                    f"vrrp_instance '{n.args[0]}' is already defined at {first.file}:{first.line}: this "
+                    "block is ignored, as keepalived does",
+                )
+                return
+        read_instance(self, n, st, kw)
 
     # --- the checks across blocks ---------------------------------------------------------------------------
     def finish(self, files: tuple[str, ...]) -> Config:
@@ -171,19 +186,9 @@ class Reader(Reporter):
         """The good instances, each name once; (them, name -> its block)."""
         instances = []
         names: dict[str, Node] = {}
-        seen: dict[str, Node] = {}
         base = instance_base(gd)
         for st in self.instances:
             n = st.node
-            first = seen.setdefault(st.name, n)
-            if first is not n:
-                # keepalived 2.2.7: "vrrp instance VI_1 already defined", and it skips the block
-                self.adjust(
-                    n,
-                    f"vrrp_instance '{st.name}' is already defined at {first.file}:{first.line}: this block "
-                    "is ignored, as keepalived does",
-                )
-                continue
             inst = finish_instance(self, st, gd, base, trackers)
             if inst is None:
                 continue

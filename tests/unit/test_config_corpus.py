@@ -107,7 +107,8 @@ def test_invalid_addresses_and_duplicate_blocks_are_skipped_as_keepalived_does()
     cfg, problems, _ = check(str(HERE / "worked_around" / "mixed_family.conf"), instance_id="main")
     assert problems == [] and cfg is not None
     assert [str(v.address) for v in cfg.instances[0].virtual_ipaddress] == ["192.0.2.5"]
-    # "vrrp instance VI_1 already defined": the second block is skipped, the first one runs
+    # "vrrp instance VI_1 already defined": the second block is skipped unread (its VRID 999 is not judged),
+    # the first one runs
     cfg, problems, _ = check(str(HERE / "worked_around" / "duplicate_name.conf"), instance_id="main")
     assert problems == [] and cfg is not None
     assert [(i.name, i.virtual_router_id) for i in cfg.instances] == [("VI_1", 5)]
