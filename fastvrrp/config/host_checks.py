@@ -121,8 +121,11 @@ def _instance_interfaces(inst: InstanceConfig, names: set[str], out: HostFinding
     for ref in inst.track_interface:
         if ref.name not in names:
             # keepalived 2.2.7: "(VI_1) tracked interface eth2 doesn't exist"
+            # fastvrrp's daemon holds the instance back until the interface appears (no adverts, as in
+            # FAULT); keepalived refuses the file unless dynamic_interfaces (then FAULT until it appears)
             msg = (
-                f"{where}: tracked interface {ref.name} does not exist here: not tracked, as keepalived does"
+                f"{where}: tracked interface {ref.name} does not exist here: the instance waits for it "
+                "before starting"
             )
             out.worked_around.append(Problem(inst.file, inst.line, msg))
     _missing_on_lines(f"{where}: ", "address", (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded),

@@ -253,6 +253,9 @@ def _nexthops(r: Reporter, n: Node, w: _Words, f: dict[str, Any]) -> tuple[Nexth
             hop["onlink"] = True
         elif x == "realms":
             hop["realms"] = _realms(w.value(x))
+        elif x == "encap":
+            # keepalived 2.2.7 gives the path its own tunnel; installing it without one would send in clear
+            raise Skip("encap inside a nexthop (a tunnel per path) is not implemented by fastvrrp")
         else:
             rest = " ".join(w.w[w.i - 1 :])
             r.adjust(n, f"'{rest}' after the nexthops is not read, as keepalived does")

@@ -35,6 +35,8 @@ RULES = _lines("rules.txt")
 # keepalived takes these as they are; fastvrrp skips them with a warning (docs/keepalived-config.md).
 SKIPPED_HERE = {
     "198.51.100.0/24 dev eth0 encap ila 2001:0:0:1": "ILA encapsulation is not implemented by fastvrrp",
+    "198.51.100.0/24 no_track nexthop via 192.0.2.254 dev eth0 encap mpls 100 nexthop via 192.0.2.253"
+    " dev eth0": "encap inside a nexthop (a tunnel per path) is not implemented by fastvrrp",
 }
 # Interfaces (and VRF devices) are checked by `fastvrrp -t` for the whole file, not by the line reader.
 INTERFACE_CHECKS = {

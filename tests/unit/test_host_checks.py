@@ -41,7 +41,8 @@ def test_missing_interfaces_and_root_scripts(tmp_path):
         (path, 4, "vrrp_instance VI_1: interface eth0 does not exist here")
     ]
     assert [p.message for p in f.worked_around] == [
-        "vrrp_instance VI_1: tracked interface uplink0 does not exist here: not tracked, as keepalived does",
+        "vrrp_instance VI_1: tracked interface uplink0 does not exist here: the instance waits for it before "
+        "starting",
         "vrrp_instance VI_1: interface eth1 of address 192.0.2.5 does not exist here: left out, as "
         "keepalived does",
     ]
