@@ -52,12 +52,28 @@ from .schema import TOP_UNSUPPORTED
 from .trackers import TRACK_FILE_DEFINITION, TRACK_PROCESS_DEFINITION, VRRP_SCRIPT_DEFINITION
 from .values import Reporter
 
+
+def read_instance_once(r: Any, n: Node, st: Any, kw: Any) -> None:
+    """A vrrp_instance, unless one of its name came before: keepalived 2.2.7 then skips the whole block
+    unread ("vrrp instance VI_1 already defined")."""
+    if len(n.args) == 1:
+        first = r.instance_at.setdefault(n.args[0], n)
+        if first is not n:
+            r.adjust(
+                n,
+                f"vrrp_instance '{n.args[0]}' is already defined at {first.file}:{first.line}: this "
+                "block is ignored, as keepalived does",
+            )
+            return
+    read_instance(r, n, st, kw)
+
+
 TOP = Schema(
     None,
     None,
     {
         "global_defs": special(read_global_defs, block=None),
-        "vrrp_instance": special(lambda r, n, st, kw: r.read_instance_once(n, st, kw), block=None),
+        "vrrp_instance": special(read_instance_once, block=None),
         "vrrp_script": special(VRRP_SCRIPT_DEFINITION.read, block=None),
         "vrrp_check": special(read_vrrp_check, block=None),
         "vrrp_sync_group": special(read_sync_group, block=None),
@@ -129,20 +145,6 @@ class Reader(Reporter):
 
     def read(self, tree: Iterable[Node]) -> None:
         read_statements(self, tree, TOP, self)
-
-    def read_instance_once(self, n: Node, st: Any, kw: Any) -> None:
-        """A vrrp_instance, unless one of its name came before: keepalived 2.2.7 then skips the whole block
-        unread ("vrrp instance VI_1 already defined")."""
-        if len(n.args) == 1:
-            first = self.instance_at.setdefault(n.args[0], n)
-            if first is not n:
-                self.adjust(
-                    n,
-                    f"vrrp_instance '{n.args[0]}' is already defined at {first.file}:{first.line}: this "
-                    "block is ignored, as keepalived does",
-                )
-                return
-        read_instance(self, n, st, kw)
 
     # --- the checks across blocks ---------------------------------------------------------------------------
     def finish(self, files: tuple[str, ...]) -> Config:
