@@ -268,6 +268,26 @@ def tracker_refs(r: Reporter, st: InstanceState, priority: int, trackers: Tracke
     return ok
 
 
+def track_interfaces(r: Reporter, st: InstanceState, priority: int, where: str) -> None:
+    """keepalived 2.2.7 drops a track_interface naming the instance's own interface ("(VI_1) Ignoring
+    track_interface eth0 since own interface": it is tracked anyway, down = FAULT) and a weighted one of the
+    address owner ("(VI_1) ignoring eth1 tracked interface due to address owner")."""
+    refs = st.track_interface or ()
+    kept, kept_at = [], []
+    for ref, k in zip(refs, st.track_interface_at or (), strict=True):
+        if ref.name == st.interface:
+            r.adjust(k, f"{where}: track_interface {ref.name} is the instance's own interface, which it "
+                     "tracks anyway (down: FAULT): ignored, as keepalived does")  # fmt: skip
+        elif priority == 255 and ref.weight:
+            r.adjust(k, f"{where}: track_interface '{ref.name}' has a weight, which the address owner "
+                     "(priority 255) ignores: not tracked, as keepalived does")  # fmt: skip
+        else:
+            kept.append(ref)
+            kept_at.append(k)
+    if len(kept) != len(refs):
+        st.track_interface, st.track_interface_at = tuple(kept), kept_at
+
+
 def unweighted(
     field: str, ref: TrackRef, table: dict[str, Any] | None, owner: bool
 ) -> tuple[TrackRef | None, str] | None:
@@ -362,6 +382,8 @@ def finish_instance(
         return None
     if not tracker_refs(r, st, priority, trackers, where):
         return None
+    if st.track_interface:
+        track_interfaces(r, st, priority, where)
     resolve_garp(st, gd)
     if st.lower_prio_no_advert is None:
         st.lower_prio_no_advert = gd.vrrp_lower_prio_no_advert or strict

@@ -131,6 +131,24 @@ def test_ignored_weights_as_keepalived_ignores_them():
     assert a.track_script == () and [(t.name, t.weight) for t in a.track_file] == [("tf1", 0)]
 
 
+def test_track_interface_of_the_address_owner_and_of_its_own_interface(tmp_path):
+    # "(VI_1) ignoring eth1 tracked interface due to address owner"
+    text = (HERE / "worked_around" / "owner_weights.conf").read_text()
+    p = tmp_path / "k.conf"
+    p.write_text(
+        text.replace(
+            "    track_file {",
+            "    track_interface {\n        eth1 weight 10\n        eth0\n    }\n    track_file {",
+        )
+    )
+    res = check_file(str(p), instance_id="main")
+    assert res.problems == [] and res.config is not None
+    # and "(VI_1) Ignoring track_interface eth0 since own interface"
+    assert res.config.instances[0].track_interface == ()
+    assert any("track_interface 'eth1' has a weight" in a.message for a in res.adjustments)
+    assert any("track_interface eth0 is the instance's own interface" in a.message for a in res.adjustments)
+
+
 def test_weighted_track_interface_of_a_sync_group_member_tracks_with_weight_0(tmp_path):
     # "(VI_A) ignoring eth1 tracked interface weight due to SYNC group"
     text = (HERE / "worked_around" / "sync_group_weight.conf").read_text()
