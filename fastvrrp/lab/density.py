@@ -40,16 +40,18 @@ import signal
 import struct
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fastvrrp.lab.namespaces import Lab, Proc, wait_for
-from fastvrrp.lab.testbed import InstanceSpec, Lan, Router, cpu_seconds, rss_kib
+from fastvrrp.lab.testbed import InstanceSpec, Lan, Router, cpu_seconds, master_down_ms, rss_kib
 
 SEGMENT_SIZE = 250
 MAX_SEGMENTS = 16
 MAX_ROUTERS = 6
 VIP_NETS = ("198.51.100.{}/32", "203.0.113.{}/32")
+K = TypeVar("K")
 _STATE_RE = re.compile(rb"\((?P<inst>[^)\s]+)\) Entering (?P<state>[A-Z]+) STATE")
 
 
@@ -222,13 +224,14 @@ class Capture:
     def __exit__(self, *exc: object) -> None:
         self.stop(covered=time.time())
 
-    def adverts(self) -> list[Advert]:
-        """Every advert in the capture files, per segment in capture order."""
-        out: list[Advert] = []
+    def adverts(self, segments: Iterable[int] | None = None) -> Iterator[Advert]:
+        """Every advert in the capture files (of `segments`), per segment in capture order, decoded as it
+        goes: a 1,000 x 10 ms run captures millions."""
         for seg, path in enumerate(self.paths):
+            if segments is not None and seg not in segments:
+                continue
             with open(path, "rb") as f:
-                out.extend(parse_pcap(f.read(), seg))
-        return out
+                yield from iter_pcap(f.read(), seg)
 
     def analyse(
         self,
@@ -255,13 +258,17 @@ PCAP_US_MAGIC = 0xA1B2C3D4
 
 def parse_pcap(data: bytes, segment: int) -> list[Advert]:
     """The IPv4 VRRP adverts of a little-endian Ethernet pcap (µs or ns stamps); other frames skipped."""
+    return list(iter_pcap(data, segment))
+
+
+def iter_pcap(data: bytes, segment: int) -> Iterator[Advert]:
+    """parse_pcap, one advert at a time."""
     if len(data) < _GLOBAL.size:
-        return []
+        return
     magic = _GLOBAL.unpack_from(data)[0]
     if magic not in (PCAP_NS_MAGIC, PCAP_US_MAGIC):
         raise ValueError(f"not a little-endian pcap file (magic {magic:#x})")
     scale = 1 if magic == PCAP_NS_MAGIC else 1000
-    out = []
     pos, end = _GLOBAL.size, len(data)
     while pos + 16 <= end:
         sec, frac, incl, _orig = _REC.unpack_from(data, pos)
@@ -273,18 +280,17 @@ def parse_pcap(data: bytes, segment: int) -> list[Advert]:
             ihl = (fr[14] & 0x0F) * 4
             v = 14 + ihl
             if incl >= v + 3:
-                out.append(Advert(sec * 1_000_000_000 + frac * scale, segment, fr[29], fr[v + 1], fr[v + 2]))
-    return out
+                yield Advert(sec * 1_000_000_000 + frac * scale, segment, fr[29], fr[v + 1], fr[v + 2])
 
 
 # --- analysis ---------------------------------------------------------------------------------------------
-def largest_gaps(times: Mapping[object, Sequence[int]], t0_ns: int, t1_ns: int) -> dict[object, int]:
+def largest_gaps(times: Mapping[K, Sequence[int]], t0_ns: int, t1_ns: int) -> dict[K, int]:
     """Per key, the longest time (ns) within [t0, t1] between consecutive stamps of its list (sorted).
 
     The last stamp before t0 and the first after t1 close the edges; with none, the window edge does (a key
     silent over the whole window has a gap of the whole window). Keys absent from `times` are not reported.
     """
-    out: dict[object, int] = {}
+    out: dict[K, int] = {}
     for key, ts in times.items():
         lo, hi = bisect.bisect_left(ts, t0_ns), bisect.bisect_right(ts, t1_ns)
         seq = [ts[lo - 1] if lo else t0_ns, *ts[lo:hi], ts[hi] if hi < len(ts) else t1_ns]
@@ -339,23 +345,39 @@ def analyse(
 ) -> DensityReport:
     """A DensityReport over the window [t0, t1] (time.time() seconds) for `master` (router index)."""
     t0_ns, t1_ns = int(t0 * 1e9), int(t1 * 1e9)
-    times: dict[object, list[int]] = defaultdict(list)
+    # Only the window's stamps are kept, with the last one before it and the first one after it per key.
+    times: dict[tuple[int, int], list[int]] = defaultdict(list)
+    before: dict[tuple[int, int], int] = {}
+    after: dict[tuple[int, int], int] = {}
     others: dict[int, int] = defaultdict(int)
-    count = 0
+    latest = 0
     for a in adverts:
+        t = a.t_ns
+        latest = max(latest, t)
         if a.priority == 0:
             continue
-        inside = t0_ns <= a.t_ns <= t1_ns
-        if a.src_host % 8 == master:
-            times[(a.segment, a.vrid)].append(a.t_ns)
-            count += inside
-        elif inside:
-            others[a.src_host % 8] += 1
-    for ts in times.values():
-        ts.sort()
-    ends = [ts[-1] for ts in times.values() if ts]
-    if ends and max(ends) < t1_ns:
+        if a.src_host % 8 != master:
+            if t0_ns <= t <= t1_ns:
+                others[a.src_host % 8] += 1
+            continue
+        key = (a.segment, a.vrid)
+        if t < t0_ns:
+            if t > before.get(key, -1):
+                before[key] = t
+        elif t <= t1_ns:
+            times[key].append(t)
+        elif t < after.get(key, 1 << 63):
+            after[key] = t
+    if latest < t1_ns:
         raise ValueError("the capture ends before the window does (stopped too early?)")
+    count = sum(len(ts) for ts in times.values())
+    for key in {*before, *after, *times}:
+        ts = times[key]
+        ts.sort()
+        if key in before:
+            ts.insert(0, before[key])
+        if key in after:
+            ts.append(after[key])
     gaps = largest_gaps(times, t0_ns, t1_ns)
     keys = [divmod(i, per_segment) for i in range(instances)]
     gaps_ms = {(s, v + 1): gaps.get((s, v + 1), t1_ns - t0_ns) / 1e6 for s, v in keys}
@@ -446,7 +468,9 @@ def wait_all_state(watch: LogWatch, state: str, timeout: float = 120.0) -> None:
     wait_for(done, timeout=timeout, interval=0.1, what=f"{r.name}: every instance in {state}")
 
 
-def first_advert_after(adverts: Iterable[Advert], host: int, t: float, segment: int = 0, vrid: int = 1):
+def first_advert_after(
+    adverts: Iterable[Advert], host: int, t: float, segment: int = 0, vrid: int = 1
+) -> float | None:
     """Seconds from `t` to the first advert of (segment, vrid) from router `host`, None if there is none."""
     t_ns = int(t * 1e9)
     stamps = [
@@ -488,3 +512,131 @@ class UsageMeter:
         c1 = [cpu_seconds(p) for p in self._pids]
         span = time.monotonic() - self._t0
         return [Usage(b - a, span, rss_kib(p)) for a, b, p in zip(self._c0, c1, self._pids, strict=True)]
+
+
+# --- one side-by-side scenario ----------------------------------------------------------------------------
+@dataclass
+class Window:
+    """One measurement window of a pair: what the wire showed and what the routers spent."""
+
+    report: DensityReport
+    master: Usage
+    backup: Usage
+    transitions: int  # state entries logged by both routers inside the window
+    scrapes: int = 0  # /metrics scrapes completed in the window (the scrape window only)
+
+    def us_per_advert(self, usage: Usage) -> float:
+        sent = self.report.master_adverts
+        return usage.cpu_s / sent * 1e6 if sent else math.inf
+
+
+@dataclass
+class PairResult:
+    """A master (priority 200, VRID 1 of segment 0 an owner at 255) and a backup (100) of one kind."""
+
+    kind: str
+    count: int
+    adver_int_ms: int
+    startup_master_s: float  # exec -> every instance in its initial state
+    startup_backup_s: float
+    owner_first_advert_s: float | None  # exec -> the owner's first advert on the wire
+    steady: Window
+    scraped: Window | None = None
+    observer_cpu_s: float = 0.0
+    dropped: dict[str, int] = field(default_factory=dict)
+    captured_s: float = 0.0
+
+
+METRICS_ADDR = "127.0.0.1:9180"
+_SCRAPER = """
+import signal, sys, urllib.request
+n = 0
+stop = False
+def _stop(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, _stop)
+while not stop:
+    urllib.request.urlopen(sys.argv[1], timeout=10).read()
+    n += 1
+print("scrapes", n, flush=True)
+"""
+
+
+def _window(
+    net: DensityLan, obs: Capture, routers: Sequence[Router], watches: Sequence[LogWatch], seconds: float
+) -> tuple[float, float, list[Usage], int]:
+    meter = UsageMeter(routers)
+    before = sum(w.poll() for w in watches)
+    meter.begin()
+    t0 = time.time()
+    wait_for(lambda: time.time() - t0 >= seconds, timeout=seconds + 10, interval=0.05, what="the window")
+    t1 = time.time()
+    usage = meter.end()
+    return t0, t1, usage, sum(w.poll() for w in watches) - before
+
+
+def run_pair(
+    lab: Lab,
+    kind: str,
+    count: int,
+    adver_int_ms: int,
+    window_s: float,
+    *,
+    keepalived_bin: str = "keepalived",
+    settle_s: float = 6.0,
+    scrape_window_s: float = 0.0,
+) -> PairResult:
+    """Start the master, then the backup, wait `settle_s` after the master converged (keepalived repeats its
+    gratuitous ARPs 5 s after becoming master), then measure a steady window of `window_s` seconds; with
+    scrape_window_s (fastvrrp), a second window in which a client in the master's namespace scrapes its
+    --metrics endpoint back to back."""
+    net = DensityLan(lab, instances=count, routers=2)
+    mdi = master_down_ms(100, adver_int_ms)
+    master = net.router(
+        1, kind, net.instances(200, adver_int_ms, owner_host=1), keepalived_bin=keepalived_bin
+    )
+    backup = net.router(2, kind, net.instances(100, adver_int_ms), keepalived_bin=keepalived_bin)
+    if scrape_window_s and kind == "fastvrrp":
+        master.extra_args += ["--metrics", METRICS_ADDR]
+    boot = max(60.0, count / 20)
+    with net.observer() as obs:
+        up_m = start_and_wait(master, timeout=boot)
+        wait_all_state(up_m.watch, "MASTER", timeout=boot)
+        converged = time.monotonic()
+        up_b = start_and_wait(backup, timeout=boot)
+        wait_all_state(up_b.watch, "BACKUP", timeout=boot)
+        wait_for(lambda: time.monotonic() - converged >= settle_s, timeout=settle_s + 5, what="settling")
+        watches = (up_m.watch, up_b.watch)
+        t0, t1, use, trans = _window(net, obs, (master, backup), watches, window_s)
+        scraped = None
+        if scrape_window_s and kind == "fastvrrp":
+            url = f"http://{METRICS_ADDR}/metrics"
+            scraper = lab.spawn(master.ns, [master.python, "-c", _SCRAPER, url], "scraper")
+            s0, s1, s_use, s_trans = _window(net, obs, (master, backup), watches, scrape_window_s)
+            scraper.stop(signal.SIGTERM, timeout=15)
+            m = re.search(r"scrapes (\d+)", scraper.log())
+            scraped = (s0, s1, s_use, s_trans, int(m.group(1)) if m else 0)
+        last = time.time()
+        observer_cpu = obs.cpu_seconds()
+        obs.stop(covered=last)
+    adverts = obs.adverts
+    steady = Window(analyse(adverts(), t0, t1, adver_int_ms, 1, count, mdi), use[0], use[1], trans)
+    second = None
+    if scraped is not None:
+        s0, s1, s_use, s_trans, n = scraped
+        rep = analyse(adverts(), s0, s1, adver_int_ms, 1, count, mdi)
+        second = Window(rep, s_use[0], s_use[1], s_trans, n)
+    return PairResult(
+        kind=kind,
+        count=count,
+        adver_int_ms=adver_int_ms,
+        startup_master_s=up_m.initial_s,
+        startup_backup_s=up_b.initial_s,
+        owner_first_advert_s=first_advert_after(adverts((0,)), 1, up_m.exec_t),
+        steady=steady,
+        scraped=second,
+        observer_cpu_s=observer_cpu,
+        dropped=dict(obs.dropped),
+        captured_s=last - up_m.exec_t,
+    )

@@ -46,7 +46,7 @@ def test_density_lab_observes_two_segments(lab):
     assert rep.largest_gap_ms < mdi, (rep.worst_vrid, rep.largest_gap_ms)
     assert 0.8 < rep.rate_share < 1.2, rep.rate_share
     # the owner (priority 255, VRID 1 of segment 0) advertised after exec; its adverts carry 255
-    adverts = obs.adverts()
+    adverts = list(obs.adverts())
     assert first_advert_after(adverts, 1, up1.exec_t) is not None
     assert {a.priority for a in adverts if a.segment == 0 and a.vrid == 1 and a.src_host == 1} == {255}
     # the initial states and the MASTER / BACKUP entries were counted from the logs
