@@ -63,23 +63,12 @@ def _twice(fn: Callable[..., Any]) -> Callable[..., Any]:
     return both
 
 
-class _Doubled:
-    """The benchmark fixture, measuring the target run twice per round (FASTVRRP_BENCH_SLOW)."""
-
-    def __init__(self, inner: Any) -> None:
-        object.__setattr__(self, "_inner", inner)
-
-    def __call__(self, fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
-        return self._inner(_twice(fn), *a, **kw)
-
-    def pedantic(self, target: Callable[..., Any], *a: Any, **kw: Any) -> Any:
-        return self._inner.pedantic(_twice(target), *a, **kw)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._inner, name, value)
+def _double(bench: Any) -> None:
+    """Make pytest-benchmark's fixture `bench` measure its target run twice per call (FASTVRRP_BENCH_SLOW).
+    The fixture must stay a BenchmarkFixture (the plugin checks), so its two entry points are wrapped."""
+    raw, raw_pedantic = bench._raw, bench._raw_pedantic
+    bench._raw = lambda fn, *a, **kw: raw(_twice(fn), *a, **kw)
+    bench._raw_pedantic = lambda target, *a, **kw: raw_pedantic(_twice(target), *a, **kw)
 
 
 # Under the gate these are timed in CPU seconds of this process (time.process_time), not wall time: rounds of
@@ -99,7 +88,7 @@ def benchmark(benchmark, request):
     if GATE and any(c in request.node.nodeid for c in CPU_TIMED):
         benchmark._timer = time.process_time
     if SLOW and SLOW in request.node.nodeid:
-        return _Doubled(benchmark)
+        _double(benchmark)
     return benchmark
 
 
