@@ -320,3 +320,42 @@ def stop_process(r: Router) -> None:
 def cont_process(r: Router) -> None:
     for pid in r.pids():
         os.kill(pid, signal.SIGCONT)
+
+
+# --- capture with tcpdump ----------------------------------------------------------------------------------
+
+
+class Tcpdump:
+    """tcpdump writing VRRP frames seen on one interface of a namespace to a pcap file (kernel stamps, ns):
+    for rates the Python tap cannot follow (tens of thousands of adverts a second). `dropped` says whether
+    the kernel dropped any frame on the way to it (then its gaps prove nothing)."""
+
+    def __init__(self, lab: Lab, ns: str, ifname: str, name: str) -> None:
+        self.path = os.path.join(lab.workdir, f"{name}.pcap")
+        argv = ["tcpdump", "-i", ifname, "-n", "-s", "64", "-B", "65536", "--time-stamp-precision=nano"]
+        self.proc = lab.spawn(ns, [*argv, "-w", self.path, "ip proto 112"], name)
+        wait_for(lambda: "listening on" in self.proc.log(), timeout=10, what="tcpdump listening")
+
+    def stop(self) -> int:
+        """Stop it and return how many frames the kernel dropped before tcpdump read them."""
+        self.proc.stop(signal.SIGINT, timeout=10)
+        m = re.search(r"(\d+) packets? dropped by kernel", self.proc.log())
+        assert m, self.proc.log()
+        return int(m[1])
+
+    def adverts(self) -> dict[tuple[str, int], list[tuple[float, int]]]:
+        """{(IPv4 source, VRID): [(kernel stamp in s, priority), ...]} in capture order."""
+        from fastvrrp.tools import pcap
+
+        out: dict[tuple[str, int], list[tuple[float, int]]] = {}
+        for rec in pcap.read_file(self.path):
+            d = rec.data
+            if len(d) < 14 + 20 + 8 or d[12:14] != b"\x08\x00":
+                continue
+            ihl = (d[14] & 0x0F) * 4
+            if d[14 + 9] != 112:
+                continue
+            src = ".".join(str(b) for b in d[26:30])
+            v = d[14 + ihl :]
+            out.setdefault((src, v[1]), []).append((rec.t_ns / 1e9, v[2]))
+        return out

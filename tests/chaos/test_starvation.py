@@ -1,0 +1,122 @@
+"""CPU starvation of the master: its daemon in a cgroup with a CPU quota of 10 % of one core while it sends
+adverts for many VRIDs at 10 ms. The property is conditional (RFC 5798 6.4.2: a backup takes over only when
+Master_Down_Interval passes without an advert): every advert the backup sends as a new master must follow a
+gap of at least its Master_Down_Interval in the master's adverts as they arrive at the backup's interface. In
+particular, a VRID whose gaps all stay under Master_Down_Interval sees no takeover at all.
+
+The check runs per VRID over windows of WINDOW_S: in a window where the master's adverts (from MDI + LAG_S
+before it) arrived with every gap under MDI, the backup must take no takeover decision (its logged
+"BACKUP -> MASTER: master down timer expired", ms stamps on the wall clock, as the capture's). LAG_S lets the
+backup's own decision lag behind its deadline on two shared cores.
+
+The arrivals are read by tcpdump on the backup's interface (kernel stamps); a run where the kernel dropped a
+captured frame proves nothing and fails. TOL_S allows for the daemons' timer slack (the engine fires what is
+due within half a millisecond) and the stamp being taken on the backup's side of the veth."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from datetime import datetime
+
+import pytest
+from chaoslib import CpuQuota, Tcpdump, wait_settled
+
+from fastvrrp.lab.namespaces import wait_for
+from fastvrrp.lab.testbed import Lan, many_instances
+
+pytestmark = [pytest.mark.netns, pytest.mark.chaos]
+
+A_MS = 10
+TOL_S = 0.002
+RX_S = 0.010  # time for an advert on the backup's interface to reach its daemon, on two busy shared cores
+LAG_S = 0.050  # the backup's own lag behind its deadline on two busy shared cores
+WINDOW_S = 0.5
+LOG_RES_S = 0.001  # the daemon's log stamps are milliseconds
+PERIOD_US = int(os.environ.get("FASTVRRP_CHAOS_CPU_PERIOD_US", "10000"))  # CFS period
+SHARE = 0.10  # of one core
+
+
+_TAKEOVER = re.compile(r"^(?P<ts>\S+ \S+) \S+ \((?P<inst>[^)]+)\) BACKUP -> MASTER: master down timer", re.M)
+
+
+def takeover_times(log: str) -> dict[str, list[float]]:
+    """{instance: [wall-clock seconds of each Master_Down takeover the daemon logged]}."""
+    out: dict[str, list[float]] = {}
+    for m in _TAKEOVER.finditer(log):
+        ts = datetime.strptime(m["ts"], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        out.setdefault(m["inst"], []).append(ts)
+    return out
+
+
+def starve(lab, count: int, seconds: float) -> None:
+    lan = Lan(lab, routers=2, client=False)
+    r1 = lan.router(1, "fastvrrp", many_instances(count, 200, A_MS))
+    r2 = lan.router(2, "fastvrrp", many_instances(count, 100, A_MS))
+    mdi = r2.instances[0].master_down_ms() / 1000
+    r1.start()
+    r2.start()
+    wait_settled(r1, r2, timeout=60)
+    cap = Tcpdump(lab, r2.ns, "eth0", "backup-side")
+    quota = CpuQuota(f"{lab.prefix}starve", int(PERIOD_US * SHARE), PERIOD_US)
+    try:
+        t0 = time.time()
+        quota.add(r1.proc.pid)
+        wait_for(lambda: time.time() > t0 + seconds, timeout=seconds + 5, what="the starvation")
+        throttled = quota.throttled()
+    finally:
+        quota.close()
+    t1 = time.time()
+    dropped = cap.stop()
+    assert dropped == 0, f"the capture lost {dropped} frames: the gaps are unknown"
+    assert throttled > 0, "the quota never throttled the master: nothing was starved"
+    adverts = cap.adverts()
+    decided = takeover_times(r2.log())
+    worst, windows, quiet, unread, violations = 0.0, 0, 0, 0, []
+    for spec in r1.instances:
+        mine = [t for t, p in adverts.get((r1.addr4, spec.vrid), []) if p > 0]
+        starved = [t for t in mine if t0 <= t <= t1]
+        assert starved, f"VRID {spec.vrid}: no advert from the master while starved"
+        worst = max(worst, max((b - a for a, b in zip(starved, starved[1:], strict=False)), default=0.0))
+        mine_decided = [td for td in decided.get(spec.iname, []) if t0 <= td <= t1]
+        w0 = t0 + mdi + LAG_S
+        while w0 + WINDOW_S <= t1:
+            w1 = w0 + WINDOW_S
+            windows += 1
+            # Quiet: the master's arrivals from MDI + LAG_S before the window to its end never leave a gap
+            # of MDI (the sentinel pair also covers the span before the first and after the last arrival).
+            span = [w0 - mdi - LAG_S, *(t for t in mine if w0 - mdi - LAG_S < t < w1), w1]
+            if all(b - a < mdi - TOL_S for a, b in zip(span, span[1:], strict=False)):
+                quiet += 1
+                bad = [round(td - t0, 3) for td in mine_decided if w0 <= td < w1]
+                if bad:
+                    violations.append((spec.vrid, bad))
+            w0 = w1
+        # Reported, not asserted: decisions taken with a master advert already RX_S on the interface.
+        unread += sum(1 for td in mine_decided if any(td - mdi + TOL_S < t <= td - RX_S for t in mine))
+    takeovers = sum(1 for ts in decided.values() for td in ts if t0 <= td <= t1)
+    print(
+        f"\n{count} x {A_MS} ms, quota {SHARE:.0%} of a core per {PERIOD_US} us for {seconds} s: "
+        f"{throttled} throttled periods, worst arrival gap {worst * 1000:.1f} ms (MDI {mdi * 1000:.2f} ms); "
+        f"{quiet} of {windows} (VRID, {WINDOW_S} s) windows without a gap >= MDI; {takeovers} takeovers, "
+        f"{unread} of them with a master advert on the interface >= {RX_S * 1000:.0f} ms and < MDI before"
+    )
+    assert quiet > 0, "no window without a gap: the conditional property was never put to the test"
+    assert not violations, f"takeovers in windows where every advert arrived within MDI: {violations}"
+    assert r1.alive() and r2.alive()
+
+
+def test_starved_master_light(lab):
+    starve(lab, 64, 8.0)
+
+
+@pytest.mark.chaos_heavy
+@pytest.mark.xfail(
+    strict=True,
+    reason="at 255 x 10 ms with the master held to 10 % of a core the backup churns (about 29,000 takeovers "
+    "in 30 s) and then takes over in windows where every master advert arrived within MDI: most of its "
+    "decisions come with a master advert already 10 ms or more on its interface, unread (issue 15 report)",
+)
+def test_starved_master_255_instances(lab):
+    starve(lab, 255, 30.0)
