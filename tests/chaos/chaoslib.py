@@ -116,8 +116,26 @@ def overlaps(
     """Windows in which both sources advertised `vrid` (each counted as master over its runs of adverts no
     more than 1.5 intervals apart): (start, end) in wall-clock seconds."""
     gap = 1.5 * adver_int_ms / 1000
-    ra = runs(tap.adverts(vrid, src_a, after), gap)
-    rb = runs(tap.adverts(vrid, src_b, after), gap)
+    return overlap_windows(
+        runs(tap.adverts(vrid, src_a, after), gap), runs(tap.adverts(vrid, src_b, after), gap)
+    )
+
+
+def time_runs(times: Sequence[float], gap_s: float) -> list[tuple[float, float]]:
+    """runs() for plain sorted times (seconds)."""
+    out: list[list[float]] = []
+    for t in times:
+        if out and t - out[-1][1] <= gap_s:
+            out[-1][1] = t
+        else:
+            out.append([t, t])
+    return [(a, b) for a, b in out]
+
+
+def overlap_windows(
+    ra: Sequence[tuple[float, float]], rb: Sequence[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """Where two lists of master runs overlap: (start, end)."""
     out = []
     for (a0, a1), (b0, b1) in itertools.product(ra, rb):
         lo, hi = max(a0, b0), min(a1, b1)
