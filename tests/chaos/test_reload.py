@@ -32,7 +32,7 @@ from chaoslib import fd_count, overlap_windows, time_runs, vip_holders, vips_rig
 
 from fastvrrp.lab.density import DensityLan, LogWatch, largest_gaps, start_and_wait
 from fastvrrp.lab.namespaces import wait_for
-from fastvrrp.lab.testbed import Router, rss_kib
+from fastvrrp.lab.testbed import Lan, Router, many_instances, rss_kib
 
 pytestmark = [pytest.mark.netns, pytest.mark.chaos]
 
@@ -40,6 +40,21 @@ MARGIN_S = 0.25
 RELOAD_EVERY_S = 1.0
 WARMUP = 5
 RSS_GROWTH_KIB = 2048
+# Measured here (issue 15 report): every reload that rebuilds instances leaves router 1's RSS about 6 KiB per
+# rebuilt instance larger, linearly (+26 MB over 100 reloads of 50 instances), with threads and descriptors
+# constant and a reload that changes nothing flat. The runs that rebuild enough to cross the bound expect it.
+LEAK = "RSS grows about 6 KiB per instance a reload rebuilds, without bound (issue 15 report)"
+
+
+class RssGrowth(AssertionError):
+    """RSS grew past the bound: kept apart so that an expected leak hides no other verdict."""
+
+
+def check_rss(growth: int, samples: object) -> None:
+    if growth >= RSS_GROWTH_KIB:
+        raise RssGrowth(f"RSS grew {growth} KiB after warm-up (bound {RSS_GROWTH_KIB} KiB): {samples}")
+
+
 _ENTER = re.compile(r"\((?P<inst>[^)\s]+)\) Entering (?P<state>[A-Z]+) STATE")
 
 
@@ -137,9 +152,9 @@ def reload_under_load(lab, count: int, adver_int_ms: int, reloads: int, changed:
         assert not both, f"{base[k].iname}: two masters for longer than {a + MARGIN_S} s: {both}"
     assert vips_right(net, r1, r2) == {}
     assert all(h == [] for h in vip_holders(net, extra_vips).values()), vip_holders(net, extra_vips)
-    assert growth < RSS_GROWTH_KIB, f"RSS grew {growth} KiB after warm-up: {rss}"
     for parity, seq in fds.items():
         assert len(set(seq)) == 1, f"descriptors after configuration {parity}: {seq}"
+    check_rss(growth, rss)
 
 
 def test_reload_under_load_light(lab):
@@ -147,5 +162,61 @@ def test_reload_under_load_light(lab):
 
 
 @pytest.mark.chaos_heavy
+@pytest.mark.xfail(raises=RssGrowth, strict=True, reason=LEAK)
 def test_reload_under_load_1000_instances_for_a_minute(lab):
-    reload_under_load(lab, count=1000, adver_int_ms=1000, reloads=60, changed=8)
+    reload_under_load(lab, count=1000, adver_int_ms=1000, reloads=60, changed=16)
+
+
+def soak(lab, count: int, reloads: int, transitions: int, warmup: int) -> None:
+    a_ms = 100
+    lan = Lan(lab, routers=2, client=False)
+    high, low = many_instances(count, 200, a_ms), many_instances(count, 50, a_ms)
+    r1 = lan.router(1, "fastvrrp", high)
+    r2 = lan.router(2, "fastvrrp", many_instances(count, 100, a_ms))
+    w1 = start_and_wait(r1).watch
+    wait_for(lambda: w1.poll() and w1.all_in("MASTER"), timeout=60, interval=0.1, what="router 1 master")
+    w2 = start_and_wait(r2).watch
+    wait_for(lambda: settled(w1, w2), timeout=60, interval=0.1, what="router 2 backup")
+    pids = (r1.proc.pid, r2.proc.pid)
+    samples: list[tuple[int, int, tuple[int, int]]] = []  # (reload, parity, (rss r1, rss r2)); fds below
+    fds: dict[int, set[tuple[int, int]]] = {0: set(), 1: set()}
+    done = 0
+    t0 = time.time()
+    while done < reloads or w1.transitions + w2.transitions < transitions or done % 2:
+        to_low = done % 2 == 0
+        done += 1
+        reload_to(r1, low if to_low else high, done)
+        want1, want2 = ("BACKUP", "MASTER") if to_low else ("MASTER", "BACKUP")
+
+        def moved(s1=want1, s2=want2) -> bool:
+            w1.poll()
+            w2.poll()
+            return w1.all_in(s1) and w2.all_in(s2)
+
+        wait_for(moved, timeout=30, interval=0.05, what=f"every instance moved after reload {done}")
+        rss = tuple(rss_kib([p]) for p in pids)
+        samples.append((done, done % 2, rss))  # type: ignore[arg-type]
+        if done > warmup:
+            fds[done % 2].add(tuple(fd_count(p) for p in pids))  # type: ignore[arg-type]
+    elapsed = time.time() - t0
+    total = w1.transitions + w2.transitions
+    base = [s for s in samples if s[0] == warmup][0][2]
+    growth = [max(s[2][i] for s in samples if s[0] >= warmup) - base[i] for i in (0, 1)]
+    print(
+        f"\nsoak: {count} instances, {done} reloads, {total} transitions in {elapsed:.0f} s; RSS after "
+        f"{warmup} reloads {base} KiB, largest growth since {growth} KiB; descriptors {fds}"
+    )
+    assert total >= transitions
+    assert all(len(v) == 1 for v in fds.values()), f"descriptors (r1, r2) per configuration: {fds}"
+    check_rss(max(growth), samples)
+
+
+@pytest.mark.xfail(raises=RssGrowth, strict=True, reason=LEAK)
+def test_soak_light(lab):
+    soak(lab, count=40, reloads=24, transitions=1500, warmup=4)
+
+
+@pytest.mark.chaos_heavy
+@pytest.mark.xfail(raises=RssGrowth, strict=True, reason=LEAK)
+def test_soak_100_reloads_10000_transitions(lab):
+    soak(lab, count=50, reloads=100, transitions=10_000, warmup=10)
