@@ -222,3 +222,37 @@ def test_soak_light(lab):
 @pytest.mark.xfail(raises=RssGrowth, strict=True, reason=LEAK)
 def test_soak_100_reloads_10000_transitions(lab):
     soak(lab, count=50, reloads=100, transitions=10_000, warmup=10)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="a SIGHUP that arrives while a reload runs is dropped (Daemon.reload returns at once when "
+    "_reloading is set), so the configuration on disk at that moment is never applied (issue 15 report)",
+)
+def test_a_sighup_during_a_reload_is_not_lost(lab):
+    """An operator edits the file again and sends SIGHUP while the previous reload is still being applied:
+    the daemon must end up running what is on disk."""
+    lan = Lan(lab, routers=1, client=False)
+    base = many_instances(250, 200, 1000)
+    r = lan.router(1, "fastvrrp", base)
+    w = start_and_wait(r).watch
+    wait_for(lambda: w.poll() and w.all_in("MASTER"), timeout=60, interval=0.1, what="every instance master")
+    # The first reload rebuilds 200 instances: long enough for the second SIGHUP to land inside it.
+    r.instances = [replace(i, priority=150) if i.vrid <= 200 else i for i in base]
+    r.write_config()
+    os.kill(r.proc.pid, signal.SIGHUP)
+    wait_for(lambda: "changed by reload" in r.log(), timeout=10, interval=0.001, what="the reload under way")
+    if " reloaded " in r.log():
+        pytest.fail("the first reload ended before the second SIGHUP: no verdict")
+    r.instances = [replace(i, priority=120) if i.vrid == 250 else i for i in r.instances]
+    r.write_config()
+    os.kill(r.proc.pid, signal.SIGHUP)
+    wait_for(lambda: " reloaded " in r.log(), timeout=30, interval=0.05, what="the first reload done")
+    applied = wait_for(
+        lambda: "(VI_250) changed by reload" in r.log(),
+        timeout=10,
+        what="VI_250 changed",
+        raise_on_timeout=False,
+    )
+    assert applied, "the configuration on disk (VI_250 at priority 120) was never applied"
