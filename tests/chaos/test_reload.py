@@ -42,8 +42,11 @@ WARMUP = 5
 RSS_GROWTH_KIB = 2048
 # Measured here (issue 15 report): every reload that rebuilds instances leaves router 1's RSS about 6 KiB per
 # rebuilt instance larger, linearly (+26 MB over 100 reloads of 50 instances), with threads and descriptors
-# constant and a reload that changes nothing flat. The runs that rebuild enough to cross the bound expect it.
-LEAK = "RSS grows about 6 KiB per instance a reload rebuilds, without bound (issue 15 report)"
+# constant and a reload that changes nothing flat. A full gc.collect() after 40 such reloads finds 65,455
+# unreachable objects (about 33 per rebuilt instance) that no collection had reached: the configuration
+# reader's gc.freeze() + gc.unfreeze() on each reload moves them into the oldest generation. The runs that
+# rebuild enough instances to cross the bound expect it.
+LEAK = "reloads leave cyclic garbage the collector never reaches: RSS +6 KiB per rebuilt instance (issue 15)"
 
 
 class RssGrowth(AssertionError):
@@ -234,7 +237,7 @@ def test_a_sighup_during_a_reload_is_not_lost(lab):
     """An operator edits the file again and sends SIGHUP while the previous reload is still being applied:
     the daemon must end up running what is on disk."""
     lan = Lan(lab, routers=1, client=False)
-    base = many_instances(250, 200, 1000)
+    base = many_instances(250, 200, 100)
     r = lan.router(1, "fastvrrp", base)
     w = start_and_wait(r).watch
     wait_for(lambda: w.poll() and w.all_in("MASTER"), timeout=60, interval=0.1, what="every instance master")
