@@ -242,11 +242,15 @@ class CpuQuota:
             raise RuntimeError("no cgroup cpu controller (neither v2 cpu.max nor v1 cpu.cfs_quota_us)")
         self.path = os.path.join(self.root, self.name)
         os.mkdir(self.path)
-        if self.v2:
-            self._write("cpu.max", f"{self.quota_us} {self.period_us}")
-        else:
-            self._write("cpu.cfs_period_us", str(self.period_us))
-            self._write("cpu.cfs_quota_us", str(self.quota_us))
+        try:
+            if self.v2:
+                self._write("cpu.max", f"{self.quota_us} {self.period_us}")
+            else:
+                self._write("cpu.cfs_period_us", str(self.period_us))
+                self._write("cpu.cfs_quota_us", str(self.quota_us))
+        except OSError:
+            os.rmdir(self.path)  # a quota the kernel refuses (under 1 ms ...) leaves no group behind
+            raise
 
     def _write(self, knob: str, value: str) -> None:
         with open(os.path.join(self.path, knob), "w") as f:
@@ -361,8 +365,14 @@ class Tcpdump:
         self.proc = lab.spawn(ns, [*argv, "-w", self.path, "ip proto 112"], name)
         wait_for(lambda: "listening on" in self.proc.log(), timeout=10, what="tcpdump listening")
 
-    def stop(self) -> int:
-        """Stop it and return how many frames the kernel dropped before tcpdump read them."""
+    def stop(self, covered: float | None = None) -> int:
+        """Stop it and return how many frames the kernel dropped before tcpdump read them. libpcap hands
+        tcpdump a ring block when it is full or a second old and what is still in the ring at SIGINT is lost,
+        so with `covered` (time.time()) it stops no earlier than 1.3 s after it (as fastvrrp.lab.density)."""
+        if covered is not None:
+            wait_for(
+                lambda: time.time() >= covered + 1.3, timeout=10, interval=0.05, what="the last ring block"
+            )
         self.proc.stop(signal.SIGINT, timeout=10)
         m = re.search(r"(\d+) packets? dropped by kernel", self.proc.log())
         assert m, self.proc.log()

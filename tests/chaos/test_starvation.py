@@ -66,7 +66,7 @@ def starve(lab, count: int, seconds: float, share: float, period_us: int) -> Non
     finally:
         quota.close()
     t1 = time.time()
-    dropped = cap.stop()
+    dropped = cap.stop(covered=t1)
     assert dropped == 0, f"the capture lost {dropped} frames: the gaps are unknown"
     assert throttled > 0, "the quota never throttled the master: nothing was starved"
     adverts = cap.adverts()
