@@ -218,7 +218,7 @@ def soak(lab, count: int, reloads: int, transitions: int, warmup: int) -> None:
 
 @pytest.mark.xfail(raises=RssGrowth, strict=True, reason=LEAK)
 def test_soak_light(lab):
-    soak(lab, count=40, reloads=24, transitions=1500, warmup=4)
+    soak(lab, count=40, reloads=30, transitions=2000, warmup=4)
 
 
 @pytest.mark.chaos_heavy
