@@ -1,14 +1,16 @@
-"""CPU starvation of the master: its daemon in a cgroup with a CPU quota (3 % of a core per 34 ms in make
-test, 10 % per 10 ms at 255 instances in make chaos) while it sends adverts for many VRIDs at 10 ms. The
+"""CPU starvation of the master: its daemon in a cgroup with a CPU quota (1 % of a core per 100 ms at 16
+instances in make test, 10 % per 10 ms at 255 instances in make chaos) while it advertises at 10 ms. The
 property is conditional (RFC 5798 6.4.2: a backup takes over only when Master_Down_Interval passes without an
 advert): every takeover by the backup must follow a gap of at least its Master_Down_Interval in the master's
 adverts as they arrive at the backup's interface. In particular, while the gaps stay under
 Master_Down_Interval there is no takeover at all.
 
-The check runs per VRID over windows of WINDOW_S: in a window where the master's adverts (from MDI + LAG_S
-before it) arrived with every gap under MDI, the backup must take no takeover decision (its logged
-"BACKUP -> MASTER: master down timer expired", ms stamps on the wall clock, as the capture's). LAG_S lets the
-backup's own decision lag behind its deadline on two shared cores.
+The verdict is per takeover decision of the backup (its logged "BACKUP -> MASTER: master down timer expired",
+ms stamps on the wall clock, as the capture's): a decision taken while an advert of the master had reached
+the backup's interface less than MDI earlier is a violation, once that advert had been there RX_S, the time
+a daemon on two busy shared cores may take to read it (an advert a few ms old may still be queued behind the
+other takeovers of the same loop turn). The run reports how many (VRID, WINDOW_S) windows had no gap of MDI
+at all (the plain side of the property: no takeover there), and needs throttling and something to check.
 
 The arrivals are read by tcpdump on the backup's interface (kernel stamps); a run where the kernel dropped a
 captured frame proves nothing and fails. TOL_S allows for the daemons' timer slack (the engine fires what is
@@ -31,7 +33,6 @@ pytestmark = [pytest.mark.netns, pytest.mark.chaos]
 A_MS = 10
 TOL_S = 0.002
 RX_S = 0.010  # time for an advert on the backup's interface to reach its daemon, on two busy shared cores
-LAG_S = 0.050  # the backup's own lag behind its deadline on two busy shared cores
 WINDOW_S = 0.5
 LOG_RES_S = 0.001  # the daemon's log stamps are milliseconds
 
@@ -71,52 +72,55 @@ def starve(lab, count: int, seconds: float, share: float, period_us: int) -> Non
     assert throttled > 0, "the quota never throttled the master: nothing was starved"
     adverts = cap.adverts()
     decided = takeover_times(r2.log())
-    worst, windows, quiet, unread, violations = 0.0, 0, 0, 0, []
+    worst, windows, quiet, busy, violations = 0.0, 0, 0, 0, []
     for spec in r1.instances:
         mine = [t for t, p in adverts.get((r1.addr4, spec.vrid), []) if p > 0]
         starved = [t for t in mine if t0 <= t <= t1]
         assert starved, f"VRID {spec.vrid}: no advert from the master while starved"
         worst = max(worst, max((b - a for a, b in zip(starved, starved[1:], strict=False)), default=0.0))
         mine_decided = [td for td in decided.get(spec.iname, []) if t0 <= td <= t1]
-        w0 = t0 + mdi + LAG_S
+        for td in mine_decided:
+            fresh = [t for t in mine if td - mdi + TOL_S + LOG_RES_S < t <= td - RX_S]
+            if fresh:
+                violations.append((spec.vrid, round(td - t0, 3), round((td - fresh[-1]) * 1000, 1)))
+        w0 = t0 + mdi
         while w0 + WINDOW_S <= t1:
             w1 = w0 + WINDOW_S
             windows += 1
-            # Quiet: the master's arrivals from MDI + LAG_S before the window to its end never leave a gap
-            # of MDI (the sentinel pair also covers the span before the first and after the last arrival).
-            span = [w0 - mdi - LAG_S, *(t for t in mine if w0 - mdi - LAG_S < t < w1), w1]
+            # Quiet: from MDI before the window to its end, the master's arrivals never leave a gap of MDI.
+            span = [w0 - mdi, *(t for t in mine if w0 - mdi < t < w1), w1]
             if all(b - a < mdi - TOL_S for a, b in zip(span, span[1:], strict=False)):
                 quiet += 1
-                bad = [round(td - t0, 3) for td in mine_decided if w0 <= td < w1]
-                if bad:
-                    violations.append((spec.vrid, bad))
+                busy += any(w0 <= td < w1 for td in mine_decided)
             w0 = w1
-        # Reported, not asserted: decisions taken with a master advert already RX_S on the interface.
-        unread += sum(1 for td in mine_decided if any(td - mdi + TOL_S < t <= td - RX_S for t in mine))
     takeovers = sum(1 for ts in decided.values() for td in ts if t0 <= td <= t1)
     print(
         f"\n{count} x {A_MS} ms, quota {share:.0%} of a core per {period_us} us for {seconds} s: "
         f"{throttled} throttled periods, worst arrival gap {worst * 1000:.1f} ms (MDI {mdi * 1000:.2f} ms); "
-        f"{quiet} of {windows} (VRID, {WINDOW_S} s) windows without a gap >= MDI; {takeovers} takeovers, "
-        f"{unread} of them with a master advert on the interface >= {RX_S * 1000:.0f} ms and < MDI before"
+        f"{quiet} of {windows} (VRID, {WINDOW_S} s) windows without a gap >= MDI, {busy} of them with a "
+        f"takeover; {takeovers} takeovers, {len(violations)} with a master advert on the interface for "
+        f">= {RX_S * 1000:.0f} ms and < MDI"
     )
-    assert quiet > 0, "no window without a gap: the conditional property was never put to the test"
-    assert not violations, f"takeovers in windows where every advert arrived within MDI: {violations}"
+    assert takeovers + quiet > 0, "no takeover and no quiet window: the property was never put to the test"
+    assert not violations, (
+        f"takeovers with a master advert received within MDI (VRID, t, age ms): {violations}"
+    )
     assert r1.alive() and r2.alive()
 
 
 def test_starved_master_light(lab):
-    # 3 % of a core per 34 ms (the quota's floor is 1 ms): the 64 instances need more than that, so the
-    # master stalls up to tens of ms, some gaps pass MDI and others do not: both sides of the property.
-    starve(lab, 64, 8.0, 0.03, 34_000)
+    # 1 % of a core per 100 ms: 16 instances need more than that, so the master stalls for most of each
+    # period, the backup takes over hundreds of times and each takeover is checked; the backup's churn stays
+    # small enough for it to read what arrives (at 64 instances and more it does not: see the heavy run).
+    starve(lab, 16, 8.0, 0.01, 100_000)
 
 
 @pytest.mark.chaos_heavy
 @pytest.mark.xfail(
     strict=True,
-    reason="at 255 x 10 ms with the master held to 10 % of a core the backup churns (about 29,000 takeovers "
-    "in 30 s) and then takes over in windows where every master advert arrived within MDI: most of its "
-    "decisions come with a master advert already 10 ms or more on its interface, unread (issue 15 report)",
+    reason="at 255 x 10 ms with the master held to 10 % of a core the backup churns (20,000 to 50,000 "
+    "takeovers in 30 s) and thousands of them (4,439 to 47,838 per run) come with a master advert 10 ms or "
+    "more (and less than MDI) on its interface, not yet read (issue 15 report)",
 )
 def test_starved_master_255_instances(lab):
     starve(lab, 255, 30.0, 0.10, 10_000)
