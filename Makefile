@@ -6,7 +6,7 @@ PIP     := $(VPY) -m pip
 DEB_PKGS := keepalived tcpdump iproute2 iputils-ping procps nftables systemd prometheus
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv build test unit bench bench-gate bench-gate-baseline bench-density lint demo debug clean
+.PHONY: all deps venv build test unit bench bench-gate bench-gate-baseline bench-density lint demo debug clean chaos
 
 all: build
 
@@ -74,6 +74,12 @@ bench-gate-baseline: build
 # otherwise quiet machine.
 bench-density: deps build
 	$(VPY) -m pytest -q bench/test_bench_density.py --benchmark-only -p no:cacheprovider $(PYTEST_ARGS)
+
+# The chaos suite at full size (tests/chaos; make test runs its light twins): 1,000 instances reloaded every
+# second for a minute, the 100-reload soak, 255 x 10 ms under a CPU quota, with the light cases as well. Run
+# it on an otherwise quiet machine.
+chaos: deps build
+	FASTVRRP_CHAOS_HEAVY=1 $(VPY) -m pytest -q -rxX tests/chaos $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check fastvrrp tests bench

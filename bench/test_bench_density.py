@@ -11,8 +11,8 @@ At 1,000 x 10 ms fastvrrp runs a second window in which a client in the master's
 --metrics back to back (issue 13: at most +1 ms on the largest gap).
 
 The table at the end prints each target of the issue beside the measurement with PASS / FAIL. The bench
-reports; it fails only when a run breaks (no adverts, a daemon exits). Run under the machine's lock:
-    flock /tmp/fastvrrp-heavy.lock .venv/bin/python -m pytest -q bench/test_bench_density.py --benchmark-only
+reports; it fails only when a run breaks (no adverts, a daemon exits). Run on a quiet machine:
+    .venv/bin/python -m pytest -q bench/test_bench_density.py --benchmark-only
 FASTVRRP_DENSITY_WINDOW (seconds, default 15) and FASTVRRP_DENSITY_SCENARIOS (e.g. "1000x10,4000x100")
 narrow a run; FASTVRRP_DENSITY_SCRAPE_AT (default 1000x10) chooses the size of the scrape window.
 The share of the rate counts every advert of the master in the window: it can pass 100 % while the pair

@@ -23,8 +23,8 @@ Verdicts (each side measured in the same run): fastvrrp with single adverts take
 (within a factor of 2) and not significantly more often than keepalived (at most keepalived's count plus
 3 standard deviations of the difference: the two expect the same count, so "never more" is the statistical
 statement); at 10 % with 2 copies at most 1 takeover (the goal is none in 30,000 adverts: 0.03 expected); at
-30 % with 2 copies at most a twentieth of the single-copy count. Run under the heavy lock:
-`flock /tmp/fastvrrp-heavy.lock .venv/bin/python -m pytest -q bench/test_bench_loss.py --benchmark-only`;
+30 % with 2 copies at most a twentieth of the single-copy count. Run on a quiet machine:
+`.venv/bin/python -m pytest -q bench/test_bench_loss.py --benchmark-only`;
 FASTVRRP_BENCH_LOSS_SECONDS (default 30) and FASTVRRP_BENCH_LOSS_COUNT (default 150) change the window.
 """
 
