@@ -24,11 +24,11 @@ sifted up at once, so the heap top is never later than the true earliest deadlin
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.exc cimport PyErr_SetFromErrno
 from libc.errno cimport EAGAIN, EBADF, EINTR, ENOTSOCK, errno
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from fastvrrp._sys cimport (
     AF_INET,
@@ -68,8 +68,13 @@ from fastvrrp._wire cimport (
 
 import os as _os
 
+from fastvrrp._wire import DROP_REASONS as _WIRE_REASONS
+
 EV_TIMER = 1
 EV_ADVERT = 2
+# The names of the drop counters engine.drops() returns, by index: the codec's reasons, then the engine's own
+# (rx_overflow: datagrams the kernel dropped because the socket's receive buffer was full, from SO_RXQ_OVFL).
+DROP_REASONS = (*_WIRE_REASONS, "rx_overflow")
 
 cdef enum:
     # fire what is due within 0.5 ms: the loop timer has 1 ms resolution (docs/kernel-notes.md#uvloop-timers)
@@ -78,7 +83,10 @@ cdef enum:
     RXBUF = 4160           # > the largest VRRP datagram: IPv6 8 + 255*16 = 4088; IPv4 60 + 8 + 1020 + 8
     CMSGBUF = 128          # room for IPV6_HOPLIMIT + IPV6_PKTINFO
     SEND_CHUNK = 256       # messages per sendmmsg call (the kernel caps vlen at UIO_MAXIOV = 1024)
-    NDROPS = 32            # >= R_COUNT
+    NDROPS = 32            # >= R_COUNT + 1
+    R_RX_OVERFLOW = R_COUNT  # the kernel dropped datagrams: the socket's receive buffer was full
+    SOL_SOCKET_ = 1        # <sys/socket.h>: SOL_SOCKET / SO_RXQ_OVFL (the cumulative drop count as a cmsg)
+    SO_RXQ_OVFL_ = 40
     MODE_IDLE = 0          # the deadline (if any) belongs to Python: firing it is an EV_TIMER
     MODE_MASTER = 1        # fast path: send adverts at each deadline and re-arm
     MODE_BACKUP = 2        # fast path: the current master's unchanged adverts push the deadline
@@ -140,6 +148,7 @@ cdef struct RxSock:
     uint64_t drops[NDROPS]
     uint64_t datagrams
     uint64_t batches
+    uint64_t drains        # reads by run() before a non-master deadline fired
 
 
 cdef struct TxSock:
@@ -180,6 +189,7 @@ cdef class Engine:
     cdef readonly int batch
     cdef readonly bint fast_path
     cdef readonly bint capture
+    cdef readonly bint rx_clock
     cdef mmsghdr *rmsgs
     cdef iovec *riov
     cdef uint8_t *rbuf
@@ -190,7 +200,7 @@ cdef class Engine:
     cdef list _sent
 
     def __cinit__(self, int max_slots=4096, int batch=64, bint fast_path=True, bint capture=False,
-                  int max_sockets=256):
+                  int max_sockets=256, bint rx_clock=False):
         if max_slots < 1 or batch < 1 or batch > 1024 or max_sockets < 1:
             raise ValueError("max_slots >= 1, 1 <= batch <= 1024, max_sockets >= 1")
         self.max_slots = max_slots
@@ -198,6 +208,10 @@ cdef class Engine:
         self.batch = batch
         self.fast_path = fast_path
         self.capture = capture
+        # rx_clock: a batch read from a socket is timed by CLOCK_MONOTONIC read after recvmmsg returned (never
+        # earlier than the caller's now_us), so a loop held between reading the clock and reading the socket
+        # (a stall, a long callback) still counts the adverts it finds as heard when it reads them.
+        self.rx_clock = rx_clock
         self._sent = []
         self.slots = <Slot *>calloc(max_slots, sizeof(Slot))
         self.rxs = <RxSock *>calloc(max_sockets, sizeof(RxSock))
@@ -518,21 +532,31 @@ cdef class Engine:
         self._fix_top()
         return self.hk[0] if self.hn > 0 else -1
 
-    def run(self, long long now_us):
+    def run(self, long long now_us, bint drain=True):
         """Fire every deadline due by now_us + 0.5 ms. Master slots on the fast path queue their adverts and
         re-arm; every other fire clears the slot's deadline, idles it and returns
-        (EV_TIMER, slot, deadline_us) in deadline order."""
+        (EV_TIMER, slot, deadline_us) in deadline order.
+
+        Before the first non-master deadline is acted on, every open rx socket is read once (drain=True):
+        a backup never fires Master_Down while its master's advert waits unread (a stalled or held loop).
+        The adverts read count as heard at now_us; those the fast path does not absorb come first in the
+        returned list as (EV_ADVERT, slot, packet)."""
         cdef list events = []
         cdef int64_t limit = now_us + SLACK_US
         cdef int64_t d, nd, late, k
         cdef int32_t s
         cdef Slot *sl
+        cdef bint drained = not drain
         while True:
             self._fix_top()
             if self.hn == 0 or self.hk[0] > limit:
                 break
             s = self.hs[0]
             sl = &self.slots[s]
+            if sl.mode != MODE_MASTER and not drained:
+                drained = True
+                self._drain_all(now_us, events)
+                continue  # the drain may have pushed this deadline (and others): look at the top again
             d = sl.deadline_us
             sl.fires += 1
             late = now_us - d
@@ -711,17 +735,38 @@ cdef class Engine:
         events.append((EV_ADVERT, s, make_packet(&adv, R_OK)))
         return 0
 
-    def receive(self, int rx, long long now_us):
+    def receive(self, int rx, long long now_us, int max_events=0):
         """Drain rx with recvmmsg (MSG_DONTWAIT) and run every datagram through the receive path.
-        Returns [(EV_ADVERT, slot, _wire.Packet), ...]. Raises OSError only for real socket errors."""
+        Returns [(EV_ADVERT, slot, _wire.Packet), ...]. Raises OSError only for real socket errors.
+        max_events > 0: stop reading after the batch that brought the events to that many (the rest waits
+        in the socket), so Python settles those - a backup starting to follow its master goes on the fast
+        path - before a backlog of the same adverts is read."""
         self._check_rx(rx)
-        cdef RxSock *r = &self.rxs[rx]
         cdef list events = []
+        cdef int e = self._recv(rx, now_us, events, max_events)
+        if e != 0:
+            raise OSError(e, _os.strerror(e))
+        return events
+
+    def close_rx(self, int rx):
+        """The caller is closing rx's socket: never read it again (run() drains every open rx socket)."""
+        self._check_rx(rx)
+        self.rxs[rx].fd = -1
+
+    cdef int _recv(self, int rx, int64_t now_us, list events, int max_events) except -1:
+        # Read rx until the kernel has nothing more (or a short batch). Returns 0, or the errno of a real
+        # socket error (EAGAIN and EINTR are not errors).
+        cdef RxSock *r = &self.rxs[rx]
         cdef int fd = r.fd, batch = self.batch, got, i, e, hop
+        cdef uint32_t ovfl
+        cdef timespec ts
+        cdef int64_t t
         cdef mmsghdr *m
         cdef cmsghdr *c
         cdef in6_pktinfo pi
         cdef uint8_t dst[16]
+        if fd < 0:
+            return 0
         while True:
             for i in range(batch):
                 self.rmsgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in6)
@@ -732,26 +777,27 @@ cdef class Engine:
             if got < 0:
                 e = errno
                 if e == EAGAIN:  # == EWOULDBLOCK on Linux
-                    break
+                    return 0
                 if e == EINTR:
                     continue
-                PyErr_SetFromErrno(OSError)
+                return e
             if got == 0:
-                break
+                return 0
+            if self.rx_clock:
+                clock_gettime(CLOCK_MONOTONIC, &ts)
+                t = <int64_t>ts.tv_sec * 1000000 + ts.tv_nsec // 1000
+                if t > now_us:
+                    now_us = t
             r.batches += 1
             r.datagrams += got
             for i in range(got):
                 m = &self.rmsgs[i]
-                if m.msg_hdr.msg_flags & MSG_TRUNC:
-                    r.drops[<int>R_LENGTH] += 1
-                    continue
-                if r.alen == 4:
-                    self._handle(rx, self.rbuf + i * RXBUF, m.msg_len, NULL, NULL, -1, now_us, events)
-                    continue
-                # IPv6 raw sockets deliver no IP header: hop limit and destination come from cmsgs.
+                # IPv6 raw sockets deliver no IP header: hop limit and destination come from cmsgs. Both
+                # families may carry SO_RXQ_OVFL: the socket's cumulative count of datagrams the kernel
+                # dropped for want of buffer space (attached once the count is not 0).
                 hop = -1
                 memset(dst, 0, 16)
-                c = CMSG_FIRSTHDR(&m.msg_hdr)
+                c = CMSG_FIRSTHDR(&m.msg_hdr) if m.msg_hdr.msg_controllen > 0 else NULL
                 while c != NULL:
                     if c.cmsg_level == IPPROTO_IPV6:
                         if c.cmsg_type == IPV6_HOPLIMIT:
@@ -759,12 +805,33 @@ cdef class Engine:
                         elif c.cmsg_type == IPV6_PKTINFO:
                             memcpy(&pi, CMSG_DATA(c), sizeof(in6_pktinfo))
                             memcpy(dst, pi.ipi6_addr.s6_addr, 16)
+                    elif c.cmsg_level == SOL_SOCKET_ and c.cmsg_type == SO_RXQ_OVFL_:
+                        memcpy(&ovfl, CMSG_DATA(c), sizeof(uint32_t))
+                        if ovfl > r.drops[<int>R_RX_OVERFLOW]:
+                            r.drops[<int>R_RX_OVERFLOW] = ovfl
                     c = CMSG_NXTHDR(&m.msg_hdr, c)
-                self._handle(rx, self.rbuf + i * RXBUF, m.msg_len, self.rnames[i].sin6_addr.s6_addr, dst,
-                             hop, now_us, events)
+                if m.msg_hdr.msg_flags & MSG_TRUNC:
+                    r.drops[<int>R_LENGTH] += 1
+                    continue
+                if r.alen == 4:
+                    self._handle(rx, self.rbuf + i * RXBUF, m.msg_len, NULL, NULL, -1, now_us, events)
+                else:
+                    self._handle(rx, self.rbuf + i * RXBUF, m.msg_len, self.rnames[i].sin6_addr.s6_addr,
+                                 dst, hop, now_us, events)
             if got < batch:
-                break  # the queue was empty when the kernel answered; add_reader wakes us for more
-        return events
+                return 0  # the queue was empty when the kernel answered; add_reader wakes us for more
+            if 0 < max_events <= len(events):
+                return 0
+
+    cdef int _drain_all(self, int64_t now_us, list events) except -1:
+        # Before a backup's Master_Down_Timer is acted on: read what waits in every open rx socket, so an
+        # advert that arrived while the loop was held (a stall, a long callback) counts as heard now.
+        cdef int rx
+        for rx in range(self.nrx):
+            if self.rxs[rx].fd >= 0:
+                self.rxs[rx].drains += 1
+                self._recv(rx, now_us, events, 0)  # a socket error here is left for its own reader to report
+        return 0
 
     def feed(self, int rx, long long now_us, packets):
         """The receive path on a list instead of recvmmsg: IPv4 rx takes whole IP packets (bytes); IPv6 rx
@@ -905,15 +972,15 @@ cdef class Engine:
 
     # --- counters ---
     def drops(self, int rx):
-        """Drops on rx by reason: a list indexed by _wire.Reason (R_COUNT entries)."""
+        """Drops on rx by reason: a list indexed like DROP_REASONS (_wire.Reason, then rx_overflow)."""
         self._check_rx(rx)
-        return [self.rxs[rx].drops[i] for i in range(<int>R_COUNT)]
+        return [self.rxs[rx].drops[i] for i in range(<int>R_COUNT + 1)]
 
     def rx_stats(self, int rx):
         self._check_rx(rx)
         cdef RxSock *r = &self.rxs[rx]
-        return {"datagrams": r.datagrams, "batches": r.batches,
-                "dropped": sum([r.drops[i] for i in range(<int>R_COUNT)])}
+        return {"datagrams": r.datagrams, "batches": r.batches, "drains": r.drains,
+                "dropped": sum([r.drops[i] for i in range(<int>R_COUNT + 1)])}
 
     def tx_stats(self, int tx):
         self._check_tx(tx)

@@ -39,6 +39,9 @@ log = logging.getLogger("fastvrrp")
 SCRIPT_CONCURRENCY = 128  # processes the script runner may have at once (trackers and notify scripts)
 # after a busy drain, wait 1 ms before reading again (docs/costs.md#receive-dwell: batches of ~50)
 RX_DWELL_S = 0.001
+# receive(): settle this many adverts in Python (a backup that starts to follow its master goes on the fast
+# path) before reading more of a backlog
+RX_MAX_EVENTS = 256
 
 
 def now_us() -> int:
@@ -70,7 +73,7 @@ class Daemon:
         self.control: ControlServer | None = None
         self.operator = Operator()  # drain and priority offsets set through it; forgotten at restart
         self.loop = asyncio.get_running_loop()
-        self.engine = _engine.Engine(max_slots=4096, batch=64, fast_path=fast_path)
+        self.engine = _engine.Engine(max_slots=4096, batch=64, fast_path=fast_path, rx_clock=True)
         self.nl = netlink.NetlinkWorker()
         self.insts: dict[str, RunningInstance] = {}
         gd = cfg.global_defs
@@ -297,13 +300,15 @@ class Daemon:
 
     def _on_readable(self, link: Link) -> None:
         now = now_us()
+        self._send_due(now)
         try:
-            events = self.engine.receive(link.rx_id, now)
+            events = self.engine.receive(link.rx_id, now, RX_MAX_EVENTS)
         except OSError as exc:
             log.warning("receive on %s failed: %s", link.ifname, exc)
             events = []
         if events:
-            self._guarded(self.driver.handle, events, now)
+            now = now_us()  # the adverts count as heard when Python handles them (a stall may lie between)
+            self._guarded(self.driver.handle, events, now, now_us)
         self._after(now)
         got = self.engine.rx_stats(link.rx_id)["datagrams"]
         busy = got - link.last_datagrams > 1
@@ -324,8 +329,16 @@ class Daemon:
 
     def _on_timer(self) -> None:
         now = now_us()
-        self._guarded(self.driver.tick, now)
+        self._guarded(self.driver.tick, now, now_us)
         self._after(now)
+
+    def _send_due(self, now: int) -> None:
+        """Adverts before everything else: when the earliest deadline is due, run the engine's deadlines (a
+        master's adverts go out from here) before other work of the loop. Cheap when nothing is due."""
+        nd = self.engine.next_deadline()
+        if 0 <= nd <= now:
+            self._guarded(self.driver.tick, now, now_us)
+            self.engine.flush()
 
     def _guarded(self, fn: Any, *args: Any) -> None:
         try:
