@@ -186,6 +186,8 @@ cdef class Engine:
     cdef int64_t *hk               # heap keys
     cdef int32_t *hs               # heap slots
     cdef int32_t hn
+    cdef int32_t *dfs             # send_due(): the heap nodes still to visit
+    cdef bint busy                # inside run / receive / feed / flush / set_adverts: send_due() stays out
     cdef readonly int batch
     cdef readonly bint fast_path
     cdef readonly bint capture
@@ -219,6 +221,7 @@ cdef class Engine:
         self.demux = <int32_t *>malloc(max_sockets * 256 * sizeof(int32_t))
         self.hk = <int64_t *>malloc(max_slots * sizeof(int64_t))
         self.hs = <int32_t *>malloc(max_slots * sizeof(int32_t))
+        self.dfs = <int32_t *>malloc(max_slots * sizeof(int32_t))
         self.rmsgs = <mmsghdr *>calloc(batch, sizeof(mmsghdr))
         self.riov = <iovec *>calloc(batch, sizeof(iovec))
         self.rbuf = <uint8_t *>malloc(batch * RXBUF)
@@ -227,8 +230,8 @@ cdef class Engine:
         self.smsgs = <mmsghdr *>calloc(SEND_CHUNK, sizeof(mmsghdr))
         self.siov = <iovec *>calloc(SEND_CHUNK, sizeof(iovec))
         if (self.slots == NULL or self.rxs == NULL or self.txs == NULL or self.demux == NULL
-                or self.hk == NULL
-                or self.hs == NULL or self.rmsgs == NULL or self.riov == NULL or self.rbuf == NULL
+                or self.hk == NULL or self.hs == NULL or self.dfs == NULL
+                or self.rmsgs == NULL or self.riov == NULL or self.rbuf == NULL
                 or self.rctl == NULL or self.rnames == NULL or self.smsgs == NULL or self.siov == NULL):
             raise MemoryError()
         cdef int i
@@ -266,6 +269,7 @@ cdef class Engine:
         free(self.demux)
         free(self.hk)
         free(self.hs)
+        free(self.dfs)
         free(self.rmsgs)
         free(self.riov)
         free(self.rbuf)
@@ -453,7 +457,7 @@ cdef class Engine:
                         free(outs[j].msg)
                     free(outs)
                     raise MemoryError()
-        self._detach_queued(s)
+        self._detach_queued(s)  # (no call below lets go of the GIL: send_due() cannot step in)
         for i in range(sl.nout):
             free(sl.outs[i].msg)
         free(sl.outs)
@@ -542,11 +546,18 @@ cdef class Engine:
         The adverts read count as heard at now_us; those the fast path does not absorb come first in the
         returned list as (EV_ADVERT, slot, packet)."""
         cdef list events = []
-        cdef int64_t limit = now_us + SLACK_US
-        cdef int64_t d, nd, late, k
+        cdef bint was_busy = self.busy
+        self.busy = True
+        try:
+            self._run(now_us, now_us + SLACK_US, not drain, events)
+        finally:
+            self.busy = was_busy
+        return events
+
+    cdef int _run(self, int64_t now_us, int64_t limit, bint drained, list events) except -1:
+        cdef int64_t d
         cdef int32_t s
         cdef Slot *sl
-        cdef bint drained = not drain
         while True:
             self._fix_top()
             if self.hn == 0 or self.hk[0] > limit:
@@ -558,32 +569,72 @@ cdef class Engine:
                 self._drain_all(now_us, events)
                 continue  # the drain may have pushed this deadline (and others): look at the top again
             d = sl.deadline_us
-            sl.fires += 1
-            late = now_us - d
-            if late > 0:
-                if <uint64_t>late > sl.max_late_us:
-                    sl.max_late_us = late
-                if late > LATE_US:
-                    sl.late += 1
             if sl.mode == MODE_MASTER:
-                self._queue_slot(s)
-                # RFC 5798 6.4.3: re-arm Adver_Timer. When we are late, skip to the next future multiple
-                # instead of sending the missed adverts in a burst.
-                nd = d + sl.interval_us
-                if nd <= limit:
-                    k = (limit - nd) // sl.interval_us + 1
-                    sl.skipped += k
-                    nd += k * sl.interval_us
-                sl.deadline_us = nd
-                self.hk[0] = nd
+                self.hk[0] = self._fire_master(s, now_us, limit)
                 self._sift_down(0)
             else:
+                _count_fire(sl, now_us)
                 self._heap_remove(s)
                 sl.deadline_us = -1
                 sl.mode = MODE_IDLE
                 sl.events += 1
                 events.append((EV_TIMER, s, d))
-        return events
+        return 0
+
+    cdef int64_t _fire_master(self, int s, int64_t now_us, int64_t limit) except -1:
+        # A master slot's deadline is due: queue its adverts and return its next deadline (stored in the slot;
+        # the caller keeps the heap key).
+        cdef Slot *sl = &self.slots[s]
+        cdef int64_t d = sl.deadline_us, nd, k
+        _count_fire(sl, now_us)
+        self._queue_slot(s)
+        # RFC 5798 6.4.3: re-arm Adver_Timer. When we are late, skip to the next future multiple instead of
+        # sending the missed adverts in a burst.
+        nd = d + sl.interval_us
+        if nd <= limit:
+            k = (limit - nd) // sl.interval_us + 1
+            sl.skipped += k
+            nd += k * sl.interval_us
+        sl.deadline_us = nd
+        return nd
+
+    def send_due(self, long long now_us):
+        """Send the adverts of every master slot due by now_us + 0.5 ms and flush, touching nothing else: the
+        rescue path of a loop held in other work (the daemon calls it from its advert thread). A fired slot
+        keeps its heap key (earlier than its new deadline: repaired lazily). Returns the number of slots
+        fired, or -1 without doing anything while another engine call that may let go of the GIL (run,
+        receive, feed, flush) is in progress."""
+        if self.busy:
+            return -1
+        cdef int64_t limit = now_us + SLACK_US
+        cdef int32_t top = 0, i, c, end, s, n = 0
+        cdef Slot *sl
+        self.busy = True
+        try:
+            if self.hn > 0:
+                self.dfs[top] = 0
+                top = 1
+            while top > 0:
+                top -= 1
+                i = self.dfs[top]
+                if self.hk[i] > limit:
+                    continue  # keys never run later than deadlines: nothing below is due
+                s = self.hs[i]
+                sl = &self.slots[s]
+                if sl.mode == MODE_MASTER and sl.deadline_us <= limit:
+                    self._fire_master(s, now_us, limit)
+                    n += 1
+                c = 4 * i + 1
+                end = c + 4 if c + 4 < self.hn else self.hn
+                while c < end:
+                    self.dfs[top] = c
+                    top += 1
+                    c += 1
+            if n:
+                self.flush()
+        finally:
+            self.busy = False
+        return n
 
     cdef inline bint _less(self, int i, int j) noexcept nogil:
         return self.hk[i] < self.hk[j] or (self.hk[i] == self.hk[j] and self.hs[i] < self.hs[j])
@@ -743,7 +794,12 @@ cdef class Engine:
         path - before a backlog of the same adverts is read."""
         self._check_rx(rx)
         cdef list events = []
-        cdef int e = self._recv(rx, now_us, events, max_events)
+        cdef bint was_busy = self.busy
+        self.busy = True
+        try:
+            e = self._recv(rx, now_us, events, max_events)
+        finally:
+            self.busy = was_busy
         if e != 0:
             raise OSError(e, _os.strerror(e))
         return events
@@ -837,9 +893,18 @@ cdef class Engine:
         """The receive path on a list instead of recvmmsg: IPv4 rx takes whole IP packets (bytes); IPv6 rx
         takes (msg, src16, dst16, hoplimit) tuples. Counts one batch."""
         self._check_rx(rx)
-        cdef RxSock *r = &self.rxs[rx]
         cdef list events = []
         cdef list lst = packets if type(packets) is list else list(packets)
+        cdef bint was_busy = self.busy
+        self.busy = True
+        try:
+            self._feed(rx, now_us, lst, events)
+        finally:
+            self.busy = was_busy
+        return events
+
+    cdef int _feed(self, int rx, int64_t now_us, list lst, list events) except -1:
+        cdef RxSock *r = &self.rxs[rx]
         cdef bytes b, src, dst
         cdef object item
         r.batches += 1
@@ -858,7 +923,7 @@ cdef class Engine:
                 self._handle(rx, <const uint8_t *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b),
                              <const uint8_t *>PyBytes_AS_STRING(src), <const uint8_t *>PyBytes_AS_STRING(dst),
                              hop, now_us, events)
-        return events
+        return 0
 
     # --- send ---
     cdef int _enqueue(self, int tx, Out *o, int32_t s, bint owned) noexcept:
@@ -906,6 +971,14 @@ cdef class Engine:
         """Send everything queued: sendmmsg per tx socket (MSG_DONTWAIT). A datagram the kernel refuses is
         counted (tx_stats errors/last_errno) and skipped; only EBADF/ENOTSOCK (our bug) raise OSError.
         In capture mode nothing is sent: take_sent() returns it. Returns the number of datagrams handled."""
+        cdef bint was_busy = self.busy
+        self.busy = True
+        try:
+            return self._flush()
+        finally:
+            self.busy = was_busy
+
+    cdef int _flush(self) except -1:
         cdef int t, i, base, cnt, got, e, fatal = 0
         cdef TxSock *tx
         cdef Out *o
@@ -998,6 +1071,16 @@ cdef class Engine:
     def slot_ids(self):
         """The ids of the slots in use."""
         return [i for i in range(self.nslots_hint) if self.slots[i].used]
+
+
+cdef inline void _count_fire(Slot *sl, int64_t now_us) noexcept nogil:
+    cdef int64_t late = now_us - sl.deadline_us
+    sl.fires += 1
+    if late > 0:
+        if <uint64_t>late > sl.max_late_us:
+            sl.max_late_us = late
+        if late > LATE_US:
+            sl.late += 1
 
 
 cdef Out *_copy_out(const Out *src) noexcept:

@@ -227,3 +227,55 @@ def test_a_killed_master_is_replaced_at_the_rfc_time(lab):
     # 2-core machine that also runs the capture.
     assert delays[0] >= down_ms - 1.0, delays[:5]
     assert delays[-1] <= down_ms + 150.0, delays[-5:]
+
+
+def test_a_full_receive_buffer_is_counted_as_rx_overflow(lab):
+    """More adverts than the receive buffer holds: the kernel drops the rest, and the engine counts them
+    (SO_RXQ_OVFL) under the rx_overflow reason; none of the datagrams it did read is lost or miscounted."""
+    from fastvrrp import _engine, _wire
+    from fastvrrp.io import sockets
+
+    a, b = lab.ns("a"), lab.ns("b")
+    lab.veth(a, "ethA", b, "ethB")
+    lab.addr(a, "ethA", "192.0.2.1/24")
+    lab.addr(b, "ethB", "192.0.2.2/24")
+    tx = call_in_netns(a, lambda: sockets.open_tx("ethA", socket.if_nametoindex("ethA"), socket.AF_INET))
+    rx = call_in_netns(
+        b, lambda: sockets.open_rx("ethB", socket.if_nametoindex("ethB"), socket.AF_INET, instances=1)
+    )
+    try:
+        eng = _engine.Engine(batch=64)
+        rx_id = eng.add_rx_socket(rx.fileno(), 4)
+        src, group = socket.inet_aton("192.0.2.1"), socket.inet_aton("224.0.0.18")
+        msg = _wire.build_advert(
+            version=3, family=4, vrid=1, priority=200, adver_int_ms=10, addresses=[src], src=src, dst=group
+        )
+        sent = 0
+        for _ in range(20_000):  # far more than the smallest buffer (RCVBUF_MIN) holds
+            try:
+                tx.sendto(msg, ("224.0.0.18", 0))
+                sent += 1
+            except BlockingIOError:
+                pass
+        eng.receive(rx_id, 0)
+        total = [sent]
+
+        def accounted() -> bool:
+            # One more advert: it carries the drop count as of its own arrival (the kernel may still be
+            # delivering the flood when the first receive runs).
+            tx.sendto(msg, ("224.0.0.18", 0))
+            total[0] += 1
+            select.select([rx], [], [], 1.0)
+            eng.receive(rx_id, 0)
+            return eng.rx_stats(rx_id)["datagrams"] + eng.drops(rx_id)[-1] == total[0]
+
+        wait_for(accounted, timeout=10, what="every advert read or counted as an overflow")
+        sent = total[0]
+        drops = dict(zip(_engine.DROP_REASONS, eng.drops(rx_id), strict=True))
+        got = eng.rx_stats(rx_id)["datagrams"]
+        print(f"sent {sent}, read {got}, rx_overflow {drops['rx_overflow']}")
+        assert drops["rx_overflow"] > 0
+        assert got + drops["rx_overflow"] == sent
+    finally:
+        tx.close()
+        rx.close()
