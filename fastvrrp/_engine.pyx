@@ -9,8 +9,11 @@ nothing here creates a Python object unless Python has to decide something (docs
   unchanged master push its Master_Down deadline (RFC 5798 6.4.2) without waking Python.
 - run(now_us): fire every deadline due within SLACK_US (uvloop rounds timers to 1 ms,
   docs/kernel-notes.md#uvloop-timers); a master slot queues its pre-rendered adverts and re-arms itself
-  (RFC 5798 6.4.3 Adver_Timer); everything else becomes an EV_TIMER event.
+  (RFC 5798 6.4.3 Adver_Timer); everything else becomes an EV_TIMER event, but only after every open rx
+  socket was read once (an advert waiting unread counts as heard: docs/costs.md#stalls).
 - flush(): one sendmmsg per tx socket for everything queued.
+- send_due(now_us): the masters' due adverts alone, flushed; safe from another thread while no other engine
+  call has let go of the GIL (docs/costs.md#advert-precedence).
 
 Time is integer microseconds on a clock the caller owns (the driver passes CLOCK_MONOTONIC): no clock is read
 here, so tests drive the engine with a virtual clock. With fast_path=False the engine decides nothing: every

@@ -279,3 +279,79 @@ def test_a_full_receive_buffer_is_counted_as_rx_overflow(lab):
     finally:
         tx.close()
         rx.close()
+
+
+# --- 1,000 instances over 4 segments (the density lab): heavy, run on request ------------------------------
+HEAVY = os.environ.get("FASTVRRP_DENSITY_HEAVY") == "1"
+heavy = pytest.mark.skipif(not HEAVY, reason="1,000 x 10 ms: set FASTVRRP_DENSITY_HEAVY=1 (under the lock)")
+
+
+def _density_pair(lab, count: int, adver_int_ms: int):
+    from fastvrrp.lab.density import DensityLan, start_and_wait, wait_all_state
+
+    net = DensityLan(lab, instances=count, routers=2)
+    r1 = net.router(1, "fastvrrp", net.instances(HIGH, adver_int_ms))
+    r2 = net.router(2, "fastvrrp", net.instances(LOW, adver_int_ms))
+    up1 = start_and_wait(r1)
+    wait_all_state(up1.watch, "MASTER")
+    up2 = start_and_wait(r2)
+    wait_all_state(up2.watch, "BACKUP")
+    return net, r1, r2, up1.watch, up2.watch
+
+
+class _SentOnPorts:
+    """SentBy on every segment port of one router."""
+
+    def __init__(self, ns: str, ports: list[str]) -> None:
+        self.caps = [SentBy(ns, p) for p in ports]
+
+    def __enter__(self) -> _SentOnPorts:
+        for c in self.caps:
+            c.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for c in self.caps:
+            c.__exit__(*exc)
+
+    def count(self, since: float = 0.0) -> int:
+        return sum(c.count(since) for c in self.caps)
+
+
+@heavy
+def test_a_stalled_backup_of_1000_instances_does_not_take_over(lab):
+    net, r1, r2, w1, w2 = _density_pair(lab, 1000, INTERVAL_MS)
+    ports = [f"p2s{s}" for s in range(net.segments)]
+    with _SentOnPorts(net.switch, ports) as sent:
+        time.sleep(1.0)  # settled: the backup is quiet before the stall
+        before = sent.count()
+        t_before = w1.poll() + w2.poll()
+        after = 0
+        for _ in range(STALLS):
+            _signal_tree(r2, signal.SIGSTOP)
+            try:
+                time.sleep(STALL_S)  # the stimulus
+            finally:
+                _signal_tree(r2, signal.SIGCONT)
+            resumed = time.time()
+            time.sleep(WATCH_S)
+            after += sent.count(since=resumed - 0.01)
+        changes = w1.poll() + w2.poll() - t_before
+    print(
+        f"1000 x {INTERVAL_MS} ms, backup stopped {STALLS} x 300 ms: backup adverts before {before}, "
+        f"after resuming {after}, state changes {changes}"
+    )
+    assert (before, after, changes) == (0, 0, 0)
+
+
+@heavy
+def test_1000_instances_at_10ms_hold_without_a_transition(lab):
+    net, r1, r2, w1, w2 = _density_pair(lab, 1000, INTERVAL_MS)
+    ports = [f"p2s{s}" for s in range(net.segments)]
+    with _SentOnPorts(net.switch, ports) as sent:
+        t0 = w1.poll() + w2.poll()
+        time.sleep(10.0)  # the window: nothing may happen in it
+        changes = w1.poll() + w2.poll() - t0
+        from_backup = sent.count()
+    print(f"1000 x {INTERVAL_MS} ms for 10 s: adverts from the backup {from_backup}, state changes {changes}")
+    assert (from_backup, changes) == (0, 0)
