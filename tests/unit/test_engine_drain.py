@@ -245,3 +245,14 @@ def test_send_due_fires_only_what_is_due(pair):
     masters(eng, rx, tx, 3)
     assert eng.send_due(500) == 0  # nothing due yet
     assert eng.send_due(1_000_000) == 3
+
+
+def test_the_metrics_name_the_overflow_drops(pair):
+    from fastvrrp.daemon import metrics
+
+    rx_sock, _ = pair
+    eng, rx, _ = engine(rx_sock)
+    drops = eng.drops(rx)
+    drops[-1] = 7  # what SO_RXQ_OVFL would have reported
+    text = metrics.render(metrics.Snapshot(rx=[metrics.RxRow("eth0", 4, 10, drops)])).decode()
+    assert 'fastvrrp_rx_drops_total{intf="eth0",family="4",reason="rx_overflow"} 7\n' in text
