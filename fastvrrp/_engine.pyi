@@ -4,6 +4,7 @@ from collections.abc import Iterable, Sequence
 
 EV_TIMER: int
 EV_ADVERT: int
+DROP_REASONS: tuple[str, ...]
 
 Event = tuple[int, int, object]  # (EV_TIMER, slot, deadline_us) | (EV_ADVERT, slot, fastvrrp._wire.Packet)
 Ipv6Datagram = tuple[bytes, bytes, bytes, int]  # (msg, src16, dst16, hoplimit)
@@ -12,6 +13,7 @@ class Engine:
     batch: int
     fast_path: bool
     capture: bool
+    rx_clock: bool
     def __init__(
         self,
         max_slots: int = 4096,
@@ -19,6 +21,7 @@ class Engine:
         fast_path: bool = True,
         capture: bool = False,
         max_sockets: int = 256,
+        rx_clock: bool = False,
     ) -> None: ...
     # sockets
     def add_rx_socket(
@@ -26,6 +29,7 @@ class Engine:
     ) -> int: ...
     def set_own(self, rx: int, own: Iterable[bytes]) -> None: ...
     def add_tx_socket(self, fd: int, family: int) -> int: ...
+    def close_rx(self, rx: int) -> None: ...
     # slots
     def add_slot(
         self,
@@ -56,8 +60,9 @@ class Engine:
     def take_sent(self) -> list[tuple[int, int, bytes, bytes]]: ...
     # deadlines and receive
     def next_deadline(self) -> int: ...
-    def run(self, now_us: int) -> list[Event]: ...
-    def receive(self, rx: int, now_us: int) -> list[Event]: ...
+    def run(self, now_us: int, drain: bool = True) -> list[Event]: ...
+    def send_due(self, now_us: int) -> int: ...
+    def receive(self, rx: int, now_us: int, max_events: int = 0) -> list[Event]: ...
     def feed(
         self, rx: int, now_us: int, packets: Sequence[bytes] | Sequence[Ipv6Datagram]
     ) -> list[Event]: ...

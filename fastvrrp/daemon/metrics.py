@@ -40,7 +40,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, ThreadingWSGIServer, generate_latest
 
 from fastvrrp import __version__
-from fastvrrp._wire import DROP_REASONS
+from fastvrrp._engine import DROP_REASONS  # the codec's reasons, then the engine's (rx_overflow)
 from fastvrrp.daemon.driver import advert_counts
 
 INSTANCE_LABELS = ("iname", "intf", "vrid", "family")
