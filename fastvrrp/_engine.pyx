@@ -627,7 +627,7 @@ cdef class Engine:
         return -1
 
     cdef int _run_copies(self, int64_t limit) except -1:
-        # Queue every copy due by limit (returns how many); the next copy of the same advert is one delay later.
+        # Queue every copy due by limit (returns how many); the next copy of one advert is one delay later.
         cdef int32_t s, queued = 0
         cdef int64_t k = self._copy_next()
         cdef Slot *sl
