@@ -120,6 +120,19 @@ def test_master_fast_path_sends_copies_and_keeps_its_interval():
     eng._check_heap()
 
 
+def test_the_advert_threads_send_due_sends_the_copies_too():
+    """send_due (the daemon's advert thread, for a loop held in other work) fires a master and its copies
+    exactly as run() does: the same datagrams at the same times."""
+    eng, s = master_slot()
+    eng.master(s, 100_000, 0)
+    out = []
+    while 0 <= (t := eng.next_deadline()) <= 250_000:
+        eng.send_due(t)  # flushes itself
+        out += [t] * len(eng.take_sent())
+    assert out == [0, 5000, 10000, 100_000, 105_000, 110_000, 200_000, 205_000, 210_000]
+    assert eng.slot_stats(s)["copies"] == 6
+
+
 def test_send_now_with_a_time_sends_copies_without_one_none():
     eng, s = master_slot(fast_path=False)
     eng.send_now(s)
