@@ -128,6 +128,7 @@ class Daemon:
         self.monitor: netlink.LinkMonitor | None = None
         self.metrics: metrics.MetricsServer | None = None
         self._reloading = False
+        self._reload_again = False
         self._link_up: dict[int, bool] = {}
         self._startup_delay: asyncio.TimerHandle | None = None  # vrrp_startup_delay still running
         self._control_inode = 0
@@ -385,10 +386,23 @@ class Daemon:
     # --- reload ------------------------------------------------------------------------------------------
 
     async def reload(self) -> None:
-        """SIGHUP: apply a new config; unchanged instances keep their state and adverts, without a gap."""
+        """SIGHUP: apply a new config; unchanged instances keep their state and adverts, without a gap.
+        A SIGHUP that arrives while a reload is being applied is not lost: the file is read again once the
+        running reload is done (one more reload however many SIGHUPs came in the meantime)."""
         if self._reloading:
+            self._reload_again = True
             return
         self._reloading = True
+        try:
+            again = True
+            while again:
+                self._reload_again = False
+                await self._reload_once()
+                again = self._reload_again
+        finally:
+            self._reloading = False
+
+    async def _reload_once(self) -> None:
         self.systemd.reloading()
         new = None
         try:
@@ -396,12 +410,13 @@ class Daemon:
             if new is not None:
                 started = await apply_config(self, new, now_us())
                 self.operator.keep_only(self.insts)  # drains and offsets of instances that still exist
-                gc.collect()  # what the old configuration left, then the new one stays out of gc scans
+                # Reading unfroze everything (config.check_file): collect what the old configuration left,
+                # cycles of replaced instances included, then keep the rest out of later gc scans.
+                gc.collect()
                 gc.freeze()
                 self._after(now_us())
                 log.info("reloaded %s (%d instances, %d started)", self.config_path, len(self.insts), started)
         finally:
-            self._reloading = False
             self.systemd.reloaded(refused=new is None)  # the new configuration is in charge, or refused
 
 

@@ -216,7 +216,6 @@ def soak(lab, count: int, reloads: int, transitions: int, warmup: int) -> None:
     check_rss(max(growth), samples)
 
 
-@pytest.mark.xfail(raises=RssGrowth, strict=True, reason=LEAK)
 def test_soak_light(lab):
     soak(lab, count=40, reloads=30, transitions=2000, warmup=4)
 
@@ -227,12 +226,6 @@ def test_soak_100_reloads_10000_transitions(lab):
     soak(lab, count=50, reloads=100, transitions=10_000, warmup=10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a SIGHUP that arrives while a reload runs is dropped (Daemon.reload returns at once when "
-    "_reloading is set), so the configuration on disk at that moment is never applied (issue 15 report)",
-)
 def test_a_sighup_during_a_reload_is_not_lost(lab):
     """An operator edits the file again and sends SIGHUP while the previous reload is still being applied:
     the daemon must end up running what is on disk."""
