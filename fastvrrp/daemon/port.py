@@ -14,8 +14,10 @@ the instance's VIPs are checked again once its changes are done.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -27,6 +29,53 @@ from fastvrrp.daemon.no_accept import NoAccept
 from fastvrrp.io import netlink
 
 log = logging.getLogger("fastvrrp")
+
+
+class Later:
+    """Work that must not delay the adverts: run from the loop's ready queue after the current turn (whose
+    end flushes the engine's adverts), in order, at most `budget_s` per loop callback, so a thousand
+    transitions' reports interleave with the timers and sockets instead of holding the loop for their
+    whole length (docs/costs.md#per-transition)."""
+
+    __slots__ = ("loop", "budget_s", "items", "_handle", "errors")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, budget_s: float = 0.002) -> None:
+        self.loop = loop
+        self.budget_s = budget_s
+        self.items: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = collections.deque()
+        self._handle: asyncio.Handle | None = None
+        self.errors = 0
+
+    def add(self, fn: Callable[..., None], *args: Any) -> None:
+        self.items.append((fn, args))
+        if self._handle is None:
+            self._handle = self.loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        end = time.perf_counter() + self.budget_s
+        items = self.items
+        while items:
+            fn, args = items.popleft()
+            try:
+                fn(*args)
+            except Exception:  # one report failing must not lose the others
+                self.errors += 1
+                log.exception("internal error in %s", getattr(fn, "__name__", fn))
+            if items and time.perf_counter() > end:
+                self._handle = self.loop.call_soon(self._run)
+                return
+
+    def drain(self) -> None:
+        """Everything now (stop, reload)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.budget_s, budget = float("inf"), self.budget_s
+        try:
+            self._run()
+        finally:
+            self.budget_s = budget
 
 
 class DaemonPort:
@@ -60,6 +109,7 @@ class DaemonPort:
         self._busy: dict[RunningInstance, int] = {}  # address changes in the worker, per instance
         self._recheck: set[RunningInstance] = set()  # removal seen while busy: re-add once idle if MASTER
         self._status_soon = False  # a status write is already asked for this loop turn
+        self.later = Later(loop)  # what the adverts go before: reports and announcements
         self.batches = 0  # batches handed to the worker
         self.put_back = 0  # VIPs put back after someone else removed them
 
@@ -78,11 +128,21 @@ class DaemonPort:
             self._flush = self.loop.call_soon(self._flush_addresses)
 
     def announce(self, inst: RunningInstance, frames: list[bytes]) -> None:
-        # The takeover advert the driver queued goes out before the gratuitous ARPs (RFC 5798 6.4.2 order).
-        self.engine.flush()
-        inst.io.sender.send(frames)
+        # Sent after the loop turn's adverts (the engine is flushed first, at the end of the turn), so the
+        # takeover advert goes before the gratuitous ARPs (RFC 5798 6.4.2 order) and a mass takeover sends
+        # every instance's advert before anyone's ARPs.
+        self.later.add(self._announce_now, inst, frames)
+
+    def _announce_now(self, inst: RunningInstance, frames: list[bytes]) -> None:
+        if inst.announcer.active:  # still master: a backup must not announce (RFC 5798 6.4.2)
+            self.engine.flush()  # no-op unless an advert was queued since the turn's end
+            inst.io.sender.send(frames)
 
     def transition(self, inst: RunningInstance, change: StateChanged) -> None:
+        """Reported (log, notify scripts and FIFOs, sync group notices, status) after the turn's adverts."""
+        self.later.add(self._report, inst, change, inst.core.priority, time.time())
+
+    def _report(self, inst: RunningInstance, change: StateChanged, priority: int, wall: float) -> None:
         if change.new is State.INIT:
             log.info("(%s) Stopped", inst.name)
             word = "STOP"
@@ -90,10 +150,10 @@ class DaemonPort:
             log.info("(%s) Entering %s STATE", inst.name, change.new.name)
             word = change.new.name
         log.debug("(%s) %s -> %s: %s", inst.name, change.old.name, change.new.name, change.reason)
-        self.notifier.instance_state(inst.name, inst.io.scripts, word, inst.core.priority)
+        self.notifier.instance_state(inst.name, inst.io.scripts, word, priority)
         self.group_changed(inst.name)
         if self.book is not None:
-            self.book.transition(inst.name, change.reason)
+            self.book.transition(inst.name, change.reason, wall)
         if not self._status_soon:  # the status file and systemd's STATUS=, once per batch of transitions
             self._status_soon = True
             self.loop.call_soon(self._write_status)
@@ -103,8 +163,11 @@ class DaemonPort:
         self.write_status()
 
     def lower_priority(self, inst: RunningInstance, priority: int) -> None:
+        self.later.add(self._report_lower, inst, priority, inst.core.priority)
+
+    def _report_lower(self, inst: RunningInstance, priority: int, ours: int) -> None:
         log.info("(%s) received lower priority (%d) advert", inst.name, priority)
-        self.notifier.instance_event(inst.name, inst.io.scripts, "MASTER_RX_LOWER_PRI", inst.core.priority)
+        self.notifier.instance_event(inst.name, inst.io.scripts, "MASTER_RX_LOWER_PRI", ours)
 
     # --- addresses taken away behind our back (the link monitor) --------------------------------------------
 
@@ -149,7 +212,8 @@ class DaemonPort:
     # --- address changes ---------------------------------------------------------------------------------
 
     async def settle(self) -> None:
-        """Wait until no address change is in flight."""
+        """Report what is still to report, and wait until no address change is in flight."""
+        self.later.drain()
         if self._want:
             self._flush_addresses()
         while self._tasks:
