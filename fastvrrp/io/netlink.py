@@ -458,12 +458,11 @@ class NetlinkWorker:
         return await self._run(self._list, ifindex, family)
 
     async def link_index(self, ifname: str) -> int | None:
+        if self.netns is None:
+            # One ioctl, in the namespace the loop runs in (the daemon's): no trip to the worker thread,
+            # which a start-up of a thousand instances would make a thousand times.
+            return _if_index(ifname)
         return await self._run(_if_index, ifname)
-
-    async def link_indexes(self, ifnames: Iterable[str]) -> dict[str, int | None]:
-        """Several interfaces' indexes in one trip to the worker thread."""
-        names = list(ifnames)
-        return await self._run(lambda: {n: _if_index(n) for n in names})
 
     def _primary(self, ifname: str, family: int) -> str | None:
         index = _if_index(ifname)
