@@ -290,7 +290,7 @@ class NetlinkBatcher:
         """Several instances' VIPs added (True) or removed (False) in order, in as few send()s as the chunk
         limits allow (a mass failover: one trip to the kernel for hundreds of instances); one result each."""
         results = [ApplyResult() for _ in ops]
-        items = []
+        items: list[tuple[int, VipSpec, bytes, ApplyResult]] = []
         for (batch, add), result in zip(ops, results, strict=True):
             op = RTM_NEWADDR if add else RTM_DELADDR
             msgs = batch.add_msgs if add else batch.del_msgs
