@@ -89,14 +89,15 @@ def _takeover(lab, net, r1, r2, watch2: LogWatch, cost: Cost, first: bool) -> No
     boot = max(60.0, cost.count / 20)
     mon = lab.spawn(r2.ns, ["ip", "-ts", "-4", "monitor", "address"], f"ipmon-{len(lab.procs)}")
     with net.observer() as obs:
-        t_quiet = time.time()
-        wait_for(lambda: time.time() - t_quiet >= 1.0, timeout=5, interval=0.05, what="steady")
+        t_quiet = time.monotonic()
+        wait_for(lambda: time.monotonic() - t_quiet >= 1.0, timeout=5, interval=0.05, what="steady")
         log_from = len(r2.log())
         t_kill = time.time()
         r1.crash()
         wait_all_state(watch2, "MASTER", timeout=boot)
         t_done = time.time()
-        wait_for(lambda: time.time() - t_done >= 1.0, timeout=5, interval=0.05, what="after")
+        t_wait = time.monotonic()  # durations on the monotonic clock (a VM's wall clock may step)
+        wait_for(lambda: time.monotonic() - t_wait >= 1.0, timeout=5, interval=0.05, what="after")
     mon.stop()
     takeover_log = r2.log()[log_from:]
     cost.put_back += takeover_log.count("putting it back")
@@ -138,8 +139,8 @@ def _run(lab, count: int, a_ms: int) -> Cost:
         up1 = start_and_wait(r1, timeout=boot)
         wait_all_state(up1.watch, "MASTER", timeout=boot)
         up2 = start_and_wait(r2, timeout=boot)
-        t_seen = time.time()
-        wait_for(lambda: time.time() - t_seen >= 1.0, timeout=5, interval=0.05, what="owner's advert")
+        t_seen = time.monotonic()
+        wait_for(lambda: time.monotonic() - t_seen >= 1.0, timeout=5, interval=0.05, what="owner's advert")
     cost.startup_s = up2.initial_s
     cost.owner_s = first_advert_after(obs.adverts((0,)), 2, up2.exec_t, segment=0, vrid=1)
     watch2 = up2.watch
@@ -149,8 +150,8 @@ def _run(lab, count: int, a_ms: int) -> Cost:
         return sum(v == b"BACKUP" for v in watch2.last.values()) == count - 1
 
     wait_for(settled, timeout=boot, interval=0.1, what="r2 backup of all but its owner instance")
-    t0 = time.time()
-    wait_for(lambda: time.time() - t0 >= 2.0, timeout=5, interval=0.1, what="steady")
+    t0 = time.monotonic()
+    wait_for(lambda: time.monotonic() - t0 >= 2.0, timeout=5, interval=0.1, what="steady")
     cost.rss_kib = rss_kib(r2.pids())
     _takeover(lab, net, r1, r2, watch2, cost, first=True)
     cost.rss_cycles_kib.append(rss_kib(r2.pids()))
