@@ -169,6 +169,7 @@ class Daemon:
         if self.control is not None:
             await self.control.serve()
         self.status.tick()
+        self.port.later.drain()  # the initial states are logged and reported before READY=1
         gc.freeze()  # everything allocated so far lives for the daemon's lifetime: keep it out of gc scans
         # Every instance has its sockets and its initial state (or is held: vrrp_startup_delay, trackers).
         self.systemd.ready()
