@@ -6,7 +6,7 @@ PIP     := $(VPY) -m pip
 DEB_PKGS := keepalived tcpdump iproute2 iputils-ping procps nftables systemd prometheus
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv build test unit bench lint demo debug clean
+.PHONY: all deps venv build test unit bench bench-gate bench-gate-baseline bench-density lint demo debug clean
 
 all: build
 
@@ -48,7 +48,31 @@ debug: deps venv
 	  exit $$status
 
 bench: deps build
-	$(VPY) -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,rounds -p no:cacheprovider $(PYTEST_ARGS)
+	$(VPY) -m pytest -q bench --ignore=bench/test_bench_density.py --benchmark-only --benchmark-columns=min,median,mean,rounds -p no:cacheprovider $(PYTEST_ARGS)
+
+# The regression gate (README "Benchmarks as a regression gate"): the fast, low-noise suites, each figure a
+# same-run ratio (bench/gate.py), compared with the stored baseline by pytest-benchmark; fails on a
+# regression of more than GATE_TOLERANCE percent of any ratio's best round. GATE_JSON keeps this run's figures.
+GATE_BENCH     := bench/test_bench_calibration.py bench/test_bench_wire.py bench/test_bench_engine.py \
+                  bench/test_bench_config.py bench/test_bench_metrics.py::test_render_1000_instances \
+                  bench/test_bench_metrics.py::test_render_without_keepalived_families
+GATE_BASELINE  ?= bench/baseline/gate.json
+GATE_TOLERANCE ?= 50
+GATE_JSON      ?= build/bench-gate.json
+GATE_ARGS       = --benchmark-only -p no:cacheprovider --benchmark-columns=min,median,rounds --benchmark-sort=name
+
+bench-gate: build
+	mkdir -p $(dir $(GATE_JSON))
+	FASTVRRP_BENCH_GATE=1 $(VPY) -m pytest -q $(GATE_BENCH) $(GATE_ARGS) --benchmark-json=$(GATE_JSON) \
+	  --benchmark-compare=$(GATE_BASELINE) --benchmark-compare-fail=min:$(GATE_TOLERANCE)% $(PYTEST_ARGS)
+
+# Refresh the stored baseline (commit the file it writes); run it on an otherwise idle machine.
+bench-gate-baseline: build
+	FASTVRRP_BENCH_GATE=1 $(VPY) -m pytest -q $(GATE_BENCH) $(GATE_ARGS) --benchmark-json=$(GATE_BASELINE) $(PYTEST_ARGS)
+
+# Density side by side with keepalived (bench/test_bench_density.py), about 10 minutes, under the machine lock.
+bench-density: deps build
+	flock /tmp/fastvrrp-heavy.lock $(VPY) -m pytest -q bench/test_bench_density.py --benchmark-only -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check fastvrrp tests bench

@@ -14,7 +14,9 @@ The table at the end prints each target of the issue beside the measurement with
 reports; it fails only when a run breaks (no adverts, a daemon exits). Run under the machine's lock:
     flock /tmp/fastvrrp-heavy.lock .venv/bin/python -m pytest -q bench/test_bench_density.py --benchmark-only
 FASTVRRP_DENSITY_WINDOW (seconds, default 15) and FASTVRRP_DENSITY_SCENARIOS (e.g. "1000x10,4000x100")
-narrow a run.
+narrow a run; FASTVRRP_DENSITY_SCRAPE_AT (default 1000x10) chooses the size of the scrape window.
+The share of the rate counts every advert of the master in the window: it can pass 100 % while the pair
+flaps, because a master that takes an instance back advertises at once.
 """
 
 # ruff: noqa: F811
@@ -32,7 +34,8 @@ from fastvrrp.lab.testbed import KINDS, master_down_ms
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
 WINDOW_S = float(os.environ.get("FASTVRRP_DENSITY_WINDOW", "15"))
-SCRAPE_AT = (1000, 10)
+# issue 13 asks at 1,000 x 10 ms; FASTVRRP_DENSITY_SCRAPE_AT=500x10 moves the scrape window to another size
+SCRAPE_AT = tuple(int(x) for x in os.environ.get("FASTVRRP_DENSITY_SCRAPE_AT", "1000x10").split("x"))
 ALL = [(255, 10), (500, 10), (1000, 10), (4000, 100)]
 _SEL = os.environ.get("FASTVRRP_DENSITY_SCENARIOS", "")
 SCENARIOS = [tuple(int(x) for x in s.split("x")) for s in _SEL.split(",") if s] or ALL

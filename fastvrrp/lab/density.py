@@ -204,8 +204,11 @@ class Capture:
         if not self.procs:
             return
         if covered is not None:
+            # Waited on the monotonic clock: a step of the wall clock must not stretch (or skip) the wait.
+            left = min(max(covered + self.DELIVERY_S - time.time(), 0.0), self.DELIVERY_S)
+            end = time.monotonic() + left
             wait_for(
-                lambda: time.time() >= covered + self.DELIVERY_S,
+                lambda: time.monotonic() >= end,
                 timeout=self.DELIVERY_S + 5,
                 interval=0.05,
                 what="the capture's last ring block",
@@ -443,7 +446,7 @@ class Startup:
 def start_and_wait(router: Router, timeout: float = 120.0, interval: float = 0.01) -> Startup:
     """Start `router` and time exec -> every instance in its initial state (first state line logged)."""
     watch = LogWatch(router)
-    t_exec = time.time()
+    t_exec, m_exec = time.time(), time.monotonic()
     router.start()
 
     def started() -> bool:
@@ -453,7 +456,7 @@ def start_and_wait(router: Router, timeout: float = 120.0, interval: float = 0.0
         return watch.all_started()
 
     wait_for(started, timeout=timeout, interval=interval, what=f"{router.name}: every instance started")
-    return Startup(t_exec, time.time() - t_exec, watch)
+    return Startup(t_exec, time.monotonic() - m_exec, watch)
 
 
 def wait_all_state(watch: LogWatch, state: str, timeout: float = 120.0) -> None:
@@ -569,9 +572,11 @@ def _window(
     meter = UsageMeter(routers)
     before = sum(w.poll() for w in watches)
     meter.begin()
-    t0 = time.time()
-    wait_for(lambda: time.time() - t0 >= seconds, timeout=seconds + 10, interval=0.05, what="the window")
+    t0, m0 = time.time(), time.monotonic()
+    wait_for(lambda: time.monotonic() - m0 >= seconds, timeout=seconds + 10, interval=0.05, what="the window")
     t1 = time.time()
+    if not 0.9 * seconds <= t1 - t0 <= 1.1 * seconds + 1:
+        raise RuntimeError(f"the wall clock stepped during the window ({t1 - t0:.3f} s for {seconds} s)")
     usage = meter.end()
     return t0, t1, usage, sum(w.poll() for w in watches) - before
 
