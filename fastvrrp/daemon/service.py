@@ -179,6 +179,7 @@ class Daemon:
         if self.control is not None:
             await self.control.serve()
         self.status.tick()
+        self.port.later.drain()  # the initial states are logged and reported before READY=1
         gc.freeze()  # everything allocated so far lives for the daemon's lifetime: keep it out of gc scans
         sys.setswitchinterval(SWITCH_S)
         self.watchdog = Watchdog(self.engine.send_due, WATCHDOG_GRACE_US)
