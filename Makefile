@@ -5,8 +5,12 @@ VPY     := $(VENV)/bin/python
 PIP     := $(VPY) -m pip
 DEB_PKGS := keepalived tcpdump iproute2 iputils-ping procps nftables systemd prometheus
 PYTEST_ARGS ?=
+# The fuzz build needs clang and its compiler-rt (libFuzzer, AddressSanitizer); FUZZ_ARGS go to fuzz/run.py
+# (e.g. FUZZ_ARGS="--scale 0.1" for a short run, "--only wire engine").
+FUZZ_DEB_PKGS := clang-14 libclang-rt-14-dev
+FUZZ_ARGS ?=
 
-.PHONY: all deps venv build test unit bench lint demo debug clean
+.PHONY: all deps venv build test unit bench lint demo debug fuzz fuzz-deps clean
 
 all: build
 
@@ -43,6 +47,25 @@ unit: build
 debug: deps venv
 	FASTVRRP_DEBUG=1 $(VPY) setup.py -q build_ext --inplace && \
 	  $(VPY) -m pytest -q tests/unit tests/sim $(PYTEST_ARGS); status=$$?; \
+	  echo "restoring the normal build"; \
+	  FASTVRRP_FORCE=1 $(VPY) setup.py -q build_ext --inplace || exit 1; \
+	  exit $$status
+
+# Coverage-guided fuzzing of every parser of untrusted bytes (docs/fuzzing.md): the extensions are rebuilt
+# with clang's fuzzer and AddressSanitizer instrumentation, each harness in fuzz/ runs for its budget, and the
+# normal build is put back whatever the fuzzers found (as for `make debug`); the target fails if a harness
+# did. About 30 minutes on 2 cores.
+fuzz-deps:
+	@missing=""; for p in $(FUZZ_DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# (atheris comes with the venv: it is in the test extra, for the smoke run of every harness in `make test`.)
+fuzz: deps fuzz-deps venv
+	FASTVRRP_FUZZ=1 $(VPY) setup.py -q build_ext --inplace && \
+	  $(VPY) fuzz/run.py $(FUZZ_ARGS); status=$$?; \
 	  echo "restoring the normal build"; \
 	  FASTVRRP_FORCE=1 $(VPY) setup.py -q build_ext --inplace || exit 1; \
 	  exit $$status

@@ -361,7 +361,7 @@ class Preprocessor:
             self.problems.append(Problem(f, ln, f"include loop: {chain}"))
             return
         try:
-            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:  # see below
                 raw = fh.read()
         except OSError as e:
             f, ln = origin or (path, 0)
@@ -372,7 +372,8 @@ class Preprocessor:
         saved_dir = self._dir
         self._dir = os.path.dirname(os.path.abspath(path))
         try:
-            lines = raw.split("\n")
+            # Only "\n" ends a line (keepalived, grep -n, editors): a lone "\r" must not shift line numbers.
+            lines = [ln.removesuffix("\r") for ln in raw.split("\n")] if "\r" in raw else raw.split("\n")
             i, n = 0, len(lines)
             while i < n:
                 lineno = i + 1
