@@ -74,8 +74,8 @@ bench: deps build
 	$(VPY) -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,rounds -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check fastvrrp tests bench
-	$(VENV)/bin/ruff format --check fastvrrp tests bench
+	$(VENV)/bin/ruff check fastvrrp tests bench fuzz
+	$(VENV)/bin/ruff format --check fastvrrp tests bench fuzz
 	$(VENV)/bin/mypy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/cython-lint --max-line-length 110 fastvrrp/*.pyx fastvrrp/*.pxd
 

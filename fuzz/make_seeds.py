@@ -9,6 +9,9 @@ a layout changes). The kernel's own messages and a real capture come from fuzz/c
   config        the configurations of tests/configs (an include folded into the NUL-separated second file)
   dns           responses the way resolvers send them: A, AAAA, CNAME chain, NXDOMAIN with an SOA, TC
   http          responses: plain, Content-Length, chunked, redirect, error, keep-alive
+
+and fuzz/config.dict, the libFuzzer dictionary of fuzz_config.py: every keyword the reader knows (the
+quoted identifiers of fastvrrp/config) and the tokens of the line-level language.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 import socket
 import struct
 import sys
@@ -210,7 +214,52 @@ def http() -> None:
         write("http", name, data)
 
 
+def config_dict() -> None:
+    words = set()
+    for path in glob.glob(os.path.join(ROOT, "fastvrrp", "config", "*.py")):
+        with open(path) as f:
+            words.update(re.findall(r'"([a-z][a-z0-9_]{2,40})"', f.read()))
+    words.update(
+        [
+            "{",
+            "}",
+            "@",
+            "@^",
+            "$",
+            "${",
+            "~SEQ(",
+            "~SEQx(",
+            "~LST(",
+            "include",
+            "${_PWD}",
+            "\\",
+            "${_INSTANCE}",
+            "${_RANDOM 1 9}",
+            "${_HASH}",
+            "${_BANG}",
+            "${_ENV FUZZ}",
+            "!",
+            "#",
+            '"',
+            "'",
+            "192.0.2.1/24",
+            "2001:db8::1/64",
+            "eth0",
+            "MASTER",
+            "BACKUP",
+            "PASS",
+            "AH",
+            "VI_1",
+        ]
+    )
+    lines = ["# libFuzzer dictionary for fuzz_config.py, written by fuzz/make_seeds.py"]
+    lines += ['"' + w.replace("\\", "\\\\").replace('"', '\\"') + '"' for w in sorted(words)]
+    with open(os.path.join(ROOT, "fuzz", "config.dict"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 if __name__ == "__main__":
+    config_dict()
     wire_and_engine()
     pcaps()
     configs()

@@ -81,6 +81,9 @@ def fuzz_build() -> bool:
 
 def command(name: str, runs: int, timeout: int, max_len: int, extra: list[str]) -> list[str]:
     work = os.path.join(BUILD, "corpus", name)
+    words = os.path.join(ROOT, "fuzz", f"{name}.dict")
+    if os.path.exists(words):
+        extra = [f"-dict={words}", *extra]
     arts = os.path.join(BUILD, "artifacts")
     os.makedirs(work, exist_ok=True)
     os.makedirs(arts, exist_ok=True)
