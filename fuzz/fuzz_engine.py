@@ -10,7 +10,10 @@ are fed four at a time, with run() 300 ms later after each batch.
 
 The documented answer: feed() and run() return events and never raise for any bytes; every datagram is
 either dropped and counted by reason, absorbed by the fast path (counted in rx_fast) or returned as one
-EV_ADVERT event for the slot of its VRID with a valid Packet; the deadline heap stays consistent.
+EV_ADVERT event for the slot of its VRID with a valid Packet; the deadline heap stays consistent. And which
+of the three, for each datagram, is what a model written here from the codec's verdict (_wire.decode_*) and
+the receive rules of RFC 5798 7.1 / RFC 3768 7.1 (own address, VRID, version, password, unicast peer) and
+the fast path (the backup's master, unchanged) predicts.
 """
 
 from __future__ import annotations
@@ -68,6 +71,34 @@ def _add(eng: _engine.Engine, rx: int, tx: int, fam: dict, i: int, mode: int, no
     return s
 
 
+def _expect(eng: _engine.Engine, fam: dict, slots: dict, by_vrid: dict, item, flags: int) -> tuple:
+    """("drop", reason) | ("fast",) | ("event", slot) for one datagram, from the model."""
+    check_ttl, policy = bool(flags & 2), ((flags >> 2) & 3) % 3
+    if flags & 1:
+        msg, src, dst, hop = item
+        p = _wire.decode_ipv6(msg, src, dst, hop, check_ttl=check_ttl)
+    else:
+        p = _wire.decode_ipv4(item, check_ttl=check_ttl, policy=policy)
+    if not p.valid:
+        return ("drop", p.reason_code)
+    if p.src == fam["own"]:
+        return ("drop", _wire.R_OWN)
+    s = by_vrid.get(p.vrid)
+    if s is None:
+        return ("drop", _wire.R_NO_INSTANCE)
+    _vrid, version, auth_type, auth_data, peers = slots[s]
+    if p.version != version:
+        return ("drop", _wire.R_VERSION_MISMATCH)
+    password = auth_data.ljust(8, b"\0")
+    if version == 2 and (p.auth_type != auth_type or (auth_type == 1 and p.auth_data != password)):
+        return ("drop", _wire.R_AUTH_MISMATCH)
+    if peers and p.src != fam[peers]:
+        return ("drop", _wire.R_PEER)
+    if eng.mode(s) == "backup" and p.priority == 100 and p.adver_int_ms == 1000 and p.src == fam["peer"]:
+        return ("fast",)
+    return ("event", s)
+
+
 def one(data: bytes) -> None:
     if len(data) < 2:
         return
@@ -84,10 +115,13 @@ def one(data: bytes) -> None:
         if mode == 3:
             eng.remove_slot(s)
             s = _add(eng, rx, tx, fam, i, 2, now)
-        slots[s] = fam["slots"][i][0]
+        slots[s] = fam["slots"][i]
+    by_vrid = {spec[0]: s for s, spec in slots.items()}
     dgrams = _datagrams(data[2:], v6)
     for b in range(0, len(dgrams), BATCH):
         batch = dgrams[b : b + BATCH]
+        want = [_expect(eng, fam, slots, by_vrid, item, data[0]) for item in batch]
+        drops_before = eng.drops(rx)
         before = eng.rx_stats(rx)
         fast_before = sum(eng.slot_stats(s)["rx_fast"] for s in slots)
         events = eng.feed(rx, now, batch)
@@ -101,7 +135,17 @@ def one(data: bytes) -> None:
         )
         for kind, s, pkt in events:
             check(kind == _engine.EV_ADVERT and s in slots, f"bad event {kind} for slot {s}")
-            check(pkt.valid and pkt.vrid == slots[s], f"slot {s} got {pkt!r}")
+            check(pkt.valid and pkt.vrid == slots[s][0], f"slot {s} got {pkt!r}")
+        got_drops = [a - b for a, b in zip(eng.drops(rx), drops_before, strict=True)]
+        want_drops = [0] * _wire.R_COUNT
+        for w in want:
+            if w[0] == "drop":
+                want_drops[w[1]] += 1
+        check(got_drops == want_drops, f"drops by reason {got_drops}, the model says {want_drops}")
+        check(fast == sum(w[0] == "fast" for w in want), f"{fast} absorbed by the fast path, model: {want}")
+        check(
+            [s for _k, s, _p in events] == [w[1] for w in want if w[0] == "event"], f"events {events}: {want}"
+        )
         eng._check_heap()
         now += STEP_US
         for kind, s, _d in eng.run(now):
