@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -163,3 +165,42 @@ def test_config_password_that_is_not_utf8_is_its_bytes(tmp_path):
     cfg, problems, warnings = config.check(str(path), instance_id="t", env={})
     assert problems == [] and cfg is not None and "longer than 8 bytes" in warnings[0].message
     assert instance_config(cfg.instance("VI_1"), "192.0.2.2").auth_data == b"\xe9" * 8
+
+
+# --- keepalived.conf: a few lines that used to take all the memory ---------------------------------------
+
+BLOWUPS = {
+    # a definition that uses itself twice: the fixed-point loop doubled the line 64 times
+    "self": ("$X=a $X $X\nglobal_defs {\n    router_id $X\n}\n", 3, "parameter expansion makes more than"),
+    # definitions that multiply (8**8 characters), each used thousands of times on one line
+    "multiply": (
+        "".join(f"${b}={' '.join(['$' + a] * 8)}\n" for a, b in zip("ABCDEFG", "BCDEFGH", strict=True))
+        + "$A=x\nvrrp_instance $H {\n}\n",
+        9,
+        "parameter expansion makes more than",
+    ),
+    # a ~SEQ whose end has a typo, inside another (the bound is on all the rows of the file)
+    "seq": (
+        "global_defs {\n~SEQ(a, 9) ~SEQ(b, 1000000000) router_id r$a$b\n}\n",
+        2,
+        "~SEQ: more than 524288 rows",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", BLOWUPS)
+def test_config_expansion_is_bounded(tmp_path, name):
+    text, line, message = BLOWUPS[name]
+    path = tmp_path / "keepalived.conf"
+    path.write_text(text)
+    # In a child limited to 2 GiB of address space and a minute: before the bounds it ran out of both.
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "from fastvrrp import config\n"
+        f"cfg, problems, _w = config.check({str(path)!r}, instance_id='t', env={{}})\n"
+        "for p in problems: print(p.line, p.message)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert any(ln.startswith(f"{line} {message}") for ln in p.stdout.splitlines()), p.stdout
