@@ -33,7 +33,7 @@ CLANG_RT = "/usr/lib/llvm-14/lib/clang/*/lib/linux"
 # Harnesses of pure-Python parsers run without the ASan preload (it would only slow Python's allocations
 # down, about 20 times); those that reach the compiled code run with it in the fuzz build.
 BUDGETS = {  # (longest first: two at a time, the short ones fill in at the end)
-    "config": (250_000, 20, 4096, False),
+    "config": (200_000, 20, 4096, False),
     "wire": (10_000_000, 10, 4200, True),
     "engine": (2_000_000, 10, 4096, True),
     "dns": (5_000_000, 10, 1024, False),
