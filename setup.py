@@ -6,7 +6,7 @@ assertions on; FASTVRRP_ANNOTATE=1 writes the Cython annotation HTML; FASTVRRP_F
 
 FASTVRRP_FUZZ=1 is the fuzz build (docs/fuzzing.md): clang with `-fsanitize=address,fuzzer-no-link`, so
 libFuzzer (through atheris) sees the edges and comparisons of the compiled code and AddressSanitizer stops
-at the first out-of-bounds access. Such a build only loads with fuzz/run.sh's LD_PRELOAD; `make fuzz` puts
+at the first out-of-bounds access. Such a build only loads with fuzz/run.py's LD_PRELOAD; `make fuzz` puts
 the normal build back afterwards.
 """
 
