@@ -29,7 +29,7 @@ BUILD = os.path.join(ROOT, "build", "fuzz")
 CLANG_RT = "/usr/lib/llvm-14/lib/clang/*/lib/linux"
 
 # name -> (executions, libFuzzer -timeout seconds per input, -max_len, imports compiled code). Chosen so that
-# `make fuzz` (two harnesses at a time on 2 cores) takes about 30 minutes; docs/fuzzing.md has the rates.
+# `make fuzz` (two harnesses at a time on 2 cores) takes about 27 minutes; docs/fuzzing.md has the rates.
 # Harnesses of pure-Python parsers run without the ASan preload (it would only slow Python's allocations
 # down, about 20 times); those that reach the compiled code run with it in the fuzz build.
 BUDGETS = {  # (longest first: two at a time, the short ones fill in at the end)
