@@ -115,6 +115,8 @@ def main() -> int:
     args = ap.parse_args()
     plain = dict(os.environ)
     plain.pop("LD_PRELOAD", None)
+    plain["TMPDIR"] = os.path.join(BUILD, "tmp")  # (the config harness's files)
+    os.makedirs(plain["TMPDIR"], exist_ok=True)
     asan = dict(plain)
     native = fuzz_build()
     if native:

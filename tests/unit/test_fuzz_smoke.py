@@ -25,6 +25,7 @@ def run_harness(script: str, corpus: str, tmp: str, seconds: int = SECONDS) -> s
     work = os.path.join(tmp, "work")
     os.makedirs(work, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env["TMPDIR"] = tmp  # (the config harness's files: nothing left behind)
     cmd = [
         sys.executable, script, f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048",
         "-max_len=4096", f"-artifact_prefix={tmp}/", work, corpus,
