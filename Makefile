@@ -10,7 +10,8 @@ PYTEST_ARGS ?=
 FUZZ_DEB_PKGS := clang-14 libclang-rt-14-dev
 FUZZ_ARGS ?=
 
-.PHONY: all deps venv build test unit bench lint demo debug fuzz fuzz-deps clean
+.PHONY: all deps venv build test unit bench bench-gate bench-gate-baseline bench-density lint demo debug clean chaos fuzz \
+        fuzz-deps
 
 all: build
 
@@ -71,7 +72,38 @@ fuzz: deps fuzz-deps venv
 	  exit $$status
 
 bench: deps build
-	$(VPY) -m pytest -q bench --benchmark-only --benchmark-columns=min,median,mean,rounds -p no:cacheprovider $(PYTEST_ARGS)
+	$(VPY) -m pytest -q bench --ignore=bench/test_bench_density.py --benchmark-only --benchmark-columns=min,median,mean,rounds -p no:cacheprovider $(PYTEST_ARGS)
+
+# The regression gate (README "Benchmarks as a regression gate"): the fast, low-noise suites, each figure a
+# same-run ratio (bench/gate.py), compared with the stored baseline by pytest-benchmark; fails on a
+# regression of more than GATE_TOLERANCE percent of any ratio's best round. GATE_JSON keeps this run's figures.
+GATE_BENCH     := bench/test_bench_calibration.py bench/test_bench_wire.py bench/test_bench_engine.py \
+                  bench/test_bench_config.py bench/test_bench_metrics.py::test_render_1000_instances \
+                  bench/test_bench_metrics.py::test_render_without_keepalived_families
+GATE_BASELINE  ?= bench/baseline/gate.json
+GATE_TOLERANCE ?= 50
+GATE_JSON      ?= build/bench-gate.json
+GATE_ARGS       = --benchmark-only -p no:cacheprovider --benchmark-columns=min,median,rounds --benchmark-sort=name
+
+bench-gate: build
+	mkdir -p $(dir $(GATE_JSON))
+	FASTVRRP_BENCH_GATE=1 $(VPY) -m pytest -q $(GATE_BENCH) $(GATE_ARGS) --benchmark-json=$(GATE_JSON) \
+	  --benchmark-compare=$(GATE_BASELINE) --benchmark-compare-fail=min:$(GATE_TOLERANCE)% $(PYTEST_ARGS)
+
+# Refresh the stored baseline (commit the file it writes); run it on an otherwise idle machine.
+bench-gate-baseline: build
+	FASTVRRP_BENCH_GATE=1 $(VPY) -m pytest -q $(GATE_BENCH) $(GATE_ARGS) --benchmark-json=$(GATE_BASELINE) $(PYTEST_ARGS)
+
+# Density side by side with keepalived (bench/test_bench_density.py), about 5 to 10 minutes; run it on an
+# otherwise quiet machine.
+bench-density: deps build
+	$(VPY) -m pytest -q bench/test_bench_density.py --benchmark-only -p no:cacheprovider $(PYTEST_ARGS)
+
+# The chaos suite at full size (tests/chaos; make test runs its light twins): 1,000 instances reloaded every
+# second for a minute, the 100-reload soak, 255 x 10 ms under a CPU quota, with the light cases as well. Run
+# it on an otherwise quiet machine.
+chaos: deps build
+	FASTVRRP_CHAOS_HEAVY=1 $(VPY) -m pytest -q -rxX tests/chaos $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check fastvrrp tests bench fuzz

@@ -9,8 +9,15 @@ nothing here creates a Python object unless Python has to decide something (docs
   unchanged master push its Master_Down deadline (RFC 5798 6.4.2) without waking Python.
 - run(now_us): fire every deadline due within SLACK_US (uvloop rounds timers to 1 ms,
   docs/kernel-notes.md#uvloop-timers); a master slot queues its pre-rendered adverts and re-arms itself
-  (RFC 5798 6.4.3 Adver_Timer); everything else becomes an EV_TIMER event.
+  (RFC 5798 6.4.3 Adver_Timer); everything else becomes an EV_TIMER event, but only after every open rx
+  socket was read once (an advert waiting unread counts as heard: docs/costs.md#stalls).
 - flush(): one sendmmsg per tx socket for everything queued.
+- advert copies (fastvrrp's advert_copies / advert_copy_delay, docs/rfc-checklist.md#advert-copies): a slot
+  set to N copies sends every advert it queues (periodic or send_now with a time) N times, the copies at
+  +delay, +2 delay ... from a second small heap of their own; the slot's own deadline and the interval
+  schedule do not move. A later send restarts the copies, cancel_copies() drops them.
+- send_due(now_us): the masters' due adverts alone, flushed; safe from another thread while no other engine
+  call has let go of the GIL (docs/costs.md#advert-precedence).
 
 Time is integer microseconds on a clock the caller owns (the driver passes CLOCK_MONOTONIC): no clock is read
 here, so tests drive the engine with a virtual clock. With fast_path=False the engine decides nothing: every
@@ -24,11 +31,11 @@ sifted up at once, so the heap top is never later than the true earliest deadlin
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.exc cimport PyErr_SetFromErrno
 from libc.errno cimport EAGAIN, EBADF, EINTR, ENOTSOCK, errno
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from fastvrrp._sys cimport (
     AF_INET,
@@ -68,8 +75,13 @@ from fastvrrp._wire cimport (
 
 import os as _os
 
+from fastvrrp._wire import DROP_REASONS as _WIRE_REASONS
+
 EV_TIMER = 1
 EV_ADVERT = 2
+# The names of the drop counters engine.drops() returns, by index: the codec's reasons, then the engine's own
+# (rx_overflow: datagrams the kernel dropped because the socket's receive buffer was full, from SO_RXQ_OVFL).
+DROP_REASONS = (*_WIRE_REASONS, "rx_overflow")
 
 cdef enum:
     # fire what is due within 0.5 ms: the loop timer has 1 ms resolution (docs/kernel-notes.md#uvloop-timers)
@@ -78,7 +90,10 @@ cdef enum:
     RXBUF = 4160           # > the largest VRRP datagram: IPv6 8 + 255*16 = 4088; IPv4 60 + 8 + 1020 + 8
     CMSGBUF = 128          # room for IPV6_HOPLIMIT + IPV6_PKTINFO
     SEND_CHUNK = 256       # messages per sendmmsg call (the kernel caps vlen at UIO_MAXIOV = 1024)
-    NDROPS = 32            # >= R_COUNT
+    NDROPS = 32            # >= R_COUNT + 1
+    R_RX_OVERFLOW = R_COUNT  # the kernel dropped datagrams: the socket's receive buffer was full
+    SOL_SOCKET_ = 1        # <sys/socket.h>: SOL_SOCKET / SO_RXQ_OVFL (the cumulative drop count as a cmsg)
+    SO_RXQ_OVFL_ = 40
     MODE_IDLE = 0          # the deadline (if any) belongs to Python: firing it is an EV_TIMER
     MODE_MASTER = 1        # fast path: send adverts at each deadline and re-arm
     MODE_BACKUP = 2        # fast path: the current master's unchanged adverts push the deadline
@@ -128,6 +143,13 @@ cdef struct Slot:
     uint64_t late
     uint64_t max_late_us
     uint64_t skipped
+    # advert copies (see the module docstring): the copies of each advert and their spacing, how many of
+    # the current advert's copies are still to go, and when the next one is due (-1: none)
+    uint8_t copies
+    uint8_t copies_left
+    int64_t copy_delay_us
+    int64_t copy_at_us
+    uint64_t copies_sent
 
 
 cdef struct RxSock:
@@ -140,6 +162,7 @@ cdef struct RxSock:
     uint64_t drops[NDROPS]
     uint64_t datagrams
     uint64_t batches
+    uint64_t drains        # reads by run() before a non-master deadline fired
 
 
 cdef struct TxSock:
@@ -177,9 +200,16 @@ cdef class Engine:
     cdef int64_t *hk               # heap keys
     cdef int32_t *hs               # heap slots
     cdef int32_t hn
+    cdef int64_t *ck               # copy heap keys (a binary min-heap; entries go stale, see _run_copies)
+    cdef int32_t *cs               # copy heap slots
+    cdef int32_t cn
+    cdef int32_t ccap
+    cdef int32_t *dfs             # send_due(): the heap nodes still to visit
+    cdef bint busy                # inside run / receive / feed / flush / set_adverts: send_due() stays out
     cdef readonly int batch
     cdef readonly bint fast_path
     cdef readonly bint capture
+    cdef readonly bint rx_clock
     cdef mmsghdr *rmsgs
     cdef iovec *riov
     cdef uint8_t *rbuf
@@ -190,7 +220,7 @@ cdef class Engine:
     cdef list _sent
 
     def __cinit__(self, int max_slots=4096, int batch=64, bint fast_path=True, bint capture=False,
-                  int max_sockets=256):
+                  int max_sockets=256, bint rx_clock=False):
         if max_slots < 1 or batch < 1 or batch > 1024 or max_sockets < 1:
             raise ValueError("max_slots >= 1, 1 <= batch <= 1024, max_sockets >= 1")
         self.max_slots = max_slots
@@ -198,6 +228,10 @@ cdef class Engine:
         self.batch = batch
         self.fast_path = fast_path
         self.capture = capture
+        # rx_clock: a batch read from a socket is timed by CLOCK_MONOTONIC read after recvmmsg returned (never
+        # earlier than the caller's now_us), so a loop held between reading the clock and reading the socket
+        # (a stall, a long callback) still counts the adverts it finds as heard when it reads them.
+        self.rx_clock = rx_clock
         self._sent = []
         self.slots = <Slot *>calloc(max_slots, sizeof(Slot))
         self.rxs = <RxSock *>calloc(max_sockets, sizeof(RxSock))
@@ -205,6 +239,7 @@ cdef class Engine:
         self.demux = <int32_t *>malloc(max_sockets * 256 * sizeof(int32_t))
         self.hk = <int64_t *>malloc(max_slots * sizeof(int64_t))
         self.hs = <int32_t *>malloc(max_slots * sizeof(int32_t))
+        self.dfs = <int32_t *>malloc(max_slots * sizeof(int32_t))
         self.rmsgs = <mmsghdr *>calloc(batch, sizeof(mmsghdr))
         self.riov = <iovec *>calloc(batch, sizeof(iovec))
         self.rbuf = <uint8_t *>malloc(batch * RXBUF)
@@ -213,8 +248,8 @@ cdef class Engine:
         self.smsgs = <mmsghdr *>calloc(SEND_CHUNK, sizeof(mmsghdr))
         self.siov = <iovec *>calloc(SEND_CHUNK, sizeof(iovec))
         if (self.slots == NULL or self.rxs == NULL or self.txs == NULL or self.demux == NULL
-                or self.hk == NULL
-                or self.hs == NULL or self.rmsgs == NULL or self.riov == NULL or self.rbuf == NULL
+                or self.hk == NULL or self.hs == NULL or self.dfs == NULL
+                or self.rmsgs == NULL or self.riov == NULL or self.rbuf == NULL
                 or self.rctl == NULL or self.rnames == NULL or self.smsgs == NULL or self.siov == NULL):
             raise MemoryError()
         cdef int i
@@ -252,6 +287,9 @@ cdef class Engine:
         free(self.demux)
         free(self.hk)
         free(self.hs)
+        free(self.ck)
+        free(self.cs)
+        free(self.dfs)
         free(self.rmsgs)
         free(self.riov)
         free(self.rbuf)
@@ -372,6 +410,8 @@ cdef class Engine:
         memcpy(sl.auth_data, PyBytes_AS_STRING(auth_data), len(auth_data))
         sl.deadline_us = -1
         sl.hpos = -1
+        sl.copies = 1
+        sl.copy_at_us = -1
         self._set_addrs(&sl.peers, &sl.npeers, plist, r.alen)
         self.demux[rx * 256 + vrid] = s
         if s >= self.nslots_hint:
@@ -382,6 +422,7 @@ cdef class Engine:
         """Forget a slot. Adverts it already queued still go out at the next flush."""
         cdef Slot *sl = self._slot(s)
         self._set_deadline(s, -1)
+        sl.copy_at_us = -1
         self._detach_queued(s)
         self._free_slot_mem(s)
         self.demux[sl.rx * 256 + sl.vrid] = -1
@@ -439,7 +480,7 @@ cdef class Engine:
                         free(outs[j].msg)
                     free(outs)
                     raise MemoryError()
-        self._detach_queued(s)
+        self._detach_queued(s)  # (no call below lets go of the GIL: send_due() cannot step in)
         for i in range(sl.nout):
             free(sl.outs[i].msg)
         free(sl.outs)
@@ -491,10 +532,120 @@ cdef class Engine:
         """'idle', 'master' or 'backup'."""
         return ("idle", "master", "backup")[self._slot(s).mode]
 
-    def send_now(self, int s):
-        """Queue s's adverts for the next flush (S7, the S9 reply, a takeover). Does not move the deadline."""
+    def send_now(self, int s, long long now_us=-1):
+        """Queue s's adverts for the next flush (S7, the S9 reply, a takeover). Does not move the deadline.
+        With now_us, the slot's advert copies follow at now_us + delay ... (set_copies)."""
         self._slot(s)
         self._queue_slot(s)
+        if now_us >= 0:
+            self._arm_copies(s, now_us)
+
+    # --- advert copies (module docstring; docs/rfc-checklist.md#advert-copies) ---
+    def set_copies(self, int s, int copies, long long delay_us):
+        """Send each of s's adverts `copies` times (1..255), `delay_us` apart (> 0 when copies > 1)."""
+        cdef Slot *sl = self._slot(s)
+        if not 1 <= copies <= 255 or (copies > 1 and delay_us <= 0):
+            raise ValueError("copies must be 1..255 and delay_us > 0 with copies > 1")
+        sl.copies = copies
+        sl.copy_delay_us = delay_us
+        if copies == 1:
+            sl.copy_at_us = -1
+
+    def cancel_copies(self, int s):
+        """Drop the copies still to send (the instance left MASTER)."""
+        self._slot(s).copy_at_us = -1
+
+    cdef int _arm_copies(self, int s, int64_t base) except -1:
+        # The advert just queued at `base`: its copies go at base + delay, base + 2 delay ...
+        cdef Slot *sl = &self.slots[s]
+        if sl.copies <= 1 or sl.tx < 0 or sl.nout == 0:
+            return 0
+        sl.copies_left = sl.copies - 1
+        sl.copy_at_us = base + sl.copy_delay_us
+        return self._copy_push(sl.copy_at_us, s)
+
+    cdef int _copy_push(self, int64_t k, int32_t s) except -1:
+        cdef int i = self.cn, p
+        cdef int32_t cap
+        cdef int64_t *nk
+        cdef int32_t *ns
+        if self.cn == self.ccap:
+            cap = self.ccap * 2 if self.ccap else 64
+            nk = <int64_t *>realloc(self.ck, cap * sizeof(int64_t))
+            if nk == NULL:
+                raise MemoryError()
+            self.ck = nk
+            ns = <int32_t *>realloc(self.cs, cap * sizeof(int32_t))
+            if ns == NULL:
+                raise MemoryError()
+            self.cs = ns
+            self.ccap = cap
+        self.cn += 1
+        while i > 0:
+            p = (i - 1) >> 1
+            if self.ck[p] <= k:
+                break
+            self.ck[i] = self.ck[p]
+            self.cs[i] = self.cs[p]
+            i = p
+        self.ck[i] = k
+        self.cs[i] = s
+        return 0
+
+    cdef void _copy_pop(self) noexcept nogil:
+        cdef int i = 0, c
+        cdef int64_t k
+        cdef int32_t s
+        self.cn -= 1
+        if self.cn == 0:
+            return
+        k = self.ck[self.cn]
+        s = self.cs[self.cn]
+        while True:
+            c = 2 * i + 1
+            if c >= self.cn:
+                break
+            if c + 1 < self.cn and self.ck[c + 1] < self.ck[c]:
+                c += 1
+            if self.ck[c] >= k:
+                break
+            self.ck[i] = self.ck[c]
+            self.cs[i] = self.cs[c]
+            i = c
+        self.ck[i] = k
+        self.cs[i] = s
+
+    cdef int64_t _copy_next(self) noexcept nogil:
+        # The earliest copy still wanted, -1 if none. An entry is stale when its slot was removed, its
+        # copies cancelled or restarted (the slot's copy_at_us is no longer the entry's key): dropped here.
+        cdef Slot *sl
+        while self.cn > 0:
+            sl = &self.slots[self.cs[0]]
+            if sl.used and sl.copy_at_us == self.ck[0]:
+                return self.ck[0]
+            self._copy_pop()
+        return -1
+
+    cdef int _run_copies(self, int64_t limit) except -1:
+        # Queue every copy due by limit (returns how many); the next copy of one advert is one delay later.
+        cdef int32_t s, queued = 0
+        cdef int64_t k = self._copy_next()
+        cdef Slot *sl
+        while 0 <= k <= limit:
+            s = self.cs[0]
+            sl = &self.slots[s]
+            self._copy_pop()
+            self._queue_slot(s)
+            queued += 1
+            sl.copies_sent += sl.nout
+            sl.copies_left -= 1
+            if sl.copies_left > 0:
+                sl.copy_at_us = k + sl.copy_delay_us
+                self._copy_push(sl.copy_at_us, s)
+            else:
+                sl.copy_at_us = -1
+            k = self._copy_next()
+        return queued
 
     def send_raw(self, int tx, dest, int ifindex, msg):
         """Queue one datagram (e.g. the priority-0 advert of a shutdown) for the next flush."""
@@ -516,50 +667,116 @@ cdef class Engine:
     def next_deadline(self):
         """The earliest deadline over all slots in us, -1 if none."""
         self._fix_top()
-        return self.hk[0] if self.hn > 0 else -1
+        cdef int64_t c = self._copy_next() if self.cn > 0 else -1
+        if self.hn > 0 and (c < 0 or self.hk[0] < c):
+            return self.hk[0]
+        return c
 
-    def run(self, long long now_us):
+    def run(self, long long now_us, bint drain=True):
         """Fire every deadline due by now_us + 0.5 ms. Master slots on the fast path queue their adverts and
         re-arm; every other fire clears the slot's deadline, idles it and returns
-        (EV_TIMER, slot, deadline_us) in deadline order."""
+        (EV_TIMER, slot, deadline_us) in deadline order.
+
+        Before the first non-master deadline is acted on, every open rx socket is read once (drain=True):
+        a backup never fires Master_Down while its master's advert waits unread (a stalled or held loop).
+        The adverts read count as heard at now_us; those the fast path does not absorb come first in the
+        returned list as (EV_ADVERT, slot, packet)."""
         cdef list events = []
-        cdef int64_t limit = now_us + SLACK_US
-        cdef int64_t d, nd, late, k
+        cdef bint was_busy = self.busy
+        self.busy = True
+        try:
+            self._run(now_us, now_us + SLACK_US, not drain, events)
+        finally:
+            self.busy = was_busy
+        return events
+
+    cdef int _run(self, int64_t now_us, int64_t limit, bint drained, list events) except -1:
+        cdef int64_t d
         cdef int32_t s
         cdef Slot *sl
+        if self.cn > 0:
+            self._run_copies(limit)  # advert copies first: the same order as when Python sends the advert
         while True:
             self._fix_top()
             if self.hn == 0 or self.hk[0] > limit:
                 break
             s = self.hs[0]
             sl = &self.slots[s]
+            if sl.mode != MODE_MASTER and not drained:
+                drained = True
+                self._drain_all(now_us, events)
+                continue  # the drain may have pushed this deadline (and others): look at the top again
             d = sl.deadline_us
-            sl.fires += 1
-            late = now_us - d
-            if late > 0:
-                if <uint64_t>late > sl.max_late_us:
-                    sl.max_late_us = late
-                if late > LATE_US:
-                    sl.late += 1
             if sl.mode == MODE_MASTER:
-                self._queue_slot(s)
-                # RFC 5798 6.4.3: re-arm Adver_Timer. When we are late, skip to the next future multiple
-                # instead of sending the missed adverts in a burst.
-                nd = d + sl.interval_us
-                if nd <= limit:
-                    k = (limit - nd) // sl.interval_us + 1
-                    sl.skipped += k
-                    nd += k * sl.interval_us
-                sl.deadline_us = nd
-                self.hk[0] = nd
+                self.hk[0] = self._fire_master(s, now_us, limit)
                 self._sift_down(0)
             else:
+                _count_fire(sl, now_us)
                 self._heap_remove(s)
                 sl.deadline_us = -1
                 sl.mode = MODE_IDLE
                 sl.events += 1
                 events.append((EV_TIMER, s, d))
-        return events
+        return 0
+
+    cdef int64_t _fire_master(self, int s, int64_t now_us, int64_t limit) except -1:
+        # A master slot's deadline is due: queue its adverts and return its next deadline (stored in the slot;
+        # the caller keeps the heap key).
+        cdef Slot *sl = &self.slots[s]
+        cdef int64_t d = sl.deadline_us, nd, k
+        _count_fire(sl, now_us)
+        self._queue_slot(s)
+        if sl.copies > 1:
+            self._arm_copies(s, now_us)
+        # RFC 5798 6.4.3: re-arm Adver_Timer. When we are late, skip to the next future multiple instead of
+        # sending the missed adverts in a burst.
+        nd = d + sl.interval_us
+        if nd <= limit:
+            k = (limit - nd) // sl.interval_us + 1
+            sl.skipped += k
+            nd += k * sl.interval_us
+        sl.deadline_us = nd
+        return nd
+
+    def send_due(self, long long now_us):
+        """Send the adverts of every master slot due by now_us + 0.5 ms and flush, touching nothing else: the
+        rescue path of a loop held in other work (the daemon calls it from its advert thread). A fired slot
+        keeps its heap key (earlier than its new deadline: repaired lazily). Returns the number of slots
+        fired, or -1 without doing anything while another engine call that may let go of the GIL (run,
+        receive, feed, flush) is in progress."""
+        if self.busy:
+            return -1
+        cdef int64_t limit = now_us + SLACK_US
+        cdef int32_t top = 0, i, c, end, s, n = 0, copies = 0
+        cdef Slot *sl
+        self.busy = True
+        try:
+            if self.cn > 0:
+                copies = self._run_copies(limit)
+            if self.hn > 0:
+                self.dfs[top] = 0
+                top = 1
+            while top > 0:
+                top -= 1
+                i = self.dfs[top]
+                if self.hk[i] > limit:
+                    continue  # keys never run later than deadlines: nothing below is due
+                s = self.hs[i]
+                sl = &self.slots[s]
+                if sl.mode == MODE_MASTER and sl.deadline_us <= limit:
+                    self._fire_master(s, now_us, limit)
+                    n += 1
+                c = 4 * i + 1
+                end = c + 4 if c + 4 < self.hn else self.hn
+                while c < end:
+                    self.dfs[top] = c
+                    top += 1
+                    c += 1
+            if n or copies:
+                self.flush()
+        finally:
+            self.busy = False
+        return n
 
     cdef inline bint _less(self, int i, int j) noexcept nogil:
         return self.hk[i] < self.hk[j] or (self.hk[i] == self.hk[j] and self.hs[i] < self.hs[j])
@@ -711,17 +928,43 @@ cdef class Engine:
         events.append((EV_ADVERT, s, make_packet(&adv, R_OK)))
         return 0
 
-    def receive(self, int rx, long long now_us):
+    def receive(self, int rx, long long now_us, int max_events=0):
         """Drain rx with recvmmsg (MSG_DONTWAIT) and run every datagram through the receive path.
-        Returns [(EV_ADVERT, slot, _wire.Packet), ...]. Raises OSError only for real socket errors."""
+        Returns [(EV_ADVERT, slot, _wire.Packet), ...]. Raises OSError only for real socket errors.
+        max_events > 0: stop reading after the batch that brought the events to that many (the rest waits
+        in the socket), so Python settles those - a backup starting to follow its master goes on the fast
+        path - before a backlog of the same adverts is read."""
         self._check_rx(rx)
-        cdef RxSock *r = &self.rxs[rx]
         cdef list events = []
+        cdef bint was_busy = self.busy
+        self.busy = True
+        try:
+            e = self._recv(rx, now_us, events, max_events)
+        finally:
+            self.busy = was_busy
+        if e != 0:
+            raise OSError(e, _os.strerror(e))
+        return events
+
+    def close_rx(self, int rx):
+        """The caller is closing rx's socket: never read it again (run() drains every open rx socket)."""
+        self._check_rx(rx)
+        self.rxs[rx].fd = -1
+
+    cdef int _recv(self, int rx, int64_t now_us, list events, int max_events) except -1:
+        # Read rx until the kernel has nothing more (or a short batch). Returns 0, or the errno of a real
+        # socket error (EAGAIN and EINTR are not errors).
+        cdef RxSock *r = &self.rxs[rx]
         cdef int fd = r.fd, batch = self.batch, got, i, e, hop
+        cdef uint32_t ovfl
+        cdef timespec ts
+        cdef int64_t t
         cdef mmsghdr *m
         cdef cmsghdr *c
         cdef in6_pktinfo pi
         cdef uint8_t dst[16]
+        if fd < 0:
+            return 0
         while True:
             for i in range(batch):
                 self.rmsgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in6)
@@ -732,26 +975,27 @@ cdef class Engine:
             if got < 0:
                 e = errno
                 if e == EAGAIN:  # == EWOULDBLOCK on Linux
-                    break
+                    return 0
                 if e == EINTR:
                     continue
-                PyErr_SetFromErrno(OSError)
+                return e
             if got == 0:
-                break
+                return 0
+            if self.rx_clock:
+                clock_gettime(CLOCK_MONOTONIC, &ts)
+                t = <int64_t>ts.tv_sec * 1000000 + ts.tv_nsec // 1000
+                if t > now_us:
+                    now_us = t
             r.batches += 1
             r.datagrams += got
             for i in range(got):
                 m = &self.rmsgs[i]
-                if m.msg_hdr.msg_flags & MSG_TRUNC:
-                    r.drops[<int>R_LENGTH] += 1
-                    continue
-                if r.alen == 4:
-                    self._handle(rx, self.rbuf + i * RXBUF, m.msg_len, NULL, NULL, -1, now_us, events)
-                    continue
-                # IPv6 raw sockets deliver no IP header: hop limit and destination come from cmsgs.
+                # IPv6 raw sockets deliver no IP header: hop limit and destination come from cmsgs. Both
+                # families may carry SO_RXQ_OVFL: the socket's cumulative count of datagrams the kernel
+                # dropped for want of buffer space (attached once the count is not 0).
                 hop = -1
                 memset(dst, 0, 16)
-                c = CMSG_FIRSTHDR(&m.msg_hdr)
+                c = CMSG_FIRSTHDR(&m.msg_hdr) if m.msg_hdr.msg_controllen > 0 else NULL
                 while c != NULL:
                     if c.cmsg_level == IPPROTO_IPV6:
                         if c.cmsg_type == IPV6_HOPLIMIT:
@@ -759,20 +1003,50 @@ cdef class Engine:
                         elif c.cmsg_type == IPV6_PKTINFO:
                             memcpy(&pi, CMSG_DATA(c), sizeof(in6_pktinfo))
                             memcpy(dst, pi.ipi6_addr.s6_addr, 16)
+                    elif c.cmsg_level == SOL_SOCKET_ and c.cmsg_type == SO_RXQ_OVFL_:
+                        memcpy(&ovfl, CMSG_DATA(c), sizeof(uint32_t))
+                        if ovfl > r.drops[<int>R_RX_OVERFLOW]:
+                            r.drops[<int>R_RX_OVERFLOW] = ovfl
                     c = CMSG_NXTHDR(&m.msg_hdr, c)
-                self._handle(rx, self.rbuf + i * RXBUF, m.msg_len, self.rnames[i].sin6_addr.s6_addr, dst,
-                             hop, now_us, events)
+                if m.msg_hdr.msg_flags & MSG_TRUNC:
+                    r.drops[<int>R_LENGTH] += 1
+                    continue
+                if r.alen == 4:
+                    self._handle(rx, self.rbuf + i * RXBUF, m.msg_len, NULL, NULL, -1, now_us, events)
+                else:
+                    self._handle(rx, self.rbuf + i * RXBUF, m.msg_len, self.rnames[i].sin6_addr.s6_addr,
+                                 dst, hop, now_us, events)
             if got < batch:
-                break  # the queue was empty when the kernel answered; add_reader wakes us for more
-        return events
+                return 0  # the queue was empty when the kernel answered; add_reader wakes us for more
+            if 0 < max_events <= len(events):
+                return 0
+
+    cdef int _drain_all(self, int64_t now_us, list events) except -1:
+        # Before a backup's Master_Down_Timer is acted on: read what waits in every open rx socket, so an
+        # advert that arrived while the loop was held (a stall, a long callback) counts as heard now.
+        cdef int rx
+        for rx in range(self.nrx):
+            if self.rxs[rx].fd >= 0:
+                self.rxs[rx].drains += 1
+                self._recv(rx, now_us, events, 0)  # a socket error here is left for its own reader to report
+        return 0
 
     def feed(self, int rx, long long now_us, packets):
         """The receive path on a list instead of recvmmsg: IPv4 rx takes whole IP packets (bytes); IPv6 rx
         takes (msg, src16, dst16, hoplimit) tuples. Counts one batch."""
         self._check_rx(rx)
-        cdef RxSock *r = &self.rxs[rx]
         cdef list events = []
         cdef list lst = packets if type(packets) is list else list(packets)
+        cdef bint was_busy = self.busy
+        self.busy = True
+        try:
+            self._feed(rx, now_us, lst, events)
+        finally:
+            self.busy = was_busy
+        return events
+
+    cdef int _feed(self, int rx, int64_t now_us, list lst, list events) except -1:
+        cdef RxSock *r = &self.rxs[rx]
         cdef bytes b, src, dst
         cdef object item
         r.batches += 1
@@ -791,7 +1065,7 @@ cdef class Engine:
                 self._handle(rx, <const uint8_t *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b),
                              <const uint8_t *>PyBytes_AS_STRING(src), <const uint8_t *>PyBytes_AS_STRING(dst),
                              hop, now_us, events)
-        return events
+        return 0
 
     # --- send ---
     cdef int _enqueue(self, int tx, Out *o, int32_t s, bint owned) noexcept:
@@ -839,6 +1113,14 @@ cdef class Engine:
         """Send everything queued: sendmmsg per tx socket (MSG_DONTWAIT). A datagram the kernel refuses is
         counted (tx_stats errors/last_errno) and skipped; only EBADF/ENOTSOCK (our bug) raise OSError.
         In capture mode nothing is sent: take_sent() returns it. Returns the number of datagrams handled."""
+        cdef bint was_busy = self.busy
+        self.busy = True
+        try:
+            return self._flush()
+        finally:
+            self.busy = was_busy
+
+    cdef int _flush(self) except -1:
         cdef int t, i, base, cnt, got, e, fatal = 0
         cdef TxSock *tx
         cdef Out *o
@@ -905,15 +1187,15 @@ cdef class Engine:
 
     # --- counters ---
     def drops(self, int rx):
-        """Drops on rx by reason: a list indexed by _wire.Reason (R_COUNT entries)."""
+        """Drops on rx by reason: a list indexed like DROP_REASONS (_wire.Reason, then rx_overflow)."""
         self._check_rx(rx)
-        return [self.rxs[rx].drops[i] for i in range(<int>R_COUNT)]
+        return [self.rxs[rx].drops[i] for i in range(<int>R_COUNT + 1)]
 
     def rx_stats(self, int rx):
         self._check_rx(rx)
         cdef RxSock *r = &self.rxs[rx]
-        return {"datagrams": r.datagrams, "batches": r.batches,
-                "dropped": sum([r.drops[i] for i in range(<int>R_COUNT)])}
+        return {"datagrams": r.datagrams, "batches": r.batches, "drains": r.drains,
+                "dropped": sum([r.drops[i] for i in range(<int>R_COUNT + 1)])}
 
     def tx_stats(self, int tx):
         self._check_tx(tx)
@@ -923,14 +1205,26 @@ cdef class Engine:
 
     def slot_stats(self, int s):
         """Counters of slot s: adverts queued for sending, adverts absorbed by the fast path, events raised,
-        deadline fires, late fires (> 1 ms), the max lateness in us and master intervals skipped."""
+        deadline fires, late fires (> 1 ms), the max lateness in us, master intervals skipped and the advert
+        copies among the adverts sent."""
         cdef Slot *sl = self._slot(s)
         return {"sent": sl.sent, "rx_fast": sl.rx_fast, "events": sl.events, "fires": sl.fires,
-                "late": sl.late, "max_late_us": sl.max_late_us, "skipped": sl.skipped}
+                "late": sl.late, "max_late_us": sl.max_late_us, "skipped": sl.skipped,
+                "copies": sl.copies_sent}
 
     def slot_ids(self):
         """The ids of the slots in use."""
         return [i for i in range(self.nslots_hint) if self.slots[i].used]
+
+
+cdef inline void _count_fire(Slot *sl, int64_t now_us) noexcept nogil:
+    cdef int64_t late = now_us - sl.deadline_us
+    sl.fires += 1
+    if late > 0:
+        if <uint64_t>late > sl.max_late_us:
+            sl.max_late_us = late
+        if late > LATE_US:
+            sl.late += 1
 
 
 cdef Out *_copy_out(const Out *src) noexcept:

@@ -35,7 +35,7 @@ MON = netlink.LinkMonitor(None, _on_link, _on_addr)  # type: ignore[arg-type]  (
 
 def one(data: bytes) -> None:
     end_seen = 0
-    for _mtype, _flags, _seq, p, end in netlink._iter_msgs(data):
+    for _mtype, _flags, _seq, _pid, p, end in netlink._iter_msgs(data):
         check(16 <= p <= end <= len(data) and p > end_seen, "message walk out of bounds or not advancing")
         end_seen = end
         for _kind, val in netlink._iter_attrs(data, p, end):

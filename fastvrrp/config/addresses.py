@@ -10,7 +10,7 @@ from . import _fast
 from .lexer import Node
 from .model import VirtualAddress
 from .route_lines import route, rule, static_route, static_rule
-from .values import SMALL_INTS, Reporter, cached_ip
+from .values import SMALL_INTS, Reporter, cached_ip, parse_ip
 
 _SCOPES = frozenset({"site", "link", "host", "nowhere", "global"})
 _ADDR_FLAGS = frozenset({"home", "-nodad", "mngtmpaddr", "noprefixroute", "autojoin"})
@@ -30,21 +30,26 @@ def vaddr(r: Reporter, n: Node, static: bool = False) -> VirtualAddress | None:
     addr_s, slash, plen_s = text.partition("/")
     addr = cached_ip(addr_s)
     if addr is None:
-        addr = r.ip(n, addr_s, "virtual address")
-        if addr is None:
+        try:
+            addr = parse_ip(addr_s)
+        except ValueError:
+            # keepalived 2.2.7: "VRRP parsed invalid IP 192.0.2.300/24. skipping IP..."
+            r.adjust(n, f"invalid address '{text}': line skipped, as keepalived does")
             return None
     maxlen = 32 if addr.version == 4 else 128
     plen = maxlen
     if slash:
         plen_v = SMALL_INTS.get(plen_s)
         if plen_v is None or not 0 <= plen_v <= maxlen:
-            plen_v = r.int_in(n, plen_s, 0, maxlen, f"prefix length of {text}")
-            if plen_v is None:
-                return None
+            # keepalived 2.2.7: "Invalid address prefix len 33 for address 192.0.2.1/33 - using 32"
+            r.adjust(n, f"invalid prefix length '{plen_s}' of {text}: using /{maxlen}, as keepalived does")
+            plen_v = maxlen
         plen = plen_v
     a = n.args
     if not a:
-        return _make_vaddr(addr, plen, None, None, None, None, None, False, False, None, None, ())
+        return _make_vaddr(
+            addr, plen, None, None, None, None, None, False, False, None, None, (), n.file, n.line
+        )
     f: dict[str, Any] = {}  # VirtualAddress keyword arguments
     flags: list[str] = []
     i = 0
@@ -71,7 +76,7 @@ def vaddr(r: Reporter, n: Node, static: bool = False) -> VirtualAddress | None:
         else:
             r.err(n, f"unknown option '{w}' for address {n.kw}")
             return None
-    return VirtualAddress(addr, plen, flags=tuple(flags), **f)
+    return VirtualAddress(addr, plen, flags=tuple(flags), file=n.file, line=n.line, **f)
 
 
 def _addr_option(r: Reporter, n: Node, w: str, v: str, addr: Any, static: bool, f: dict[str, Any]) -> bool:

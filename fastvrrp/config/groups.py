@@ -151,6 +151,8 @@ def read_garp_group(r: Any, n: Node, st: Any, kw: Kw) -> None:
 
 # --- blocks of values: static addresses, routes and rules, linkbeat, up/down delays
 def read_static_ipaddress(r: Any, n: Node, st: Any, kw: Kw) -> None:
+    # keepalived adds these addresses at start and removes them at stop; fastvrrp's daemon does not yet.
+    r.unsupported(n, "adding static addresses")
     for k in entries(r, n):
         a = vaddr(r, k, static=True)
         if a is not None:

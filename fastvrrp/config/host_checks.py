@@ -14,7 +14,7 @@ import shlex
 import shutil
 from dataclasses import dataclass, field
 
-from .model import Config, InstanceConfig, Problem, Script
+from .model import Config, InstanceConfig, Problem, Route, Rule, Script, VirtualAddress
 
 
 @dataclass(slots=True)
@@ -45,8 +45,69 @@ def host_findings(cfg: Config, interfaces: set[str] | None = None) -> HostFindin
     out = HostFindings()
     for inst in cfg.instances:
         _instance_interfaces(inst, names, out)
+    _static_interfaces(cfg, names, out)
+    vrfs = _missing_vrfs(cfg, names)
+    if cfg.global_defs.dynamic_interfaces:
+        # keepalived 2.2.7 waits for interfaces named elsewhere than an instance's `interface` to appear
+        # (its -t exits 0 for them), and so does fastvrrp; a route's VRF it looks up all the same.
+        out.worked_around.clear()
+    out.worked_around += vrfs
     _scripts(cfg, out)
     return out
+
+
+def _missing_vrfs(cfg: Config, names: set[str]) -> list[Problem]:
+    """keepalived 2.2.7 looks a route's `vrf` up when it reads the line and skips the route without it
+    ("VRF blue not found for route"), dynamic_interfaces or not; fastvrrp leaves it out when installing."""
+    out = []
+    for where, routes in (
+        *((f"vrrp_instance {i.name}: ", i.virtual_routes) for i in cfg.instances if i.virtual_routes),
+        ("static_routes: ", cfg.static_routes),
+    ):
+        for x in routes:
+            if x.vrf is not None and x.vrf not in names:
+                msg = (
+                    f"{where}VRF {x.vrf} of route '{x.text}' does not exist here: "
+                    "left out, as keepalived does"
+                )
+                out.append(Problem(x.file, x.line, msg))
+    return out
+
+
+def _line_interfaces(x: VirtualAddress | Route | Rule) -> list[str]:
+    """The interfaces a route, rule or address line names (dev, a nexthop's dev, iif / oif)."""
+    if isinstance(x, Route):
+        return [d for d in (x.dev, *(h.dev for h in x.nexthops)) if d is not None]
+    if isinstance(x, Rule):
+        return [d for d in (x.iif, x.oif) if d is not None]
+    return [x.dev] if x.dev is not None else []
+
+
+def _missing_on_lines(
+    where: str,
+    what: str,
+    lines: tuple[VirtualAddress | Route | Rule, ...],
+    names: set[str],
+    out: HostFindings,
+) -> None:
+    """keepalived 2.2.7 skips such a line ("WARNING - interface eth2 for VROUTE nexthop doesn't exist",
+    "... for rule doesn't exist", "... for ip address 192.0.2.18 doesn't exist"); fastvrrp logs it and
+    leaves it out when it would install it (daemon.instances, io.routes), so the file starts."""
+    for x in lines:
+        for dev in _line_interfaces(x):
+            if dev not in names:
+                text = str(x.address) if isinstance(x, VirtualAddress) else f"'{x.text}'"
+                msg = (
+                    f"{where}interface {dev} of {what} {text} does not exist here: "
+                    "left out, as keepalived does"
+                )
+                out.worked_around.append(Problem(x.file, x.line, msg))
+
+
+def _static_interfaces(cfg: Config, names: set[str], out: HostFindings) -> None:
+    _missing_on_lines("static_ipaddress: ", "address", cfg.static_ipaddress, names, out)
+    _missing_on_lines("static_routes: ", "route", cfg.static_routes, names, out)
+    _missing_on_lines("static_rules: ", "rule", cfg.static_rules, names, out)
 
 
 def _instance_interfaces(inst: InstanceConfig, names: set[str], out: HostFindings) -> None:
@@ -60,15 +121,19 @@ def _instance_interfaces(inst: InstanceConfig, names: set[str], out: HostFinding
     for ref in inst.track_interface:
         if ref.name not in names:
             # keepalived 2.2.7: "(VI_1) tracked interface eth2 doesn't exist"
+            # fastvrrp's daemon holds the instance back until the interface appears (no adverts, as in
+            # FAULT); keepalived refuses the file unless dynamic_interfaces (then FAULT until it appears)
             msg = (
-                f"{where}: tracked interface {ref.name} does not exist here: not tracked, as keepalived does"
+                f"{where}: tracked interface {ref.name} does not exist here: the instance waits for it "
+                "before starting"
             )
             out.worked_around.append(Problem(inst.file, inst.line, msg))
-    for vip in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded):
-        if vip.dev is not None and vip.dev not in names:
-            # keepalived 2.2.7: "WARNING - interface eth2 for ip address 192.0.2.18 doesn't exist"
-            msg = f"{where}: interface {vip.dev} for address {vip.address} does not exist here"
-            out.worked_around.append(Problem(inst.file, inst.line, msg))
+    _missing_on_lines(f"{where}: ", "address", (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded),
+                      names, out)  # fmt: skip
+    if inst.virtual_routes:
+        _missing_on_lines(f"{where}: ", "virtual route", inst.virtual_routes, names, out)
+    if inst.virtual_rules:
+        _missing_on_lines(f"{where}: ", "virtual rule", inst.virtual_rules, names, out)
 
 
 def _runs_as_root(script: Script | None, default_user: str | None) -> bool:

@@ -106,6 +106,10 @@ class InstanceState:
     garp_master_refresh_ms: int | None = None
     garp_master_refresh_repeat: int | None = None
     down_timer_adverts: int | None = None
+    advert_copies: int | None = None  # fastvrrp's own (see instance_rules.advert_copies)
+    advert_copies_at: Node | None = None
+    advert_copy_delay_ms: int | None = None
+    advert_copy_delay_ms_at: Node | None = None
     lower_prio_no_advert: bool | None = None
     lower_prio_no_advert_at: Node | None = None
     higher_prio_send_advert: bool | None = None
@@ -402,6 +406,9 @@ VRRP_INSTANCE = Schema(
         "garp_extra_if": special(_garp_extra_if),
         "garp_extra_if_vmac": special(_garp_extra_if),
         "down_timer_adverts": int_kw("down_timer_adverts", 1, 100),
+        # fastvrrp's own (keepalived 2.2.7 skips them as unknown keywords): each advert sent N times
+        "advert_copies": int_kw("advert_copies", 1, 10),
+        "advert_copy_delay": secs_kw("advert_copy_delay_ms", 0.001, 40.95, "advert_copy_delay"),
         "debug": int_kw("debug", 0, 4),
         "notify_master": script_kw("notify_master"),
         "notify_backup": script_kw("notify_backup"),

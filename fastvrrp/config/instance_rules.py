@@ -40,15 +40,21 @@ def family(r: Reporter, st: InstanceState, where: str) -> tuple[int, bool]:
     fam = 0
     if vips:
         fam = vips[0].family
-        if len(vips) > 1:
+        if len(vips) > 1 and any(vip.family != fam for vip in vips):
+            kept, kept_at = [], []
             for vip, k in zip(vips, st.virtual_ipaddress_at or (), strict=True):
                 if vip.family != fam:
-                    r.err(
+                    # keepalived 2.2.7: "(VI_1): address family must match VRRP instance [...] - ignoring"
+                    r.adjust(
                         k,
-                        f"{where}: {vip.address} is IPv{vip.family} but the instance is IPv{fam} "
-                        f"(use virtual_ipaddress_excluded for the other family)",
+                        f"{where}: {vip.address} is IPv{vip.family} but the instance is IPv{fam} (its first "
+                        "virtual address): ignored, as keepalived does (virtual_ipaddress_excluded takes "
+                        "either family)",
                     )
-                    ok = False
+                    continue
+                kept.append(vip)
+                kept_at.append(k)
+            st.virtual_ipaddress, st.virtual_ipaddress_at = tuple(kept), kept_at
     if st.unicast_src_ip is not None or st.mcast_src_ip is not None:
         for fld, a, at in (
             ("unicast_src_ip", st.unicast_src_ip, st.unicast_src_ip_at),
@@ -136,6 +142,29 @@ def advert_ms(r: Reporter, st: InstanceState, version: int, where: str) -> tuple
     return round(cs) * 10, True
 
 
+COPY_DELAY_MS = 5  # advert_copy_delay when not given, unless the copies need less to fit in the interval
+
+
+def advert_copies(r: Reporter, st: InstanceState, adv_ms: int, where: str) -> bool:
+    """fastvrrp's advert_copies N / advert_copy_delay (docs/rfc-checklist.md#advert-copies): the last copy
+    of an advert must go out before the next advert, (N - 1) x delay < advert_int. Without a delay the
+    copies are 5 ms apart, or advert_int / N when that is shorter."""
+    n = st.advert_copies or 1
+    if st.advert_copy_delay_ms is None:
+        st.advert_copy_delay_ms = max(1, min(COPY_DELAY_MS, adv_ms // n))
+    delay = st.advert_copy_delay_ms
+    if n > 1 and (n - 1) * delay >= adv_ms:
+        at = st.advert_copy_delay_ms_at or st.advert_copies_at or st.node
+        r.err(
+            at,
+            f"{where}: advert_copies {n} at advert_copy_delay {delay / 1000:g} s do not fit in the "
+            f"advert interval of {adv_ms / 1000:g} s: the last copy would go at {(n - 1) * delay / 1000:g} s "
+            f"(needs (copies - 1) x delay < advert_int)",
+        )
+        return False
+    return True
+
+
 def authentication(r: Reporter, st: InstanceState, version: int, strict: bool, where: str) -> bool:
     """Authentication exists only in VRRPv2 (RFC 3768 5.3.6 deprecates it; RFC 5798 removes it)."""
     an = st.auth_at
@@ -164,6 +193,17 @@ def authentication(r: Reporter, st: InstanceState, version: int, strict: bool, w
             "make peers using AH drop our adverts (and both become master)",
         )
     return False
+
+
+def no_vips(r: Reporter, st: InstanceState, version: int, where: str) -> bool:
+    """An instance without virtual_ipaddress (strict mode reports its own): keepalived 2.2.7 refuses it
+    under VRRPv3 ("(VI_1) No VIP specified; at least one is required") and starts it under VRRPv2 ("... at
+    least one is sensible"), advertising no address."""
+    if version == 3:
+        r.err(st.node, f"{where}: VRRPv3 needs at least one virtual_ipaddress (keepalived refuses it too)")
+        return False
+    r.adjust(st.node, f"{where}: no virtual_ipaddress: advertising no address (VRRPv2), as keepalived does")
+    return True
 
 
 def strict_accept(r: Reporter, st: InstanceState, version: int, where: str) -> bool:
@@ -228,19 +268,66 @@ def tracker_refs(r: Reporter, st: InstanceState, priority: int, trackers: Tracke
                 # keepalived 2.2.7: "(VI_1) track script nosuch not found, ignoring..."
                 r.adjust(k, f"{where}: {field} '{ref.name}' names no {what}: not tracked, as keepalived does")
                 continue
+            if priority == 255 and _weight(ref, table):
+                done = unweighted(field, ref, table, owner=True)
+                if done is None:
+                    r.err(
+                        k,
+                        f"{where}: the address owner (priority 255) cannot track '{ref.name}' with a "
+                        f"weight (use weight 0)",
+                    )
+                    ok = False
+                else:
+                    r.adjust(k, f"{where}: {field} '{ref.name}' has a weight, which the address owner "
+                             f"(priority 255) ignores: {done[1]}, as keepalived does")  # fmt: skip
+                    if done[0] is None:
+                        continue
+                    ref = done[0]
             kept.append(ref)
             kept_at.append(k)
-            if priority == 255 and _weight(ref, table):
-                r.err(
-                    k,
-                    f"{where}: the address owner (priority 255) cannot track '{ref.name}' with a "
-                    f"weight (use weight 0)",
-                )
-                ok = False
-        if len(kept) != len(refs):
+        if len(kept) != len(refs) or any(a is not b for a, b in zip(kept, refs, strict=False)):
             setattr(st, field, tuple(kept))
             setattr(st, field + "_at", kept_at)
     return ok
+
+
+def track_interfaces(r: Reporter, st: InstanceState, priority: int, where: str) -> None:
+    """keepalived 2.2.7 drops a track_interface naming the instance's own interface ("(VI_1) Ignoring
+    track_interface eth0 since own interface": it is tracked anyway, down = FAULT) and a weighted one of the
+    address owner ("(VI_1) ignoring eth1 tracked interface due to address owner")."""
+    refs = st.track_interface or ()
+    kept, kept_at = [], []
+    for ref, k in zip(refs, st.track_interface_at or (), strict=True):
+        if ref.name == st.interface:
+            r.adjust(k, f"{where}: track_interface {ref.name} is the instance's own interface, which it "
+                     "tracks anyway (down: FAULT): ignored, as keepalived does")  # fmt: skip
+        elif priority == 255 and ref.weight:
+            r.adjust(k, f"{where}: track_interface '{ref.name}' has a weight, which the address owner "
+                     "(priority 255) ignores: not tracked, as keepalived does")  # fmt: skip
+        else:
+            kept.append(ref)
+            kept_at.append(k)
+    if len(kept) != len(refs):
+        st.track_interface, st.track_interface_at = tuple(kept), kept_at
+
+
+def unweighted(
+    field: str, ref: TrackRef, table: dict[str, Any] | None, owner: bool
+) -> tuple[TrackRef | None, str] | None:
+    """What keepalived 2.2.7 makes of a weighted reference where weights are ignored (a member of a sync group
+    without sync_group_tracking_weight, or the address owner): (the reference kept, None if it is dropped;
+    what was done), or None where fastvrrp refuses instead (track_process: keepalived keeps its weight).
+
+    keepalived: a weighted track_script is not tracked ("ignoring tracked script chk with weights due to
+    SYNC group"); a track_file at weight 1 (the default) is tracked with weight 0, at any other weight not
+    tracked; a weighted track_interface is tracked with weight 0 (down: FAULT) in a sync group, not at all by
+    the address owner."""
+    if field == "track_process":
+        return None
+    w = ref.weight if ref.weight is not None or table is None else getattr(table[ref.name], "weight", 0)
+    if field == "track_interface" and not owner or field == "track_file" and w == 1:
+        return TrackRef(ref.name, 0, ref.reverse), "tracked with weight 0"
+    return None, "not tracked"
 
 
 def _weight(ref: TrackRef, table: dict[str, Any]) -> Any:
@@ -295,6 +382,8 @@ def finish_instance(
     if st.advert_int is not None:
         adv_ms, good = advert_ms(r, st, ver, where)
         ok = good and ok
+    if st.advert_copies is not None:
+        ok = advert_copies(r, st, adv_ms, where) and ok
     strict = gd.vrrp_strict if st.strict_mode is None else st.strict_mode
     if st.auth_at is not None:
         ok = authentication(r, st, ver, strict, where) and ok
@@ -312,10 +401,14 @@ def finish_instance(
             state = "BACKUP"
         ok = strict_accept(r, st, ver, where) and ok
         ok = strict_mode(r, st, state, priority, where) and ok
+    elif not st.virtual_ipaddress:
+        ok = no_vips(r, st, ver, where) and ok
     if not ok:
         return None
     if not tracker_refs(r, st, priority, trackers, where):
         return None
+    if st.track_interface:
+        track_interfaces(r, st, priority, where)
     resolve_garp(st, gd)
     if st.lower_prio_no_advert is None:
         st.lower_prio_no_advert = gd.vrrp_lower_prio_no_advert or strict

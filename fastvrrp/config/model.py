@@ -76,6 +76,9 @@ class VirtualAddress:
     track_group: str | None = None
     preferred_lft: str | None = None  # seconds as text, or 'forever'
     flags: tuple[str, ...] = ()  # home, -nodad, mngtmpaddr, noprefixroute, autojoin
+    # where the line is written (-t names it when the line's interface is missing); not part of its meaning
+    file: str = field(default="", compare=False)
+    line: int = field(default=0, compare=False)
 
     @property
     def family(self) -> int:
@@ -89,6 +92,21 @@ class RouteMetric:
     name: str  # the kernel's RTAX_ name in lower case: mtu, hoplimit, advmss, ..., cc_algo, features
     value: int | str  # str only for cc_algo (the congestion control name)
     lock: bool = False  # `lock`: the kernel must not change it (RTAX_LOCK)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEncap:
+    """`encap TYPE ...` of a route, a lightweight tunnel: `mpls 100/200` (labels), `ip id N dst A src A tos T
+    ttl T flags F` or `ip6 id N dst A src A tc T hoplimit H flags F` (ttl / tos hold hoplimit / tc)."""
+
+    type: str  # mpls, ip, ip6
+    labels: tuple[int, ...] = ()  # mpls
+    id: int | None = None
+    dst: IPAddress | None = None
+    src: IPAddress | None = None
+    ttl: int | None = None
+    tos: int | None = None
+    flags: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +144,14 @@ class Route:
     metrics: tuple[RouteMetric, ...] = ()
     nexthops: tuple[Nexthop, ...] = ()  # a multipath route: `via` and `dev` are then None
     append: bool = False  # added with NLM_F_APPEND (beside a route of the same key) rather than exclusively
+    encap: RouteEncap | None = None
+    vrf: str | None = None  # the route goes in this VRF device's table (looked up when it is installed)
+    ttl_propagate: bool | None = None  # RTA_TTL_PROPAGATE (the kernel uses it for MPLS routes)
     no_track: bool = False
     track_group: str | None = None  # static_routes only
+    # where the line is written (-t names it when the line's interface is missing); not part of its meaning
+    file: str = field(default="", compare=False)
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +183,9 @@ class Rule:
     dport: tuple[int, int] | None = None
     no_track: bool = False
     track_group: str | None = None  # static_rules only
+    # where the line is written (-t names it when the line's interface is missing); not part of its meaning
+    file: str = field(default="", compare=False)
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +351,8 @@ class InstanceConfig:
     garp_master_refresh_ms: int = 0
     garp_master_refresh_repeat: int = 1
     down_timer_adverts: int = 3
+    advert_copies: int = 1  # fastvrrp's own: each advert sent this many times (docs/rfc-checklist.md)
+    advert_copy_delay_ms: int = 5  # between two copies; instance_rules.advert_copies sets the default
     lower_prio_no_advert: bool = False
     higher_prio_send_advert: bool = False
     skip_check_adv_addr: bool = False

@@ -32,7 +32,7 @@ from .groups import (
     read_up_down_delays,
 )
 from .instance import InstanceState, read_instance
-from .instance_rules import TrackerTables, finish_instance
+from .instance_rules import TrackerTables, finish_instance, unweighted
 from .lexer import Node
 from .model import (
     Config,
@@ -52,12 +52,28 @@ from .schema import TOP_UNSUPPORTED
 from .trackers import TRACK_FILE_DEFINITION, TRACK_PROCESS_DEFINITION, VRRP_SCRIPT_DEFINITION
 from .values import Reporter
 
+
+def read_instance_once(r: Any, n: Node, st: Any, kw: Any) -> None:
+    """A vrrp_instance, unless one of its name came before: keepalived 2.2.7 then skips the whole block
+    unread ("vrrp instance VI_1 already defined")."""
+    if len(n.args) == 1:
+        first = r.instance_at.setdefault(n.args[0], n)
+        if first is not n:
+            r.adjust(
+                n,
+                f"vrrp_instance '{n.args[0]}' is already defined at {first.file}:{first.line}: this "
+                "block is ignored, as keepalived does",
+            )
+            return
+    read_instance(r, n, st, kw)
+
+
 TOP = Schema(
     None,
     None,
     {
         "global_defs": special(read_global_defs, block=None),
-        "vrrp_instance": special(read_instance, block=None),
+        "vrrp_instance": special(read_instance_once, block=None),
         "vrrp_script": special(VRRP_SCRIPT_DEFINITION.read, block=None),
         "vrrp_check": special(read_vrrp_check, block=None),
         "vrrp_sync_group": special(read_sync_group, block=None),
@@ -108,6 +124,7 @@ class Reader(Reporter):
         super().__init__()
         self.globals = GlobalState()
         self.instances: list[InstanceState] = []
+        self.instance_at: dict[str, Node] = {}  # name -> its first block
         self.scripts: dict[str, VrrpScript] = {}
         self.checks: dict[str, tuple[CheckSpec, Node]] = {}  # vrrp_check: (check, its block)
         self.track_files: dict[str, TrackFile] = {}
@@ -173,13 +190,9 @@ class Reader(Reporter):
         names: dict[str, Node] = {}
         base = instance_base(gd)
         for st in self.instances:
+            n = st.node
             inst = finish_instance(self, st, gd, base, trackers)
             if inst is None:
-                continue
-            n = st.node
-            if inst.name in names:
-                first = names[inst.name]
-                self.err(n, f"vrrp_instance '{inst.name}' is already defined at {first.file}:{first.line}")
                 continue
             names[inst.name] = n
             instances.append(inst)
@@ -220,33 +233,57 @@ class Reader(Reporter):
             )
 
     def _sync_groups(self, instances: list[InstanceConfig], trackers: TrackerTables) -> list[InstanceConfig]:
-        """Members exist and are in one group; tracked names are defined; member weights are 0."""
+        """Members exist and are in one group; tracked names are defined; member weights are ignored."""
         member_of = self._sync_group_members({i.name for i in instances}, trackers)
-        for inst in instances:
-            mg = member_of.get(inst.name)
-            if mg is not None and not self.sync_groups[mg][0].sync_group_tracking_weight:
-                self._member_weights(inst, mg, trackers)
         if not member_of:
             return instances
-        return [
-            dataclasses.replace(i, sync_group=member_of[i.name]) if i.name in member_of else i
-            for i in instances
-        ]
+        out = []
+        for inst in instances:
+            mg = member_of.get(inst.name)
+            if mg is None:
+                out.append(inst)
+                continue
+            changes: dict[str, Any] = {"sync_group": mg}
+            if not self.sync_groups[mg][0].sync_group_tracking_weight:
+                changes.update(self._member_weights(inst, mg, trackers))
+            out.append(dataclasses.replace(inst, **changes))
+        return out
 
-    def _member_weights(self, inst: InstanceConfig, group: str, trackers: TrackerTables) -> None:
-        """keepalived zeroes tracking weights of sync group members (keepalived.conf(5)): a weight written
-        there would silently do nothing, so it is an error unless the group allows differing weights."""
-        for kind, table, _what in trackers:
-            for ref in getattr(inst, kind):
-                obj = table.get(ref.name)
-                w = ref.weight if ref.weight is not None else getattr(obj, "weight", 0)
-                if w:
+    def _member_weights(self, inst: InstanceConfig, group: str, trackers: TrackerTables) -> dict[str, Any]:
+        """keepalived ignores the tracking weights of sync group members (keepalived.conf(5)), the way
+        instance_rules.unweighted says; each one is an adjustment. The fields that change."""
+        changes: dict[str, Any] = {}
+        for kind, table in (("track_interface", None), *((k, t) for k, t, _w in trackers)):
+            refs = getattr(inst, kind)
+            kept = []
+            for ref in refs:
+                w = (
+                    ref.weight
+                    if ref.weight is not None or table is None
+                    else getattr(table[ref.name], "weight", 0)
+                )
+                done = unweighted(kind, ref, table, owner=False) if w else (ref, "")
+                if done is None:
                     msg = (
                         f"vrrp_instance {inst.name}: {kind} '{ref.name}' has weight {w} but the instance is "
                         f"in sync group {group}, where weights are ignored (use weight 0 or "
                         "sync_group_tracking_weight)"
                     )
                     self.problems.append(Problem(inst.file, inst.line, msg))
+                    kept.append(ref)
+                    continue
+                if done[0] is not ref:
+                    # keepalived 2.2.7: "(VI_1) ignoring tracked script chk with weights due to SYNC group"
+                    msg = (
+                        f"vrrp_instance {inst.name}: {kind} '{ref.name}' has weight {w}, which sync group "
+                        f"{group} ignores (no sync_group_tracking_weight): {done[1]}, as keepalived does"
+                    )
+                    self.adjustments.append(Problem(inst.file, inst.line, msg))
+                if done[0] is not None:
+                    kept.append(done[0])
+            if len(kept) != len(refs) or any(a is not b for a, b in zip(kept, refs, strict=False)):
+                changes[kind] = tuple(kept)
+        return changes
 
     def _sync_group_members(self, names: set[str], trackers: TrackerTables) -> dict[str, str]:
         """instance name -> its sync group; reports unknown and doubled members, undefined trackers."""

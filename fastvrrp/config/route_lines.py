@@ -5,8 +5,7 @@ compared with it in tests/netns/test_route_verdicts.py). Three outcomes for a li
 - read: a `Route` / `Rule` whose fields io/routes.py turns into netlink messages without reading words again;
 - skipped: keepalived drops the line with a message and starts (an unknown keyword, a bad value, a rule
   without action ...): fastvrrp drops it too and reports an adjustment that names the problem;
-- refused: a keyword keepalived applies and fastvrrp cannot (encap, vrf, ttl-propagate,
-  fastopen_no_cookie) or a keyword without its value: a configuration error.
+- refused: a keyword without its value: a configuration error.
 Adjustments that keep the line, as keepalived does: `gw` (deprecated for `via`), `or` (deprecated for
 `nexthop`), words after the nexthops (not read), a prefix length over the maximum (the maximum is used), a
 tracked route or rule with a protocol other than keepalived's (reset to it), a route without an interface
@@ -21,7 +20,7 @@ from typing import Any
 
 from . import iproute2_names as names
 from .lexer import Node
-from .model import Nexthop, Route, RouteMetric, Rule
+from .model import Nexthop, Route, RouteEncap, RouteMetric, Rule
 from .values import Reporter
 
 U32 = 2**32 - 1
@@ -54,12 +53,7 @@ _METRICS = {
     "initcwnd": U32,
     "initrwnd": U32,
 }
-_ROUTE_REFUSED = {
-    "encap": "'encap' (lightweight tunnels)",
-    "vrf": "'vrf'",
-    "ttl-propagate": "'ttl-propagate'",
-    "fastopen_no_cookie": "'fastopen_no_cookie'",
-}
+_MPLS_LABEL_MAX = 2**20 - 1
 # Times: a bare number is the kernel's own unit (as with ip route), `Nms` / `Ns` are milliseconds turned into
 # it. keepalived 2.2.7 installs none below 200 ms (TCP's minimum RTO): what it installs is what is kept.
 _TIME_METRICS = {"rtt": 8, "rttvar": 4, "rto_min": 1}  # kernel units per millisecond
@@ -192,8 +186,20 @@ def _route(r: Reporter, n: Node, static: bool) -> Route:
             f["nexthops"] = _nexthops(r, n, w, f)
         elif x == "or":
             ors.append(_addr(w.value(x), "'or' address", f))
-        elif x in _ROUTE_REFUSED:
-            raise Refuse(f"{_ROUTE_REFUSED[x]} not supported by fastvrrp")
+        elif x == "encap":
+            f["encap"] = _encap(w)
+        elif x == "vrf":
+            f["vrf"] = w.value(x)
+        elif x == "ttl-propagate":
+            v = w.value(x)
+            if v not in ("enabled", "disabled"):
+                # keepalived 2.2.7: "ttl-propagate value X not recognised", and it sends "disabled"
+                r.adjust(
+                    n, f"ttl-propagate value '{v}' is not enabled or disabled: disabled, as keepalived does"
+                )
+            f["ttl_propagate"] = v == "enabled"
+        elif x == "fastopen_no_cookie":
+            metrics[x] = RouteMetric(x, _uint(w.value(x), 1, "fastopen_no_cookie value"))
         elif x in _METRICS or x in _TIME_METRICS or x in ("congctl", "features", "quickack"):
             _route_metric(w, x, metrics)
         elif x in ("no_track", "onlink", "append"):
@@ -222,7 +228,7 @@ def _route(r: Reporter, n: Node, static: bool) -> Route:
     if ors:
         _or_as_nexthops(r, n, f, ors)
     _not_tracked(r, n, f, static)
-    return Route(" ".join(w.w), family=family, metrics=tuple(metrics.values()), **f)
+    return Route(" ".join(w.w), family=family, metrics=tuple(metrics.values()), file=n.file, line=n.line, **f)
 
 
 def _nexthops(r: Reporter, n: Node, w: _Words, f: dict[str, Any]) -> tuple[Nexthop, ...]:
@@ -247,6 +253,9 @@ def _nexthops(r: Reporter, n: Node, w: _Words, f: dict[str, Any]) -> tuple[Nexth
             hop["onlink"] = True
         elif x == "realms":
             hop["realms"] = _realms(w.value(x))
+        elif x == "encap":
+            # keepalived 2.2.7 gives the path its own tunnel; installing it without one would send in clear
+            raise Skip("encap inside a nexthop (a tunnel per path) is not implemented by fastvrrp")
         else:
             rest = " ".join(w.w[w.i - 1 :])
             r.adjust(n, f"'{rest}' after the nexthops is not read, as keepalived does")
@@ -322,6 +331,46 @@ def _addr(text: str, what: str, f: dict[str, Any]) -> Any:
     return a
 
 
+def _encap(w: _Words) -> RouteEncap:
+    """`encap mpls L[/L...]`, `encap ip|ip6 KEY VALUE ...` (keepalived 2.2.7's types but ila, which fastvrrp
+    cannot install: the line is skipped)."""
+    kind = w.value("encap")
+    if kind == "mpls":
+        text = w.value("encap mpls")
+        labels = tuple(_uint(x, _MPLS_LABEL_MAX, "MPLS label") for x in text.split("/"))
+        return RouteEncap("mpls", labels=labels)
+    if kind not in ("ip", "ip6"):
+        why = "ILA encapsulation is not implemented by fastvrrp" if kind == "ila" else "unknown encap type"
+        raise Skip(f"{why} '{kind}'")
+    v6 = kind == "ip6"
+    keys = {"ttl": "hoplimit", "tos": "tc"} if v6 else {"ttl": "ttl", "tos": "tos"}
+    e: dict[str, Any] = {}
+    while w.i + 1 < len(w.w):
+        key, val = w.w[w.i], w.w[w.i + 1]
+        if key == "id":
+            e["id"] = _uint(val, 2**64 - 1, f"encap {kind} id")
+        elif key in ("dst", "src"):
+            try:
+                a = ipaddress.ip_address(val)
+            except ValueError:
+                raise Skip(f"invalid encap {kind} {key} '{val}'") from None
+            if a.version != (6 if v6 else 4):
+                raise Skip(f"{val} is not valid for {kind} encapsulation")
+            e[key] = a
+        elif key == keys["ttl"]:
+            e["ttl"] = _uint(val, 255, f"encap {kind} {key}")
+        elif key == keys["tos"]:
+            e["tos"] = _named("rt_dsfield", val, 255, f"encap {kind} {key}")
+        elif key == "flags":
+            e["flags"] = _uint(val, 0xFFFF, f"encap {kind} flags")
+        else:
+            break
+        w.i += 2
+    if "dst" not in e and "id" not in e:
+        raise Skip(f"address or id missing for {kind} encapsulation")
+    return RouteEncap(kind, **e)
+
+
 def _route_metric(w: _Words, x: str, metrics: dict[str, RouteMetric]) -> None:
     v = w.value(x)
     lock = v == "lock" and x not in ("features", "quickack")
@@ -390,7 +439,7 @@ def _rule(r: Reporter, n: Node, static: bool) -> Rule:
         r.adjust(n, "a tracked rule's protocol is reset to keepalived (18), as keepalived does")
         f["protocol"] = RTPROT_KEEPALIVED
     _not_tracked(r, n, f, static)
-    return Rule(" ".join(w.w), family=f.pop("family", 4), **f)
+    return Rule(" ".join(w.w), family=f.pop("family", 4), file=n.file, line=n.line, **f)
 
 
 _TRACKING = "tracking of virtual routes and rules (keepalived leaves MASTER when one is deleted)"

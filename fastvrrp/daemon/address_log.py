@@ -37,6 +37,7 @@ async def start(daemon: Daemon) -> None:
         return
     for a in await daemon.nl.list_addresses():
         _report(a.address, a.ifindex, True)
+    monitor.report_own = True  # our own VIP changes are logged too, as keepalived -a logs them
     inner = monitor.on_addr
 
     def on_addr(index: int, family: int, address: str, prefixlen: int, added: bool) -> None:

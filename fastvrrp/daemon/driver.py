@@ -15,7 +15,7 @@ the engine only if the call changed it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -45,6 +45,7 @@ def advert_counts(stats: Any, slot_stats: Any) -> tuple[int, int]:
 
 
 _FIRED = -2  # "the deadline changed": after a fire the engine slot holds no deadline
+CLOCK_EVERY = 32  # handle(): events between two reads of the clock, when a clock is given
 
 
 @dataclass(eq=False)
@@ -70,6 +71,10 @@ class RunningInstance:
     garp_lower_prio_repeat: int = 0  # 0: no burst
     garp_lower_prio_delay_ms: int = 0  # 0: no second set
     report_lower_prio: bool = True  # hand HeardLowerPriority to the Port (notify_master_rx_lower_pri)
+    # fastvrrp advert_copies / advert_copy_delay (docs/rfc-checklist.md#advert-copies): every advert of this
+    # instance goes out that many times, the copies that far apart; the engine sends them.
+    advert_copies: int = 1
+    advert_copy_delay_ms: int = 0
 
 
 class Port(Protocol):
@@ -132,6 +137,8 @@ class Driver:
 
     def add(self, inst: RunningInstance) -> None:
         self.insts[inst.slot] = inst
+        if inst.advert_copies > 1:
+            self.engine.set_copies(inst.slot, inst.advert_copies, inst.advert_copy_delay_ms * 1000)
 
     def remove(self, inst: RunningInstance) -> None:
         self.engine.remove_slot(inst.slot)
@@ -172,9 +179,13 @@ class Driver:
 
     # --- events ------------------------------------------------------------------------------------------
 
-    def handle(self, events: list, now_us: int) -> None:
-        """Events from engine.run() / receive(): due deadlines, and adverts the fast path did not take."""
-        for ev in events:
+    def handle(self, events: list, now_us: int, clock: Callable[[], int] | None = None) -> None:
+        """Events from engine.run() / receive(): due deadlines, and adverts the fast path did not take.
+        `clock` (the daemon's; none in simulations) re-reads the time every CLOCK_EVERY events: an advert
+        handled late in a long list counts as heard when it is handled, not when the list began."""
+        for n, ev in enumerate(events):
+            if clock is not None and n and not n % CLOCK_EVERY:
+                now_us = max(now_us, clock())
             inst = self.insts.get(ev[1])
             if inst is None:
                 continue
@@ -202,11 +213,12 @@ class Driver:
             self._apply(inst, actions, now_us)
             self._sync(inst, before, now_us, pkt)
 
-    def tick(self, now_us: int) -> None:
-        """The loop timer fired: due engine deadlines, then due announcements."""
+    def tick(self, now_us: int, clock: Callable[[], int] | None = None) -> None:
+        """The loop timer fired: due engine deadlines (the engine first reads what waits in the sockets when a
+        non-master deadline is due), then due announcements."""
         events = self.engine.run(now_us)
         if events:
-            self.handle(events, now_us)
+            self.handle(events, now_us, clock)
         now_ms = now_us // 1000  # the announcement schedule (io/announce.py) works in ms
         due = [slot for slot, dl in self.announcing.items() if dl <= now_ms]
         for slot in due:
@@ -268,7 +280,7 @@ class Driver:
             if isinstance(a, SendAdvert):
                 if a.priority == inst.core.priority:
                     self._ensure_rendered(inst)
-                    self.engine.send_now(inst.slot)
+                    self.engine.send_now(inst.slot, now_us)  # now_us: its copies follow (advert_copies)
                 else:  # priority 0 (resigning): a one-off rendering
                     for dest, ifindex, msg in self._render(inst, a.priority):
                         self.engine.send_raw(inst.tx_id, dest, ifindex, msg)
@@ -298,6 +310,8 @@ class Driver:
                 if inst.report_lower_prio:
                     self.port.lower_priority(inst, a.priority)
             elif isinstance(a, StateChanged):
+                if a.old is State.MASTER and inst.advert_copies > 1:
+                    self.engine.cancel_copies(inst.slot)  # no copy of a master's advert after it steps down
                 inst.follow = None
                 inst.last_change = a
                 self.port.transition(inst, a)

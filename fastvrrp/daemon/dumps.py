@@ -284,6 +284,9 @@ def json_data(r: InstanceDump, scripts: Mapping[str, Any]) -> dict[str, Any]:
         "track_script": [_script_text(scripts[t.name].script) for t in c.track_script if t.name in scripts],
     }
     d.update({k: v for k, v in lists.items() if v})
+    if c.advert_copies > 1:  # fastvrrp's own keywords, shown only when set (keepalived has no such key)
+        d["advert_copies"] = c.advert_copies
+        d["advert_copy_delay"] = c.advert_copy_delay_ms / 1000
     d["auth_type"] = 1 if c.auth_type == "PASS" else 2 if c.auth_type == "AH" else 0
     if d["auth_type"]:
         d["auth_data"] = c.auth_pass or ""
@@ -425,6 +428,11 @@ def _instance_timers(r: InstanceDump) -> list[str]:
         f"   Gratuitous ARP lower priority delay = {c.garp_lower_prio_delay_ms // 1000}",
         f"   Gratuitous ARP lower priority repeat = {c.garp_lower_prio_repeat}",
         f"   Down timer adverts = {c.down_timer_adverts}",
+        *(  # fastvrrp's own, shown only when set (keepalived has no such line)
+            [f"   Advert copies = {c.advert_copies}, {c.advert_copy_delay_ms / 1000:g} secs apart"]
+            if c.advert_copies > 1
+            else []
+        ),
         f"   Send advert after receive lower priority advert = {_yes(not c.lower_prio_no_advert)}",
         f"   Send advert after receive higher priority advert = {_yes(c.higher_prio_send_advert)}",
         f"   Virtual Router ID = {c.virtual_router_id}",

@@ -29,9 +29,10 @@ from fastvrrp.io import announce, netlink, routes
 log = logging.getLogger("fastvrrp")
 
 SCOPES = {"global": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
+_SETTINGS: dict[announce.AnnounceSettings, announce.AnnounceSettings] = {}  # a few distinct ones per config
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class InstanceResources:
     """What the daemon keeps per instance beside the driver's view."""
 
@@ -168,6 +169,7 @@ def running_instance(
         garp_interval_ms=gd.vrrp_garp_interval_ms,
         gna_interval_ms=gd.vrrp_gna_interval_ms,
     )
+    settings = _SETTINGS.setdefault(settings, settings)  # equal settings: one shared object
     return RunningInstance(
         name=icfg.name,
         core=(SyncMember if icfg.sync_group else VrrpInstance)(ccfg),
@@ -193,6 +195,8 @@ def running_instance(
         garp_lower_prio_repeat=icfg.garp_lower_prio_repeat,
         garp_lower_prio_delay_ms=icfg.garp_lower_prio_delay_ms,
         report_lower_prio=icfg.notify_master_rx_lower_pri is not None,
+        advert_copies=icfg.advert_copies,
+        advert_copy_delay_ms=icfg.advert_copy_delay_ms,
         io=io,
     )
 

@@ -129,7 +129,7 @@ class Links:
             s.close()
         self.senders.clear()
 
-    @staticmethod
-    def _close(link: Link) -> None:
+    def _close(self, link: Link) -> None:
+        self.engine.close_rx(link.rx_id)  # the engine drains every open rx socket before a backup fires
         link.socks.close()
         link.closed = True

@@ -180,6 +180,11 @@ def setup(args: Any, netns: str | None = None) -> list[logging.Handler]:
         fh = LogFileHandler(args.log_file, bool(getattr(args, "flush_log_file", False)))
         fh.setFormatter(fmt)
         handlers.append(fh)
+    # What no format of ours prints is not gathered for each record: the caller's file and line (a stack walk,
+    # the largest part of a record's cost), the thread and the multiprocessing names.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)

@@ -34,13 +34,9 @@ from dataclasses import dataclass, field
 from itertools import chain
 from operator import attrgetter
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
-
-from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, ThreadingWSGIServer, generate_latest
 
 from fastvrrp import __version__
-from fastvrrp._wire import DROP_REASONS
+from fastvrrp._engine import DROP_REASONS  # the codec's reasons, then the engine's (rx_overflow)
 from fastvrrp.daemon.driver import advert_counts
 
 INSTANCE_LABELS = ("iname", "intf", "vrid", "family")
@@ -512,9 +508,28 @@ def render(snap: Snapshot | Iterable[Snapshot], keepalived: bool = True) -> byte
     return r.finish().encode()
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        pass
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text exposition format 0.0.4
+
+
+def _http_server(addr: str, port: int, app: Any) -> Any:
+    """A threading WSGI server on (addr, port) that does not log each request. prometheus_client and wsgiref
+    are imported here, by the runs that serve metrics (about 8 MiB: docs/costs.md#imports)."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            pass
+
+    server_cls: type[ThreadingWSGIServer] = ThreadingWSGIServer
+    if ":" in addr:
+
+        class V6(ThreadingWSGIServer):
+            address_family = socket.AF_INET6
+
+        server_cls = V6
+    return make_server(addr, port, app, server_cls, handler_class=Quiet)
 
 
 ENCODE_PIECE = 256 * 1024  # characters joined and encoded per loop callback (~0.1 ms)
@@ -552,8 +567,10 @@ class MetricsServer:
         self.loop = loop
         self.snapshot_timeout_s = snapshot_timeout_s
         self.keepalived = keepalived
-        self.registry: CollectorRegistry | None = None
+        self.registry: Any = None  # prometheus_client's CollectorRegistry with its ProcessCollector
         if process:
+            from prometheus_client import CollectorRegistry, ProcessCollector
+
             self.registry = CollectorRegistry(auto_describe=False)
             ProcessCollector(registry=self.registry)
         self._lock = threading.Lock()
@@ -592,6 +609,8 @@ class MetricsServer:
         body.append("".join(group).encode())
         yield
         if self.registry is not None:
+            from prometheus_client.exposition import generate_latest
+
             body.append(generate_latest(self.registry))
         self._body = body
 
@@ -661,19 +680,12 @@ class MetricsServer:
             start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
             return [f"snapshot failed: {exc!r}\n".encode()]
         size = sum(map(len, body))
-        start_response("200 OK", [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4), ("Content-Length", str(size))])
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(size))])
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else body
 
     def start(self) -> tuple[str, int]:
         """Bind and serve in a daemon thread; returns the bound (address, port) (port 0 = ephemeral)."""
-        server_cls: type[ThreadingWSGIServer] = ThreadingWSGIServer
-        if ":" in self.addr:
-
-            class _V6(ThreadingWSGIServer):
-                address_family = socket.AF_INET6
-
-            server_cls = _V6
-        self._httpd = make_server(self.addr, self.port, self._app, server_cls, handler_class=_Quiet)
+        self._httpd = _http_server(self.addr, self.port, self._app)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="fastvrrp-metrics", daemon=True

@@ -36,10 +36,10 @@ class NoAccept:
                 inst.io.no_accept = False
 
     async def drop(self, inst: RunningInstance) -> None:
-        await self.nl.call(lambda _ipr: noaccept.drop(v.address for v in inst.io.vips))
+        await self.nl.in_thread(noaccept.drop, [v.address for v in inst.io.vips])
 
     async def undrop(self, inst: RunningInstance) -> None:
-        await self.nl.call(lambda _ipr: noaccept.undrop(v.address for v in inst.io.vips))
+        await self.nl.in_thread(noaccept.undrop, [v.address for v in inst.io.vips])
 
     def teardown(self) -> None:
         if self.ready:

@@ -94,7 +94,7 @@ class Scripts:
     def of(cls, cfg: Any, priority_changes_default: bool = False) -> Scripts:
         """From an InstanceConfig or a SyncGroupConfig (fields notify_master ... notify_priority_changes)."""
         deleted = getattr(cfg, "notify_deleted", None)
-        return cls(
+        made = cls(
             master=Command.of(cfg.notify_master),
             backup=Command.of(cfg.notify_backup),
             fault=Command.of(cfg.notify_fault),
@@ -105,6 +105,8 @@ class Scripts:
             notify_deleted=deleted is not None,
             priority_changes=bool(cfg.notify_priority_changes or priority_changes_default),
         )
+        # Most instances have none: they share one object (a thousand instances, ~100 KiB less).
+        return _NONE if made == _NONE else made
 
     def for_state(self, word: str) -> Command | None:
         return {
@@ -117,6 +119,7 @@ class Scripts:
 
 
 NO_SCRIPTS = Scripts()
+_NONE = NO_SCRIPTS
 
 
 def fifo_line(kind: str, name: str, word: str, priority: int) -> bytes:

@@ -2,13 +2,22 @@
 no_accept drop and the virtual routes around them), announcements to the interface's frame sender,
 transitions to the log, the notify scripts and FIFOs, the sync group notices and the status file.
 Every call returns at once; address changes run as tasks that `settle()` waits for.
+
+Nothing here walks every instance on a transition (docs/costs.md#per-transition). The address changes of
+instances without no_accept or virtual routes (the common case) are gathered for one loop turn and handed to
+the netlink worker as one pre-encoded batch: a mass takeover of a thousand instances is a few send()s. The
+VIPs held are indexed by (interface index, address), so an address event costs one lookup; an event that
+may be the echo of our own change still in flight (IPv6 events carry no sender) is not answered at once:
+the instance's VIPs are checked again once its changes are done.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -20,6 +29,53 @@ from fastvrrp.daemon.no_accept import NoAccept
 from fastvrrp.io import netlink
 
 log = logging.getLogger("fastvrrp")
+
+
+class Later:
+    """Work that must not delay the adverts: run from the loop's ready queue after the current turn (whose
+    end flushes the engine's adverts), in order, at most `budget_s` per loop callback, so a thousand
+    transitions' reports interleave with the timers and sockets instead of holding the loop for their
+    whole length (docs/costs.md#per-transition)."""
+
+    __slots__ = ("loop", "budget_s", "items", "_handle", "errors")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, budget_s: float = 0.002) -> None:
+        self.loop = loop
+        self.budget_s = budget_s
+        self.items: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = collections.deque()
+        self._handle: asyncio.Handle | None = None
+        self.errors = 0
+
+    def add(self, fn: Callable[..., None], *args: Any) -> None:
+        self.items.append((fn, args))
+        if self._handle is None:
+            self._handle = self.loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        end = time.perf_counter() + self.budget_s
+        items = self.items
+        while items:
+            fn, args = items.popleft()
+            try:
+                fn(*args)
+            except Exception:  # one report failing must not lose the others
+                self.errors += 1
+                log.exception("internal error in %s", getattr(fn, "__name__", fn))
+            if items and time.perf_counter() > end:
+                self._handle = self.loop.call_soon(self._run)
+                return
+
+    def drain(self) -> None:
+        """Everything now (stop, reload)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.budget_s, budget = float("inf"), self.budget_s
+        try:
+            self._run()
+        finally:
+            self.budget_s = budget
 
 
 class DaemonPort:
@@ -45,19 +101,48 @@ class DaemonPort:
         self.write_status = write_status
         self.no_accept = no_accept
         self._tasks: set[asyncio.Task] = set()  # address changes in flight (stop waits for them)
+        # The VIPs of the instances holding them (or about to): (ifindex, address) -> instances.
+        self.held: dict[tuple[int, str], list[RunningInstance]] = {}
+        self._holders: dict[RunningInstance, None] = {}  # the instances in `held` (ordered set)
+        self._want: dict[RunningInstance, bool] = {}  # batched changes not handed to the worker yet
+        self._flush: asyncio.Handle | None = None
+        self._busy: dict[RunningInstance, int] = {}  # address changes in the worker, per instance
+        self._recheck: set[RunningInstance] = set()  # removal seen while busy: re-add once idle if MASTER
+        self._status_soon = False  # a status write is already asked for this loop turn
+        self.later = Later(loop)  # what the adverts go before: reports and announcements
+        self.batches = 0  # batches handed to the worker
+        self.put_back = 0  # VIPs put back after someone else removed them
 
     # --- the driver's calls ------------------------------------------------------------------------------
 
     def addresses(self, inst: RunningInstance, add: bool) -> None:
-        if inst.io.vips:
+        if not inst.io.vips:
+            return
+        self._index(inst, add)
+        if inst.io.no_accept or inst.io.routes:  # nftables / pyroute2 around the change: one task each
             self._spawn(self._change_addresses(inst, add))
+            return
+        self._want.pop(inst, None)  # the last wish wins; an add-then-remove in one turn is just a removal
+        self._want[inst] = add
+        if self._flush is None:
+            self._flush = self.loop.call_soon(self._flush_addresses)
 
     def announce(self, inst: RunningInstance, frames: list[bytes]) -> None:
-        # The takeover advert the driver queued goes out before the gratuitous ARPs (RFC 5798 6.4.2 order).
-        self.engine.flush()
-        inst.io.sender.send(frames)
+        # Sent after the loop turn's adverts (the engine is flushed first, at the end of the turn), so the
+        # takeover advert goes before the gratuitous ARPs (RFC 5798 6.4.2 order) and a mass takeover sends
+        # every instance's advert before anyone's ARPs.
+        self.later.add(self._announce_now, inst, frames)
+
+    def _announce_now(self, inst: RunningInstance, frames: list[bytes]) -> None:
+        if inst.announcer.active:  # still master: a backup must not announce (RFC 5798 6.4.2)
+            self.engine.flush()  # no-op unless an advert was queued since the turn's end
+            inst.io.sender.send(frames)
 
     def transition(self, inst: RunningInstance, change: StateChanged) -> None:
+        """Reported (log, notify scripts and FIFOs, sync group notices, status) after the turn's adverts."""
+        self.later.add(self._report, inst, change, inst.core.priority, time.time())
+
+    def _report(self, inst: RunningInstance, change: StateChanged, priority: int, wall: float) -> None:
         if change.new is State.INIT:
             log.info("(%s) Stopped", inst.name)
             word = "STOP"
@@ -65,47 +150,115 @@ class DaemonPort:
             log.info("(%s) Entering %s STATE", inst.name, change.new.name)
             word = change.new.name
         log.debug("(%s) %s -> %s: %s", inst.name, change.old.name, change.new.name, change.reason)
-        self.notifier.instance_state(inst.name, inst.io.scripts, word, inst.core.priority)
+        self.notifier.instance_state(inst.name, inst.io.scripts, word, priority)
         self.group_changed(inst.name)
         if self.book is not None:
-            self.book.transition(inst.name, change.reason)
-        self.loop.call_soon(self.write_status)  # the status file and systemd's STATUS=, once per batch
+            self.book.transition(inst.name, change.reason, wall)
+        if not self._status_soon:  # the status file and systemd's STATUS=, once per batch of transitions
+            self._status_soon = True
+            self.loop.call_soon(self._write_status)
+
+    def _write_status(self) -> None:
+        self._status_soon = False
+        self.write_status()
 
     def lower_priority(self, inst: RunningInstance, priority: int) -> None:
+        self.later.add(self._report_lower, inst, priority, inst.core.priority)
+
+    def _report_lower(self, inst: RunningInstance, priority: int, ours: int) -> None:
         log.info("(%s) received lower priority (%d) advert", inst.name, priority)
-        self.notifier.instance_event(inst.name, inst.io.scripts, "MASTER_RX_LOWER_PRI", inst.core.priority)
+        self.notifier.instance_event(inst.name, inst.io.scripts, "MASTER_RX_LOWER_PRI", ours)
 
     # --- addresses taken away behind our back (the link monitor) --------------------------------------------
 
     def on_addr(self, ifindex: int, family: int, address: str, prefixlen: int, added: bool) -> None:
-        """A VIP removed while its instance is MASTER goes back."""
+        """A VIP removed while its instance is MASTER goes back (one dictionary lookup per event)."""
         if added:
             return
-        for inst in self.insts.values():
-            if inst.holds_addresses and inst.core.state is State.MASTER:
-                for spec in inst.io.vips:
-                    if spec.ifindex == ifindex and spec.address == address:
-                        log.warning(
-                            "(%s) %s/%d was removed while MASTER: putting it back",
-                            inst.name,
-                            address,
-                            prefixlen,
-                        )
-                        self._spawn(self._change_addresses(inst, True))
-                        return
+        for inst in self.held.get((ifindex, address), ()):
+            if not (inst.holds_addresses and inst.core.state is State.MASTER):
+                continue
+            if inst in self._busy or inst in self._want:
+                self._recheck.add(inst)  # maybe our own removal coming back: look again once idle
+                return
+            log.warning("(%s) %s/%d was removed while MASTER: putting it back", inst.name, address, prefixlen)
+            self.put_back += 1
+            self.addresses(inst, True)
+            return
 
     def on_resync(self) -> None:
         """Address events were lost: every master adds its VIPs again."""
-        for inst in self.insts.values():
+        for inst in list(self._holders):
             if inst.holds_addresses and inst.core.state is State.MASTER:
-                self._spawn(self._change_addresses(inst, True))
+                self.addresses(inst, True)
+
+    def _index(self, inst: RunningInstance, add: bool) -> None:
+        if add == (inst in self._holders):
+            return
+        if add:
+            self._holders[inst] = None
+            for spec in inst.io.vips:
+                self.held.setdefault((spec.ifindex, spec.address), []).append(inst)
+            return
+        del self._holders[inst]
+        for spec in inst.io.vips:
+            key = (spec.ifindex, spec.address)
+            users = self.held.get(key)
+            if users is not None and inst in users:
+                users.remove(inst)
+                if not users:
+                    del self.held[key]
 
     # --- address changes ---------------------------------------------------------------------------------
 
     async def settle(self) -> None:
-        """Wait until no address change is in flight."""
+        """Report what is still to report, and wait until no address change is in flight."""
+        self.later.drain()
+        if self._want:
+            self._flush_addresses()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            if self._want:
+                self._flush_addresses()
+
+    def _flush_addresses(self) -> None:
+        """Hand every change gathered this turn to the netlink worker as one batch."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if not self._want:
+            return
+        ops = list(self._want.items())
+        self._want.clear()
+        for inst, _add in ops:
+            self._busy[inst] = self._busy.get(inst, 0) + 1
+        self.batches += 1
+        self._spawn(self._apply_batch(ops))
+
+    async def _apply_batch(self, ops: list[tuple[RunningInstance, bool]]) -> None:
+        try:
+            results = await self.nl.fast_apply([(inst.io.add_batch, add) for inst, add in ops])
+        except Exception:
+            log.exception("netlink: changing the addresses of %d instance(s) failed", len(ops))
+            results = []
+        for (inst, add), res in zip(ops, results, strict=False):
+            verb = "add" if add else "remove"
+            for spec, err in res.failed:
+                log.error("(%s) cannot %s %s: %s", inst.name, verb, spec.text(), os.strerror(err))
+        for inst, _add in ops:
+            n = self._busy.get(inst, 0) - 1
+            if n > 0:
+                self._busy[inst] = n
+                continue
+            self._busy.pop(inst, None)
+            if inst in self._recheck and inst not in self._want:
+                self._recheck.discard(inst)
+                if (
+                    inst.holds_addresses
+                    and inst.core.state is State.MASTER
+                    and self.insts.get(inst.name) is inst
+                ):
+                    self.addresses(inst, True)  # reconcile: EEXIST for what is there, the rest goes back
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = self.loop.create_task(coro)
@@ -113,6 +266,23 @@ class DaemonPort:
         task.add_done_callback(self._tasks.discard)
 
     async def _change_addresses(self, inst: RunningInstance, add: bool) -> None:
+        self._busy[inst] = self._busy.get(inst, 0) + 1
+        try:
+            await self._change_addresses_now(inst, add)
+        finally:
+            n = self._busy.pop(inst, 1) - 1
+            if n > 0:
+                self._busy[inst] = n
+            elif inst in self._recheck:
+                self._recheck.discard(inst)
+                if (
+                    inst.holds_addresses
+                    and inst.core.state is State.MASTER
+                    and self.insts.get(inst.name) is inst
+                ):
+                    self._spawn(self._change_addresses(inst, True))
+
+    async def _change_addresses_now(self, inst: RunningInstance, add: bool) -> None:
         verb = "add" if add else "remove"
         await self._before_address_change(inst, add)
         try:

@@ -80,6 +80,7 @@ def _remove_changed(daemon: Daemon, wanted: dict[str, InstanceConfig], now: int)
         log.info("(%s) %s by reload", name, "changed" if nc is not None else "removed")
         if inst.io.started:
             daemon.driver.shutdown(inst, now)
+            daemon.port.later.drain()  # its STOP is reported before its DELETED, as keepalived orders them
         if nc is None:
             daemon.notifier.instance_state(name, inst.io.scripts, "DELETED", inst.core.priority)
         if daemon.status.book is not None:

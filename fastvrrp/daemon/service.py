@@ -11,6 +11,7 @@ import dataclasses
 import gc
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -32,13 +33,20 @@ from fastvrrp.daemon.tracking import Tracking
 from fastvrrp.daemon.use_vmac import VmacInterfaces
 from fastvrrp.health.runner import ScriptRunner
 from fastvrrp.io import netlink, unix_socket
-from fastvrrp.io.timer import PreciseTimer
+from fastvrrp.io.timer import PreciseTimer, Watchdog
 
 log = logging.getLogger("fastvrrp")
 
 SCRIPT_CONCURRENCY = 128  # processes the script runner may have at once (trackers and notify scripts)
 # after a busy drain, wait 1 ms before reading again (docs/costs.md#receive-dwell: batches of ~50)
 RX_DWELL_S = 0.001
+# receive(): settle this many adverts in Python (a backup that starts to follow its master goes on the fast
+# path) before reading more of a backlog
+RX_MAX_EVENTS = 256
+# The advert watchdog (docs/costs.md#advert-precedence): when the loop has not run this long after its
+# earliest deadline, a thread sends the due adverts of masters; Python hands it the GIL within SWITCH_S.
+WATCHDOG_GRACE_US = 3_000
+SWITCH_S = 0.001
 
 
 def now_us() -> int:
@@ -70,7 +78,7 @@ class Daemon:
         self.control: ControlServer | None = None
         self.operator = Operator()  # drain and priority offsets set through it; forgotten at restart
         self.loop = asyncio.get_running_loop()
-        self.engine = _engine.Engine(max_slots=4096, batch=64, fast_path=fast_path)
+        self.engine = _engine.Engine(max_slots=4096, batch=64, fast_path=fast_path, rx_clock=True)
         self.nl = netlink.NetlinkWorker()
         self.insts: dict[str, RunningInstance] = {}
         gd = cfg.global_defs
@@ -115,10 +123,12 @@ class Daemon:
             self.no_accept,
         )
         self.timer = PreciseTimer(self.loop, self._on_timer)
+        self.watchdog: Watchdog | None = None
         self.tracking = Tracking(cfg, self.runner, self.on_effective)
         self.monitor: netlink.LinkMonitor | None = None
         self.metrics: metrics.MetricsServer | None = None
         self._reloading = False
+        self._reload_again = False
         self._link_up: dict[int, bool] = {}
         self._startup_delay: asyncio.TimerHandle | None = None  # vrrp_startup_delay still running
         self._control_inode = 0
@@ -169,7 +179,11 @@ class Daemon:
         if self.control is not None:
             await self.control.serve()
         self.status.tick()
+        self.port.later.drain()  # the initial states are logged and reported before READY=1
         gc.freeze()  # everything allocated so far lives for the daemon's lifetime: keep it out of gc scans
+        sys.setswitchinterval(SWITCH_S)
+        self.watchdog = Watchdog(self.engine.send_due, WATCHDOG_GRACE_US)
+        self._after(now_us())
         # Every instance has its sockets and its initial state (or is held: vrrp_startup_delay, trackers).
         self.systemd.ready()
 
@@ -212,6 +226,9 @@ class Daemon:
         if self._startup_delay is not None:
             self._startup_delay.cancel()
             self._startup_delay = None
+        if self.watchdog is not None:
+            self.watchdog.close()
+            self.watchdog = None
         self.timer.close()
         self.status.close()
         self._close_control()
@@ -297,13 +314,15 @@ class Daemon:
 
     def _on_readable(self, link: Link) -> None:
         now = now_us()
+        self._send_due(now)
         try:
-            events = self.engine.receive(link.rx_id, now)
+            events = self.engine.receive(link.rx_id, now, RX_MAX_EVENTS)
         except OSError as exc:
             log.warning("receive on %s failed: %s", link.ifname, exc)
             events = []
         if events:
-            self._guarded(self.driver.handle, events, now)
+            now = now_us()  # the adverts count as heard when Python handles them (a stall may lie between)
+            self._guarded(self.driver.handle, events, now, now_us)
         self._after(now)
         got = self.engine.rx_stats(link.rx_id)["datagrams"]
         busy = got - link.last_datagrams > 1
@@ -324,8 +343,16 @@ class Daemon:
 
     def _on_timer(self) -> None:
         now = now_us()
-        self._guarded(self.driver.tick, now)
+        self._guarded(self.driver.tick, now, now_us)
         self._after(now)
+
+    def _send_due(self, now: int) -> None:
+        """Adverts before everything else: when the earliest deadline is due, run the engine's deadlines (a
+        master's adverts go out from here) before other work of the loop. Cheap when nothing is due."""
+        nd = self.engine.next_deadline()
+        if 0 <= nd <= now:
+            self._guarded(self.driver.tick, now, now_us)
+            self.engine.flush()
 
     def _guarded(self, fn: Any, *args: Any) -> None:
         try:
@@ -337,6 +364,8 @@ class Daemon:
         """Send what is queued, then re-arm the one loop timer to the earliest deadline."""
         self.engine.flush()
         nd = self.driver.next_deadline()
+        if self.watchdog is not None:
+            self.watchdog.feed(nd)
         if nd < 0:
             return
         armed = self.timer.armed_us
@@ -358,10 +387,23 @@ class Daemon:
     # --- reload ------------------------------------------------------------------------------------------
 
     async def reload(self) -> None:
-        """SIGHUP: apply a new config; unchanged instances keep their state and adverts, without a gap."""
+        """SIGHUP: apply a new config; unchanged instances keep their state and adverts, without a gap.
+        A SIGHUP that arrives while a reload is being applied is not lost: the file is read again once the
+        running reload is done (one more reload however many SIGHUPs came in the meantime)."""
         if self._reloading:
+            self._reload_again = True
             return
         self._reloading = True
+        try:
+            again = True
+            while again:
+                self._reload_again = False
+                await self._reload_once()
+                again = self._reload_again
+        finally:
+            self._reloading = False
+
+    async def _reload_once(self) -> None:
         self.systemd.reloading()
         new = None
         try:
@@ -369,10 +411,13 @@ class Daemon:
             if new is not None:
                 started = await apply_config(self, new, now_us())
                 self.operator.keep_only(self.insts)  # drains and offsets of instances that still exist
+                # Reading unfroze everything (config.check_file): collect what the old configuration left,
+                # cycles of replaced instances included, then keep the rest out of later gc scans.
+                gc.collect()
+                gc.freeze()
                 self._after(now_us())
                 log.info("reloaded %s (%d instances, %d started)", self.config_path, len(self.insts), started)
         finally:
-            self._reloading = False
             self.systemd.reloaded(refused=new is None)  # the new configuration is in charge, or refused
 
 

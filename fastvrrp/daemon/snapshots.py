@@ -26,9 +26,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("fastvrrp")
 
 
+# Transitions write the status file at once, up to STATUS_BURST writes back to back; beyond that at most one
+# per STATUS_MIN_GAP_S (the last change is always written): a flapping pair or a mass takeover of thousands
+# of instances costs one write (O(instances)) per gap, not one per loop turn (docs/costs.md#per-transition).
+STATUS_MIN_GAP_S = 0.2
+STATUS_BURST = 5
+
+
 class StatusWriter:
-    """Writes the status file through `book` (nothing without one): `write()` after transitions, `tick()`
-    every second (the book says when a periodic write is due)."""
+    """Writes the status file through `book` (nothing without one): `write()` after transitions (at once
+    while writes are rare, then at most once per STATUS_MIN_GAP_S: a later change is written when the gap
+    has passed), `tick()` every second (the book says when a periodic write is due)."""
 
     def __init__(
         self,
@@ -44,6 +52,10 @@ class StatusWriter:
         self.book = book
         self.operator = operator  # drain and offsets set through the control socket
         self._timer: asyncio.TimerHandle | None = None
+        self._later: asyncio.TimerHandle | None = None  # a write held back by the minimum gap
+        self._written_at = -1e9  # loop time of the last write
+        self._credit = float(STATUS_BURST)  # writes allowed at once; one more per STATUS_MIN_GAP_S
+        self.writes = 0
 
     def tick(self) -> None:
         self.write()
@@ -52,11 +64,32 @@ class StatusWriter:
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
+
+    def _deferred(self) -> None:
+        self._later = None
+        self.write()
 
     def write(self, force: bool = False) -> None:
         book = self.book
         if book is None or not (force or book.due()):
             return
+        now = self.loop.time()
+        if not force:
+            if self._later is not None:
+                return  # already planned
+            credit = min(STATUS_BURST, self._credit + (now - self._written_at) / STATUS_MIN_GAP_S)
+            if credit < 1:
+                self._later = self.loop.call_later((1 - credit) * STATUS_MIN_GAP_S, self._deferred)
+                return
+            self._credit = credit - 1
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
+        self._written_at = now
+        self.writes += 1
         rows = []
         offsets = self.operator.offsets if self.operator is not None else {}
         for i in list(self.insts.values()):

@@ -3,14 +3,20 @@
 pyroute2's `IPRoute`/`AsyncIPRoute` cannot run on the uvloop loop itself
 (docs/kernel-notes.md#uvloop-and-pyroute2), so:
 
-- `NetlinkWorker` owns a one-thread executor; the thread builds its own `IPRoute` on a private selector loop
-  and does every pyroute2 call. The loop thread only awaits futures.
+- `NetlinkWorker` owns a one-thread executor that does every netlink call; the loop thread only awaits
+  futures. What every run needs (interface indexes, address dumps, VIPs) is raw netlink on the worker's
+  own socket; pyroute2 is imported, and the thread's `IPRoute` built on a private selector loop, only when a
+  run first asks for what only pyroute2 does here (virtual routes and rules, VMAC interfaces): it costs
+  about 15 MiB of memory (docs/costs.md#imports).
 - Mass failover does not go through pyroute2 at all (its Python encoding costs ~180 us per request,
   docs/costs.md#netlink-encoding): each VIP's RTM_NEWADDR / RTM_DELADDR is encoded once (`AddrBatch`), and a
   whole failover's worth is written with a few `send()`s on a raw NETLINK_ROUTE socket, reading back only the
   ACKs (`NetlinkBatcher`). The worker thread runs it, so the loop keeps ticking while the kernel works.
-- `LinkMonitor` is an `IPRSocket` bound to the link and address groups and registered with
-  `loop.add_reader`; the few fields the daemon needs are read straight from the message bytes.
+- `LinkMonitor` is a raw NETLINK_ROUTE socket bound to the link and address groups and registered with
+  `loop.add_reader`; the few fields the daemon needs are read straight from the message bytes. The kernel
+  stamps an IPv4 address event with the port id of the socket whose request caused it: the events of this
+  process's own `NetlinkBatcher` (its VIPs going in and out) are skipped unread (`own_events`), unless the
+  monitor is asked to report them too (`report_own`, for -a).
 
 Reconcile semantics throughout: adding an address that exists (EEXIST) and deleting one that is absent
 (EADDRNOTAVAIL) count as success, so "make it so" can be repeated safely.
@@ -23,6 +29,7 @@ import errno
 import ipaddress
 import itertools
 import logging
+import os
 import socket
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -98,23 +105,32 @@ def _iter_attrs(buf: bytes | memoryview, off: int, end: int) -> Iterable[tuple[i
         off += _align4(alen)
 
 
-def _iter_msgs(data: bytes) -> Iterable[tuple[int, int, int, int, int]]:
-    """(type, flags, seq, offset of payload, end) for each netlink message in a datagram."""
+def _iter_msgs(data: bytes) -> Iterable[tuple[int, int, int, int, int, int]]:
+    """(type, flags, seq, port id, offset of payload, end) for each netlink message in a datagram."""
     off = 0
     while off + _NLMSGHDR.size <= len(data):
-        mlen, mtype, mflags, seq, _pid = _NLMSGHDR.unpack_from(data, off)
+        mlen, mtype, mflags, seq, pid = _NLMSGHDR.unpack_from(data, off)
         if mlen < _NLMSGHDR.size or off + mlen > len(data):
             return
-        yield mtype, mflags, seq, off + _NLMSGHDR.size, off + mlen
+        yield mtype, mflags, seq, pid, off + _NLMSGHDR.size, off + mlen
         off += _align4(mlen)
 
 
 def _iter_acks(data: bytes) -> Iterable[tuple[int, int]]:
     """(seq, errno) of each ACK (NLMSG_ERROR; errno 0 = done) in a datagram; one too short to hold its
     error code is skipped (its request is then reported unanswered)."""
-    for mtype, _f, seq, p, end in _iter_msgs(data):
+    for mtype, _f, seq, _pid, p, end in _iter_msgs(data):
         if mtype == NLMSG_ERROR and end - p >= _NLMSGERR.size:
             yield seq, -_NLMSGERR.unpack_from(data, p)[0]
+
+
+def _netns_inode() -> int:
+    """The network namespace of the calling thread (port ids are unique only within one namespace)."""
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+#: (namespace inode, port id) of this process's NetlinkBatchers: the address events they cause are ours
+_OWN_PORTS: set[tuple[int, int]] = set()
 
 
 # --- VIPs ---------------------------------------------------------------------------------------------------
@@ -234,6 +250,7 @@ class NetlinkBatcher:
             s.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
             s.bind((0, 0))
             s.settimeout(5.0)
+            self.own = (_netns_inode(), s.getsockname()[0])
         except BaseException:
             s.close()
             raise
@@ -241,49 +258,91 @@ class NetlinkBatcher:
         self._seq = itertools.count(1)
         self.requests = 0
         self.lost_acks = 0
+        _OWN_PORTS.add(self.own)
 
     def close(self) -> None:
+        _OWN_PORTS.discard(self.own)
         self.sock.close()
+
+    def dump(self, mtype: int, family: int) -> list[tuple[int, bytes, int, int]]:
+        """A dump request (RTM_GETADDR, RTM_GETLINK) on this socket: (type, datagram, payload offset, end) of
+        every answer. Blocking: the worker thread's."""
+        seq = next(self._seq) & 0xFFFFFFFF
+        body = (
+            _IFADDRMSG.pack(family, 0, 0, 0, 0)
+            if mtype == RTM_GETADDR
+            else _IFINFOMSG.pack(family, 0, 0, 0, 0)
+        )
+        self.sock.send(
+            _NLMSGHDR.pack(_NLMSGHDR.size + len(body), mtype, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+        )
+        out: list[tuple[int, bytes, int, int]] = []
+        while True:
+            data = self.sock.recv(1 << 20)
+            for t, _f, s, _pid, p, end in _iter_msgs(data):
+                if s != seq:
+                    continue  # a late ACK of an earlier batch
+                if t == NLMSG_DONE:
+                    return out
+                if t == NLMSG_ERROR:
+                    (err,) = _NLMSGERR.unpack_from(data, p)
+                    raise OSError(-err, os.strerror(-err))
+                out.append((t, data, p, end))
 
     def apply(self, op: int, specs: Sequence[VipSpec], msgs: Sequence[bytes]) -> ApplyResult:
         result = ApplyResult()
+        self._apply([(op, spec, msg, result) for spec, msg in zip(specs, msgs, strict=True)])
+        return result
+
+    def apply_batches(self, ops: Sequence[tuple[AddrBatch, bool]]) -> list[ApplyResult]:
+        """Several instances' VIPs added (True) or removed (False) in order, in as few send()s as the chunk
+        limits allow (a mass failover: one trip to the kernel for hundreds of instances); one result each."""
+        results = [ApplyResult() for _ in ops]
+        items: list[tuple[int, VipSpec, bytes, ApplyResult]] = []
+        for (batch, add), result in zip(ops, results, strict=True):
+            op = RTM_NEWADDR if add else RTM_DELADDR
+            msgs = batch.add_msgs if add else batch.del_msgs
+            items.extend((op, spec, msg, result) for spec, msg in zip(batch.specs, msgs, strict=True))
+        self._apply(items)
+        return results
+
+    def _apply(self, items: Sequence[tuple[int, VipSpec, bytes, ApplyResult]]) -> None:
         i = 0
-        n = len(msgs)
+        n = len(items)
         while i < n:
             j = i
             size = 0
-            while j < n and j - i < self.CHUNK_MSGS and size + len(msgs[j]) <= self.CHUNK_BYTES:
-                size += len(msgs[j])
+            while j < n and j - i < self.CHUNK_MSGS and size + len(items[j][2]) <= self.CHUNK_BYTES:
+                size += len(items[j][2])
                 j += 1
             j = max(j, i + 1)
-            self._apply_chunk(op, specs, msgs, i, j, result)
+            self._apply_chunk(items[i:j])
             i = j
-        return result
 
-    def _apply_chunk(
-        self, op: int, specs: Sequence[VipSpec], msgs: Sequence[bytes], i: int, j: int, result: ApplyResult
-    ) -> None:
-        buf = bytearray(b"".join(msgs[i:j]))
-        pending: dict[int, int] = {}
+    def _apply_chunk(self, items: Sequence[tuple[int, VipSpec, bytes, ApplyResult]]) -> None:
+        buf = bytearray(b"".join(it[2] for it in items))
+        pending: dict[int, tuple[int, VipSpec, bytes, ApplyResult]] = {}
         off = 0
-        for k in range(i, j):
+        for it in items:
             seq = next(self._seq) & 0xFFFFFFFF
             struct.pack_into("=I", buf, off + 8, seq)  # nlmsg_seq: match each ACK to its VIP
-            pending[seq] = k
-            off += len(msgs[k])
+            pending[seq] = it
+            off += len(it[2])
         self.sock.send(buf)
-        self.requests += j - i
+        self.requests += len(items)
         while pending:
             try:
                 data = self.sock.recv(65536)
             except TimeoutError:
                 break
             for seq, err in _iter_acks(data):
-                if seq in pending:
-                    result.record(specs[pending.pop(seq)], op, err)
-        for k in pending.values():  # no ACK within the timeout: report, do not guess
+                if seq not in pending:
+                    continue
+                op, spec, _msg, result = pending.pop(seq)
+                result.record(spec, op, err)
+        for _op, spec, _msg, result in pending.values():  # no ACK within the timeout: report, do not guess
             self.lost_acks += 1
-            result.failed.append((specs[k], errno.ETIMEDOUT))
+            result.failed.append((spec, errno.ETIMEDOUT))
 
     def add(self, batch: AddrBatch) -> ApplyResult:
         return self.apply(RTM_NEWADDR, batch.specs, batch.add_msgs)
@@ -316,7 +375,7 @@ class NetlinkWorker:
 
     def __init__(self, netns: str | None = None):
         self.netns = netns
-        self._ipr: Any = None
+        self._ipr_obj: Any = None
         self._batcher: NetlinkBatcher | None = None
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="netlink", initializer=self._init
@@ -324,14 +383,21 @@ class NetlinkWorker:
         self._closed = False
 
     def _init(self) -> None:
-        # Runs in the worker thread. pyroute2 refuses a loop created in another thread, and no loop runs in
-        # this thread, so it gets a private selector loop (docs/kernel-notes.md#uvloop-and-pyroute2).
-        from pyroute2 import IPRoute
-
+        # Runs in the worker thread.
         if self.netns is not None:
             enter_netns(self.netns)
-        self._ipr = IPRoute(use_event_loop=asyncio.SelectorEventLoop())
         self._batcher = NetlinkBatcher()
+
+    @property
+    def _ipr(self) -> Any:
+        """The worker thread's pyroute2 IPRoute, made on first use. pyroute2 refuses a loop created in another
+        thread, and no loop runs in this thread, so it gets a private selector loop
+        (docs/kernel-notes.md#uvloop-and-pyroute2)."""
+        if self._ipr_obj is None:
+            from pyroute2 import IPRoute
+
+            self._ipr_obj = IPRoute(use_event_loop=asyncio.SelectorEventLoop())
+        return self._ipr_obj
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._closed:
@@ -350,8 +416,8 @@ class NetlinkWorker:
         def shutdown() -> None:
             if self._batcher is not None:
                 self._batcher.close()
-            if self._ipr is not None:
-                self._ipr.close()
+            if self._ipr_obj is not None:
+                self._ipr_obj.close()
 
         try:
             self._executor.submit(shutdown).result(timeout=10)
@@ -388,42 +454,28 @@ class NetlinkWorker:
         return await self._run(self._addr_call, RTM_DELADDR, list(specs))
 
     def _list(self, ifindex: int | None, family: int) -> list[AddrInfo]:
-        kw: dict[str, Any] = {}
-        if ifindex is not None:
-            kw["index"] = ifindex
-        if family:
-            kw["family"] = family
         out = []
-        for m in self._ipr.addr("dump", **kw):
-            flags = m.get("IFA_FLAGS")
-            out.append(
-                AddrInfo(
-                    address=m.get("IFA_LOCAL") or m.get("IFA_ADDRESS"),
-                    prefixlen=m["prefixlen"],
-                    family=m["family"],
-                    ifindex=m["index"],
-                    label=m.get("IFA_LABEL"),
-                    scope=m["scope"],
-                    flags=flags if flags is not None else m["flags"],
-                )
-            )
+        for _t, data, p, end in self._require_batcher().dump(RTM_GETADDR, family):
+            info = _addr_info(data, p, end)
+            if info is not None and (ifindex is None or info.ifindex == ifindex):
+                out.append(info)
         return out
 
     async def list_addresses(self, ifindex: int | None = None, family: int = 0) -> list[AddrInfo]:
         return await self._run(self._list, ifindex, family)
 
     async def link_index(self, ifname: str) -> int | None:
-        def lookup() -> int | None:
-            found = self._ipr.link_lookup(ifname=ifname)
-            return found[0] if found else None
-
-        return await self._run(lookup)
+        if self.netns is None:
+            # One ioctl, in the namespace the loop runs in (the daemon's): no trip to the worker thread,
+            # which a start-up of a thousand instances would make a thousand times.
+            return _if_index(ifname)
+        return await self._run(_if_index, ifname)
 
     def _primary(self, ifname: str, family: int) -> str | None:
-        found = self._ipr.link_lookup(ifname=ifname)
-        if not found:
+        index = _if_index(ifname)
+        if index is None:
             return None
-        for a in self._list(found[0], family):
+        for a in self._list(index, family):
             if family == socket.AF_INET and not a.flags & IFA_F_SECONDARY:
                 return a.address  # the first primary address: the one the kernel sources from
             if family == socket.AF_INET6 and a.scope == SCOPES["link"] and not a.flags & IFA_F_TENTATIVE:
@@ -438,12 +490,20 @@ class NetlinkWorker:
         """fn(ipr, *args) in the worker thread, for anything else pyroute2 can do (links, routes, rules)."""
         return await self._run(lambda: fn(self._ipr, *args))
 
+    async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """fn(*args) in the worker thread (in its namespace), without pyroute2."""
+        return await self._run(fn, *args)
+
     # --- pre-encoded batches (failover) ---------------------------------------------------------------------
     async def fast_add(self, batch: AddrBatch) -> ApplyResult:
         return await self._run(lambda: self._require_batcher().add(batch))
 
     async def fast_remove(self, batch: AddrBatch) -> ApplyResult:
         return await self._run(lambda: self._require_batcher().remove(batch))
+
+    async def fast_apply(self, ops: Sequence[tuple[AddrBatch, bool]]) -> list[ApplyResult]:
+        """Many instances' address changes at once, in order (NetlinkBatcher.apply_batches)."""
+        return await self._run(lambda: self._require_batcher().apply_batches(ops))
 
     def _require_batcher(self) -> NetlinkBatcher:
         if self._batcher is None:
@@ -454,6 +514,32 @@ class NetlinkWorker:
         """Startup cleanup: delete these VIPs where a crashed earlier run left them; return those removed."""
         result = await self.fast_remove(AddrBatch(specs))
         return result.done
+
+
+def _if_index(ifname: str) -> int | None:
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        return None
+
+
+def _addr_info(data: bytes, p: int, end: int) -> AddrInfo | None:
+    """An RTM_NEWADDR message as an AddrInfo (None without an address)."""
+    family, prefixlen, flags, scope, index = _IFADDRMSG.unpack_from(data, p)
+    local = address = label = None
+    for kind, val in _iter_attrs(data, p + _IFADDRMSG.size, end):
+        if kind == IFA_LOCAL:
+            local = bytes(val)
+        elif kind == IFA_ADDRESS:
+            address = bytes(val)
+        elif kind == IFA_LABEL:
+            label = bytes(val).split(b"\0", 1)[0].decode()
+        elif kind == IFA_FLAGS and len(val) >= 4:
+            (flags,) = struct.unpack_from("=I", val)
+    raw = local or address
+    if raw is None or family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    return AddrInfo(socket.inet_ntop(family, raw), prefixlen, family, index, label, scope, flags)
 
 
 # --- link and address events ------------------------------------------------------------------------------
@@ -490,31 +576,33 @@ class LinkMonitor:
         self.netns = netns
         self.rcvbuf = rcvbuf
         self.links: dict[int, tuple[str, bool]] = {}
-        self._sock: Any = None
+        self._sock: socket.socket | None = None
         self._fd = -1
+        self._ns = 0  # the monitored namespace's inode
         self.resyncs = 0
         self.malformed = 0
         self.callback_errors = 0
+        self.own_events = 0  # address events of our own NetlinkBatcher, skipped
+        self.report_own = False  # report them too (-a logs every address event)
 
-    def _open(self) -> Any:
-        from pyroute2 import IPRSocket
-
-        def make() -> Any:
-            # pyroute2 creates the kernel socket lazily (at bind), so all of it happens inside the namespace.
-            s = IPRSocket(rcvbuf=self.rcvbuf)
+    def _open(self) -> tuple[socket.socket, int]:
+        def make() -> tuple[socket.socket, int]:
+            s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, NETLINK_ROUTE)
             try:
-                s.bind(groups=self.GROUPS)
-                s.socket.setblocking(False)
-                s.fileno()
+                try:
+                    s.setsockopt(socket.SOL_SOCKET, 33, self.rcvbuf)  # SO_RCVBUFFORCE
+                except PermissionError:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+                s.bind((0, self.GROUPS))
             except BaseException:
                 s.close()
                 raise
-            return s
+            return s, _netns_inode()
 
         return call_in_netns(self.netns, make)
 
     def start(self) -> None:
-        self._sock = self._open()
+        self._sock, self._ns = self._open()
         self._fd = self._sock.fileno()
         self.loop.add_reader(self._fd, self._on_readable)
         self._dump_links()
@@ -531,8 +619,9 @@ class LinkMonitor:
 
     def _dump_links(self) -> None:
         # The answers are RTM_NEWLINK messages on this same socket, handled like events.
+        assert self._sock is not None
         req = _NLMSGHDR.pack(_NLMSGHDR.size + 16, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
-        self._sock.socket.send(req + _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))
+        self._sock.send(req + _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))
 
     def _resync(self) -> None:
         self.resyncs += 1
@@ -548,7 +637,7 @@ class LinkMonitor:
         # add_reader is level-triggered: drain until EAGAIN (docs/kernel-notes.md#readers-are-level-triggered)
         while True:
             try:
-                data = sock.socket.recv(65536)
+                data = sock.recv(65536)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -559,11 +648,14 @@ class LinkMonitor:
             self._handle(data)
 
     def _handle(self, data: bytes) -> None:
-        for mtype, _flags, _seq, p, end in _iter_msgs(data):
+        for mtype, _flags, _seq, pid, p, end in _iter_msgs(data):
             try:
                 if mtype in (RTM_NEWLINK, RTM_DELLINK):
                     self._link_msg(mtype, data, p, end)
                 elif mtype in (RTM_NEWADDR, RTM_DELADDR) and self.on_addr is not None:
+                    if pid and not self.report_own and (self._ns, pid) in _OWN_PORTS:
+                        self.own_events += 1  # our own VIP change coming back: nothing to learn from it
+                        continue
                     self._addr_msg(mtype, data, p, end)
             except (struct.error, ValueError, UnicodeDecodeError):
                 self.malformed += 1

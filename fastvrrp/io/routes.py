@@ -58,6 +58,10 @@ class NetSpec:
     kw: tuple[tuple[str, Any], ...]
     devs: tuple[tuple[str, str], ...] = ()  # (pyroute2 keyword, interface name), resolved when applied
     add_command: str = "add"  # pyroute2's command when adding: "add", or "append" (NLM_F_APPEND)
+    # netlink attributes pyroute2's own route message cannot carry (RTA_TTL_PROPAGATE, an ip / ip6 encap):
+    # appended to the message (see RouteMsg)
+    nlas: tuple[tuple[str, Any], ...] = ()
+    vrf: str | None = None  # the route's table is this VRF device's, looked up when applied
 
     def kwargs(self, index_of: Any) -> dict[str, Any]:
         kw = dict(self.kw)
@@ -123,10 +127,41 @@ def route_spec(r: Route, default_dev: str | None = None) -> NetSpec:
         if lock:
             metrics["lock"] = lock
         kw["metrics"] = metrics
+    nlas: list[tuple[str, Any]] = []
+    if r.ttl_propagate is not None:
+        nlas.append(("RTA_TTL_PROPAGATE", int(r.ttl_propagate)))
+    if r.encap is not None:
+        if r.encap.type == "mpls":
+            kw["encap"] = {"type": "mpls", "labels": list(r.encap.labels)}
+        else:
+            nlas += _ip_encap(r)
     # keepalived 2.2.7 sends universe scope unless the line gives one (not iproute2's link scope for a route
     # without gateway); the kernel refuses that for local, broadcast and anycast routes, which get theirs.
     kw["scope"] = r.scope if r.scope is not None else _TYPE_SCOPES.get(rtype, SCOPE_UNIVERSE)
-    return NetSpec("route", r.text, tuple(sorted(kw.items())), tuple(devs), "append" if r.append else "add")
+    cmd = "append" if r.append else "add"
+    return NetSpec("route", r.text, tuple(sorted(kw.items())), tuple(devs), cmd, tuple(nlas), r.vrf)
+
+
+def _ip_encap(r: Route) -> list[tuple[str, Any]]:
+    """RTA_ENCAP_TYPE and RTA_ENCAP of an `encap ip` / `encap ip6` route (linux/lwtunnel.h)."""
+    e = r.encap
+    assert e is not None
+    p = "LWTUNNEL_IP6_" if e.type == "ip6" else "LWTUNNEL_IP_"
+    ttl, tos = ("HOPLIMIT", "TC") if e.type == "ip6" else ("TTL", "TOS")
+    attrs = [
+        [p + name, value]
+        for name, value in (
+            ("ID", e.id),
+            ("DST", None if e.dst is None else str(e.dst)),
+            ("SRC", None if e.src is None else str(e.src)),
+            (ttl, e.ttl),
+            (tos, e.tos),
+            ("FLAGS", e.flags),
+        )
+        if value is not None
+    ]
+    kind = LWTUNNEL_ENCAP_IP6 if e.type == "ip6" else LWTUNNEL_ENCAP_IP
+    return [("RTA_ENCAP_TYPE", kind), ("RTA_ENCAP", {"attrs": attrs})]
 
 
 def _hop(h: Nexthop, route_dev: str | None) -> tuple[tuple[str, Any], ...]:
@@ -162,7 +197,9 @@ _RTAX = {
     "initrwnd": 14,
     "quickack": 15,
     "cc_algo": 16,
+    "fastopen_no_cookie": 17,
 }
+LWTUNNEL_ENCAP_IP, LWTUNNEL_ENCAP_IP6 = 2, 4  # linux/lwtunnel.h
 
 
 def rule_spec(r: Rule) -> NetSpec:
@@ -233,8 +270,12 @@ def apply(ipr: Any, specs: Sequence[NetSpec], add: bool) -> NetResult:
     for spec in order:
         try:
             kw = spec.kwargs(index_of)
-            fn = ipr.route if spec.kind == "route" else ipr.rule
-            fn(spec.add_command if add else "del", **kw)
+            if spec.kind == "route":
+                if spec.vrf is not None:
+                    kw["table"] = vrf_table(ipr, spec.vrf)
+                send_route(ipr, spec.add_command if add else "del", kw, spec.nlas)
+            else:
+                ipr.rule(spec.add_command if add else "del", **kw)
             res.done.append(spec)
         except NetlinkError as exc:
             if exc.code in benign:
@@ -247,3 +288,96 @@ def apply(ipr: Any, specs: Sequence[NetSpec], add: bool) -> NetResult:
             else:
                 res.already.append(spec)  # the interface is gone, so is the route
     return res
+
+
+def vrf_table(ipr: Any, name: str) -> int:
+    """The routing table of VRF device `name` (IFLA_VRF_TABLE), as keepalived puts a `vrf NAME` route there.
+    LookupError if there is no such VRF."""
+    links = ipr.link("get", ifname=name) if ipr.link_lookup(ifname=name) else ()
+    for link in links:
+        info = link.get_attr("IFLA_LINKINFO")
+        if info is not None and info.get_attr("IFLA_INFO_KIND") == "vrf":
+            data = info.get_attr("IFLA_INFO_DATA")
+            table = data.get_attr("IFLA_VRF_TABLE") if data is not None else None
+            if table is not None:
+                return int(table)
+        raise LookupError(f"{name} is not a VRF")
+    raise LookupError(f"VRF {name} does not exist")
+
+
+def send_route(ipr: Any, command: str, kw: dict[str, Any], nlas: Sequence[tuple[str, Any]]) -> None:
+    """`ipr.route(command, **kw)`, with the attributes pyroute2's rtmsg lacks: pyroute2 turns the keywords
+    into fields and attributes as its own route() does, into a RouteMsg, to which `nlas` are appended."""
+    from pyroute2.iproute.linux import get_arguments_processor
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
+    from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_NEWROUTE
+
+    msg_class = route_msg_class()
+    proc = get_arguments_processor("route", command, dict(kw), {"strict_check": ipr.status["strict_check"]})
+    msg = msg_class()
+    for fld in msg.fields:
+        msg[fld[0]] = proc.get_value(fld[0], default=0, mode="field")
+    for key, value in proc.items():
+        nla = msg_class.name2nla(key)
+        if msg.valid_nla(nla) and value is not None:
+            msg["attrs"].append([nla, value])
+    msg["attrs"].extend([list(x) for x in nlas])
+    flags = NLM_F_REQUEST | NLM_F_ACK
+    if command == "del":
+        kind = RTM_DELROUTE
+    else:
+        kind = RTM_NEWROUTE
+        flags |= NLM_F_CREATE | (NLM_F_APPEND if command == "append" else NLM_F_EXCL)
+    # pyroute2 0.9.7's synchronous nlm_request reads this status key, which IPRoute does not set
+    ipr.status.setdefault("nlm_generator", False)
+    ipr.nlm_request(msg, kind, flags)
+
+
+_ROUTE_MSG: list[Any] = []
+
+
+def route_msg_class() -> Any:
+    """pyroute2's rtmsg with what Linux has and pyroute2 0.9 lacks: RTA_TTL_PROPAGATE (26), the
+    RTAX_FASTOPEN_NO_COOKIE metric (17) and the ip / ip6 lightweight tunnels (linux/lwtunnel.h).
+
+    The tunnel `flags` go in host byte order, as keepalived 2.2.7 sends them (the kernel reads them
+    big-endian, so keepalived's `flags 1` is not TUNNEL_CSUM on a little-endian host): the same number
+    installs the same route with either daemon."""
+    if _ROUTE_MSG:
+        return _ROUTE_MSG[0]
+    from pyroute2.netlink import nla
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+    class IpEncap(nla):
+        prefix = "LWTUNNEL_IP_"
+        nla_map = (
+            ("LWTUNNEL_IP_UNSPEC", "none"),
+            ("LWTUNNEL_IP_ID", "be64"),
+            ("LWTUNNEL_IP_DST", "ip4addr"),
+            ("LWTUNNEL_IP_SRC", "ip4addr"),
+            ("LWTUNNEL_IP_TTL", "uint8"),
+            ("LWTUNNEL_IP_TOS", "uint8"),
+            ("LWTUNNEL_IP_FLAGS", "uint16"),  # host byte order: see the docstring
+        )
+
+    class Ip6Encap(nla):
+        prefix = "LWTUNNEL_IP6_"
+        nla_map = (
+            ("LWTUNNEL_IP6_UNSPEC", "none"),
+            ("LWTUNNEL_IP6_ID", "be64"),
+            ("LWTUNNEL_IP6_DST", "ip6addr"),
+            ("LWTUNNEL_IP6_SRC", "ip6addr"),
+            ("LWTUNNEL_IP6_HOPLIMIT", "uint8"),
+            ("LWTUNNEL_IP6_TC", "uint8"),
+            ("LWTUNNEL_IP6_FLAGS", "uint16"),
+        )
+
+    class RouteMsg(rtmsg):
+        nla_map = (*rtmsg.nla_map, ("RTA_PAD", "hex"), ("RTA_UID", "uint32"), ("RTA_TTL_PROPAGATE", "uint8"))
+        encaps = {**rtmsg.encaps, LWTUNNEL_ENCAP_IP: IpEncap, LWTUNNEL_ENCAP_IP6: Ip6Encap}
+
+        class metrics(rtmsg.metrics):  # noqa: N801 - pyroute2 finds the nested class by this name
+            nla_map = (*rtmsg.metrics.nla_map, ("RTAX_FASTOPEN_NO_COOKIE", "uint32"))
+
+    _ROUTE_MSG.append(RouteMsg)
+    return RouteMsg

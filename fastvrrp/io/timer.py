@@ -14,6 +14,9 @@ import asyncio
 import ctypes
 import ctypes.util
 import os
+import select
+import threading
+import time
 from collections.abc import Callable
 
 CLOCK_MONOTONIC = 1
@@ -87,3 +90,67 @@ class PreciseTimer:
             self.loop.remove_reader(self.fd)
             os.close(self.fd)
             self.fd = -1
+
+
+class Watchdog:
+    """A thread that calls `rescue(now_us)` when the loop is late: the loop `feed(deadline_us)`s it with its
+    earliest deadline after each wake-up; if the loop has not fed it again `grace_us` after that deadline (it
+    is held in a long callback, the cyclic GC, a slow write), the thread wakes on its own timerfd, takes the
+    GIL (Python hands it over within the switch interval) and calls `rescue`, then again every `grace_us`
+    until the loop feeds it. `rescue` must be safe to call from this thread (the engine's send_due is).
+    """
+
+    def __init__(self, rescue: Callable[[int], object], grace_us: int) -> None:
+        fd = _libc.timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
+        if fd < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"timerfd_create: {os.strerror(err)}")
+        self.fd = fd
+        self.rescue = rescue
+        self.grace_us = grace_us
+        self.rescues = 0  # wake-ups that found the loop late
+        self._spec = _Itimerspec()
+        self._wake_r, self._wake_w = os.pipe()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="fastvrrp-adverts", daemon=True)
+        self._thread.start()
+
+    def feed(self, deadline_us: int) -> None:
+        """The loop ran; its next deadline is deadline_us (-1: none, the watchdog sleeps)."""
+        self._arm(deadline_us + self.grace_us if deadline_us >= 0 else 0)
+
+    def _arm(self, at_us: int) -> None:
+        sec, usec = divmod(at_us, 1_000_000)
+        self._spec.it_value.tv_sec = sec
+        self._spec.it_value.tv_nsec = usec * 1000
+        _libc.timerfd_settime(self.fd, TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None)
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        while not self._stopping:
+            ready = {fd for fd, _ev in poller.poll()}
+            if self._stopping or self._wake_r in ready:
+                return
+            try:
+                os.read(self.fd, 8)
+            except BlockingIOError:
+                continue
+            now = time.monotonic_ns() // 1000
+            self._arm(now + self.grace_us)  # again after grace_us unless the loop feeds us first
+            self.rescues += 1
+            try:
+                self.rescue(now)
+            except Exception:  # never let the thread die: the loop reports engine errors itself
+                pass
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        self._stopping = True
+        os.write(self._wake_w, b"x")
+        self._thread.join(2)
+        for fd in (self.fd, self._wake_r, self._wake_w):
+            os.close(fd)
+        self.fd = -1

@@ -86,3 +86,28 @@ def test_strict_config_refuses_a_reload_and_keeps_the_running_one(lab):
         assert tap.adverts(52) == []
     assert m.state() == "MASTER"
     assert m.stop() == 0
+
+
+def test_skipped_addresses_and_a_doubled_instance_as_keepalived_runs_them(lab):
+    """keepalived 2.2.7 ignores a VIP of the other family ("address family must match VRRP instance [...] -
+    ignoring"), skips an invalid one ("VRRP parsed invalid IP ... skipping IP...") and a second
+    vrrp_instance of one name ("vrrp instance VI_51 already defined"); fastvrrp's daemon starts the file the
+    same way: master with the IPv4 VIP only, the second block's VRID never advertised."""
+    lan = Lan(lab, routers=1, client=False)
+    one = InstanceSpec(vrid=51, priority=200, advert_int_ms=A, vips=(f"{VIP}/24", "2001:db8::100/64"))
+    m = lan.router(1, "fastvrrp", [one])
+    m.blocks = "vrrp_instance VI_51 {\n    interface eth0\n    virtual_router_id 52\n}\n"
+    m.instances = [one]
+    with lan.tap() as tap:
+        m.start()
+        m.wait_state("MASTER", timeout=10)
+        wait_for(lambda: tap.adverts(51, m.addr4), timeout=5, what="VRID 51 advertising")
+        t = time.time()
+        time.sleep(5 * A / 1000)  # the observation window: VRID 52 would have advertised by now
+        assert tap.adverts(52) == [] and tap.adverts(51, m.addr4, after=t)
+    addrs = lab.sh(m.ns, "ip -o addr show dev eth0")
+    assert f"{VIP}/24" in addrs and "2001:db8::100" not in addrs
+    log = m.log()
+    assert f"{m.conf_path}:" in log and "is IPv6 but the instance is IPv4" in log
+    assert "vrrp_instance 'VI_51' is already defined" in log
+    assert m.stop() == 0

@@ -96,7 +96,9 @@ def test_tracker_and_keepalived_families_follow_the_daemon(lab, promtool_bin):
 
     peer = wait_for(
         # At least once: started first, the peer may also have been master before the election.
-        lambda: (s := _scrape(lab, b)).get(f'fastvrrp_became_master_total{{{inst},family="4"}}', 0) >= 1 and s,
+        lambda: (
+            (s := _scrape(lab, b)).get(f'fastvrrp_became_master_total{{{inst},family="4"}}', 0) >= 1 and s
+        ),
         timeout=10,
         what="the peer's metrics",
     )

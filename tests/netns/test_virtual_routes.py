@@ -4,7 +4,10 @@ master on a graceful stop, removed on exit (state read through netlink, `ip -j`)
 from __future__ import annotations
 
 import json
+import pathlib
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -91,6 +94,13 @@ TYPED_ROUTES = (
     "198.18.10.0/24 table 100 nexthop via 192.0.2.254 realms 2 nexthop via inet 192.0.2.253",
     "2001:db8:2::/64 table 100 nexthop via fe80::1 dev eth0 nexthop via fe80::2 dev eth0",
     "198.18.4.0/24 via 192.0.2.254 dev eth0 table 100 bogus 3",  # skipped by both: unknown keyword
+    # lightweight tunnels (ip, ip6: built into Linux), the TCP Fast Open metric, RTA_TTL_PROPAGATE (which the
+    # kernel takes and uses for MPLS routes only), in attributes pyroute2's rtmsg does not know
+    "198.18.12.0/24 dev eth0 table 100 encap ip id 5 dst 192.0.2.9 ttl 7 tos 16 flags 1 fastopen_no_cookie 1"
+    " ttl-propagate enabled",
+    "198.18.13.0/24 dev eth0 table 100 encap ip dst 192.0.2.10 src 192.0.2.100 fastopen_no_cookie 0",
+    "2001:db8:3::/64 dev eth0 table 100 encap ip6 id 6 dst 2001:db8::9 hoplimit 3 tc 8 flags 1",
+    "198.18.14.0/24 dev eth0 table 100 vrf nosuchvrf",  # no such VRF: keepalived skips it, fastvrrp too
 )
 TYPED_RULES = (
     "from 192.0.2.100 table 100 priority 100",
@@ -166,7 +176,12 @@ def test_typed_routes_and_rules_as_keepalived_installs_them(lab, keepalived_bin)
         pass  # the assertion below shows the difference
     got = kernel_routes_and_rules(lab, fv.ns)
     assert got == kernel_routes_and_rules(lab, ka.ns)
-    assert len(got["route4"]) == len(TYPED_ROUTES) - 4 and len(got["route6"]) == 2
+    assert len(got["route4"]) == len(TYPED_ROUTES) - 6 and len(got["route6"]) == 3
+    # `ip -j route` writes a tunnel's destination over the route's "dst"
+    tunnels = {r["dst"]: r for r in got["route4"] + got["route6"] if "encap" in r}
+    assert set(tunnels) == {"192.0.2.9", "192.0.2.10", "2001:db8::9"}, got
+    assert tunnels["192.0.2.9"]["metrics"][0].get("fastopen_no_cookie") == 1, tunnels
+    assert (tunnels["192.0.2.9"]["id"], tunnels["2001:db8::9"]["hoplimit"]) == (5, 3), tunnels
     multipath = {r["dst"]: r.get("nexthops") for r in got["route4"] + got["route6"] if "nexthops" in r}
     assert set(multipath) == {"198.18.8.0/24", "198.18.9.0/24", "198.18.10.0/24", "2001:db8:2::/64"}
     assert [h.get("weight") for h in multipath["198.18.8.0/24"]] == [1, 2]
@@ -241,3 +256,44 @@ def test_static_routes_and_rules_as_keepalived(lab, keepalived_bin):
         assert r.stop() == 0
     empty = {"route4": [], "route6": [], "rule4": [], "rule6": []}
     assert kernel_routes_and_rules(lab, fv.ns) == empty == kernel_routes_and_rules(lab, ka.ns)
+
+
+APPLY = """
+import json, sys
+from pyroute2 import IPRoute
+from fastvrrp.config.lexer import Node
+from fastvrrp.config.route_lines import route
+from fastvrrp.config.values import Reporter
+from fastvrrp.io import routes
+
+specs = []
+for line in sys.argv[1:]:
+    words = line.split()
+    specs.append(routes.route_spec(route(Reporter(), Node(words[0], words[1:], "k.conf", 1))))
+with IPRoute() as ipr:
+    res = routes.apply(ipr, specs, True)
+print(json.dumps({"done": [s.text for s in res.done], "failed": {s.text: why for s, why in res.failed}}))
+"""
+
+
+def test_vrf_route_goes_to_the_vrf_table_or_is_left_out(lab):
+    """keepalived 2.2.7 puts a `vrf NAME` route in the VRF's table and skips it when NAME is no VRF ("VRF
+    blue not found for route", "Route specified VRF eth0 is not a VRF"); fastvrrp looks the VRF up when it
+    installs the route and leaves it out, saying why, in the same cases."""
+    ns = lab.ns("v")
+    lab.veth(ns, "eth0", ns, "eth1")
+    lines = ["198.51.100.0/24 dev eth0 vrf eth1", "198.51.101.0/24 dev eth0 vrf nosuch0"]
+    p = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", APPLY, *lines],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(pathlib.Path(__file__).resolve().parents[2]),
+    )
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    assert res == {
+        "done": [],
+        "failed": {lines[0]: "eth1 is not a VRF", lines[1]: "VRF nosuch0 does not exist"},
+    }
+    assert not any(r.get("dst", "").startswith("198.51.10") for r in ip_json(lab, ns, "route show table all"))

@@ -61,6 +61,7 @@ class Router:
     fast: bool
     log: list
     clock: list
+    copies: tuple[int, int] = (1, 0)  # advert_copies, advert_copy_delay_ms
     driver: Driver = field(init=False)
     inst: RunningInstance = field(init=False)
     rx: int = field(init=False)
@@ -92,6 +93,8 @@ class Router:
                 dests=[MCAST],
             ),
             announcer=AnnounceSchedule([b"garp"], []),
+            advert_copies=self.copies[0],
+            advert_copy_delay_ms=self.copies[1],
         )
         self.driver.add(self.inst)
         self.alive = True
@@ -157,6 +160,7 @@ def scenario(
     version: int = 3,
     adver_int_ms: int = 100,
     preempt: list[bool] | None = None,
+    copies: tuple[int, int] = (1, 0),
 ):
     log: list = []
     clock = [0]
@@ -172,7 +176,7 @@ def scenario(
             primary_ip=bytes([192, 0, 2, i + 1]),
             addresses=(VIP,),
         )
-        routers.append(Router(f"r{i}", bytes([192, 0, 2, i + 1]), cfg, fast, log, clock))
+        routers.append(Router(f"r{i}", bytes([192, 0, 2, i + 1]), cfg, fast, log, clock, copies))
     lan = Lan(routers)
     for at_ms, what, who, arg in sorted(script):
         lan.run_until(at_ms * 1000)
@@ -251,6 +255,36 @@ def test_fast_path_agrees_for_drain_and_undrain():
     assert [who for _, who in masters] == ["r0", "r1", "r0", "r1"], masters
 
 
+def test_fast_path_agrees_with_advert_copies():
+    """advert_copies 3, 45 ms apart: every advert - periodic (the engine's fast path), a takeover's, one at
+    a new priority, an S9 reply - goes out three times, on and off the fast path alike; a master that steps
+    down sends no copy of its last advert afterwards."""
+    on = scenario(True, [200, 150, 100], BASE, copies=(3, 45))
+    off = scenario(False, [200, 150, 100], BASE, copies=(3, 45))
+    assert on[0] == off[0]
+    assert on[1] == off[1]
+    single = scenario(True, [200, 150, 100], BASE)
+    assert [e[2] for e in on[0]] == [e[2] for e in single[0]]  # the same story as with single adverts
+    sent = on[1]
+    # The steady state: each of r0's adverts (100 ms apart) is followed by its two copies, 45 ms apart.
+    base = [t for t, who, _ in single[1] if who == "r0" and 1_000_000 <= t < 1_900_000]
+    assert len(base) == 9
+    want = sorted(t + k * 45_000 for t in base for k in range(3))
+    assert [t for t, who, _ in sent if who == "r0" and base[0] <= t <= want[-1]] == want
+    # Every advert has its copies: the count of each (sender, priority) is a multiple of 3, apart from the
+    # priority-0 resignations (sent once) and adverts cut short by a step-down.
+    assert sum(s.get("copies", 0) for s in on[2]) > 100
+    assert sum(s.get("copies", 0) for s in on[2]) == sum(s.get("copies", 0) for s in off[2])
+    # No copy after a master stepped down: no advert at a priority above 0 from a router in the 90 ms after
+    # it logged BACKUP, FAULT or INIT (the copies of its last advert would fall there).
+    downs = [(e[0], e[1]) for e in on[0] if e[2] in ("BACKUP", "FAULT", "INIT")]
+    for t, who in downs:
+        late = [x for x in sent if x[1] == who and t < x[0] <= t + 90_000 and x[2] > 0]
+        assert not late, (t, who, late)
+    # ... and the scenario has step-downs with copies pending (the master sent within the 90 ms before).
+    assert any(x[1] == who and t - 90_000 < x[0] <= t for t, who in downs for x in sent)
+
+
 events = st.tuples(
     st.integers(0, 8000),
     st.sampled_from(["boot", "crash", "stop", "prio", "fault", "drain"]),
@@ -265,12 +299,13 @@ events = st.tuples(
     script=st.lists(events, max_size=12),
     preempt=st.lists(st.booleans(), min_size=3, max_size=3),
     seed=st.integers(0, 2**16),
+    copies=st.sampled_from([(1, 0), (2, 5), (3, 20)]),
 )
-def test_fast_path_differential_random(prios, script, preempt, seed):
+def test_fast_path_differential_random(prios, script, preempt, seed, copies):
     rnd = random.Random(seed)
     boots = [(rnd.randrange(0, 300), "boot", i, 0) for i in range(3)]
     script = boots + [(t, w, who, a if w not in ("fault", "drain") else a % 2) for t, w, who, a in script]
-    on = scenario(True, prios, script, preempt=preempt)
-    off = scenario(False, prios, script, preempt=preempt)
+    on = scenario(True, prios, script, preempt=preempt, copies=copies)
+    off = scenario(False, prios, script, preempt=preempt, copies=copies)
     assert on[0] == off[0]
     assert on[1] == off[1]

@@ -178,18 +178,21 @@ def test_sync_group_tracks_a_check(tmp_path):
     assert probs == [] and cfg.sync_groups["G"].track_script[0].name == "resolver"
 
 
-def test_sync_group_member_check_weight_is_an_error(tmp_path):
+def test_sync_group_member_weighted_check_is_not_tracked(tmp_path):
+    """A vrrp_check is tracked like a vrrp_script: keepalived 2.2.7 drops a weighted one of a sync group
+    member ("ignoring tracked script ... with weights due to SYNC group"), with a warning; strict refuses."""
     text = CHECKS + INSTANCE + "vrrp_sync_group G {\n group {\n  VI_1\n }\n}\n"
     line = ln(text, "vrrp_instance VI_1")
-    tail = (
-        "but the instance is in sync group G, where weights are ignored "
-        "(use weight 0 or sync_group_tracking_weight)"
-    )
-    # resolver has weight 0: no message for it
-    assert messages(tmp_path, text) == [
-        (line, f"vrrp_instance VI_1: track_script 'db_port' has weight -50 {tail}"),
-        (line, f"vrrp_instance VI_1: track_script 'web_up' has weight -20 {tail}"),
+    tail = "which sync group G ignores (no sync_group_tracking_weight): not tracked, as keepalived does"
+    cfg, probs, warnings = run(tmp_path, text)
+    assert probs == [] and cfg is not None
+    assert [t.name for t in cfg.instances[0].track_script] == ["resolver"]  # weight 0: kept
+    assert [(p.line, p.message) for p in warnings if "sync group" in p.message] == [
+        (line, f"vrrp_instance VI_1: track_script 'db_port' has weight -50, {tail}"),
+        (line, f"vrrp_instance VI_1: track_script 'web_up' has weight -20, {tail}"),
     ]
+    cfg, probs, _u = run(tmp_path, text, strict=True)
+    assert cfg is None and len(probs) == 2
 
 
 def test_name_both_script_and_check(tmp_path):
@@ -213,19 +216,16 @@ def test_unknown_reference(tmp_path):
     ]
 
 
-def test_owner_cannot_track_a_weighted_check(tmp_path):
+def test_owner_does_not_track_a_weighted_check(tmp_path):
+    """keepalived 2.2.7: "(VI_1) ignoring tracked script web_up with weights due to address_owner"."""
     text = CHECKS + INSTANCE.replace("virtual_router_id 5\n", "virtual_router_id 5\n    priority 255\n")
-    assert messages(tmp_path, text) == [
-        (
-            ln(text, "        web_up"),
-            "vrrp_instance VI_1: the address owner (priority 255) cannot track 'web_up' with a weight "
-            "(use weight 0)",
-        ),
-        (
-            ln(text, "db_port weight"),
-            "vrrp_instance VI_1: the address owner (priority 255) cannot track 'db_port' with a weight "
-            "(use weight 0)",
-        ),
+    cfg, probs, warnings = run(tmp_path, text)
+    assert probs == [] and cfg is not None
+    assert [t.name for t in cfg.instances[0].track_script] == ["resolver"]
+    tail = "has a weight, which the address owner (priority 255) ignores: not tracked, as keepalived does"
+    assert [(p.line, p.message) for p in warnings if "address owner" in p.message] == [
+        (ln(text, "        web_up"), f"vrrp_instance VI_1: track_script 'web_up' {tail}"),
+        (ln(text, "db_port weight"), f"vrrp_instance VI_1: track_script 'db_port' {tail}"),
     ]
 
 

@@ -18,7 +18,7 @@ WORKED_AROUND = sorted((HERE / "worked_around").glob("*.conf"))
 
 
 def test_corpus_is_not_empty():
-    assert len(VALID) >= 8 and len(INVALID) >= 10 and len(WORKED_AROUND) >= 13
+    assert len(VALID) >= 8 and len(INVALID) >= 7 and len(WORKED_AROUND) >= 18
 
 
 @pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
@@ -97,6 +97,67 @@ def test_worked_around_configs_mean_what_keepalived_runs(name):
     assert problems == [] and cfg is not None
     field, value = MEANING[name]
     assert getattr(cfg.instances[0], field) == value
+
+
+def test_invalid_addresses_and_duplicate_blocks_are_skipped_as_keepalived_does():
+    # "VRRP parsed invalid IP 192.0.2.300/24. skipping IP..."; "No VIP specified; at least one is sensible"
+    cfg, problems, _ = check(str(HERE / "worked_around" / "bad_address.conf"), instance_id="main")
+    assert problems == [] and cfg is not None and cfg.instances[0].virtual_ipaddress == ()
+    # "address family must match VRRP instance [2001:db8::5/64] - ignoring"
+    cfg, problems, _ = check(str(HERE / "worked_around" / "mixed_family.conf"), instance_id="main")
+    assert problems == [] and cfg is not None
+    assert [str(v.address) for v in cfg.instances[0].virtual_ipaddress] == ["192.0.2.5"]
+    # "vrrp instance VI_1 already defined": the second block is skipped unread (its VRID 999 is not judged),
+    # the first one runs
+    cfg, problems, _ = check(str(HERE / "worked_around" / "duplicate_name.conf"), instance_id="main")
+    assert problems == [] and cfg is not None
+    assert [(i.name, i.virtual_router_id) for i in cfg.instances] == [("VI_1", 5)]
+
+
+def test_ignored_weights_as_keepalived_ignores_them():
+    # "(VI_A) ignoring tracked script chk_haproxy with weights due to SYNC group"; track_interface eth1
+    # (no weight) and track_file tf1 (weight 0) stay
+    cfg, problems, _ = check(str(HERE / "worked_around" / "sync_group_weight.conf"), instance_id="main")
+    assert problems == [] and cfg is not None
+    a = cfg.instances[0]
+    assert a.sync_group == "G1" and a.track_script == ()
+    assert [(t.name, t.weight) for t in a.track_file] == [("tf1", 0)]
+    assert [t.name for t in a.track_interface] == ["eth1"]
+    # the address owner: "ignoring tracked script chk with weights due to address_owner", "ignoring weight
+    # from tracked file tf1 due to address_owner. specify weight 0", "ignoring tracked file tf2 with weight 5"
+    cfg, problems, _ = check(str(HERE / "worked_around" / "owner_weights.conf"), instance_id="main")
+    assert problems == [] and cfg is not None
+    a = cfg.instances[0]
+    assert a.track_script == () and [(t.name, t.weight) for t in a.track_file] == [("tf1", 0)]
+
+
+def test_track_interface_of_the_address_owner_and_of_its_own_interface(tmp_path):
+    # "(VI_1) ignoring eth1 tracked interface due to address owner"
+    text = (HERE / "worked_around" / "owner_weights.conf").read_text()
+    p = tmp_path / "k.conf"
+    p.write_text(
+        text.replace(
+            "    track_file {",
+            "    track_interface {\n        eth1 weight 10\n        eth0\n    }\n    track_file {",
+        )
+    )
+    res = check_file(str(p), instance_id="main")
+    assert res.problems == [] and res.config is not None
+    # and "(VI_1) Ignoring track_interface eth0 since own interface"
+    assert res.config.instances[0].track_interface == ()
+    assert any("track_interface 'eth1' has a weight" in a.message for a in res.adjustments)
+    assert any("track_interface eth0 is the instance's own interface" in a.message for a in res.adjustments)
+
+
+def test_weighted_track_interface_of_a_sync_group_member_tracks_with_weight_0(tmp_path):
+    # "(VI_A) ignoring eth1 tracked interface weight due to SYNC group"
+    text = (HERE / "worked_around" / "sync_group_weight.conf").read_text()
+    p = tmp_path / "k.conf"
+    p.write_text(text.replace("        eth1\n", "        eth1 weight 10\n", 1))
+    res = check_file(str(p), instance_id="main")
+    assert res.problems == [] and res.config is not None
+    assert [(t.name, t.weight) for t in res.config.instances[0].track_interface] == [("eth1", 0)]
+    assert any("track_interface 'eth1' has weight 10" in a.message for a in res.adjustments)
 
 
 def test_sync_group_without_members_is_dropped():

@@ -12,7 +12,7 @@ import pytest
 
 from fastvrrp.config import check
 from fastvrrp.config.lexer import Node
-from fastvrrp.config.model import Nexthop, RouteMetric
+from fastvrrp.config.model import Nexthop, RouteEncap, RouteMetric
 from fastvrrp.config.route_lines import route, rule, static_route, static_rule
 from fastvrrp.config.values import Reporter
 from fastvrrp.io import routes as io
@@ -173,10 +173,6 @@ def test_route_adjusted_and_kept(line, adjusted, want):
 @pytest.mark.parametrize(
     ("line", "why"),
     [
-        ("198.51.100.0/24 dev eth0 encap mpls 100", "'encap' (lightweight tunnels) not supported"),
-        ("198.51.100.0/24 dev eth0 vrf blue", "'vrf' not supported"),
-        ("198.51.100.0/24 dev eth0 ttl-propagate enabled", "'ttl-propagate' not supported"),
-        ("198.51.100.0/24 dev eth0 fastopen_no_cookie 1", "'fastopen_no_cookie' not supported"),
         ("198.51.100.0/24 dev eth0 metric", "'metric' needs a value"),
         ("198.51.100.0/24 dev eth0 mtu lock", "'mtu' needs a value"),
     ],
@@ -492,3 +488,107 @@ def test_what_fastvrrp_does_not_do_is_noted(tmp_path):
     p.write_text("static_routes {\n 198.51.100.0/24 dev eth0 track_group NOPE\n}\n")
     cfg, problems, _ = check(str(p))
     assert cfg is None and [(x.line, x.message) for x in problems] == [(2, "no track_group 'NOPE'")]
+
+
+# --- encap, vrf, ttl-propagate, fastopen_no_cookie: read as keepalived 2.2.7 reads them -------------------
+@pytest.mark.parametrize(
+    ("line", "want"),
+    [
+        ("198.51.100.0/24 dev eth0 encap mpls 100", {"encap": RouteEncap("mpls", labels=(100,))}),
+        (
+            "198.51.100.0/24 dev eth0 encap mpls 100/200 metric 5",
+            {"encap": RouteEncap("mpls", labels=(100, 200)), "metric": 5},
+        ),
+        (
+            "198.51.100.0/24 dev eth0 encap ip id 5 dst 192.0.2.9 src 192.0.2.1 tos 16 ttl 7 flags 1 "
+            "metric 9",
+            {
+                "encap": RouteEncap(
+                    "ip", id=5, dst=ip("192.0.2.9"), src=ip("192.0.2.1"), ttl=7, tos=16, flags=1
+                ),
+                "metric": 9,
+            },
+        ),
+        (
+            "2001:db8:5::/64 dev eth0 encap ip6 dst 2001:db8::9 hoplimit 3 tc 8",
+            {"encap": RouteEncap("ip6", dst=ip("2001:db8::9"), ttl=3, tos=8)},
+        ),
+        ("198.51.100.0/24 dev eth0 vrf blue", {"vrf": "blue", "table": 254}),
+        ("198.51.100.0/24 dev eth0 ttl-propagate enabled", {"ttl_propagate": True}),
+        ("198.51.100.0/24 dev eth0 ttl-propagate disabled", {"ttl_propagate": False}),
+        (
+            "198.51.100.0/24 dev eth0 fastopen_no_cookie 1",
+            {"metrics": (RouteMetric("fastopen_no_cookie", 1),)},
+        ),
+    ],
+)
+def test_tunnel_vrf_and_tcp_keywords_read(line, want):
+    got, r = read(route, line)
+    assert got is not None and not r.problems and not r.adjustments, r.problems + r.adjustments
+    assert fields(got, want) == want
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (
+            "198.51.100.0/24 dev eth0 encap ila 2001:0:0:1",
+            "ILA encapsulation is not implemented by fastvrrp 'ila'",
+        ),
+        ("198.51.100.0/24 dev eth0 encap gre 1", "unknown encap type 'gre'"),
+        ("198.51.100.0/24 dev eth0 encap ip ttl 5", "address or id missing for ip encapsulation"),
+        (
+            "198.51.100.0/24 dev eth0 encap ip dst 2001:db8::1",
+            "2001:db8::1 is not valid for ip encapsulation",
+        ),
+        ("198.51.100.0/24 dev eth0 encap mpls 1048576", "MPLS label 1048576 out of range [0, 1048575]"),
+        ("198.51.100.0/24 dev eth0 fastopen_no_cookie 2", "fastopen_no_cookie value 2 out of range [0, 1]"),
+    ],
+)
+def test_tunnel_and_tcp_keywords_skipped_as_keepalived_skips(line, why):
+    got, r = read(route, line)
+    assert got is None and not r.problems
+    (a,) = r.adjustments
+    assert (a.file, a.line) == ("k.conf", 7) and a.message.endswith(why), a.message
+
+
+def test_ttl_propagate_other_value_is_disabled_as_keepalived_sends_it():
+    # keepalived 2.2.7: "ttl-propagate value on not recognised", and the route carries "disabled"
+    got, r = read(route, "198.51.100.0/24 dev eth0 ttl-propagate on")
+    assert got is not None and got.ttl_propagate is False and not r.problems
+    assert [a.message for a in r.adjustments] == [
+        "ttl-propagate value 'on' is not enabled or disabled: disabled, as keepalived does"
+    ]
+
+
+def test_tunnel_vrf_and_tcp_keywords_become_netlink_attributes():
+    spec = io.route_spec(read(route, "198.51.100.0/24 dev eth0 encap mpls 100/200")[0])
+    assert dict(spec.kw)["encap"] == {"type": "mpls", "labels": [100, 200]} and spec.nlas == ()
+    spec = io.route_spec(read(route, "198.51.100.0/24 dev eth0 encap ip id 5 dst 192.0.2.9 ttl 7 flags 1")[0])
+    assert spec.nlas == (
+        ("RTA_ENCAP_TYPE", 2),
+        (
+            "RTA_ENCAP",
+            {
+                "attrs": [
+                    ["LWTUNNEL_IP_ID", 5],
+                    ["LWTUNNEL_IP_DST", "192.0.2.9"],
+                    ["LWTUNNEL_IP_TTL", 7],
+                    ["LWTUNNEL_IP_FLAGS", 1],
+                ]
+            },
+        ),
+    )
+    spec = io.route_spec(read(route, "2001:db8:5::/64 dev eth0 encap ip6 dst 2001:db8::9 hoplimit 3 tc 8")[0])
+    assert spec.nlas[0] == ("RTA_ENCAP_TYPE", 4)
+    assert spec.nlas[1][1]["attrs"] == [
+        ["LWTUNNEL_IP6_DST", "2001:db8::9"],
+        ["LWTUNNEL_IP6_HOPLIMIT", 3],
+        ["LWTUNNEL_IP6_TC", 8],
+    ]
+    spec = io.route_spec(
+        read(route, "198.51.100.0/24 dev eth0 ttl-propagate enabled fastopen_no_cookie 1")[0]
+    )
+    assert spec.nlas == (("RTA_TTL_PROPAGATE", 1),)
+    assert dict(spec.kw)["metrics"] == {"fastopen_no_cookie": 1}
+    assert io.route_spec(read(route, "198.51.100.0/24 dev eth0 vrf blue")[0]).vrf == "blue"

@@ -41,8 +41,10 @@ def test_missing_interfaces_and_root_scripts(tmp_path):
         (path, 4, "vrrp_instance VI_1: interface eth0 does not exist here")
     ]
     assert [p.message for p in f.worked_around] == [
-        "vrrp_instance VI_1: tracked interface uplink0 does not exist here: not tracked, as keepalived does",
-        "vrrp_instance VI_1: interface eth1 for address 192.0.2.5 does not exist here",
+        "vrrp_instance VI_1: tracked interface uplink0 does not exist here: the instance waits for it before "
+        "starting",
+        "vrrp_instance VI_1: interface eth1 of address 192.0.2.5 does not exist here: left out, as "
+        "keepalived does",
     ]
     assert [(p.file, p.line) for p in f.script_security] == [(path, 4)]
     assert "enable_script_security is not set" in f.script_security[0].message
@@ -62,3 +64,74 @@ def test_script_security_enabled_or_another_user(tmp_path):
 def test_a_script_whose_program_is_missing_does_not_count(tmp_path):
     cfg, _path = _cfg(tmp_path, CONF.replace('"/bin/true"', '"/nonexistent/check.sh arg"'))
     assert host_findings(cfg, interfaces={"eth0", "eth1", "uplink0"}).script_security == []
+
+
+LINES = """\
+static_ipaddress {
+    192.0.2.16/24 dev eth0
+    192.0.2.18/24 dev gone1
+}
+static_routes {
+    198.51.100.0/24 dev gone2
+    198.51.101.0/24 nexthop via 192.0.2.254 dev eth0 nexthop via 192.0.2.253 dev gone3
+}
+static_rules {
+    from 198.51.100.0/24 table 100 iif gone4 oif eth0
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 5
+    virtual_ipaddress {
+        192.0.2.5/24
+    }
+    virtual_routes {
+        203.0.113.0/24 dev eth0 vrf gone5
+    }
+    virtual_rules {
+        to 203.0.113.0/24 table 100 oif gone6
+    }
+}
+"""
+
+
+def test_missing_interfaces_of_address_route_and_rule_lines_at_their_line(tmp_path):
+    """keepalived 2.2.7: "WARNING - interface gone2 for VROUTE nexthop doesn't exist" (and for ip address,
+    for rule; "VRF gone5 not found for route"): each line named at its own FILE:LINE."""
+    cfg, path = _cfg(tmp_path, LINES)
+    f = host_findings(cfg, interfaces={"lo", "eth0"})
+    assert f.unusable == []
+    got = [(p.file, p.line, p.message.split(" does not exist")[0]) for p in f.worked_around]
+    assert got == [
+        (
+            path,
+            22,
+            "vrrp_instance VI_1: interface gone6 of virtual rule 'to 203.0.113.0/24 table 100 oif gone6'",
+        ),
+        (path, 3, "static_ipaddress: interface gone1 of address 192.0.2.18"),
+        (path, 6, "static_routes: interface gone2 of route '198.51.100.0/24 dev gone2'"),
+        (
+            path,
+            7,
+            "static_routes: interface gone3 of route '198.51.101.0/24 nexthop via 192.0.2.254 dev eth0 "
+            "nexthop via 192.0.2.253 dev gone3'",
+        ),
+        (
+            path,
+            10,
+            "static_rules: interface gone4 of rule 'from 198.51.100.0/24 table 100 iif gone4 oif eth0'",
+        ),
+        (path, 19, "vrrp_instance VI_1: VRF gone5 of route '203.0.113.0/24 dev eth0 vrf gone5'"),
+    ]
+    every = {"lo", "eth0", *(f"gone{i}" for i in range(1, 7))}
+    assert host_findings(cfg, interfaces=every).worked_around == []
+
+
+def test_dynamic_interfaces_waits_for_them(tmp_path):
+    """With dynamic_interfaces keepalived 2.2.7 -t says nothing of interfaces that are not there yet, except a
+    route's VRF; fastvrrp's daemon cannot start an instance without its own interface."""
+    cfg, _path = _cfg(tmp_path, "global_defs {\n    dynamic_interfaces\n}\n" + LINES)
+    f = host_findings(cfg, interfaces={"lo"})
+    assert [p.line for p in f.unusable] == [15]
+    assert [p.message.split(" does not")[0] for p in f.worked_around] == [
+        "vrrp_instance VI_1: VRF gone5 of route '203.0.113.0/24 dev eth0 vrf gone5'"
+    ]

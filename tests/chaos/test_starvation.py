@@ -1,0 +1,126 @@
+"""CPU starvation of the master: its daemon in a cgroup with a CPU quota (1 % of a core per 100 ms at 16
+instances in make test, 10 % per 10 ms at 255 instances in make chaos) while it advertises at 10 ms. The
+property is conditional (RFC 5798 6.4.2: a backup takes over only when Master_Down_Interval passes without an
+advert): every takeover by the backup must follow a gap of at least its Master_Down_Interval in the master's
+adverts as they arrive at the backup's interface. In particular, while the gaps stay under
+Master_Down_Interval there is no takeover at all.
+
+The verdict is per takeover decision of the backup (its logged "BACKUP -> MASTER: master down timer expired",
+ms stamps on the wall clock, as the capture's): a decision taken while an advert of the master had reached
+the backup's interface less than MDI earlier is a violation, once that advert had been there RX_S, the time
+a daemon on two busy shared cores may take to read it (an advert a few ms old may still be queued behind the
+other takeovers of the same loop turn). The run reports how many (VRID, WINDOW_S) windows had no gap of MDI
+at all (the plain side of the property: no takeover there), and needs throttling and something to check.
+
+The arrivals are read by tcpdump on the backup's interface (kernel stamps); a run where the kernel dropped a
+captured frame proves nothing and fails. TOL_S allows for the daemons' timer slack (the engine fires what is
+due within half a millisecond) and the stamp being taken on the backup's side of the veth."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+
+import pytest
+from chaoslib import CpuQuota, Tcpdump, wait_settled
+
+from fastvrrp.lab.namespaces import wait_for
+from fastvrrp.lab.testbed import Lan, many_instances
+
+pytestmark = [pytest.mark.netns, pytest.mark.chaos]
+
+A_MS = 10
+TOL_S = 0.002
+RX_S = 0.010  # time for an advert on the backup's interface to reach its daemon, on two busy shared cores
+WINDOW_S = 0.5
+LOG_RES_S = 0.001  # the daemon's log stamps are milliseconds
+
+
+_TAKEOVER = re.compile(r"^(?P<ts>\S+ \S+) \S+ \((?P<inst>[^)]+)\) BACKUP -> MASTER: master down timer", re.M)
+
+
+def takeover_times(log: str) -> dict[str, list[float]]:
+    """{instance: [wall-clock seconds of each Master_Down takeover the daemon logged]}."""
+    out: dict[str, list[float]] = {}
+    for m in _TAKEOVER.finditer(log):
+        ts = datetime.strptime(m["ts"], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        out.setdefault(m["inst"], []).append(ts)
+    return out
+
+
+def starve(lab, count: int, seconds: float, share: float, period_us: int) -> None:
+    lan = Lan(lab, routers=2, client=False)
+    r1 = lan.router(1, "fastvrrp", many_instances(count, 200, A_MS))
+    r2 = lan.router(2, "fastvrrp", many_instances(count, 100, A_MS))
+    mdi = r2.instances[0].master_down_ms() / 1000
+    r1.start()
+    r2.start()
+    wait_settled(r1, r2, timeout=60)
+    cap = Tcpdump(lab, r2.ns, "eth0", "backup-side")
+    quota = CpuQuota(f"{lab.prefix}starve", int(period_us * share), period_us)
+    try:
+        t0 = time.time()
+        quota.add(r1.proc.pid)
+        wait_for(lambda: time.time() > t0 + seconds, timeout=seconds + 5, what="the starvation")
+        throttled = quota.throttled()
+    finally:
+        quota.close()
+    t1 = time.time()
+    dropped = cap.stop(covered=t1)
+    assert dropped == 0, f"the capture lost {dropped} frames: the gaps are unknown"
+    assert throttled > 0, "the quota never throttled the master: nothing was starved"
+    adverts = cap.adverts()
+    decided = takeover_times(r2.log())
+    worst, windows, quiet, busy, violations = 0.0, 0, 0, 0, []
+    for spec in r1.instances:
+        mine = [t for t, p in adverts.get((r1.addr4, spec.vrid), []) if p > 0]
+        starved = [t for t in mine if t0 <= t <= t1]
+        assert starved, f"VRID {spec.vrid}: no advert from the master while starved"
+        worst = max(worst, max((b - a for a, b in zip(starved, starved[1:], strict=False)), default=0.0))
+        mine_decided = [td for td in decided.get(spec.iname, []) if t0 <= td <= t1]
+        for td in mine_decided:
+            fresh = [t for t in mine if td - mdi + TOL_S + LOG_RES_S < t <= td - RX_S]
+            if fresh:
+                violations.append((spec.vrid, round(td - t0, 3), round((td - fresh[-1]) * 1000, 1)))
+        w0 = t0 + mdi
+        while w0 + WINDOW_S <= t1:
+            w1 = w0 + WINDOW_S
+            windows += 1
+            # Quiet: from MDI before the window to its end, the master's arrivals never leave a gap of MDI.
+            span = [w0 - mdi, *(t for t in mine if w0 - mdi < t < w1), w1]
+            if all(b - a < mdi - TOL_S for a, b in zip(span, span[1:], strict=False)):
+                quiet += 1
+                busy += any(w0 <= td < w1 for td in mine_decided)
+            w0 = w1
+    takeovers = sum(1 for ts in decided.values() for td in ts if t0 <= td <= t1)
+    print(
+        f"\n{count} x {A_MS} ms, quota {share:.0%} of a core per {period_us} us for {seconds} s: "
+        f"{throttled} throttled periods, worst arrival gap {worst * 1000:.1f} ms (MDI {mdi * 1000:.2f} ms); "
+        f"{quiet} of {windows} (VRID, {WINDOW_S} s) windows without a gap >= MDI, {busy} of them with a "
+        f"takeover; {takeovers} takeovers, {len(violations)} with a master advert on the interface for "
+        f">= {RX_S * 1000:.0f} ms and < MDI"
+    )
+    assert takeovers + quiet > 0, "no takeover and no quiet window: the property was never put to the test"
+    assert not violations, (
+        f"takeovers with a master advert received within MDI (VRID, t, age ms): {violations}"
+    )
+    assert r1.alive() and r2.alive()
+
+
+def test_starved_master_light(lab):
+    # 1 % of a core per 100 ms: 16 instances need more than that, so the master stalls for most of each
+    # period, the backup takes over hundreds of times and each takeover is checked; the backup's churn stays
+    # small enough for it to read what arrives (at 64 instances and more it does not: see the heavy run).
+    starve(lab, 16, 8.0, 0.01, 100_000)
+
+
+@pytest.mark.chaos_heavy
+@pytest.mark.xfail(
+    strict=True,
+    reason="at 255 x 10 ms with the master held to 10 % of a core the backup churns (20,000 to 50,000 "
+    "takeovers in 30 s) and thousands of them (4,439 to 47,838 per run) come with a master advert 10 ms or "
+    "more (and less than MDI) on its interface, not yet read (issue 15 report)",
+)
+def test_starved_master_255_instances(lab):
+    starve(lab, 255, 30.0, 0.10, 10_000)
