@@ -199,9 +199,10 @@ def _auth_type(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
 def _auth_pass(r: Reporter, n: Node, st: InstanceState, kw: Kw) -> None:
     if r.nargs(n, 1):
         text = n.args[0]
-        if len(text.encode()) > 8:
+        # The password is the file's bytes (read with surrogateescape: any byte, UTF-8 or not).
+        if len(text.encode("utf-8", "surrogateescape")) > 8:
             # keepalived 2.2.7 sends the first 8 bytes ("Truncating auth_pass to 8 characters")
-            while len(text.encode()) > 8:
+            while len(text.encode("utf-8", "surrogateescape")) > 8:
                 text = text[:-1]
             r.adjust(n, f"auth_pass is longer than 8 bytes: only '{text}' is sent, as keepalived does")
         st.auth_pass = text

@@ -26,6 +26,7 @@ import os
 import random
 import re
 import socket
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .lexer import Node, line_shape, split_words, strip_comment
@@ -39,6 +40,11 @@ _GEN = re.compile(r"\s*~(SEQx|SEQ|LST)\(")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _INCLUDES = frozenset({"include", "includer", "includem", "includew", "includeb", "includea"})
 _MAX_DEPTH = 64  # nested substitutions/generators/includes: deeper means a definition refers to itself
+# Bounds on what a few lines can make the preprocessor produce (a definition that uses itself, definitions
+# that multiply, a ~SEQ with a typo in its end): without them such a file takes the machine's memory. Far
+# above what real files need (65,024 generated instances are 65,024 rows and lines of a few KiB).
+_MAX_EXPANDED = 1 << 18  # characters in one text after parameter expansion
+_MAX_ROWS = 1 << 19  # ~SEQ / ~LST rows in one file tree
 
 Line = tuple[str, int, str]
 Chunk = tuple[str, int, "str | Expansion"]  # read_chunks: a text, or a template expansion
@@ -82,6 +88,32 @@ def brace_expand(pattern: str) -> list[str]:
                         out.append(head + x)
                 return out
     return [pattern]
+
+
+def _lines(raw: str) -> list[str]:
+    """The lines of a file's text. Only "\n" ends a line (as for keepalived, grep -n and editors): a lone
+    "\r" must not shift every later line number; the "\r" of a CRLF line end is dropped."""
+    lines = raw.split("\n")
+    return [ln.removesuffix("\r") for ln in lines] if "\r" in raw else lines
+
+
+def _bounded(text: str, problems: list[Problem], file: str, lineno: int) -> str:
+    """`text`, or "" (the line is dropped) with a problem when it is longer than _MAX_EXPANDED."""
+    if len(text) <= _MAX_EXPANDED:
+        return text
+    why = f"parameter expansion makes more than {_MAX_EXPANDED} characters (a definition that uses itself?)"
+    problems.append(Problem(file, lineno, why))
+    return ""
+
+
+def _capped(rows: Iterable[tuple], pre: Preprocessor, file: str, lineno: int, kind: str) -> Iterator[tuple]:
+    """The rows of a generator until the file tree has had _MAX_ROWS of them; then a problem."""
+    for row in rows:
+        pre.rows += 1
+        if pre.rows > _MAX_ROWS:
+            pre.problems.append(Problem(file, lineno, f"~{kind}: more than {_MAX_ROWS} rows generated"))
+            return
+        yield row
 
 
 def _parse_refs(s: str) -> tuple | None:
@@ -332,6 +364,7 @@ class Preprocessor:
         # Definitions whose value is being read line by line (slow path): using one of them again inside its
         # own value can never end (`$I` whose value holds `~SEQ(N, 1, 3) $I` would fan out 3^depth lines).
         self._expanding: list[str] = []
+        self.rows = 0  # generator rows so far (_MAX_ROWS)
 
     # --- files ------------------------------------------------------------------------------------------
     def read(self, path: str) -> list[Line]:
@@ -361,7 +394,7 @@ class Preprocessor:
             self.problems.append(Problem(f, ln, f"include loop: {chain}"))
             return
         try:
-            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:  # see _lines
                 raw = fh.read()
         except OSError as e:
             f, ln = origin or (path, 0)
@@ -372,7 +405,7 @@ class Preprocessor:
         saved_dir = self._dir
         self._dir = os.path.dirname(os.path.abspath(path))
         try:
-            lines = raw.split("\n")
+            lines = _lines(raw)
             i, n = 0, len(lines)
             while i < n:
                 lineno = i + 1
@@ -480,7 +513,8 @@ class Preprocessor:
                     return
                 # Slow path: line by line, in order (a value may define parameters or be conditional).
                 refs = self._refs[s] if s in self._refs else _parse_refs(s)
-                names = [r[2] for r in refs[0] if r[2] in self.defs] if refs is not None else []
+                # (each name once: a line may use one name thousands of times, see _MAX_EXPANDED)
+                names = list(dict.fromkeys(r[2] for r in refs[0] if r[2] in self.defs)) if refs else []
                 looping = [n for n in names if n in self._expanding]
                 if looping:
                     why = f"parameter ${looping[0]} is used inside its own value"
@@ -579,7 +613,7 @@ class Preprocessor:
             values.append(d)
             out.append(d if d is not None else self._builtin(key, whole, file, lineno) if braced else whole)
         out.append(refs[1])
-        result = "".join(out)
+        result = _bounded("".join(out), self.problems, file, lineno)
         if None not in values and len(self._last) < 4096:
             # (Only when every reference is a definition: a built-in may differ from one use to the next.)
             self._last[s] = (values, result)
@@ -643,7 +677,7 @@ class Preprocessor:
         names, rows = parsed
         saved = {n: self.defs.get(n) for n in names}
         try:
-            for row in rows:
+            for row in _capped(rows, self, file, lineno, kind):
                 for n, v in zip(names, row, strict=True):
                     self.defs[n] = v
                 self._line(rest, file, lineno, depth + 1, out)
@@ -686,7 +720,7 @@ class Preprocessor:
             return None
         fmt = "{:x}" if kind == "SEQx" else "{:d}"
         stop = end + (1 if step > 0 else -1)
-        return [var], [(fmt.format(v),) for v in range(start, stop, step)]
+        return [var], ((fmt.format(v),) for v in range(start, stop, step))  # (lazy: see _MAX_ROWS)
 
     def _parse_lst(self, spec: str, file: str, lineno: int):
         spec = spec.strip()

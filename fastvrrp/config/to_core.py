@@ -33,7 +33,8 @@ def instance_config(
         raise ValueError(f"{inst.name}: IPsec-AH authentication is not implemented")
     auth_type = AUTH_PASS if inst.auth_type == "PASS" else AUTH_NONE
     # RFC 2338 5.3.10: the password is up to 8 octets, zero padded on the wire.
-    auth_data = (inst.auth_pass or "").encode()[:8].ljust(8, b"\0") if auth_type == AUTH_PASS else b""
+    pw = (inst.auth_pass or "").encode("utf-8", "surrogateescape")  # the file's bytes (see config.instance)
+    auth_data = pw[:8].ljust(8, b"\0") if auth_type == AUTH_PASS else b""
     return InstanceParams(
         name=inst.name,
         vrid=inst.virtual_router_id,

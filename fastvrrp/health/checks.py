@@ -96,27 +96,40 @@ async def probe_tcp(c: TcpCheck, timeout_ms: int = 2000) -> str:
     return why
 
 
+async def _readline(reader: asyncio.StreamReader) -> bytes:
+    """A line of the response; one longer than the reader's limit (64 KiB) is a bad response (asyncio
+    raises ValueError for it)."""
+    try:
+        return await reader.readline()
+    except ValueError:
+        raise CheckFailed("bad_response", "line too long") from None
+
+
 async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], cap: int) -> bytes:
     if headers.get("transfer-encoding", "").lower() == "chunked":
         body = bytearray()
         while True:
-            line = await reader.readline()
+            line = await _readline(reader)
             try:
                 size = int(line.split(b";")[0].strip(), 16)
             except ValueError:
                 raise CheckFailed("bad_response", "bad chunk size") from None
+            if size < 0:  # int() takes a sign, RFC 9112 7.1 chunk-size does not
+                raise CheckFailed("bad_response", "bad chunk size")
             if size == 0:
-                await reader.readline()
+                await _readline(reader)
                 return bytes(body)
+            if len(body) + size > cap:  # refuse before reading (and buffering) the chunk
+                raise CheckFailed("bad_response", "body too large")
             body += await reader.readexactly(size)
             await reader.readexactly(2)
-            if len(body) > cap:
-                raise CheckFailed("bad_response", "body too large")
     if "content-length" in headers:
         try:
             n = int(headers["content-length"])
         except ValueError:
             raise CheckFailed("bad_response", "bad content-length") from None
+        if n < 0:
+            raise CheckFailed("bad_response", "bad content-length")
         if n > cap:
             raise CheckFailed("bad_response", "body too large")
         return await reader.readexactly(n)
@@ -158,33 +171,39 @@ async def probe_http(c: HttpCheck, ctx: ssl.SSLContext | None = None) -> str:
                 f"User-Agent: fastvrrp-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
             )
             writer.write(req.encode())
-            status_line = await reader.readline()
-            parts = status_line.split(None, 2)
-            if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-                raise CheckFailed("bad_response" if status_line else "reset", "no status line")
-            code = int(parts[1])
-            headers: dict[str, str] = {}
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b"\n", b""):
-                    break
-                k, _, v = line.decode("latin-1").partition(":")
-                headers[k.strip().lower()] = v.strip()
-            ok_codes = url.status_code
-            if (code not in ok_codes) if ok_codes else not 200 <= code < 300:
-                raise CheckFailed("bad_status", f"{url.path}: status {code}")
-            if url.digest or url.regex:
-                body = await _read_body(reader, headers, MAX_BODY)
-                if url.digest and hashlib.md5(body).hexdigest() != url.digest.lower():
-                    raise CheckFailed("digest_mismatch", f"{url.path}: md5 {hashlib.md5(body).hexdigest()}")
-                if url.regex:
-                    found = re.search(url.regex.encode(), body) is not None
-                    if found == url.regex_no_match:
-                        raise CheckFailed("regex_mismatch", f"{url.path}: regex {url.regex!r}")
-            details.append(f"{url.path} {code}")
+            details.append(await read_response(reader, url))
         finally:
             writer.transport.abort()
     return ", ".join(details)
+
+
+async def read_response(reader: asyncio.StreamReader, url: UrlSpec) -> str:
+    """Read the server's answer to GET url.path and judge it: "PATH CODE" when it passes; CheckFailed
+    (or asyncio.IncompleteReadError, a connection closed early) when it does not."""
+    status_line = await _readline(reader)
+    parts = status_line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        raise CheckFailed("bad_response" if status_line else "reset", "no status line")
+    code = int(parts[1])
+    headers: dict[str, str] = {}
+    while True:
+        line = await _readline(reader)
+        if line in (b"\r\n", b"\n", b""):
+            break
+        k, _, v = line.decode("latin-1").partition(":")
+        headers[k.strip().lower()] = v.strip()
+    ok_codes = url.status_code
+    if (code not in ok_codes) if ok_codes else not 200 <= code < 300:
+        raise CheckFailed("bad_status", f"{url.path}: status {code}")
+    if url.digest or url.regex:
+        body = await _read_body(reader, headers, MAX_BODY)
+        if url.digest and hashlib.md5(body).hexdigest() != url.digest.lower():
+            raise CheckFailed("digest_mismatch", f"{url.path}: md5 {hashlib.md5(body).hexdigest()}")
+        if url.regex:
+            found = re.search(url.regex.encode(), body) is not None
+            if found == url.regex_no_match:
+                raise CheckFailed("regex_mismatch", f"{url.path}: regex {url.regex!r}")
+    return f"{url.path} {code}"
 
 
 class _DnsProto(asyncio.DatagramProtocol):

@@ -116,6 +116,14 @@ def _iter_msgs(data: bytes) -> Iterable[tuple[int, int, int, int, int, int]]:
         off += _align4(mlen)
 
 
+def _iter_acks(data: bytes) -> Iterable[tuple[int, int]]:
+    """(seq, errno) of each ACK (NLMSG_ERROR; errno 0 = done) in a datagram; one too short to hold its
+    error code is skipped (its request is then reported unanswered)."""
+    for mtype, _f, seq, _pid, p, end in _iter_msgs(data):
+        if mtype == NLMSG_ERROR and end - p >= _NLMSGERR.size:
+            yield seq, -_NLMSGERR.unpack_from(data, p)[0]
+
+
 def _netns_inode() -> int:
     """The network namespace of the calling thread (port ids are unique only within one namespace)."""
     return os.stat("/proc/thread-self/ns/net").st_ino
@@ -327,12 +335,11 @@ class NetlinkBatcher:
                 data = self.sock.recv(65536)
             except TimeoutError:
                 break
-            for mtype, _f, seq, _pid, p, _end in _iter_msgs(data):
-                if mtype != NLMSG_ERROR or seq not in pending:
+            for seq, err in _iter_acks(data):
+                if seq not in pending:
                     continue
-                (err,) = _NLMSGERR.unpack_from(data, p)
                 op, spec, _msg, result = pending.pop(seq)
-                result.record(spec, op, -err)
+                result.record(spec, op, err)
         for _op, spec, _msg, result in pending.values():  # no ACK within the timeout: report, do not guess
             self.lost_acks += 1
             result.failed.append((spec, errno.ETIMEDOUT))
@@ -661,6 +668,8 @@ class LinkMonitor:
             log.exception("link monitor callback %r failed", fn)
 
     def _link_msg(self, mtype: int, data: bytes, p: int, end: int) -> None:
+        if end - p < _IFINFOMSG.size:  # (unpack_from would read the next message's bytes)
+            raise ValueError("RTM_*LINK shorter than its ifinfomsg")
         _fam, _type, index, flags, _change = _IFINFOMSG.unpack_from(data, p)
         name = ""
         for kind, val in _iter_attrs(data, p + _IFINFOMSG.size, end):
@@ -677,6 +686,8 @@ class LinkMonitor:
             self._call(self.on_link, index, name, up)
 
     def _addr_msg(self, mtype: int, data: bytes, p: int, end: int) -> None:
+        if end - p < _IFADDRMSG.size:
+            raise ValueError("RTM_*ADDR shorter than its ifaddrmsg")
         family, prefixlen, _flags, _scope, index = _IFADDRMSG.unpack_from(data, p)
         local = address = None
         for kind, val in _iter_attrs(data, p + _IFADDRMSG.size, end):

@@ -217,7 +217,12 @@ def _v3_ipv4_checksum_explained(found: Found) -> str:
 
 def time_text(t_ns: int, digits: int) -> str:
     sec, frac = divmod(t_ns, 1_000_000_000)
-    stamp = _dt.datetime.fromtimestamp(sec, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        stamp = _dt.datetime.fromtimestamp(sec, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        # A damaged or hostile capture can claim any time (pcapng: 64-bit ticks plus a signed offset);
+        # beyond the calendar's years 1-9999 show the seconds since the epoch rather than fail the file.
+        stamp = f"@{sec}"
     if digits >= 9:
         return f"{stamp}.{frac:09d}"
     return f"{stamp}.{frac // 1000:06d}"
@@ -237,11 +242,17 @@ def priority_text(prio: int) -> str:
     return str(prio)
 
 
+def printable(b: bytes) -> str:
+    """Bytes from the wire as text that stays on its line and cannot be mistaken for the quotes around it:
+    printable ASCII as is, anything else (control characters, quote, backslash, non-ASCII) as \\xNN."""
+    return "".join(chr(c) if 0x20 <= c < 0x7F and c not in (0x22, 0x5C) else f"\\x{c:02x}" for c in b)
+
+
 def _auth_text(pkt: Any) -> str:
     if pkt.auth_type == 0:
         return "none"
     if pkt.auth_type == 1:
-        pw = bytes(pkt.auth_data).rstrip(b"\0").decode("ascii", "backslashreplace")
+        pw = printable(bytes(pkt.auth_data).rstrip(b"\0"))
         return f'simple password "{pw}"'
     if pkt.auth_type == 2:
         return "IP AH"
