@@ -285,8 +285,8 @@ class NetlinkBatcher:
                 if t == NLMSG_DONE:
                     return out
                 if t == NLMSG_ERROR:
-                    (err,) = _NLMSGERR.unpack_from(data, p)
-                    raise OSError(-err, os.strerror(-err))
+                    err = -_NLMSGERR.unpack_from(data, p)[0] if end - p >= _NLMSGERR.size else errno.EPROTO
+                    raise OSError(err, os.strerror(err))
                 out.append((t, data, p, end))
 
     def apply(self, op: int, specs: Sequence[VipSpec], msgs: Sequence[bytes]) -> ApplyResult:
