@@ -243,7 +243,8 @@ class WireTap:
     def _open(self) -> socket.socket:
         if self.ns is not None:
             enter_netns(self.ns)
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        # Bound to one interface: protocol 0 until bind(), so no frame of another interface slips in before.
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0 if self.ifname else socket.htons(ETH_P_ALL))
         try:
             try:
                 s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.rcvbuf)

@@ -179,7 +179,7 @@ def listen(
     target = ipaddress.ip_address(vip) if vip else None
     packed = target.packed if target is not None else None
     ifindex, mac, v4 = _iface_info(ifname)
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # nothing until bound to ifname below
     seen: dict[tuple[str, str, int], Advertiser] = {}
     resolved: list[str] = []
     try:

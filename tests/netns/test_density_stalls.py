@@ -74,7 +74,9 @@ class SentBy:
     _sock: socket.socket | None = None
 
     def _open(self) -> socket.socket:
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        # Protocol 0: the socket receives nothing until bind() names the port and ETH_P_ALL (created with
+        # ETH_P_ALL it would take frames of every port, the master's adverts included, until then).
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
             prog = b"".join(struct.pack("HBBI", *ins) for ins in _VRRP4_FILTER)
             buf = ctypes.create_string_buffer(prog, len(prog))

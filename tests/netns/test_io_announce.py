@@ -125,8 +125,8 @@ def test_negative_settings_rejected():
 
 
 def _capture_socket(ifname: str) -> socket.socket:
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    s.bind((ifname, 0))
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # nothing until bound to ifname
+    s.bind((ifname, ETH_P_ALL))
     s.setblocking(False)
     return s
 
