@@ -38,14 +38,20 @@ _libc.timerfd_create.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.timerfd_settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec), ctypes.c_void_p]
 
 
+def _timerfd() -> int:
+    """A non-blocking CLOCK_MONOTONIC timerfd."""
+    fd = _libc.timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"timerfd_create: {os.strerror(err)}")
+    return int(fd)
+
+
 class PreciseTimer:
     """`arm(deadline_us)` calls `callback()` on the loop once the monotonic clock reaches the deadline."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
-        fd = _libc.timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
-        if fd < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"timerfd_create: {os.strerror(err)}")
+        fd = _timerfd()
         self.fd = fd
         self.loop = loop
         self.callback = callback
@@ -101,10 +107,7 @@ class Watchdog:
     """
 
     def __init__(self, rescue: Callable[[int], object], grace_us: int) -> None:
-        fd = _libc.timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
-        if fd < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"timerfd_create: {os.strerror(err)}")
+        fd = _timerfd()
         self.fd = fd
         self.rescue = rescue
         self.grace_us = grace_us
