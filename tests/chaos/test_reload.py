@@ -40,9 +40,9 @@ MARGIN_S = 0.25
 RELOAD_EVERY_S = 1.0
 WARMUP = 5
 RSS_GROWTH_KIB = 2048
-# What these tests found first: every reload that rebuilt instances left RSS about 6 KiB per rebuilt instance
-# larger (cyclic garbage moved into the oldest generation, never collected). The daemon now collects once after
-# each reload (daemon/service.py) and the soak holds flat (docs/costs.md).
+# What these tests found first: every reload that rebuilt instances left RSS about 6 KiB per rebuilt
+# instance larger (cyclic garbage moved into the oldest generation, never collected). The daemon now collects
+# once after each reload (daemon/service.py) and the soak holds flat (docs/costs.md).
 
 
 class RssGrowth(AssertionError):
