@@ -7,8 +7,8 @@ real segment costs more). For each N, a window of WINDOW_S seconds: the share of
 lateness of a fire, and the CPU of this process. The sustainable rate is the largest N / A whose worst gap
 (interval + lateness) stays below the backup's Master_Down_Interval (36.1 ms at priority 100).
 
-Run under the machine's lock:
-    flock /tmp/fastvrrp-heavy.lock .venv/bin/python -m pytest -q bench/test_bench_advert_rate.py \
+Run on an otherwise quiet machine:
+    .venv/bin/python -m pytest -q bench/test_bench_advert_rate.py \
         --benchmark-only
 """
 

@@ -10,8 +10,8 @@ one, against r2's Master_Down_Interval (goal: every one within +20 ms at 1,000);
 it back" lines (none). Then CYCLES more takeovers (r1 restarted: r2 hands back by preemption; r1 killed
 again) and RSS again: flat over thousands of transitions.
 
-Reports, fails only when a run breaks. Run under the machine's lock:
-    flock /tmp/fastvrrp-heavy.lock .venv/bin/python -m pytest -q -s bench/test_bench_density_cost.py
+Reports, fails only when a run breaks. Run on an otherwise quiet machine:
+    .venv/bin/python -m pytest -q -s bench/test_bench_density_cost.py
 FASTVRRP_COST_SCENARIOS (e.g. "1000x100,4000x1000": instances x advert interval in ms) narrows a run.
 """
 

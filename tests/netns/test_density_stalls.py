@@ -285,7 +285,9 @@ def test_a_full_receive_buffer_is_counted_as_rx_overflow(lab):
 
 # --- 1,000 instances over 4 segments (the density lab): heavy, run on request ------------------------------
 HEAVY = os.environ.get("FASTVRRP_DENSITY_HEAVY") == "1"
-heavy = pytest.mark.skipif(not HEAVY, reason="1,000 x 10 ms: set FASTVRRP_DENSITY_HEAVY=1 (under the lock)")
+heavy = pytest.mark.skipif(
+    not HEAVY, reason="1,000 x 10 ms: set FASTVRRP_DENSITY_HEAVY=1 (on a quiet machine)"
+)
 
 
 def _density_pair(lab, count: int, adver_int_ms: int):
