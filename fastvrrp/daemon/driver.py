@@ -66,6 +66,10 @@ class RunningInstance:
     follow: tuple[bytes, int, int] | None = None  # (src, priority, interval) the backup fast path matches
     holds_addresses: bool = False
     last_change: StateChanged | None = None
+    # The clock reading (us) its last transition was decided on: for a timer, the reading the engine's run
+    # fired it with, taken before that run read the sockets. The Port reports transitions later (after the
+    # turn's adverts), so this, not the report's time, says when it happened.
+    changed_us: int = 0
     # keepalived garp_lower_prio_repeat / garp_lower_prio_delay: a master hearing a lower priority (the core's
     # HeardLowerPriority, on the S9 rate limit) sends that many GARP/NA at once and again after the delay.
     garp_lower_prio_repeat: int = 0  # 0: no burst
@@ -183,6 +187,7 @@ class Driver:
         """Events from engine.run() / receive(): due deadlines, and adverts the fast path did not take.
         `clock` (the daemon's; none in simulations) re-reads the time every CLOCK_EVERY events: an advert
         handled late in a long list counts as heard when it is handled, not when the list began."""
+        turn_us = now_us  # what run() compared the deadlines with, before it read the sockets
         for n, ev in enumerate(events):
             if clock is not None and n and not n % CLOCK_EVERY:
                 now_us = max(now_us, clock())
@@ -198,6 +203,7 @@ class Driver:
                 actions = core.on_timer(max(now_us, ev[2]))
                 before = _FIRED
                 pkt = None
+                decided_us = turn_us
             else:
                 pkt = ev[2]
                 adv = Advert(
@@ -210,7 +216,8 @@ class Driver:
                     auth_type=pkt.auth_type,
                 )
                 actions = core.on_advert(adv, now_us)
-            self._apply(inst, actions, now_us)
+                decided_us = now_us
+            self._apply(inst, actions, now_us, decided_us)
             self._sync(inst, before, now_us, pkt)
 
     def tick(self, now_us: int, clock: Callable[[], int] | None = None) -> None:
@@ -275,7 +282,9 @@ class Driver:
             self.engine.set_adverts(inst.slot, inst.tx_id, self._render(inst, inst.core.priority))
             inst.rendered = key
 
-    def _apply(self, inst: RunningInstance, actions: Iterable[Action], now_us: int) -> None:
+    def _apply(
+        self, inst: RunningInstance, actions: Iterable[Action], now_us: int, decided_us: int = -1
+    ) -> None:
         for a in actions:
             if isinstance(a, SendAdvert):
                 if a.priority == inst.core.priority:
@@ -314,6 +323,7 @@ class Driver:
                     self.engine.cancel_copies(inst.slot)  # no copy of a master's advert after it steps down
                 inst.follow = None
                 inst.last_change = a
+                inst.changed_us = now_us if decided_us < 0 else decided_us
                 self.port.transition(inst, a)
                 if self.groups:
                     self._group_changed(inst, a, now_us)

@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Any
 
 from fastvrrp import _engine
@@ -139,8 +140,13 @@ class DaemonPort:
             inst.io.sender.send(frames)
 
     def transition(self, inst: RunningInstance, change: StateChanged) -> None:
-        """Reported (log, notify scripts and FIFOs, sync group notices, status) after the turn's adverts."""
-        self.later.add(self._report, inst, change, inst.core.priority, time.time())
+        """Reported (log, notify scripts and FIFOs, sync group notices, status) after the turn's adverts,
+        stamped with when it was decided (the driver's reading of the daemon's monotonic clock, as wall time):
+        under churn the report may run tens of ms after the decision (docs/kernel-notes.md#decision-time)."""
+        wall = time.time()
+        if inst.changed_us > 0:
+            wall -= (time.monotonic_ns() // 1000 - inst.changed_us) / 1e6
+        self.later.add(self._report, inst, change, inst.core.priority, wall)
 
     def _report(self, inst: RunningInstance, change: StateChanged, priority: int, wall: float) -> None:
         if change.new is State.INIT:
@@ -149,7 +155,16 @@ class DaemonPort:
         else:
             log.info("(%s) Entering %s STATE", inst.name, change.new.name)
             word = change.new.name
-        log.debug("(%s) %s -> %s: %s", inst.name, change.old.name, change.new.name, change.reason)
+        if log.isEnabledFor(logging.DEBUG):
+            decided = datetime.fromtimestamp(wall).isoformat(" ", "microseconds")
+            log.debug(
+                "(%s) %s -> %s: %s, decided %s",
+                inst.name,
+                change.old.name,
+                change.new.name,
+                change.reason,
+                decided,
+            )
         self.notifier.instance_state(inst.name, inst.io.scripts, word, priority)
         self.group_changed(inst.name)
         if self.book is not None:

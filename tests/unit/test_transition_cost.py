@@ -65,6 +65,7 @@ class Inst(Counted):
         self.io = Io([vip])
         self.core = Core()
         self.holds_addresses = False
+        self.changed_us = 0  # no decision time from a driver: the port stamps the report itself
         self.announcer = Announcer()
 
 
