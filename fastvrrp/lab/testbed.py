@@ -242,6 +242,8 @@ class Router:
         self.blocks = ""  # top-level blocks appended to the config (vrrp_script, vrrp_sync_group ...)
         self.extra_args: list[str] = []  # more fastvrrp command-line options (--metrics ...)
         self.env: dict[str, str] = {}  # more environment for the daemon (NOTIFY_SOCKET ...)
+        # How its Python starts fastvrrp: fastvrrp.lab.faulty runs it with a fault put in on purpose.
+        self.main: list[str] = ["-m", "fastvrrp"]
         # Top-level blocks placed before the instances: keepalived resolves a track_script name while it
         # reads the instance, so a vrrp_script it tracks must come first ("track script X not found").
         self.blocks_before = ""
@@ -299,7 +301,7 @@ class Router:
         status_file = os.path.join(self.lab.workdir, f"{self.name}.status.json")
         # -G as for keepalived above: the log is the console's; the host's syslog gets nothing from tests.
         return [
-            self.python, "-m", "fastvrrp", "-n", "-l", "-D", "-G", "-f", self.conf_path, "-p", pid,
+            self.python, *self.main, "-n", "-l", "-D", "-G", "-f", self.conf_path, "-p", pid,
             "--status-file", status_file, "--control", self.control_path, *self.extra_args,
         ]  # fmt: skip
 

@@ -5,19 +5,26 @@ advert): every takeover by the backup must follow a gap of at least its Master_D
 adverts as they arrive at the backup's interface. In particular, while the gaps stay under
 Master_Down_Interval there is no takeover at all.
 
-The verdict is per takeover decision of the backup (its logged "BACKUP -> MASTER: master down timer expired",
-ms stamps on the wall clock, as the capture's): a decision taken while an advert of the master had reached
-the backup's interface less than MDI earlier is a violation, once that advert had been there RX_S, the time
-a daemon on two busy shared cores may take to read it (an advert a few ms old may still be queued behind the
-other takeovers of the same loop turn). The run reports how many (VRID, WINDOW_S) windows had no gap of MDI
-at all (the plain side of the property: no takeover there), and needs throttling and something to check.
+The verdict is per takeover decision of the backup: its logged "BACKUP -> MASTER: master down timer expired,
+decided T", where T (us, wall clock as the capture's) is the clock reading the engine compared the deadline
+with, taken before it read its sockets for that decision. The log line itself is written later (reports are
+deferred behind the turn's adverts, tens of ms under this churn: docs/kernel-notes.md#decision-time), so its
+stamp is no measure of the decision. A decision at T is a violation when an advert of the master reached the
+backup's interface between T - MDI + TOL_S and T - RX_S: that advert was either read before (then the
+deadline could not be due at T) or waiting in the socket when the engine read it (then it pushes the
+deadline). RX_S is the way from the capture's tap to the socket (the same softirq pass: microseconds); TOL_S
+allows for the engine firing up to 0.5 ms before a deadline and the clocks' conversion. The run also reports
+how many (VRID, WINDOW_S) windows had no gap of MDI at all (the plain side of the property: no takeover
+there), and needs throttling and something to check.
 
 The arrivals are read by tcpdump on the backup's interface (kernel stamps); a run where the kernel dropped a
-captured frame proves nothing and fails. TOL_S allows for the daemons' timer slack (the engine fires what is
-due within half a millisecond) and the stamp being taken on the backup's side of the veth."""
+captured frame proves nothing and fails. FASTVRRP_CHAOS_FAULT=no-rx-drain runs the backup with the fault of
+fastvrrp.lab.faulty (deadlines fire without reading the sockets first): the verdict then fails."""
 
 from __future__ import annotations
 
+import bisect
+import os
 import re
 import time
 from datetime import datetime
@@ -32,20 +39,34 @@ pytestmark = [pytest.mark.netns, pytest.mark.chaos]
 
 A_MS = 10
 TOL_S = 0.002
-RX_S = 0.010  # time for an advert on the backup's interface to reach its daemon, on two busy shared cores
+RX_S = 0.001  # from the capture's tap on the backup's interface to its raw socket's queue
 WINDOW_S = 0.5
-LOG_RES_S = 0.001  # the daemon's log stamps are milliseconds
+FAULT = os.environ.get("FASTVRRP_CHAOS_FAULT", "")  # a fastvrrp.lab.faulty fault for the backup
 
 
-_TAKEOVER = re.compile(r"^(?P<ts>\S+ \S+) \S+ \((?P<inst>[^)]+)\) BACKUP -> MASTER: master down timer", re.M)
+_TAKEOVER = re.compile(
+    r"^\S+ \S+ \S+ \((?P<inst>[^)]+)\) BACKUP -> MASTER: master down timer expired, decided (?P<ts>.+)$", re.M
+)
 
 
 def takeover_times(log: str) -> dict[str, list[float]]:
-    """{instance: [wall-clock seconds of each Master_Down takeover the daemon logged]}."""
+    """{instance: [wall-clock seconds of each Master_Down takeover decision the daemon logged]}."""
     out: dict[str, list[float]] = {}
     for m in _TAKEOVER.finditer(log):
-        ts = datetime.strptime(m["ts"], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-        out.setdefault(m["inst"], []).append(ts)
+        out.setdefault(m["inst"], []).append(datetime.fromisoformat(m["ts"]).timestamp())
+    return out
+
+
+def violations(mine: list[float], decided: list[float], mdi: float) -> list[tuple[float, float]]:
+    """(decision, age of the latest advert there) for each decision taken while an advert of the master that
+    the backup must have read had reached its interface less than MDI before (see the module docstring)."""
+    out = []
+    for td in decided:
+        k = bisect.bisect_right(
+            mine, td - RX_S
+        )  # mine is sorted: the latest advert by td - RX_S is mine[k - 1]
+        if k and mine[k - 1] > td - mdi + TOL_S:
+            out.append((td, td - mine[k - 1]))
     return out
 
 
@@ -53,6 +74,8 @@ def starve(lab, count: int, seconds: float, share: float, period_us: int) -> Non
     lan = Lan(lab, routers=2, client=False)
     r1 = lan.router(1, "fastvrrp", many_instances(count, 200, A_MS))
     r2 = lan.router(2, "fastvrrp", many_instances(count, 100, A_MS))
+    if FAULT:
+        r2.main = ["-m", "fastvrrp.lab.faulty", FAULT]
     mdi = r2.instances[0].master_down_ms() / 1000
     r1.start()
     r2.start()
@@ -72,17 +95,15 @@ def starve(lab, count: int, seconds: float, share: float, period_us: int) -> Non
     assert throttled > 0, "the quota never throttled the master: nothing was starved"
     adverts = cap.adverts()
     decided = takeover_times(r2.log())
-    worst, windows, quiet, busy, violations = 0.0, 0, 0, 0, []
+    worst, windows, quiet, busy, bad = 0.0, 0, 0, 0, []
     for spec in r1.instances:
-        mine = [t for t, p in adverts.get((r1.addr4, spec.vrid), []) if p > 0]
+        mine = sorted(t for t, p in adverts.get((r1.addr4, spec.vrid), []) if p > 0)
         starved = [t for t in mine if t0 <= t <= t1]
         assert starved, f"VRID {spec.vrid}: no advert from the master while starved"
         worst = max(worst, max((b - a for a, b in zip(starved, starved[1:], strict=False)), default=0.0))
         mine_decided = [td for td in decided.get(spec.iname, []) if t0 <= td <= t1]
-        for td in mine_decided:
-            fresh = [t for t in mine if td - mdi + TOL_S + LOG_RES_S < t <= td - RX_S]
-            if fresh:
-                violations.append((spec.vrid, round(td - t0, 3), round((td - fresh[-1]) * 1000, 1)))
+        for td, age in violations(mine, mine_decided, mdi):
+            bad.append((spec.vrid, round(td - t0, 3), round(age * 1000, 1)))
         w0 = t0 + mdi
         while w0 + WINDOW_S <= t1:
             w1 = w0 + WINDOW_S
@@ -98,12 +119,13 @@ def starve(lab, count: int, seconds: float, share: float, period_us: int) -> Non
         f"\n{count} x {A_MS} ms, quota {share:.0%} of a core per {period_us} us for {seconds} s: "
         f"{throttled} throttled periods, worst arrival gap {worst * 1000:.1f} ms (MDI {mdi * 1000:.2f} ms); "
         f"{quiet} of {windows} (VRID, {WINDOW_S} s) windows without a gap >= MDI, {busy} of them with a "
-        f"takeover; {takeovers} takeovers, {len(violations)} with a master advert on the interface for "
-        f">= {RX_S * 1000:.0f} ms and < MDI"
+        f"takeover; {takeovers} takeovers, {len(bad)} with a master advert on the interface for "
+        f">= {RX_S * 1000:.0f} ms and < MDI - {TOL_S * 1000:.0f} ms"
+        + (f" (backup's fault: {FAULT})" if FAULT else "")
     )
     assert takeovers + quiet > 0, "no takeover and no quiet window: the property was never put to the test"
-    assert not violations, (
-        f"takeovers with a master advert received within MDI (VRID, t, age ms): {violations}"
+    assert not bad, (
+        f"{len(bad)} takeovers with a master advert received within MDI (VRID, t, age ms): {bad[:50]}"
     )
     assert r1.alive() and r2.alive()
 
@@ -111,16 +133,10 @@ def starve(lab, count: int, seconds: float, share: float, period_us: int) -> Non
 def test_starved_master_light(lab):
     # 1 % of a core per 100 ms: 16 instances need more than that, so the master stalls for most of each
     # period, the backup takes over hundreds of times and each takeover is checked; the backup's churn stays
-    # small enough for it to read what arrives (at 64 instances and more it does not: see the heavy run).
+    # small enough for a quick run (make chaos checks 255 instances at 10 % of a core per 10 ms).
     starve(lab, 16, 8.0, 0.01, 100_000)
 
 
 @pytest.mark.chaos_heavy
-@pytest.mark.xfail(
-    strict=True,
-    reason="at 255 x 10 ms with the master held to 10 % of a core the backup churns (20,000 to 50,000 "
-    "takeovers in 30 s) and thousands of them (4,439 to 47,838 per run) come with a master advert 10 ms or "
-    "more (and less than MDI) on its interface, not yet read (issue 15 report)",
-)
 def test_starved_master_255_instances(lab):
     starve(lab, 255, 30.0, 0.10, 10_000)
