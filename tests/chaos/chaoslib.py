@@ -320,6 +320,28 @@ class ClockStepper:
         time.clock_settime_ns(time.CLOCK_REALTIME, self.true_now_ns())
 
 
+# --- kernel drop counters ----------------------------------------------------------------------------------
+
+
+def link_drops(lab: Lab, ns: str) -> dict[str, tuple[int, int]]:
+    """{interface: (rx dropped, tx dropped)} of a namespace's links with any drop (`ip -s -j link`): a veth
+    counts a frame its peer's backlog refused as a tx drop of its own."""
+    out = {}
+    for link in json.loads(lab.sh(ns, "ip -s -j link") or "[]"):
+        st = link.get("stats64", {})
+        rx, tx = st.get("rx", {}).get("dropped", 0), st.get("tx", {}).get("dropped", 0)
+        if rx or tx:
+            out[link["ifname"]] = (rx, tx)
+    return out
+
+
+def softnet_drops() -> int:
+    """Frames the host dropped for a full per-CPU backlog (/proc/net/softnet_stat, second column, all CPUs;
+    not per namespace: other traffic on the machine counts too)."""
+    with open("/proc/net/softnet_stat") as f:
+        return sum(int(line.split()[1], 16) for line in f if line.strip())
+
+
 # --- processes ---------------------------------------------------------------------------------------------
 
 
