@@ -62,9 +62,7 @@ def violations(mine: list[float], decided: list[float], mdi: float) -> list[tupl
     the backup must have read had reached its interface less than MDI before (see the module docstring)."""
     out = []
     for td in decided:
-        k = bisect.bisect_right(
-            mine, td - RX_S
-        )  # mine is sorted: the latest advert by td - RX_S is mine[k - 1]
+        k = bisect.bisect_right(mine, td - RX_S)  # mine is sorted: the latest one by td - RX_S is mine[k - 1]
         if k and mine[k - 1] > td - mdi + TOL_S:
             out.append((td, td - mine[k - 1]))
     return out
@@ -94,7 +92,10 @@ def starve(lab, count: int, seconds: float, share: float, period_us: int) -> Non
     assert dropped == 0, f"the capture lost {dropped} frames: the gaps are unknown"
     assert throttled > 0, "the quota never throttled the master: nothing was starved"
     adverts = cap.adverts()
-    decided = takeover_times(r2.log())
+    log = r2.log()
+    decided = takeover_times(log)
+    logged = log.count(") BACKUP -> MASTER: master down timer")
+    assert logged == sum(map(len, decided.values())), "a takeover logged without its decision time"
     worst, windows, quiet, busy, bad = 0.0, 0, 0, 0, []
     for spec in r1.instances:
         mine = sorted(t for t, p in adverts.get((r1.addr4, spec.vrid), []) if p > 0)
