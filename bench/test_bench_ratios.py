@@ -11,6 +11,9 @@
   fractions of keepalived's best (issue 11 item 6 targets at most 0.30 on the master and 0.15 on the
   backup). The best of several short windows rather than one long one: a burst of work from another
   process, charged to a daemon through the softirqs it happens to run, spoils one window, not the figure.
+  keepalived's own cost still moves with the load of the machine (fewer wake-ups with more adverts each
+  when it is busy), so `make bench-gate` judges these against their own baseline (gate-lab.json) with
+  their own tolerance (README "Benchmarks as a regression gate").
 
 About a minute in all. They need root and keepalived (`make deps`), as the namespace tests do.
     .venv/bin/python -m pytest -q bench/test_bench_ratios.py --benchmark-only
