@@ -1,9 +1,10 @@
-"""GARP pacing per interface (keepalived.conf(5) vrrp_garp_interval, garp_group garp_interval): the least time
-between two gratuitous ARPs sent on one interface, whichever instances they announce. Fifty instances of one
-daemon become master together on one interface; tcpdump on that interface stamps every ARP frame (kernel
-timestamps, ns, taken on the sender's side) and the spacing of consecutive GARPs is checked against the
-interval (larger is fine, smaller never), with every VIP announced. A master that resigns before its queued
-GARPs went out sends none of them."""
+"""GARP / NA pacing per interface (keepalived.conf(5) vrrp_garp_interval / vrrp_gna_interval, garp_group
+garp_interval / gna_interval): the least time between two gratuitous ARPs (two unsolicited NAs) sent on one
+interface, whichever instances they announce. Fifty instances of one daemon become master together on one
+interface; tcpdump on that interface stamps every GARP and NA (kernel timestamps, ns, taken on the sender's
+side) and the spacing of consecutive frames of a family is checked against the interval (larger is fine,
+smaller never), with every VIP announced. A master that resigns before its queued GARPs went out sends none
+of them."""
 
 from __future__ import annotations
 
@@ -24,11 +25,16 @@ pytestmark = pytest.mark.netns
 COUNT = 50
 
 
-def _specs(count: int = COUNT) -> list[InstanceSpec]:
+def _vip(v: int, mixed: bool) -> str:
+    """VRID v's VIP: IPv4, or with `mixed` IPv6 for the upper half of the VRIDs."""
+    return f"2001:db8:51::{v:x}/128" if mixed and v > COUNT // 2 else f"198.51.100.{v}/32"
+
+
+def _specs(mixed: bool) -> list[InstanceSpec]:
     # state MASTER: every instance becomes master at start-up, in the same turn; adverts every second
     return [
-        InstanceSpec(vrid=v, priority=100, advert_int_ms=1000, vips=(f"198.51.100.{v}/32",), state="MASTER")
-        for v in range(1, count + 1)
+        InstanceSpec(vrid=v, priority=100, advert_int_ms=1000, vips=(_vip(v, mixed),), state="MASTER")
+        for v in range(1, COUNT + 1)
     ]
 
 
@@ -40,17 +46,20 @@ class ArpCapture:
 
     def __init__(self, lan: Lan, ns: str) -> None:
         self.path = os.path.join(lan.lab.workdir, f"arp-{len(lan.lab.procs)}.pcap")
-        # -s 64: in immediate mode the ring has frames of the snapshot length, so the default 256 KiB would
-        # leave room for 8 and a burst of 50 would be dropped by the kernel (stop() checks that none was)
+        # -s 96 (an NA is 86 bytes): in immediate mode the ring has frames of the snapshot length, so the
+        # default 256 KiB would leave room for 8 and a burst of 50 would be dropped by the kernel (stop()
+        # checks that none was)
         argv = [
-            "tcpdump", "-i", "eth0", "-n", "-s", "64", "-U",
+            "tcpdump", "-i", "eth0", "-n", "-s", "96", "-U",
             "--immediate-mode", "--time-stamp-precision=nano",
         ]  # fmt: skip
-        self.proc = lan.lab.spawn(ns, [*argv, "-w", self.path, "arp"], "tcpdump-arp")
+        what = "arp or (icmp6 and ip6[40] == 136)"
+        self.proc = lan.lab.spawn(ns, [*argv, "-w", self.path, what], "tcpdump-arp")
         wait_for(lambda: "listening on" in self.proc.log(), timeout=10, what="tcpdump listening")
 
     def garps(self) -> list[tuple[int, str]]:
-        """(kernel stamp ns, VIP) of each gratuitous ARP (sender address = target address) seen so far."""
+        """(kernel stamp ns, VIP) of each gratuitous ARP (sender address = target address) and unsolicited
+        NA (ICMPv6 136, its target address) seen so far."""
         out = []
         if not os.path.exists(self.path) or os.path.getsize(self.path) < 24:
             return out
@@ -59,6 +68,8 @@ class ArpCapture:
                 d = rec.data
                 if len(d) >= 42 and d[12:14] == b"\x08\x06" and d[28:32] == d[38:42]:
                     out.append((rec.t_ns, socket.inet_ntoa(d[28:32])))
+                elif len(d) >= 78 and d[12:14] == b"\x86\xdd" and d[20] == 58 and d[54] == 136:
+                    out.append((rec.t_ns, socket.inet_ntop(socket.AF_INET6, d[62:78])))
         except pcap.PcapError:  # a record being written: read what is whole
             pass
         return out
@@ -69,11 +80,13 @@ class ArpCapture:
         assert m and m[1] == "0", f"the capture lost frames: {self.proc.log()}"
 
 
-def _run(lab, global_lines: list[str], before: str = "") -> tuple[list[tuple[int, str]], set[str]]:
+def _run(
+    lab, global_lines: list[str], before: str = "", mixed: bool = False
+) -> tuple[list[tuple[int, str]], set[str]]:
     lan = Lan(lab, routers=1, client=False)
-    r = lan.router(1, "fastvrrp", _specs(), global_lines=global_lines)
+    r = lan.router(1, "fastvrrp", _specs(mixed), global_lines=global_lines)
     r.blocks_before = before
-    vips = {f"198.51.100.{v}" for v in range(1, COUNT + 1)}
+    vips = {_vip(v, mixed).split("/")[0] for v in range(1, COUNT + 1)}
     cap = ArpCapture(lan, r.ns)
     try:
         r.start()
@@ -93,20 +106,26 @@ def _run(lab, global_lines: list[str], before: str = "") -> tuple[list[tuple[int
 ONE_BURST = ["vrrp_garp_master_repeat 1", "vrrp_garp_master_delay 0"]
 
 
-@pytest.mark.parametrize(
-    "how",
-    ["vrrp_garp_interval", "garp_group"],
-)
-def test_garps_of_all_instances_are_spaced_on_the_interface(lab, how):
-    if how == "vrrp_garp_interval":
-        garps, vips = _run(lab, [*ONE_BURST, "vrrp_garp_interval 0.005"])
-    else:  # the group's interval on eth0 wins over the global 0
-        group = "garp_group {\n    garp_interval 0.005\n    interface eth0\n}\n"
-        garps, vips = _run(lab, [*ONE_BURST, "vrrp_garp_interval 0"], group)
-    assert sorted(v for _, v in garps) == sorted(vips)  # one burst, one GARP each, none lost or repeated
-    stamps = sorted(t for t, _ in garps)
-    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    assert min(gaps) >= 5_000_000, f"GARPs {min(gaps) / 1e6:.3f} ms apart on one interface (interval 5 ms)"
+def _spacing_ms(garps: list[tuple[int, str]], family: int) -> float:
+    stamps = sorted(t for t, v in garps if (":" in v) == (family == 6))
+    assert len(stamps) > 1
+    return min(b - a for a, b in zip(stamps, stamps[1:], strict=False)) / 1e6
+
+
+@pytest.mark.parametrize("how", ["global_defs", "garp_group"])
+def test_garps_and_nas_of_all_instances_are_spaced_on_the_interface(lab, how):
+    """25 IPv4 and 25 IPv6 instances: GARPs >= 5 ms apart, NAs >= 5 ms apart (the two are paced apart, as
+    in keepalived: a GARP and an NA may follow each other closely)."""
+    if how == "global_defs":
+        lines = [*ONE_BURST, "vrrp_garp_interval 0.005", "vrrp_gna_interval 0.005"]
+        garps, vips = _run(lab, lines, mixed=True)
+    else:  # the group's intervals on eth0 win over the global 0
+        group = "garp_group {\n    garp_interval 0.005\n    gna_interval 0.005\n    interface eth0\n}\n"
+        garps, vips = _run(lab, [*ONE_BURST, "vrrp_garp_interval 0"], group, mixed=True)
+    assert sorted(v for _, v in garps) == sorted(vips)  # one burst, one frame each, none lost or repeated
+    for family in (4, 6):
+        gap = _spacing_ms(garps, family)
+        assert gap >= 5.0, f"IPv{family}: announcements {gap:.3f} ms apart on one interface (interval 5 ms)"
 
 
 def test_without_an_interval_every_garp_goes_out_at_once(lab):
@@ -122,7 +141,7 @@ def test_a_master_that_resigns_drops_its_queued_garps(lab):
     then backup at priority 1, taking over again only ~4 s later as nobody else advertises): no GARP of the
     old queue goes out after the drain is done."""
     lan = Lan(lab, routers=1, client=False)
-    r = lan.router(1, "fastvrrp", _specs(), global_lines=[*ONE_BURST, "vrrp_garp_interval 0.05"])
+    r = lan.router(1, "fastvrrp", _specs(False), global_lines=[*ONE_BURST, "vrrp_garp_interval 0.05"])
     cap = ArpCapture(lan, r.ns)
     try:
         r.start()
