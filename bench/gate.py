@@ -8,6 +8,10 @@ calls `normalise` at the end of the session, before pytest-benchmark saves, comp
   bench/test_bench_engine.py) is divided, round by round, by the best (min) round of the "reference" of its
   group: the compiled code's figure becomes its cost as a fraction of the pure-Python reference's, the
   reference's own figure becomes 1.0 at its best round;
+- the same for the two other same-run pairs (bench/test_bench_ratios.py): impl "engine" (the engine's
+  batched advert send) is divided by the "kernel" of its group (a plain sendto() of the same datagrams), and
+  impl "fastvrrp" (CPU per advert of a daemon in the density lab) by the "keepalived" of its group, measured
+  in the same run on the same lab;
 - any other benchmark is divided by the best round of the calibration benchmark
   (bench/test_bench_calibration.py, a fixed pure-Python workload), so a config parse or a metrics render is
   measured in "calibration units" that follow the machine's speed.
@@ -23,6 +27,9 @@ from collections.abc import Iterable
 from typing import Any
 
 CALIBRATION = "calibration"
+# impl -> the impl of its same-run divisor in the same group; a divisor is divided by itself (1.0)
+PARTNER = {"compiled": "reference", "engine": "kernel", "fastvrrp": "keepalived"}
+DIVISORS = frozenset(PARTNER.values())
 
 
 def _min(bench: Any) -> float | None:
@@ -35,18 +42,36 @@ def divisors(benchmarks: Iterable[Any]) -> dict[int, tuple[str, float]]:
     """id(benchmark) -> (what it is divided by, the divisor in seconds), for every benchmark that can be
     normalised; a benchmark whose reference (or the calibration) is missing from the run is left out."""
     benches = [b for b in benchmarks if _min(b) is not None]
-    refs = {b.group: _min(b) for b in benches if (b.extra_info or {}).get("impl") == "reference" and b.group}
+    refs = {
+        (b.group, impl): _min(b)
+        for b in benches
+        if (impl := (b.extra_info or {}).get("impl")) in DIVISORS and b.group
+    }
     cal = next((_min(b) for b in benches if (b.extra_info or {}).get("impl") == CALIBRATION), None)
     out: dict[int, tuple[str, float]] = {}
     for b in benches:
         impl = (b.extra_info or {}).get("impl")
-        if impl in ("compiled", "reference"):
-            ref = refs.get(b.group)
+        if impl in PARTNER or impl in DIVISORS:
+            partner = PARTNER.get(impl, impl)
+            ref = refs.get((b.group, partner))
             if ref:
-                out[id(b)] = (f"reference of {b.group!r}", ref)
+                out[id(b)] = (f"{partner} of {b.group!r}", ref)
         elif cal:
             out[id(b)] = (CALIBRATION, cal)
     return out
+
+
+def record(benchmark: Any, values: Iterable[float]) -> None:
+    """Make `values` (seconds: CPU times per advert, one per measurement window) the rounds of
+    pytest-benchmark's fixture `benchmark`, for figures that cannot be timed as a call (two daemons over
+    several seconds)."""
+    from pytest_benchmark.stats import Stats
+
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)  # registers the benchmark with the session
+    st = Stats()
+    for v in values:
+        st.update(v)
+    benchmark.stats.stats = st
 
 
 def normalise(benchmarks: list[Any]) -> list[str]:

@@ -45,6 +45,18 @@ class InstanceResources:
     started: bool = False  # held back until its weight-0 trackers have a first result (keepalived)
     routes: tuple[routes.NetSpec, ...] = ()  # virtual_routes and virtual_rules, installed while MASTER
     no_accept: bool = False  # drop traffic to the VIPs while MASTER (not the owner, accept off)
+    pace: tuple[object, int, int] | None = None  # (pacer key, ARP interval, NA interval ms): pacing()
+
+
+def pacing(cfg: Config, ifname: str) -> tuple[object, int, int]:
+    """Whose GARP / NA spacing applies on `ifname` (keepalived.conf(5)): the garp_group naming it (one
+    pacer for all its interfaces; an interval it does not set is 0), else vrrp_garp_interval /
+    vrrp_gna_interval of global_defs for that interface alone."""
+    for i, g in enumerate(cfg.garp_groups):
+        if ifname in g.interfaces:
+            return ("garp_group", i), g.garp_interval_ms or 0, g.gna_interval_ms or 0
+    gd = cfg.global_defs
+    return ("interface", ifname), gd.vrrp_garp_interval_ms, gd.vrrp_gna_interval_ms
 
 
 async def vip_specs(nl: netlink.NetlinkWorker, icfg: InstanceConfig) -> list[netlink.VipSpec]:
@@ -135,6 +147,7 @@ class InstanceBuilder:
             netlink.AddrBatch(vips),
             self.links.sender(icfg.interface or ""),
             notify.Scripts.of(icfg, bool(gd.other.get("vrrp_notify_priority_changes", False))),
+            pace=pacing(cfg, conf.interface or ""),  # the physical interface, also under use_vmac
         )
         inst = running_instance(icfg, ccfg, slot, peers or [link.group], resources, gd)
         self.insts[icfg.name] = inst
@@ -166,8 +179,6 @@ def running_instance(
         master_repeat=icfg.garp_master_repeat,
         master_refresh_ms=icfg.garp_master_refresh_ms,
         master_refresh_repeat=icfg.garp_master_refresh_repeat,
-        garp_interval_ms=gd.vrrp_garp_interval_ms,
-        gna_interval_ms=gd.vrrp_gna_interval_ms,
     )
     settings = _SETTINGS.setdefault(settings, settings)  # equal settings: one shared object
     return RunningInstance(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Coroutine
@@ -27,6 +28,7 @@ from fastvrrp.core.types import State, StateChanged
 from fastvrrp.daemon import notify, status, virtual_routes
 from fastvrrp.daemon.driver import RunningInstance
 from fastvrrp.daemon.no_accept import NoAccept
+from fastvrrp.io import announce as announce_io
 from fastvrrp.io import netlink
 
 log = logging.getLogger("fastvrrp")
@@ -111,6 +113,11 @@ class DaemonPort:
         self._recheck: set[RunningInstance] = set()  # removal seen while busy: re-add once idle if MASTER
         self._status_soon = False  # a status write is already asked for this loop turn
         self.later = Later(loop)  # what the adverts go before: reports and announcements
+        # GARP / NA pacing (vrrp_garp_interval, garp_group): one Pacer per interface or garp_group, and for
+        # each with frames waiting, the timer of its next drain and when it is for (time.monotonic() in ms),
+        # or None: a drain is already in `later`.
+        self.pacers: dict[object, announce_io.Pacer] = {}
+        self._pacing: dict[object, tuple[asyncio.TimerHandle, float] | None] = {}
         self.batches = 0  # batches handed to the worker
         self.put_back = 0  # VIPs put back after someone else removed them
 
@@ -131,8 +138,54 @@ class DaemonPort:
     def announce(self, inst: RunningInstance, frames: list[bytes]) -> None:
         # Sent after the loop turn's adverts (the engine is flushed first, at the end of the turn), so the
         # takeover advert goes before the gratuitous ARPs (RFC 5798 6.4.2 order) and a mass takeover sends
-        # every instance's advert before anyone's ARPs.
-        self.later.add(self._announce_now, inst, frames)
+        # every instance's advert before anyone's ARPs. With an interval on the interface, the frames join
+        # its Pacer's queue, drained by the loop's timer one frame per interval across all instances.
+        pace = inst.io.pace
+        if pace is None or not (pace[1] or pace[2]):
+            self.later.add(self._announce_now, inst, frames)
+            return
+        key, arp_ms, na_ms = pace
+        pacer = self.pacers.get(key)
+        if pacer is None:
+            pacer = self.pacers[key] = announce_io.Pacer(arp_ms, na_ms)
+        elif pacer.gaps_ms != (arp_ms, na_ms):
+            pacer.set_gaps(arp_ms, na_ms)  # a reload changed the interval
+        pacer.push(inst, inst.announcer.epoch, frames)
+        if key in self._pacing:
+            timer = self._pacing[key]
+            dl = pacer.deadline()
+            if timer is None or dl is None or dl >= timer[1]:
+                return  # the drain already asked for comes soon enough
+            timer[0].cancel()  # frames that may go sooner (a family without an interval, or an idle one)
+        self._pacing[key] = None
+        self.later.add(self._drain, key)
+
+    def _alive(self, inst: RunningInstance, epoch: int) -> bool:
+        a = inst.announcer
+        return a.active and a.epoch == epoch and self.insts.get(inst.name) is inst
+
+    def _drain(self, key: object) -> None:
+        """Send what the Pacer of `key` has due (after any advert queued since the turn's end), then arm the
+        loop's timer for its next frame. The clock is time.monotonic(), not the loop's: uvloop's time() is in
+        milliseconds, cached per loop iteration, and its timers may fire up to a millisecond early, which
+        would shorten the interval. A timer that fired early finds nothing due and is armed again."""
+        self._pacing.pop(key, None)
+        pacer = self.pacers[key]
+        out = pacer.due(time.monotonic() * 1000, self._alive)
+        if out:
+            self.engine.flush()
+            for inst, frame in out:
+                inst.io.sender.send((frame,))
+            pacer.restamp(time.monotonic() * 1000)  # the interval counts from after the send
+        dl = pacer.deadline()
+        if dl is not None:
+            wait_ms = max(0.0, dl - time.monotonic() * 1000)
+            timer = self.loop.call_later(math.ceil(wait_ms) / 1000, self._drain_later, key)
+            self._pacing[key] = (timer, dl)
+
+    def _drain_later(self, key: object) -> None:
+        self._pacing[key] = None
+        self.later.add(self._drain, key)
 
     def _announce_now(self, inst: RunningInstance, frames: list[bytes]) -> None:
         if inst.announcer.active:  # still master: a backup must not announce (RFC 5798 6.4.2)

@@ -411,10 +411,6 @@ class Daemon:
             if new is not None:
                 started = await apply_config(self, new, now_us())
                 self.operator.keep_only(self.insts)  # drains and offsets of instances that still exist
-                # Reading unfroze everything (config.check_file): collect what the old configuration left,
-                # cycles of replaced instances included, then keep the rest out of later gc scans.
-                gc.collect()
-                gc.freeze()
                 self._after(now_us())
                 log.info("reloaded %s (%d instances, %d started)", self.config_path, len(self.insts), started)
         finally:

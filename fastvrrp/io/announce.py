@@ -8,20 +8,25 @@ these, and its knobs (keepalived.conf(5)) are the ones `AnnounceSettings` carrie
 - garp_master_repeat 5: each VIP is announced this many times per burst;
 - garp_master_refresh 0 (off): while master, announce again every this often ...
 - garp_master_refresh_repeat 1: ... this many times per VIP;
-- vrrp_garp_interval / vrrp_gna_interval 0: gap between two ARP / two NA frames within a burst.
+- vrrp_garp_interval / vrrp_gna_interval 0 (or a garp_group's garp_interval / gna_interval): the least
+  time between two ARP / two NA frames sent on the same interface, whichever instances they announce.
 
-`AnnounceSchedule` takes `now_ms` and returns frames to send plus its next deadline, so the daemon's one
-timer drives it; the first frame of each family is returned by `became_master` itself, so it goes out in the
-same loop iteration as the transition. Deviation from keepalived: the inter-frame gap is kept per schedule
-(one per instance), whereas keepalived spaces frames per interface across instances.
+`AnnounceSchedule` (one per instance) takes `now_ms` and returns the frames of the bursts due plus its next
+deadline, so the daemon's one timer drives it; `became_master` returns the first burst itself. `Pacer` (one
+per interface, or per garp_group) spaces the frames of every instance sent there, as keepalived does: after
+a mass takeover the bursts of a thousand instances queue there and go out one per interval, and the frames
+of an instance that resigned meanwhile are dropped from the queue.
 """
 
 from __future__ import annotations
 
+import collections
 import errno
+import math
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fastvrrp._wire import garp_frame, unsolicited_na_frame
 from fastvrrp.io.nsexec import call_in_netns
@@ -33,8 +38,6 @@ class AnnounceSettings:
     master_repeat: int = 5  # garp_master_repeat
     master_refresh_ms: int = 0  # garp_master_refresh (0 = off)
     master_refresh_repeat: int = 1  # garp_master_refresh_repeat
-    garp_interval_ms: int = 0  # vrrp_garp_interval
-    gna_interval_ms: int = 0  # vrrp_gna_interval
 
     def __post_init__(self) -> None:
         for name in self.__slots__:
@@ -62,53 +65,116 @@ def announcement_frames(
     return arp, na
 
 
+ETH_ARP = b"\x08\x06"  # the EtherType of a gratuitous ARP frame (bytes 12..13); anything else is an NA
+
+
 class _Lane:
-    """Frames of one family waiting to go out, at most one per `gap_ms` (all at once when the gap is 0).
+    """One family's frames waiting on one interface, oldest first, at most one sent per `gap_ms`."""
 
-    The queue is a plain list, reversed (the next frame is the last): an empty deque costs ~600 bytes, and a
-    thousand instances hold two lanes each (docs/costs.md#memory)."""
+    __slots__ = ("gap_ms", "queue", "next_ms", "sent_now")
 
-    __slots__ = ("gap_ms", "queue", "next_ms")
-
-    def __init__(self, gap_ms: int):
+    def __init__(self, gap_ms: float) -> None:
         self.gap_ms = gap_ms
-        self.queue: list[bytes] = []  # newest first: pop() takes the oldest
-        self.next_ms = 0
+        self.queue: collections.deque[tuple[Any, int, bytes]] = collections.deque()
+        self.next_ms = -math.inf  # when the next frame may go
+        self.sent_now = False  # the last due() took a frame from this lane
 
-    def push(self, frames: Sequence[bytes], repeat: int, now_ms: int) -> None:
-        if not self.queue:
-            self.next_ms = now_ms  # an idle lane sends its first frame at once
-        burst = list(frames) * repeat  # round-robin over the VIPs, like keepalived's bursts
-        burst.reverse()
-        self.queue[:0] = burst
+    def due(self, now_ms: float, alive: Callable[[Any, int], bool], out: list[tuple[Any, bytes]]) -> None:
+        self.sent_now = False
+        q = self.queue
+        while q and now_ms >= self.next_ms:
+            owner, epoch, frame = q.popleft()
+            if not alive(owner, epoch):
+                continue  # its instance resigned (or was removed) before the frame went: no slot spent
+            out.append((owner, frame))
+            if self.gap_ms > 0:
+                self.sent_now = True
+                self.next_ms = now_ms + self.gap_ms  # restamp() moves it to after the send
+                return
 
-    def due(self, now_ms: int, out: list[bytes]) -> None:
-        if not self.queue or now_ms < self.next_ms:
-            return
-        if self.gap_ms == 0:
-            out.extend(reversed(self.queue))
-            self.queue.clear()
-            return
-        out.append(self.queue.pop())
-        # Keep the spacing even when the timer fired late: never catch up with a burst.
-        self.next_ms = now_ms + self.gap_ms
+    def drop(self, owner: Any) -> None:
+        if self.queue:
+            self.queue = collections.deque(e for e in self.queue if e[0] is not owner)
 
-    def deadline(self) -> int | None:
-        return self.next_ms if self.queue else None
+
+class Pacer:
+    """The gratuitous ARPs and unsolicited NAs of every instance on one interface (or on the interfaces of
+    one garp_group), at most one ARP per `arp_gap_ms` and one NA per `na_gap_ms` across all of them
+    (keepalived.conf(5) vrrp_garp_interval / vrrp_gna_interval and garp_group garp_interval / gna_interval);
+    with a gap of 0 a family goes out back to back. No I/O and no clock: `now_ms` comes in.
+
+    Frames are queued with their owner (an instance) and its announcement epoch (AnnounceSchedule.epoch);
+    `due` asks `alive(owner, epoch)` before each, so the frames of an instance that resigned before they went
+    out are dropped without taking a slot. The caller sends what `due` returns and then calls `restamp` with
+    the clock read after the send: the next frame of that family goes no sooner than `gap` after it, however
+    late the send ran (spacing is never compressed to catch up)."""
+
+    __slots__ = ("_arp", "_na", "sent", "dropped")
+
+    def __init__(self, arp_gap_ms: float = 0, na_gap_ms: float = 0) -> None:
+        if arp_gap_ms < 0 or na_gap_ms < 0:
+            raise ValueError("an announcement interval must not be negative")
+        self._arp = _Lane(arp_gap_ms)
+        self._na = _Lane(na_gap_ms)
+        self.sent = 0
+        self.dropped = 0
+
+    @property
+    def gaps_ms(self) -> tuple[float, float]:
+        return self._arp.gap_ms, self._na.gap_ms
+
+    def set_gaps(self, arp_gap_ms: float, na_gap_ms: float) -> None:
+        """New intervals (a reload); frames already queued keep their order."""
+        self._arp.gap_ms, self._na.gap_ms = arp_gap_ms, na_gap_ms
+
+    def push(self, owner: Any, epoch: int, frames: Iterable[bytes]) -> None:
+        arp, na = self._arp.queue, self._na.queue
+        for f in frames:
+            (arp if f[12:14] == ETH_ARP else na).append((owner, epoch, f))
+
+    def due(self, now_ms: float, alive: Callable[[Any, int], bool]) -> list[tuple[Any, bytes]]:
+        """(owner, frame) to send now, in order: every due ARP then every due NA."""
+        out: list[tuple[Any, bytes]] = []
+        before = len(self._arp.queue) + len(self._na.queue)
+        self._arp.due(now_ms, alive, out)
+        self._na.due(now_ms, alive, out)
+        self.sent += len(out)
+        self.dropped += before - len(self._arp.queue) - len(self._na.queue) - len(out)
+        return out
+
+    def restamp(self, now_ms: float) -> None:
+        """The frames of the last `due` are out at `now_ms`: the gaps count from here."""
+        for lane in (self._arp, self._na):
+            if lane.sent_now:
+                lane.next_ms = now_ms + lane.gap_ms
+                lane.sent_now = False
+
+    def drop(self, owner: Any) -> None:
+        """Forget every queued frame of `owner` (an instance removed by a reload)."""
+        self._arp.drop(owner)
+        self._na.drop(owner)
+
+    def deadline(self) -> float | None:
+        """When `due` has something to return (None: nothing queued)."""
+        times = [lane.next_ms for lane in (self._arp, self._na) if lane.queue]
+        return max(min(times), -1.0) if times else None
+
+    def __len__(self) -> int:
+        return len(self._arp.queue) + len(self._na.queue)
 
 
 class AnnounceSchedule:
-    """When to (re)announce the VIPs of one instance; no I/O, no clock: `now_ms` comes in."""
+    """When to (re)announce the VIPs of one instance; no I/O, no clock: `now_ms` comes in. The frames of a
+    burst are returned all at once; the spacing between frames on an interface is the Pacer's."""
 
     __slots__ = (
         "settings",
         "garp_frames",
         "na_frames",
-        "_arp",
-        "_na",
         "_second_at",
         "_refresh_at",
         "active",
+        "epoch",
         "bursts",
         "arp_sent",
         "na_sent",
@@ -123,71 +189,67 @@ class AnnounceSchedule:
         self.settings = settings or AnnounceSettings()
         self.garp_frames = list(garp_frames)
         self.na_frames = list(na_frames)
-        self._arp = _Lane(self.settings.garp_interval_ms)
-        self._na = _Lane(self.settings.gna_interval_ms)
         self._second_at: int | None = None
         self._refresh_at: int | None = None
         self.active = False
+        self.epoch = 0  # one more at every stop(): frames queued in a Pacer before it are stale
         self.bursts = 0
         self.arp_sent = 0
         self.na_sent = 0
 
-    def _burst(self, now_ms: int, repeat: int) -> None:
+    def _burst(self, repeat: int, out: list[bytes]) -> None:
         if repeat <= 0:
             return
         self.bursts += 1
-        self._arp.push(self.garp_frames, repeat, now_ms)
-        self._na.push(self.na_frames, repeat, now_ms)
+        out.extend(self.garp_frames * repeat)  # round-robin over the VIPs, like keepalived's bursts
+        out.extend(self.na_frames * repeat)
+        self.arp_sent += len(self.garp_frames) * repeat
+        self.na_sent += len(self.na_frames) * repeat
 
     def became_master(self, now_ms: int) -> list[bytes]:
-        """Start announcing; returns the frames due now (the first one of each family at least)."""
+        """Start announcing; returns the frames of the first burst."""
         s = self.settings
         self.stop()
         self.active = True
-        self._burst(now_ms, s.master_repeat)  # RFC 5798 6.4.1 (IPv4) / 6.4.2 (IPv6), repeated as keepalived
+        out: list[bytes] = []
+        self._burst(s.master_repeat, out)  # RFC 5798 6.4.1 (IPv4) / 6.4.2 (IPv6), repeated as keepalived
         self._second_at = now_ms + s.master_delay_ms if s.master_delay_ms > 0 else None
         self._refresh_at = now_ms + s.master_refresh_ms if s.master_refresh_ms > 0 else None
-        return self.poll(now_ms)
+        return out
 
     def burst(self, now_ms: int, repeat: int) -> list[bytes]:
-        """An extra burst while master (keepalived garp_lower_prio_repeat); returns the frames due now."""
+        """An extra burst while master (keepalived garp_lower_prio_repeat); returns its frames."""
+        out: list[bytes] = []
         if self.active:
-            self._burst(now_ms, repeat)
-        return self.poll(now_ms)
+            self._burst(repeat, out)
+        return out
 
     def stop(self) -> None:
         """Left master: nothing more is sent (a backup must not announce the VIPs, RFC 5798 6.4.2)."""
         self.active = False
-        self._arp.queue.clear()
-        self._na.queue.clear()
+        self.epoch += 1
         self._second_at = None
         self._refresh_at = None
 
     def poll(self, now_ms: int) -> list[bytes]:
-        """Frames due at `now_ms`, in send order."""
+        """Frames of the bursts due at `now_ms`, in send order."""
         if not self.active:
             return []
         s = self.settings
+        out: list[bytes] = []
         if self._second_at is not None and now_ms >= self._second_at:
             self._second_at = None
-            self._burst(now_ms, s.master_repeat)
+            self._burst(s.master_repeat, out)
         if self._refresh_at is not None and now_ms >= self._refresh_at:
             self._refresh_at = now_ms + s.master_refresh_ms
-            self._burst(now_ms, s.master_refresh_repeat)
-        out: list[bytes] = []
-        self._arp.due(now_ms, out)
-        n_arp = len(out)
-        self._na.due(now_ms, out)
-        self.arp_sent += n_arp
-        self.na_sent += len(out) - n_arp
+            self._burst(s.master_refresh_repeat, out)
         return out
 
     @property
     def next_deadline_ms(self) -> int | None:
         if not self.active:
             return None
-        candidates = (self._second_at, self._refresh_at, self._arp.deadline(), self._na.deadline())
-        times = [t for t in candidates if t is not None]
+        times = [t for t in (self._second_at, self._refresh_at) if t is not None]
         return min(times) if times else None
 
 

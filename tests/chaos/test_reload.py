@@ -44,8 +44,9 @@ RELOAD_EVERY_S = 1.0
 WARMUP = 5
 RSS_GROWTH_KIB = 2048
 # What these tests found first: every reload that rebuilt instances left RSS about 6 KiB per rebuilt
-# instance larger (cyclic garbage moved into the oldest generation, never collected). The daemon now collects
-# once after each reload (daemon/service.py) and the soak holds flat (docs/costs.md).
+# instance larger (cyclic garbage moved into the oldest generation, never collected). Those cycles are gone;
+# the daemon now collects fully after a reload only when it replaced running trackers, or after every 1,000
+# rebuilt instances (daemon/reload.py, docs/costs.md#collection-after-a-reload), and the soak holds flat.
 
 
 class RssGrowth(AssertionError):

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from fastvrrp.io.announce import AnnounceSchedule, AnnounceSettings, FrameSender, announcement_frames
+from fastvrrp.io.announce import AnnounceSchedule, AnnounceSettings, FrameSender, Pacer, announcement_frames
 from fastvrrp.io.nsexec import call_in_netns
 from fastvrrp.lab.namespaces import wait_for
 
@@ -18,6 +18,9 @@ VMAC6 = bytes.fromhex("00005e000233")
 VIP4 = socket.inet_aton("192.0.2.100")
 VIP6 = socket.inet_pton(socket.AF_INET6, "2001:db8::100")
 ETH_P_ALL = 0x0003
+GARP_A = b"\0" * 12 + b"\x08\x06" + b"A"  # what a Pacer looks at: the EtherType
+GARP_B = b"\0" * 12 + b"\x08\x06" + b"B"
+NA_A = b"\0" * 12 + b"\x86\xdd" + b"A"
 
 
 def _csum(data: bytes) -> int:
@@ -84,17 +87,46 @@ def test_no_second_burst_when_delay_is_zero():
     assert s.next_deadline_ms is None
 
 
-def test_interval_spaces_frames_and_first_is_immediate():
-    s = _sched(AnnounceSettings(master_repeat=2, garp_interval_ms=10, gna_interval_ms=25, master_delay_ms=0))
-    assert s.became_master(100) == [b"A0", b"N0"]  # the first of each family at once
-    assert s.next_deadline_ms == 110
-    assert s.poll(109) == []
-    assert s.poll(110) == [b"A1"]
-    assert s.next_deadline_ms == 120
-    assert s.poll(125) == [b"A0", b"N0"]  # late timer: one frame per lane, spacing kept from now
-    assert s.next_deadline_ms == 135
-    assert s.poll(135) == [b"A1"]
-    assert s.next_deadline_ms is None
+def _alive_all(owner, epoch):
+    return True
+
+
+def test_pacer_spaces_frames_of_all_instances_on_an_interface():
+    p = Pacer(arp_gap_ms=10, na_gap_ms=25)
+    a, b = AnnounceSchedule([GARP_A], [NA_A]), AnnounceSchedule([GARP_B], [])
+    p.push("a", 0, a.became_master(100)[:1] + a.na_frames)
+    p.push("b", 0, b.became_master(100)[:1])
+    assert p.due(100, _alive_all) == [("a", GARP_A), ("a", NA_A)]  # the first of each family at once
+    p.restamp(101)  # sent at 101: the gaps count from there
+    assert p.deadline() == 111
+    assert p.due(110, _alive_all) == []
+    assert p.due(111, _alive_all) == [("b", GARP_B)]  # another instance's ARP waits its turn
+    p.restamp(111)
+    assert p.deadline() is None and len(p) == 0 and p.sent == 3
+    p.push("a", 0, [GARP_A, GARP_A])
+    assert p.due(130, _alive_all) == [("a", GARP_A)]  # a late timer: one frame, never a catch-up burst
+    p.restamp(130)
+    assert p.deadline() == 140
+
+
+def test_pacer_drops_the_frames_of_an_instance_that_resigned():
+    p = Pacer(arp_gap_ms=5)
+    p.push("a", 1, [GARP_A] * 3)
+    p.push("b", 0, [GARP_B] * 2)
+    gone = {"a"}
+    assert p.due(0, lambda owner, epoch: owner not in gone) == [("b", GARP_B)]  # a's three take no slot
+    p.restamp(0)
+    assert p.dropped == 3 and len(p) == 1
+    p.drop("b")
+    assert len(p) == 0 and p.deadline() is None
+
+
+def test_pacer_with_no_interval_sends_back_to_back():
+    p = Pacer()
+    p.push("a", 0, [GARP_A, NA_A, GARP_B])
+    assert p.due(0, _alive_all) == [("a", GARP_A), ("a", GARP_B), ("a", NA_A)]
+    with pytest.raises(ValueError):
+        Pacer(arp_gap_ms=-1)
 
 
 def test_refresh_repeats_while_master_and_stop_silences():
@@ -118,7 +150,7 @@ def test_refresh_repeats_while_master_and_stop_silences():
 
 def test_negative_settings_rejected():
     with pytest.raises(ValueError):
-        AnnounceSettings(garp_interval_ms=-1)
+        AnnounceSettings(master_repeat=-1)
 
 
 # --- on the wire ------

@@ -41,6 +41,7 @@ class Io(Counted):
         self.routes = ()
         self.scripts = notify.NO_SCRIPTS
         self.sender = Sender()
+        self.pace = None  # no GARP interval: announcements go out with the turn's reports
 
 
 class Sender(Counted):
