@@ -206,6 +206,7 @@ cdef class Engine:
     cdef int32_t ccap
     cdef int32_t *dfs             # send_due(): the heap nodes still to visit
     cdef bint busy                # inside run / receive / feed / flush / set_adverts: send_due() stays out
+    cdef bint rescuing            # inside send_due(): its sends keep the GIL, so no loop call starts inside
     cdef readonly int batch
     cdef readonly bint fast_path
     cdef readonly bint capture
@@ -750,6 +751,7 @@ cdef class Engine:
         cdef int32_t top = 0, i, c, end, s, n = 0, copies = 0
         cdef Slot *sl
         self.busy = True
+        self.rescuing = True
         try:
             if self.cn > 0:
                 copies = self._run_copies(limit)
@@ -776,6 +778,7 @@ cdef class Engine:
                 self.flush()
         finally:
             self.busy = False
+            self.rescuing = False
         return n
 
     cdef inline bint _less(self, int i, int j) noexcept nogil:
@@ -1152,8 +1155,13 @@ cdef class Engine:
                     self.smsgs[i].msg_hdr.msg_flags = 0
                 i = 0
                 while i < cnt:
-                    with nogil:
+                    if self.rescuing:
+                        # The advert thread (send_due) keeps the GIL: a loop call started while it sends would
+                        # share these buffers and queues, and restore a busy flag this call then clears.
                         got = sendmmsg(tx.fd, &self.smsgs[i], cnt - i, MSG_DONTWAIT)
+                    else:
+                        with nogil:
+                            got = sendmmsg(tx.fd, &self.smsgs[i], cnt - i, MSG_DONTWAIT)
                     tx.calls += 1
                     if got < 0:
                         e = errno
