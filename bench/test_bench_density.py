@@ -16,7 +16,10 @@ reports; it fails only when a run breaks (no adverts, a daemon exits). Run on a 
 FASTVRRP_DENSITY_WINDOW (seconds, default 15) and FASTVRRP_DENSITY_SCENARIOS (e.g. "1000x10,4000x100")
 narrow a run; FASTVRRP_DENSITY_SCRAPE_AT (default 1000x10) chooses the size of the scrape window.
 The share of the rate counts every advert of the master in the window: it can pass 100 % while the pair
-flaps, because a master that takes an instance back advertises at once.
+flaps, because a master that takes an instance back advertises at once. fastvrrp runs from bytecode written
+before the first scenario, as an installed package does (start-up and the owner's first advert would
+otherwise include compiling its modules at each exec: docs/costs.md#start-up). With several scenarios the
+table ends with the RSS per instance between the smallest and each larger one.
 """
 
 # ruff: noqa: F811
@@ -28,7 +31,7 @@ from collections.abc import Callable
 import pytest
 
 from bench.conftest import print_table
-from fastvrrp.lab.density import PairResult, Window, run_pair
+from fastvrrp.lab.density import PairResult, Window, byte_compile, run_pair
 from fastvrrp.lab.testbed import KINDS, master_down_ms
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
@@ -196,7 +199,39 @@ def _table() -> list[str]:
                 f"  target: {'scraping adds <= 1 ms to the largest gap (issue 13)':<48} {extra:>+19.1f} ms  "
                 + verdict
             )
+    lines += _per_instance()
     return lines
+
+
+def _per_instance() -> list[str]:
+    """RSS per instance (issue 11 item 4): the growth from the smallest to each larger scenario of the run,
+    for each router, so the interpreter and its imports are left out."""
+    sizes = sorted(RESULTS)
+    if len(sizes) < 2:
+        return []
+    lines = ["", "RSS per instance (KiB, master / backup), above the smallest scenario of this run"]
+    base = RESULTS[sizes[0]]
+    for size in sizes[1:]:
+        row = []
+        for kind in KINDS:
+            if kind not in RESULTS[size] or kind not in base:
+                continue
+            a, b = base[kind].steady, RESULTS[size][kind].steady
+            n = size[0] - sizes[0][0]
+            if n <= 0:
+                continue
+            m = (b.master.rss_kib - a.master.rss_kib) / n
+            k = (b.backup.rss_kib - a.backup.rss_kib) / n
+            row.append(f"{kind} {m:.2f} / {k:.2f}")
+        if row:
+            lines.append(f"  {sizes[0][0]} -> {size[0]} instances: " + ", ".join(row))
+    return lines
+
+
+@pytest.fixture(scope="module", autouse=True)
+def installed_bytecode():
+    """fastvrrp starts from bytecode, as an installed package does (fastvrrp.lab.density.byte_compile)."""
+    byte_compile()
 
 
 @pytest.fixture(scope="module", autouse=True)

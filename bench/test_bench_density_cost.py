@@ -13,6 +13,7 @@ again) and RSS again: flat over thousands of transitions.
 Reports, fails only when a run breaks. Run on an otherwise quiet machine:
     .venv/bin/python -m pytest -q -s bench/test_bench_density_cost.py
 FASTVRRP_COST_SCENARIOS (e.g. "1000x100,4000x1000": instances x advert interval in ms) narrows a run.
+fastvrrp runs from bytecode written before the first scenario, as an installed package does.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bench.conftest import print_table
 from fastvrrp.lab.density import (
     DensityLan,
     LogWatch,
+    byte_compile,
     density_instances,
     first_advert_after,
     start_and_wait,
@@ -197,6 +199,12 @@ def _line(c: Cost, base: Cost | None) -> list[str]:
         f" the last {c.vips_last_s:.2f} s after the kill; 'putting it back' lines: {c.put_back}",
         "  RSS after each takeover: " + ", ".join(f"{k / 1024:.1f}" for k in c.rss_cycles_kib) + " MiB",
     ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _installed_bytecode():
+    """fastvrrp starts from bytecode, as an installed package does (fastvrrp.lab.density.byte_compile)."""
+    byte_compile()
 
 
 @pytest.fixture(scope="module", autouse=True)

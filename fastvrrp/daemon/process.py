@@ -17,7 +17,7 @@ from typing import Any
 
 from fastvrrp import __version__
 from fastvrrp.config import Config, ConfigError, check
-from fastvrrp.daemon import address_log, control, dumps, logs, pidfile, signals, status
+from fastvrrp.daemon import address_log, control, logs, pidfile, signals, status
 from fastvrrp.daemon.service import Daemon
 from fastvrrp.daemon.snapshots import DumpWriter
 from fastvrrp.io.unix_socket import PrivateSocketError
@@ -179,7 +179,7 @@ async def _main(args: Any, cfg: Config, console: bool) -> int:
     daemon.strict_config = bool(getattr(args, "strict_config", False))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    dumper = DumpWriter(daemon, getattr(args, "dump_dir", None) or dumps.DEFAULT_DIR)
+    dumper = DumpWriter(daemon, getattr(args, "dump_dir", None))  # None: keepalived's directory
     signals.install(
         loop.add_signal_handler,
         stop=stop.set,

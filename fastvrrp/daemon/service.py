@@ -13,12 +13,12 @@ import logging
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastvrrp import _engine
 from fastvrrp.config import Config
-from fastvrrp.core.priority import Effective
-from fastvrrp.daemon import metrics, notify, sdnotify, status, virtual_routes
+from fastvrrp.core.priority import PRIO_OWNER, Effective
+from fastvrrp.daemon import notify, sdnotify, status, virtual_routes
 from fastvrrp.daemon.control import ControlServer, Operator
 from fastvrrp.daemon.driver import Driver, RunningInstance
 from fastvrrp.daemon.instances import InstanceBuilder, remove_stale_vips
@@ -34,6 +34,9 @@ from fastvrrp.daemon.use_vmac import VmacInterfaces
 from fastvrrp.health.runner import ScriptRunner
 from fastvrrp.io import netlink, unix_socket
 from fastvrrp.io.timer import PreciseTimer, Watchdog
+
+if TYPE_CHECKING:
+    from fastvrrp.daemon.metrics import MetricsServer
 
 log = logging.getLogger("fastvrrp")
 
@@ -126,11 +129,12 @@ class Daemon:
         self.watchdog: Watchdog | None = None
         self.tracking = Tracking(cfg, self.runner, self.on_effective)
         self.monitor: netlink.LinkMonitor | None = None
-        self.metrics: metrics.MetricsServer | None = None
+        self.metrics: MetricsServer | None = None
         self._reloading = False
         self._reload_again = False
         self._link_up: dict[int, bool] = {}
         self._startup_delay: asyncio.TimerHandle | None = None  # vrrp_startup_delay still running
+        self._building = True  # start(): instances are being built; those not started wait for all of them
         self._control_inode = 0
 
     # --- life cycle --------------------------------------------------------------------------------------
@@ -149,11 +153,19 @@ class Daemon:
         await virtual_routes.apply_static(self.nl, virtual_routes.static_specs(cfg), True)
         self.monitor = netlink.LinkMonitor(self.loop, self._on_link, self.port.on_addr, self.port.on_resync)
         self.monitor.start()
-        for icfg in cfg.instances:
-            await self.builder.add(icfg, cfg)
-        self.set_sync_groups(cfg)
-        self.tracking.start()
         delay_ms = cfg.global_defs.vrrp_startup_delay_ms
+        owners = early_owners(cfg) if delay_ms <= 0 else ()
+        if owners:
+            await self._start_owners(cfg, owners)
+        for icfg in cfg.instances:
+            if icfg.name not in self.insts:
+                await self.builder.add(icfg, cfg)
+        if owners:
+            self._config_order(cfg)
+        self._building = False
+        self.set_sync_groups(cfg)
+        if not owners:
+            self.tracking.start()
         if delay_ms > 0:
             # keepalived vrrp_startup_delay: sockets, netlink and trackers are up; the instances wait in INIT
             # (no adverts, no takeover) until the delay has passed, and the loop keeps running meanwhile.
@@ -164,6 +176,8 @@ class Daemon:
         else:
             self._start_instances()
         if self.metrics_addr is not None:
+            from fastvrrp.daemon.metrics import MetricsServer  # only the runs that serve metrics import it
+
             source = MetricsSource(
                 self.engine,
                 self.insts,
@@ -172,7 +186,7 @@ class Daemon:
                 self.status.book,
                 operator=self.operator,
             )
-            self.metrics = metrics.MetricsServer(
+            self.metrics = MetricsServer(
                 source, *self.metrics_addr, loop=self.loop, keepalived=self.metrics_keepalived
             )
             self.metrics.start()
@@ -246,6 +260,30 @@ class Daemon:
             unix_socket.remove_socket(os.path.abspath(self.control_path or ""), self._control_inode)
             self.control = None
 
+    async def _start_owners(self, cfg: Config, owners: list[Any]) -> None:
+        """RFC 5798 6.4.1: an address owner leaving Initialize sends an ADVERTISEMENT first. The owners
+        outside any sync group are built and started before the other instances are built, so their first
+        adverts go out at once, not after a thousand other instances (docs/costs.md#start-up). Their state
+        machine is the same: started with what their trackers say (an owner whose interface is not known to
+        be up yet waits, and starts with the others)."""
+        for icfg in owners:
+            await self.builder.add(icfg, cfg)
+        self.tracking.start()  # every instance's initial effective priority; the rest are not built yet
+        now = now_us()
+        for icfg in owners:
+            inst = self.insts[icfg.name]
+            eff = self.tracking.effective(inst.name)
+            if not eff.waiting and not inst.io.started:
+                self._begin(inst, eff, now)
+        self._after(now)  # the owners' adverts leave here
+
+    def _config_order(self, cfg: Config) -> None:
+        """The instances in the order of the configuration (status file, dumps, metrics), owners included."""
+        rank = {icfg.name: k for k, icfg in enumerate(cfg.instances)}
+        ordered = sorted(self.insts.items(), key=lambda item: rank.get(item[0], len(rank)))
+        self.insts.clear()
+        self.insts.update(ordered)
+
     def _state_names(self) -> list[str]:
         return [inst.core.state.name for inst in list(self.insts.values())]
 
@@ -296,7 +334,7 @@ class Daemon:
         eff = _no_peer_fault(inst, self.operator.adjust(name, eff, inst.core.owner))
         now = now_us()
         if not inst.io.started:
-            if not eff.waiting and self._startup_delay is None:
+            if not eff.waiting and self._startup_delay is None and not self._building:
                 self._begin(inst, eff, now)
                 self._after(now)
             return
@@ -415,6 +453,13 @@ class Daemon:
                 log.info("reloaded %s (%d instances, %d started)", self.config_path, len(self.insts), started)
         finally:
             self.systemd.reloaded(refused=new is None)  # the new configuration is in charge, or refused
+
+
+def early_owners(cfg: Config) -> list[Any]:
+    """The address owners (priority 255) that start before the other instances are built: not in a sync
+    group (a group starts together)."""
+    grouped = {m for sg in cfg.sync_groups.values() for m in sg.group}
+    return [icfg for icfg in cfg.instances if icfg.priority == PRIO_OWNER and icfg.name not in grouped]
 
 
 def _no_peer_fault(inst: RunningInstance, eff: Effective) -> Effective:

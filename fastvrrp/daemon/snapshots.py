@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from fastvrrp import __version__, _engine
-from fastvrrp.daemon import dumps, metrics, status
+from fastvrrp.daemon import status
 from fastvrrp.daemon.driver import RunningInstance, advert_counts
 from fastvrrp.daemon.links import AF, Link
 from fastvrrp.daemon.tracking import Tracking
 from fastvrrp.io import vmac
 
 if TYPE_CHECKING:
+    from fastvrrp.daemon import dumps, metrics
     from fastvrrp.daemon.control import Operator
 
 log = logging.getLogger("fastvrrp")
@@ -147,6 +148,7 @@ class MetricsSource:
         self.book = book
         self.chunk = chunk
         self.operator = operator  # drain and offsets set through the control socket
+        _import_metrics()
         self._vips: dict[str, tuple[Any, tuple, tuple]] = {}  # name -> (its cfg, vips, excluded vips)
         # name -> (cfg, Tracking, tracker count, RowLabels): the rendered labels stay the same objects from
         # scrape to scrape, so the Renderer's per-chunk templates are found again (metrics.Renderer).
@@ -219,6 +221,13 @@ class MetricsSource:
         return r
 
 
+def _import_metrics() -> None:
+    """daemon/metrics.py (and what it imports) is loaded by the runs that serve metrics, not by every run
+    (docs/costs.md#imports): the first MetricsSource binds this module's `metrics`."""
+    global metrics
+    from fastvrrp.daemon import metrics
+
+
 def _vip_labels(vips: Any, iface: str | None) -> tuple[tuple[str, str], ...]:
     return tuple((metrics.vip_text(str(v.address), v.prefixlen), v.dev or iface or "") for v in vips)
 
@@ -227,6 +236,7 @@ def tracker_rows(tr: Tracking | None) -> list[metrics.TrackerRow]:
     """One row per tracker the configuration uses (interfaces included), from the Tracking's statuses."""
     if tr is None:
         return []
+    _import_metrics()
     rows = []
     for key in sorted(tr.users):
         kind, name = key
@@ -253,6 +263,8 @@ def dump_rows(
     started: float | None = None,
 ) -> list[dumps.InstanceDump]:
     """The rows of keepalived's dump files (daemon/dumps.py), read on the loop at the signal."""
+    from fastvrrp.daemon import dumps
+
     now_wall, now_mono = time.time(), time.monotonic_ns() // 1000
     rows = []
     for i in list(insts.values()):
@@ -297,6 +309,8 @@ def dump_rows(
 def script_rows(cfg: Any, tracking: Any, kind: str = "script") -> list[dumps.ScriptDump]:
     """Every vrrp_script (kind "script") or track_file (kind "file") an instance tracks, with its latest
     result and who tracks it with what weight."""
+    from fastvrrp.daemon import dumps
+
     configs = cfg.vrrp_scripts if kind == "script" else cfg.track_files
     out = []
     for name, sc in configs.items():
@@ -316,15 +330,33 @@ class DumpWriter:
     """keepalived's dump files for a running Daemon (read through its attributes at each signal, so a
     reload's new configuration and trackers are seen): the rows are read at once, so every line is of one
     moment; the text is built on the loop a hundred instances per turn, and the file is written by the
-    loop's executor."""
+    loop's executor. daemon/dumps.py is imported at the first signal, not by every run
+    (docs/costs.md#imports). `directory` None: keepalived's (dumps.DEFAULT_DIR)."""
 
-    def __init__(self, daemon: Any, directory: str = dumps.DEFAULT_DIR) -> None:
+    def __init__(self, daemon: Any, directory: str | None = None) -> None:
         self.daemon = daemon
-        self.directory = directory
-        self.baseline = dumps.StatsBaseline()
+        self._directory = directory
+        self._baseline: dumps.StatsBaseline | None = None
         self.started = time.time()
         self.written = 0
         self.errors = 0
+
+    @property
+    def directory(self) -> str:
+        if self._directory is None:
+            from fastvrrp.daemon.dumps import DEFAULT_DIR
+
+            self._directory = DEFAULT_DIR
+        return self._directory
+
+    @property
+    def baseline(self) -> dumps.StatsBaseline:
+        """The counters at the last STATS_CLEAR (none before the first)."""
+        if self._baseline is None:
+            from fastvrrp.daemon.dumps import StatsBaseline
+
+            self._baseline = StatsBaseline()
+        return self._baseline
 
     def path(self, filename: str) -> str:
         return os.path.join(self.directory, filename)
@@ -342,6 +374,8 @@ class DumpWriter:
 
     async def data(self) -> None:
         """SIGUSR1: keepalived.data."""
+        from fastvrrp.daemon import dumps
+
         d = self.daemon
         rows = self._rows()
         cfg = d.cfg
@@ -355,6 +389,8 @@ class DumpWriter:
 
     async def stats(self, clear: bool = False) -> None:
         """SIGUSR2: keepalived.stats; with `clear` (keepalived's STATS_CLEAR) the counters start again."""
+        from fastvrrp.daemon import dumps
+
         rows = self._rows()
         raw = {r.cfg.name: dict(r.counters) for r in rows}
         rows = self._since_clear(rows)
@@ -365,12 +401,16 @@ class DumpWriter:
 
     async def json(self) -> None:
         """The JSON signal: keepalived.json."""
+        from fastvrrp.daemon import dumps
+
         rows = self._since_clear(self._rows())
         scripts = self.daemon.cfg.vrrp_scripts
         parts = await _in_chunks(rows, lambda chunk: dumps.json_entries(chunk, scripts))
         await self._write(dumps.JSON_FILE, "[" + ",".join(p for p in parts if p) + "]\n")
 
     async def _write(self, filename: str, text: str) -> None:
+        from fastvrrp.daemon import dumps
+
         path = self.path(filename)
         try:
             await self.daemon.loop.run_in_executor(None, dumps.write_atomic, path, text)

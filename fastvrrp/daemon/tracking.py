@@ -22,7 +22,6 @@ from fastvrrp.core.priority import (
     resolve_refs,
     tracked_from,
 )
-from fastvrrp.health.checks import CheckTracker
 from fastvrrp.health.runner import ScriptRunner
 from fastvrrp.health.status import TrackerStatus
 from fastvrrp.health.trackers import FileTracker, ProcessMonitor, ProcessTracker, ScriptTracker
@@ -72,6 +71,8 @@ class Tracking:
             if kind == "script" and name in cfg.vrrp_scripts:
                 t = ScriptTracker.from_config(cfg.vrrp_scripts[name], self.runner, cb)
             elif kind == "check" and name in checks:
+                from fastvrrp.health.checks import CheckTracker  # with its imports: by the runs that use it
+
                 t = CheckTracker(checks[name], cb)
             elif kind == "file" and name in cfg.track_files:
                 t = FileTracker.from_config(cfg.track_files[name], cb)
