@@ -110,10 +110,15 @@ class Links:
         tx_id = self.engine.add_tx_socket(socks.tx.fileno(), fam)
         link = Link(ifname, ifindex, fam, unicast, packed, socks, rx_id, tx_id, group)
         self.by_key[key] = link
-        self.by_fd[socks.rx.fileno()] = link
-        if self._ep is not None:
-            self._ep.register(socks.rx.fileno(), _ONESHOT)
+        self.watch(link)
         return link
+
+    def watch(self, link: Link) -> None:
+        """Put the link's receive socket in the epoll set (link_for does it)."""
+        fd = link.socks.rx.fileno()
+        self.by_fd[fd] = link
+        if self._ep is not None:
+            self._ep.register(fd, _ONESHOT)
 
     # --- which receive sockets to read (see the module docstring) ---
 

@@ -38,7 +38,7 @@ from fastvrrp.io.timer import PreciseTimer, Watchdog
 log = logging.getLogger("fastvrrp")
 
 SCRIPT_CONCURRENCY = 128  # processes the script runner may have at once (trackers and notify scripts)
-# How the receive sockets are read (docs/costs.md#receive-cadence): at once when a socket is reported
+# How the receive sockets are read (docs/costs.md#receive-dwell): at once when a socket is reported
 # readable while the links are quiet (RX_QUIET); once a read finds more than one datagram, every RX_PERIOD_S
 # from the loop's timer with no wake-up for readiness (RX_CADENCE), until RX_IDLE_READS reads in a row found
 # nothing; then a socket reported readable is read RX_PERIOD_S later (RX_DWELL), and back to RX_QUIET when
