@@ -7,20 +7,13 @@ The loop does not watch the receive sockets one by one: they sit in an epoll set
 readable is reported once and then stays quiet until `rearm` after it was read, so pausing the reading of a
 busy socket for the dwell costs no system call, and resuming it one epoll_ctl - where the loop's own
 add_reader / remove_reader cost about ten.
-
-Beside each receive socket an *alert* socket on the same link, with a socket filter that passes only
-adverts of priority 0 (a master resigning, RFC 5798 6.4.2: the backups take over after Skew_Time): it is
-in the set for good (not one-shot), so such an advert wakes the loop at once even while the receive sockets
-are read on a cadence (`urgent`). The advert itself is read from the receive socket, which has it too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import select
 import socket
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,39 +24,6 @@ from fastvrrp.io import announce, netlink, sockets
 
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 _ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
-SO_ATTACH_FILTER = 26  # <asm-generic/socket.h>
-
-
-def _priority_zero_filter(family: int) -> bytes:
-    """A classic BPF program passing VRRP datagrams whose priority (the advert's third byte, RFC 5798 5.1 /
-    RFC 3768 5.1) is 0. An IPv4 raw socket sees the IP header first (its length from the IHL nibble); an
-    IPv6 raw socket sees the advert itself."""
-
-    def ins(code: int, jt: int, jf: int, k: int) -> bytes:
-        return struct.pack("=HBBI", code, jt, jf, k)
-
-    if family == socket.AF_INET:
-        load = ins(0xB1, 0, 0, 0) + ins(0x50, 0, 0, 2)  # ldxb 4*([0]&0xf); ldb [x+2]
-    else:
-        load = ins(0x30, 0, 0, 2)  # ldb [2]
-    # jeq #0 -> accept the whole datagram, else drop
-    return load + ins(0x15, 0, 1, 0) + ins(0x06, 0, 0, 0xFFFF) + ins(0x06, 0, 0, 0)
-
-
-def open_alert(ifname: str, ifindex: int, family: int, unicast: bool, group: str | None) -> socket.socket:
-    """The alert socket of a link: a receive socket like the link's own (device, group), small, filtered to
-    priority-0 adverts."""
-    s = sockets.open_rx(ifname, ifindex, family, unicast=unicast, instances=1, group=group)
-    try:
-        prog = _priority_zero_filter(family)
-        buf = ctypes.create_string_buffer(prog, len(prog))
-        fprog = struct.pack("@HP", len(prog) // 8, ctypes.addressof(buf))  # struct sock_fprog
-        s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-        sockets.drain(s)  # what came before the filter was attached
-    except BaseException:
-        s.close()
-        raise
-    return s
 
 
 def multicast_group(icfg: InstanceConfig, global_defs: Any) -> bytes:
@@ -87,7 +47,6 @@ class Link:
     group: bytes = b""  # the multicast group (packed); RFC 5798's unless mcast_dst_ip / vrrp_mcast_group*
     users: int = 0
     closed: bool = False  # its sockets are closed (the daemon no longer lists it)
-    alert: socket.socket | None = None  # priority-0 adverts only (see the module docstring)
 
     @property
     def key(self) -> tuple[str, int, bool, bytes]:
@@ -112,8 +71,6 @@ class Links:
         self.senders: dict[str, announce.FrameSender] = {}
         self.by_fd: dict[int, Link] = {}  # the open receive sockets
         self.held: dict[int, Link] = {}  # reported readable and not re-armed since (quiet until `rearm`)
-        self.alerts: dict[int, Link] = {}  # by the fd of their alert socket
-        self.urgent = False  # an alert socket reported a priority-0 advert: read at once
         self.closed = False
         self._ep: select.epoll | None = select.epoll()
         loop.add_reader(self._ep.fileno(), on_ready)
@@ -152,10 +109,6 @@ class Links:
         )
         tx_id = self.engine.add_tx_socket(socks.tx.fileno(), fam)
         link = Link(ifname, ifindex, fam, unicast, packed, socks, rx_id, tx_id, group)
-        try:
-            link.alert = open_alert(ifname, ifindex, AF[fam], unicast, socket.inet_ntop(AF[fam], group))
-        except OSError:
-            link.alert = None  # only the wake-up for priority 0 on a busy link is lost: read on the cadence
         self.by_key[key] = link
         self.watch(link)
         return link
@@ -166,9 +119,6 @@ class Links:
         self.by_fd[fd] = link
         if self._ep is not None:
             self._ep.register(fd, _ONESHOT)
-            if link.alert is not None:
-                self.alerts[link.alert.fileno()] = link
-                self._ep.register(link.alert.fileno(), select.EPOLLIN)
 
     # --- which receive sockets to read (see the module docstring) ---
 
@@ -180,15 +130,9 @@ class Links:
         got = False
         for fd, _ev in self._ep.poll(0):
             link = self.by_fd.get(fd)
-            if link is None:
-                link = self.alerts.get(fd)
-                if link is None or link.alert is None:
-                    continue
-                sockets.drain(link.alert)
-                self.urgent = True
-                fd = link.socks.rx.fileno()  # read its receive socket now, whatever its state
-            self.held[fd] = link
-            got = True
+            if link is not None:
+                self.held[fd] = link
+                got = True
         return got
 
     def to_read(self) -> list[Link]:
@@ -235,11 +179,6 @@ class Links:
         self.held.pop(fd, None)
         if self._ep is not None:
             self._ep.unregister(fd)
-        if link.alert is not None:
-            if self._ep is not None and self.alerts.pop(link.alert.fileno(), None) is not None:
-                self._ep.unregister(link.alert.fileno())
-            link.alert.close()
-            link.alert = None
         self.engine.close_rx(link.rx_id)  # the engine drains every open rx socket before a backup fires
         link.socks.close()
         link.closed = True

@@ -327,18 +327,8 @@ class Daemon:
 
     def _on_rx_ready(self) -> None:
         """A receive socket became readable (links.py: reported once, then quiet until re-armed)."""
-        links = self.links
-        if not links.harvest():
-            return
-        if links.urgent:  # a priority-0 advert (links.py): read now, whatever the cadence
-            links.urgent = False
-            if self._rx_read is not None:
-                self._rx_read.cancel()
-                self._rx_read = None
-            self._read_rx()
-            return
-        if self._rx_read is not None:
-            return  # a read is already due: it reads these too
+        if not self.links.harvest() or self._rx_read is not None:
+            return  # nothing new, or a read is already due: it reads these too
         if self._rx_mode == RX_QUIET:
             self._read_rx()
         else:
