@@ -14,6 +14,8 @@ class Engine:
     fast_path: bool
     capture: bool
     rx_clock: bool
+    rx_datagrams: int  # datagrams read from every rx socket
+    masters: int  # slots in master mode
     def __init__(
         self,
         max_slots: int = 4096,

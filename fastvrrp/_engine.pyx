@@ -211,6 +211,10 @@ cdef class Engine:
     cdef readonly bint fast_path
     cdef readonly bint capture
     cdef readonly bint rx_clock
+    # Read by the daemon once per wake-up without building a dict (docs/costs.md#receive-dwell): datagrams
+    # read from every rx socket, and the slots in master mode (the advert watchdog sleeps without any).
+    cdef readonly unsigned long long rx_datagrams
+    cdef readonly int masters
     cdef mmsghdr *rmsgs
     cdef iovec *riov
     cdef uint8_t *rbuf
@@ -423,6 +427,7 @@ cdef class Engine:
         """Forget a slot. Adverts it already queued still go out at the next flush."""
         cdef Slot *sl = self._slot(s)
         self._set_deadline(s, -1)
+        self._set_mode(sl, MODE_IDLE)
         sl.copy_at_us = -1
         self._detach_queued(s)
         self._free_slot_mem(s)
@@ -496,7 +501,7 @@ cdef class Engine:
         if interval_us <= 0:
             raise ValueError("interval_us must be > 0")
         sl.interval_us = interval_us
-        sl.mode = MODE_MASTER if self.fast_path else MODE_IDLE
+        self._set_mode(sl, MODE_MASTER if self.fast_path else MODE_IDLE)
         self._set_deadline(s, next_us)
 
     def backup(self, int s, src, int prio, int adver_int_ms, long long down_us, long long deadline_us):
@@ -515,15 +520,19 @@ cdef class Engine:
         sl.master_prio = prio
         sl.master_adver_int_ms = adver_int_ms
         sl.down_us = down_us
-        sl.mode = MODE_BACKUP if self.fast_path else MODE_IDLE
+        self._set_mode(sl, MODE_BACKUP if self.fast_path else MODE_IDLE)
         self._set_deadline(s, deadline_us)
 
     def timer(self, int s, long long deadline_us):
         """A deadline owned by Python (-1 = none): firing it is an EV_TIMER; the slot is idle
         (no fast path)."""
         cdef Slot *sl = self._slot(s)
-        sl.mode = MODE_IDLE
+        self._set_mode(sl, MODE_IDLE)
         self._set_deadline(s, deadline_us)
+
+    cdef inline void _set_mode(self, Slot *sl, uint8_t mode) noexcept nogil:
+        self.masters += (mode == MODE_MASTER) - (sl.mode == MODE_MASTER)
+        sl.mode = mode
 
     def deadline(self, int s):
         """The slot's current deadline in us (after fast-path pushes and re-arms), -1 if none."""
@@ -715,7 +724,7 @@ cdef class Engine:
                 _count_fire(sl, now_us)
                 self._heap_remove(s)
                 sl.deadline_us = -1
-                sl.mode = MODE_IDLE
+                self._set_mode(sl, MODE_IDLE)
                 sl.events += 1
                 events.append((EV_TIMER, s, d))
         return 0
@@ -970,7 +979,9 @@ cdef class Engine:
             return 0
         while True:
             for i in range(batch):
-                self.rmsgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in6)
+                # IPv4 datagrams carry their IP header (the source is read there): no address to copy out
+                self.rmsgs[i].msg_hdr.msg_name = NULL if r.alen == 4 else &self.rnames[i]
+                self.rmsgs[i].msg_hdr.msg_namelen = 0 if r.alen == 4 else sizeof(sockaddr_in6)
                 self.rmsgs[i].msg_hdr.msg_controllen = CMSGBUF
                 self.rmsgs[i].msg_hdr.msg_flags = 0
             with nogil:
@@ -991,6 +1002,7 @@ cdef class Engine:
                     now_us = t
             r.batches += 1
             r.datagrams += got
+            self.rx_datagrams += got
             for i in range(got):
                 m = &self.rmsgs[i]
                 # IPv6 raw sockets deliver no IP header: hop limit and destination come from cmsgs. Both
@@ -1057,6 +1069,7 @@ cdef class Engine:
             for item in lst:
                 b = <bytes?>item
                 r.datagrams += 1
+                self.rx_datagrams += 1
                 self._handle(rx, <const uint8_t *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b), NULL, NULL, -1,
                              now_us, events)
         else:
@@ -1065,6 +1078,7 @@ cdef class Engine:
                 if PyBytes_GET_SIZE(src) != 16 or PyBytes_GET_SIZE(dst) != 16:
                     raise ValueError("IPv6 src and dst must be 16 bytes")
                 r.datagrams += 1
+                self.rx_datagrams += 1
                 self._handle(rx, <const uint8_t *>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b),
                              <const uint8_t *>PyBytes_AS_STRING(src), <const uint8_t *>PyBytes_AS_STRING(dst),
                              hop, now_us, events)

@@ -22,7 +22,7 @@ from fastvrrp.daemon import notify, sdnotify, status, virtual_routes
 from fastvrrp.daemon.control import ControlServer, Operator
 from fastvrrp.daemon.driver import Driver, RunningInstance
 from fastvrrp.daemon.instances import InstanceBuilder, remove_stale_vips
-from fastvrrp.daemon.links import Link, Links
+from fastvrrp.daemon.links import Links
 from fastvrrp.daemon.no_accept import NoAccept
 from fastvrrp.daemon.port import DaemonPort
 from fastvrrp.daemon.reload import apply_config, read_config
@@ -41,8 +41,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("fastvrrp")
 
 SCRIPT_CONCURRENCY = 128  # processes the script runner may have at once (trackers and notify scripts)
-# after a busy drain, wait 1 ms before reading again (docs/costs.md#receive-dwell: batches of ~50)
-RX_DWELL_S = 0.001
+# How the receive sockets are read (docs/costs.md#receive-dwell): at once when a socket is reported
+# readable while the links are quiet (RX_QUIET); once a read finds more than one datagram, every RX_PERIOD_S
+# from the loop's timer with no wake-up for readiness (RX_CADENCE), until RX_IDLE_READS reads in a row found
+# nothing; then a socket reported readable is read RX_PERIOD_S later (RX_DWELL), and back to RX_QUIET when
+# that read finds a single datagram.
+RX_PERIOD_S = 0.005
+RX_PERIOD_US = int(RX_PERIOD_S * 1_000_000)
+RX_IDLE_READS = 2
+RX_QUIET, RX_DWELL, RX_CADENCE = 0, 1, 2
 # receive(): settle this many adverts in Python (a backup that starts to follow its master goes on the fast
 # path) before reading more of a backlog
 RX_MAX_EVENTS = 256
@@ -114,7 +121,7 @@ class Daemon:
             self.no_accept,
         )
         self.driver = Driver(self.engine, self.port)
-        self.links = Links(self.loop, self.engine, self.nl, self._on_readable)
+        self.links = Links(self.loop, self.engine, self.nl, self._on_rx_ready)
         self.builder = InstanceBuilder(
             self.engine,
             self.nl,
@@ -135,6 +142,9 @@ class Daemon:
         self._link_up: dict[int, bool] = {}
         self._startup_delay: asyncio.TimerHandle | None = None  # vrrp_startup_delay still running
         self._building = True  # start(): instances are being built; those not started wait for all of them
+        self._rx_mode = RX_QUIET  # how the receive sockets are read (RX_PERIOD_S)
+        self._rx_idle = 0  # reads in a row that found nothing, on the cadence
+        self._rx_read: asyncio.TimerHandle | None = None  # the next _read_rx, when one is due
         self._control_inode = 0
 
     # --- life cycle --------------------------------------------------------------------------------------
@@ -250,6 +260,9 @@ class Daemon:
             self.metrics.close()
         if self.monitor is not None:
             self.monitor.close()
+        if self._rx_read is not None:
+            self._rx_read.cancel()
+            self._rx_read = None
         self.links.close()
         self.nl.close()
         self.systemd.close()
@@ -350,34 +363,48 @@ class Daemon:
 
     # --- the loop: sockets, the one timer, link events -----------------------------------------------------
 
-    def _on_readable(self, link: Link) -> None:
+    def _on_rx_ready(self) -> None:
+        """A receive socket became readable (links.py: reported once, then quiet until re-armed)."""
+        if not self.links.harvest() or self._rx_read is not None:
+            return  # nothing new, or a read is already due: it reads these too
+        if self._rx_mode == RX_QUIET:
+            self._read_rx()
+        else:
+            self._rx_read = self.loop.call_later(RX_PERIOD_S, self._read_rx)
+
+    def _read_rx(self) -> None:
+        """Read every socket reported readable since it was last re-armed (each until it is empty), then
+        choose how to read next (RX_PERIOD_S above)."""
+        self._rx_read = None
+        links = self.links.to_read()
         now = now_us()
         self._send_due(now)
-        try:
-            events = self.engine.receive(link.rx_id, now, RX_MAX_EVENTS)
-        except OSError as exc:
-            log.warning("receive on %s failed: %s", link.ifname, exc)
-            events = []
+        eng = self.engine
+        before = eng.rx_datagrams
+        events: list = []
+        for link in links:
+            try:
+                events += eng.receive(link.rx_id, now, RX_MAX_EVENTS)
+            except OSError as exc:
+                log.warning("receive on %s failed: %s", link.ifname, exc)
         if events:
             now = now_us()  # the adverts count as heard when Python handles them (a stall may lie between)
             self._guarded(self.driver.handle, events, now, now_us)
         self._after(now)
-        got = self.engine.rx_stats(link.rx_id)["datagrams"]
-        busy = got - link.last_datagrams > 1
-        link.last_datagrams = got
-        if busy and link.reading:
-            # Several datagrams in one wake-up: let the next ones gather for a millisecond, then drain them
-            # in one batch (docs/costs.md#receive-dwell: 2.7 us -> 0.7 us per advert). Timers are not
-            # affected.
-            self.loop.remove_reader(link.socks.rx.fileno())
-            link.reading = False
-            self.loop.call_later(RX_DWELL_S, self._resume_reading, link)
-
-    def _resume_reading(self, link: Link) -> None:
-        if not link.reading and not link.closed:
-            link.reading = True
-            self.loop.add_reader(link.socks.rx.fileno(), self._on_readable, link)
-            self._on_readable(link)
+        got = eng.rx_datagrams - before
+        mode = self._rx_mode
+        idle = 0 if got else self._rx_idle + 1
+        if got > 1 or (mode == RX_CADENCE and idle < RX_IDLE_READS):
+            self._rx_mode = RX_CADENCE
+            self._rx_idle = idle  # the sockets stay quiet: the next read comes from the timer
+            if self._rx_read is None and not self.links.closed:
+                # the rest of a backlog (a stall) at the next loop turn, else after the period
+                delay = 0 if len(events) >= RX_MAX_EVENTS else RX_PERIOD_S
+                self._rx_read = self.loop.call_later(delay, self._read_rx)
+            return
+        self._rx_mode = RX_DWELL if mode == RX_CADENCE else RX_QUIET
+        self._rx_idle = 0
+        self.links.rearm()
 
     def _on_timer(self) -> None:
         now = now_us()
@@ -403,12 +430,16 @@ class Daemon:
         self.engine.flush()
         nd = self.driver.next_deadline()
         if self.watchdog is not None:
-            self.watchdog.feed(nd)
+            # it rescues masters' adverts only: with no master it sleeps (no timerfd re-arm per wake-up)
+            self.watchdog.feed(nd if self.engine.masters else -1)
         if nd < 0:
             return
         armed = self.timer.armed_us
-        if 0 <= armed <= nd:
-            return  # armed early enough; firing early is harmless (nothing due is a no-op)
+        if 0 <= armed <= nd and (armed == nd or armed > now + RX_PERIOD_US):
+            # armed early enough; firing early is harmless (nothing due is a no-op). A backup's deadlines move
+            # later with every advert: a fire due before the next read would be a wake-up for nothing, so
+            # that one is moved (one timerfd_settime instead of a wake-up: docs/costs.md#receive-dwell).
+            return
         self.timer.arm(nd)
 
     def _on_link(self, ifindex: int, ifname: str, up: bool) -> None:

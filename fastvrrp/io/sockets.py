@@ -51,7 +51,7 @@ def rcvbuf_bytes(instances: int, mtu: int = 1500) -> int:
     """Receive buffer for `instances` VRRP instances on one socket.
 
     keepalived sizes it as instances x MTU; we keep room for a few adverts per instance because a backup
-    drains in batches (docs/costs.md#receive-dwell, the 1 ms receive dwell) and each queued skb costs more
+    drains in batches (docs/costs.md#receive-dwell, every few ms) and each queued skb costs more
     than its payload.
     """
     want = max(1, instances) * (mtu + 512) * 4

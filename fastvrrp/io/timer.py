@@ -113,6 +113,7 @@ class Watchdog:
         self.grace_us = grace_us
         self.rescues = 0  # wake-ups that found the loop late
         self._spec = _Itimerspec()
+        self._at_us = 0  # armed to (0: disarmed); an unchanged arm costs no system call
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="fastvrrp-adverts", daemon=True)
@@ -123,6 +124,9 @@ class Watchdog:
         self._arm(deadline_us + self.grace_us if deadline_us >= 0 else 0)
 
     def _arm(self, at_us: int) -> None:
+        if at_us == self._at_us:
+            return
+        self._at_us = at_us
         sec, usec = divmod(at_us, 1_000_000)
         self._spec.it_value.tv_sec = sec
         self._spec.it_value.tv_nsec = usec * 1000

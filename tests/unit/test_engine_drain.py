@@ -256,3 +256,29 @@ def test_the_metrics_name_the_overflow_drops(pair):
     drops[-1] = 7  # what SO_RXQ_OVFL would have reported
     text = metrics.render(metrics.Snapshot(rx=[metrics.RxRow("eth0", 4, 10, drops)])).decode()
     assert 'fastvrrp_rx_drops_total{intf="eth0",family="4",reason="rx_overflow"} 7\n' in text
+
+
+# --- counters the daemon reads per wake-up ---
+
+
+def test_masters_counts_the_slots_in_master_mode(pair):
+    rx_sock, _ = pair
+    eng, rx, _ = engine(rx_sock)
+    a = eng.add_slot(rx, 1, 3)
+    b = eng.add_slot(rx, 2, 3)
+    assert eng.masters == 0
+    eng.master(a, 10_000, 1_000)
+    eng.master(b, 10_000, 1_000)
+    eng.master(b, 10_000, 2_000)  # again: still one slot
+    assert eng.masters == 2
+    eng.backup(a, A2, 200, 10, DOWN, 50_000)
+    assert eng.masters == 1
+    eng.remove_slot(b)
+    assert eng.masters == 0
+    eng.master(a, 10_000, 1_000)
+    eng.timer(a, 5_000)
+    assert eng.masters == 0
+    off = Engine(capture=True, fast_path=False)
+    s = off.add_slot(off.add_rx_socket(-1, 4), 1, 3)
+    off.master(s, 10_000, 1_000)  # without the fast path the deadline is Python's: not a master slot
+    assert off.masters == 0
