@@ -1,0 +1,97 @@
+"""RSS over a long run (issue 11 item 4: flat over an hour): a fastvrrp pair of 1,000 VRRPv3 instances at
+10 ms on the multi-segment density lab (fastvrrp/lab/density.py), r1 master of all with `--metrics`
+(scraped once a minute, as Prometheus would), r2 backup. RSS of both is sampled once a minute; the report
+gives the first sample after a minute of warm-up, the last one and the largest, the growth per hour of a
+least-squares line through the samples after warm-up, and the transitions seen (none expected).
+
+    FASTVRRP_SOAK_MINUTES=60 .venv/bin/python -m pytest -q -s bench/test_bench_rss_soak.py
+
+The default is 3 minutes (a smoke of the harness). Fails when a router's RSS grows more than 1 MiB from the
+first sample after warm-up to the last, or a transition happens.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from bench.conftest import print_table
+from fastvrrp.lab.density import METRICS_ADDR, DensityLan, byte_compile, start_and_wait, wait_all_state
+from fastvrrp.lab.namespaces import wait_for
+from fastvrrp.lab.testbed import rss_kib
+
+pytestmark = [pytest.mark.netns]
+
+MINUTES = float(os.environ.get("FASTVRRP_SOAK_MINUTES", "3"))
+COUNT = int(os.environ.get("FASTVRRP_SOAK_INSTANCES", "1000"))
+A_MS = int(os.environ.get("FASTVRRP_SOAK_INTERVAL_MS", "10"))
+
+
+SCRAPE = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).status)"
+
+
+def _slope_per_hour(samples: list[tuple[float, int]]) -> float:
+    """KiB per hour of the least-squares line through (seconds, KiB)."""
+    n = len(samples)
+    if n < 2:
+        return 0.0
+    mx = sum(t for t, _ in samples) / n
+    my = sum(k for _, k in samples) / n
+    sxx = sum((t - mx) ** 2 for t, _ in samples)
+    sxy = sum((t - mx) * (k - my) for t, k in samples)
+    return sxy / sxx * 3600 if sxx else 0.0
+
+
+def test_rss_flat_over_a_long_run(lab, request):
+    byte_compile()
+    net = DensityLan(lab, instances=COUNT, routers=2)
+    boot = max(60.0, COUNT / 20)
+    r1 = net.router(1, "fastvrrp", net.instances(200, A_MS))
+    r1.extra_args = ["--metrics", METRICS_ADDR]  # the loopback of r1's namespace
+    r2 = net.router(2, "fastvrrp", net.instances(100, A_MS))
+    up1 = start_and_wait(r1, timeout=boot)
+    wait_all_state(up1.watch, "MASTER", timeout=boot)
+    up2 = start_and_wait(r2, timeout=boot)
+    wait_all_state(up2.watch, "BACKUP", timeout=boot)
+    watches = {"r1": up1.watch, "r2": up2.watch}
+    base = {name: w.poll() for name, w in watches.items()}
+    url = f"http://{METRICS_ADDR}/metrics"
+    samples: dict[str, list[tuple[float, int]]] = {"r1": [], "r2": []}
+    scrapes = 0
+    t0 = time.monotonic()
+    end = t0 + MINUTES * 60
+    next_at = t0
+    while True:
+        now = time.monotonic()
+        if now >= next_at:
+            code = lab.sh(r1.ns, f"{r1.python} -c {SCRAPE!r} {url}", check=False)
+            scrapes += code.strip() == "200"
+            for name, r in (("r1", r1), ("r2", r2)):
+                samples[name].append((now - t0, rss_kib(r.pids())))
+            next_at += 60
+        if now >= end:
+            break
+        until = min(next_at, end)
+        wait_for(lambda u=until: time.monotonic() >= u, timeout=70, interval=1.0, what="next sample")
+    transitions = {name: w.poll() - base[name] for name, w in watches.items()}
+    rows: list[list[str]] = []
+    failures = []
+    for name, got in samples.items():
+        warm = [s for s in got if s[0] >= 60] or got
+        first, last, top = warm[0][1], warm[-1][1], max(k for _, k in warm)
+        slope = _slope_per_hour(warm)
+        mib = [f"{k / 1024:.1f}" for k in (first, last, top)]
+        rows.append([name, f"{len(got)}", *mib, f"{slope:+.0f}"])
+        if last - first > 1024:
+            failures.append(f"{name} grew {(last - first) / 1024:.1f} MiB")
+    lines = [
+        f"RSS over {MINUTES:g} min, {COUNT} x {A_MS} ms, r1 master with --metrics ({scrapes} scrapes), "
+        f"transitions {transitions}",
+        "  router  samples  first MiB  last MiB  largest MiB  KiB/hour (fit)",
+        *("  " + "  ".join(f"{c:>9}" for c in row) for row in rows),
+    ]
+    print_table(request, lines)
+    assert not failures, failures
+    assert all(v == 0 for v in transitions.values()), f"transitions during the run: {transitions}"
