@@ -5,7 +5,7 @@ MAX_REQUEST bytes of request line and headers, within READ_TIMEOUT_S), answers i
 (`Connection: close`: Prometheus opens a new one per scrape). At most MAX_CONNECTIONS are served at once;
 one more is answered 503 at once, without reading it. A slow or hostile client therefore holds one thread
 for at most READ_TIMEOUT_S + WRITE_TIMEOUT_S and a few KiB. The http.server / wsgiref / email modules the
-standard library's servers pull in cost ~1.5 MiB per process (docs/costs.md#imports); this does not.
+standard library's servers pull in cost ~1.7 MiB per process with prometheus_client (docs/costs.md#imports).
 
 `respond(method, path, headers)` -> (status, content type, body parts) is the application: it runs in the
 connection's thread. The answer is gzip-encoded when the request's Accept-Encoding allows gzip.

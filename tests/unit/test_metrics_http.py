@@ -211,6 +211,7 @@ a.sendall(b"GET /metrics HTTP/1.1\\r\\nAccept-Encoding: gzip\\r\\n\\r\\n")
 assert metrics_http.handle(b, srv.respond) == 200
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("prometheus_client", "wsgiref", "http", "email")))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "[]", out.stdout + out.stderr
-    assert os.path.exists(metrics_http.__file__)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(metrics_http.__file__)))  # the fastvrrp under test
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(here)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
