@@ -3,10 +3,10 @@ exposition format (version 0.0.4).
 
 docs/kernel-notes.md#prometheus-client: the per-packet path never calls a metrics client (counters live in the
 core's `Stats` and in the engine's C slots). A scrape walks the instances in chunks (`Snapshot`s) and renders
-each chunk into per-family line lists (`Renderer`); the process metrics come from prometheus_client's
-ProcessCollector on a private registry. prometheus_client's generate_latest is not used for the VRRP families:
-it builds a Metric object and a Sample tuple per series and costs ~45 ms for 8,000 series (docs/costs.md),
-where the plain f-strings here render 1,000 instances (~40,000 series) within the 20 ms budget
+each chunk into per-family line lists (`Renderer`); the process metrics are read from /proc/self
+(process_metrics.py). No client library is used: prometheus_client's generate_latest builds a Metric
+object and a Sample tuple per series and costs ~45 ms for 8,000 series (docs/costs.md), where the plain
+%-templates here render 1,000 instances (~40,000 series) within the 20 ms budget
 (bench/test_bench_metrics.py).
 
 Families, labels `iname`, `intf`, `vrid`, `family` (never `instance`: Prometheus's own target label):
@@ -16,8 +16,8 @@ fastvrrp_* (ours: docs in README "Metrics, dashboard and alerts") and, unless tu
 1 BACKUP, 2 MASTER, 3 FAULT; script status 0 BAD, 1 GOOD; script state 0 idle, 1 running), so dashboards
 built on that exporter keep working. Nothing per advert source (unbounded).
 
-The server is a WSGI server in its own daemon thread; the rendered bytes are cached for `cache_s` (1 s), so
-several scrapers cost one rendering.
+The server (metrics_http.py) is a small HTTP/1.1 server in its own daemon threads; the rendered bytes are
+cached for `cache_s` (1 s), so several scrapers cost one rendering.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import asyncio
 import collections
 import concurrent.futures
 import platform
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,6 +37,8 @@ from typing import Any
 from fastvrrp import __version__
 from fastvrrp._engine import DROP_REASONS  # the codec's reasons, then the engine's (rx_overflow)
 from fastvrrp.daemon.driver import advert_counts
+from fastvrrp.daemon.metrics_http import HttpServer
+from fastvrrp.daemon.process_metrics import process_text
 
 INSTANCE_LABELS = ("iname", "intf", "vrid", "family")
 
@@ -511,27 +512,6 @@ def render(snap: Snapshot | Iterable[Snapshot], keepalived: bool = True) -> byte
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text exposition format 0.0.4
 
 
-def _http_server(addr: str, port: int, app: Any) -> Any:
-    """A threading WSGI server on (addr, port) that does not log each request. prometheus_client and wsgiref
-    are imported here, by the runs that serve metrics (about 8 MiB: docs/costs.md#imports)."""
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
-
-    from prometheus_client.exposition import ThreadingWSGIServer
-
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-            pass
-
-    server_cls: type[ThreadingWSGIServer] = ThreadingWSGIServer
-    if ":" in addr:
-
-        class V6(ThreadingWSGIServer):
-            address_family = socket.AF_INET6
-
-        server_cls = V6
-    return make_server(addr, port, app, server_cls, handler_class=Quiet)
-
-
 ENCODE_PIECE = 256 * 1024  # characters joined and encoded per loop callback (~0.1 ms)
 
 Source = Callable[[], "Snapshot | Iterator[Snapshot]"]
@@ -567,16 +547,11 @@ class MetricsServer:
         self.loop = loop
         self.snapshot_timeout_s = snapshot_timeout_s
         self.keepalived = keepalived
-        self.registry: Any = None  # prometheus_client's CollectorRegistry with its ProcessCollector
-        if process:
-            from prometheus_client import CollectorRegistry, ProcessCollector
-
-            self.registry = CollectorRegistry(auto_describe=False)
-            ProcessCollector(registry=self.registry)
+        self.process = process  # the process_* families (process_metrics.py)
         self._lock = threading.Lock()
         self._body: list[bytes] = []
         self._cached: tuple[float, list[bytes]] | None = None
-        self._httpd: Any = None
+        self._httpd: HttpServer | None = None
         self._thread: threading.Thread | None = None
         # Plain counters about the endpoint itself.
         self.scrapes = 0
@@ -608,10 +583,8 @@ class MetricsServer:
                 yield
         body.append("".join(group).encode())
         yield
-        if self.registry is not None:
-            from prometheus_client.exposition import generate_latest
-
-            body.append(generate_latest(self.registry))
+        if self.process:
+            body.append(process_text().encode())
         self._body = body
 
     def render_now(self) -> bytes:
@@ -669,35 +642,26 @@ class MetricsServer:
             self._cached = (time.monotonic(), body)
             return body
 
-    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        path = environ.get("PATH_INFO", "/")
+    def respond(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, str, Sequence[bytes]]:
+        """The answer to one request (metrics_http.handle calls it in the connection's thread)."""
         if path not in ("/", "/metrics"):
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found: try /metrics\n"]
+            return 404, "text/plain", [b"not found: try /metrics\n"]
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain", [b"only GET and HEAD\n"]
         try:
             body = self.output()
         except Exception as exc:
-            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
-            return [f"snapshot failed: {exc!r}\n".encode()]
-        size = sum(map(len, body))
-        start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(size))])
-        return [] if environ.get("REQUEST_METHOD") == "HEAD" else body
+            return 500, "text/plain", [f"snapshot failed: {exc!r}\n".encode()]
+        return 200, CONTENT_TYPE, body
 
     def start(self) -> tuple[str, int]:
         """Bind and serve in a daemon thread; returns the bound (address, port) (port 0 = ephemeral)."""
-        self._httpd = _http_server(self.addr, self.port, self._app)
+        self._httpd = HttpServer(self.addr, self.port, self.respond)
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="fastvrrp-metrics", daemon=True
-        )
-        self._thread.start()
+        self._httpd.start()
         return self.addr, self.port
 
     def close(self) -> None:
         if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+            self._httpd.close()
             self._httpd = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
