@@ -26,7 +26,7 @@ import pytest
 from bench import gate
 
 # bench/ sits outside tests/: the namespace and keepalived fixtures (and their CI=true rules) come from there.
-from tests.conftest import keepalived_bin, lab, netns_ok  # noqa: F401
+from tests.conftest import keepalived_bin, lab, netns_ok, own_loopback  # noqa: F401
 
 
 def print_table(request, lines: Sequence[str]) -> None:

@@ -97,7 +97,7 @@ def test_bench_1000_script_trackers(benchmark):
     assert res["runs_per_s"] > 0.8 * N  # keeping up with the schedule
 
 
-def test_bench_1000_tcp_checks(benchmark):
+def test_bench_1000_tcp_checks(benchmark, own_loopback):
     async def main():
         srv = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, backlog=4096)
         port = srv.sockets[0].getsockname()[1]

@@ -109,7 +109,7 @@ def setup(tmp_path):
     s.close()
 
 
-def test_render_1000_instances(benchmark, setup):
+def test_render_1000_instances(benchmark, setup, own_loopback):
     srv = metrics.MetricsServer(setup.source, "127.0.0.1", 0, cache_s=0)
     body = srv.render_now()
     series = sum(1 for line in body.splitlines() if not line.startswith(b"#"))
@@ -124,7 +124,7 @@ def test_render_1000_instances(benchmark, setup):
         assert best < BUDGET_S, best
 
 
-def test_render_without_keepalived_families(benchmark, setup):
+def test_render_without_keepalived_families(benchmark, setup, own_loopback):
     srv = metrics.MetricsServer(setup.source, "127.0.0.1", 0, cache_s=0, keepalived=False)
     assert b"keepalived_" not in srv.render_now()
     benchmark(srv.render_now)
@@ -161,7 +161,7 @@ def _largest_stall(loop: asyncio.AbstractEventLoop, seconds: float) -> float:
     return gaps[0]
 
 
-def test_back_to_back_scrapes_do_not_stall_the_loop(benchmark, setup):
+def test_back_to_back_scrapes_do_not_stall_the_loop(benchmark, setup, own_loopback):
     """Scrapes without a pause (cache off) against a loop that renders in chunks: the largest single stall
     of the loop stays near one chunk's cost, not the whole scrape's."""
     benchmark.pedantic(_stall_run, args=(setup,), rounds=1, iterations=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 
 import pytest
 
@@ -86,6 +87,28 @@ def lab(netns_ok, request):
             for p in lb.procs:
                 print(f"--- log of {p.argv[0]} in {p.ns} (pid {p.pid}) ---\n{p.log()[-4000:]}")
         lb.close()
+
+
+@pytest.fixture
+def own_loopback(lab):
+    """Run the test's thread inside a namespace of its own (only its loopback, up), so a test that listens on
+    and connects to 127.0.0.1 never touches the host's loopback. setns moves the calling thread only; threads
+    it starts meanwhile are born in the namespace, and sockets stay in the namespace they were made in. The
+    thread goes back to the session's namespace after the test."""
+    from fastvrrp.io.nsexec import enter_netns
+
+    ns = lab.ns("lo")
+    home = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        enter_netns(ns)
+        here = f"/proc/self/task/{threading.get_native_id()}/ns/net"
+        assert os.stat(here).st_ino != os.fstat(home).st_ino, "setns left the thread where it was"
+        try:
+            yield ns
+        finally:
+            enter_netns(f"/proc/self/fd/{home}")
+    finally:
+        os.close(home)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -127,7 +127,7 @@ def test_instance_without_vips_and_unknown_script():
     assert "fastvrrp_last_transition" not in text  # no transition known yet
 
 
-def test_promtool_check_metrics_finds_nothing(promtool_bin):
+def test_promtool_check_metrics_finds_nothing(promtool_bin, own_loopback):
     """The whole endpoint output (VRRP families of both namings, trackers, process metrics) passes promtool's
     linter: names, types, HELP, units, counters ending in _total."""
     import subprocess
@@ -202,7 +202,7 @@ def _get(url: str) -> tuple[int, str, bytes]:
         return e.code, e.headers["Content-Type"], e.read()
 
 
-def test_scrape_over_http_with_cache():
+def test_scrape_over_http_with_cache(own_loopback):
     calls = []
 
     def snapshot():
@@ -225,7 +225,7 @@ def test_scrape_over_http_with_cache():
         srv.close()
 
 
-def test_snapshot_taken_on_the_event_loop():
+def test_snapshot_taken_on_the_event_loop(own_loopback):
     """With loop=, the snapshot runs on the loop thread (where the counters change), not the HTTP thread."""
     import threading
 
@@ -250,7 +250,7 @@ def test_snapshot_taken_on_the_event_loop():
     assert where == [threading.get_ident()]
 
 
-def test_snapshot_failure_is_a_500_not_a_dead_server():
+def test_snapshot_failure_is_a_500_not_a_dead_server(own_loopback):
     def snapshot():
         raise RuntimeError("boom")
 
@@ -264,7 +264,7 @@ def test_snapshot_failure_is_a_500_not_a_dead_server():
 
 
 @pytest.mark.parametrize("n", [1000])
-def test_scrape_time_for_1000_instances(n):
+def test_scrape_time_for_1000_instances(n, own_loopback):
     rows = [
         metrics.InstanceRow(
             f"VI_{i}", f"eth{i % 8}", 4 if i % 2 else 6, i % 255 + 1, 2, 100, 100, i, i, 1, 1, 0, 0, 0, 0, 0

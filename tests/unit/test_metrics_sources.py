@@ -68,7 +68,7 @@ def test_tracking_keeps_weights_applied_and_falls(tmp_path):
     assert 'keepalived_script_status{name="chk"} 0\n' in text
 
 
-def test_rendering_on_the_loop_lets_other_callbacks_run_between_chunks():
+def test_rendering_on_the_loop_lets_other_callbacks_run_between_chunks(own_loopback):
     async def main():
         loop = asyncio.get_running_loop()
         order: list[str] = []
