@@ -177,6 +177,14 @@ class Lab:
         extra = " nodad" if ":" in cidr else ""
         self.sh(ns, f"ip addr add {cidr} dev {ifname}{extra}")
 
+    def script(self, name: str, body: str) -> str:
+        """An executable /bin/sh script `name` in the lab's work directory running `body`; its path."""
+        path = os.path.join(self.workdir, name)
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\n" + body + "\n")
+        os.chmod(path, 0o755)
+        return path
+
     # --- processes ----------------------------------------------------------------------------------------
     def spawn(self, ns: str, argv: Sequence[str], name: str, env: dict[str, str] | None = None) -> Proc:
         log_path = os.path.join(self.workdir, f"{name}.log")

@@ -19,17 +19,9 @@ pytestmark = pytest.mark.netns
 A = 100
 
 
-def _script(lab, name: str, body: str) -> str:
-    path = os.path.join(lab.workdir, name)
-    with open(path, "w") as f:
-        f.write("#!/bin/sh\n" + body + "\n")
-    os.chmod(path, 0o755)
-    return path
-
-
 def test_an_owner_held_by_a_failing_script_never_advertises(lab):
     lan = Lan(lab, routers=1, client=False)
-    bad = _script(lab, "bad.sh", "exit 1")
+    bad = lab.script("bad.sh", "exit 1")
     track = ("track_script {", "    bad", "}")
     owner = InstanceSpec(vrid=1, priority=255, advert_int_ms=A, vips=("192.0.2.101/32",), extra=track)
     plain = InstanceSpec(vrid=2, priority=100, advert_int_ms=A, vips=("192.0.2.102/32",))

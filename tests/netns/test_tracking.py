@@ -26,14 +26,6 @@ def spec(prio: int, *extra: str, **kw) -> InstanceSpec:
     return InstanceSpec(vrid=51, priority=prio, advert_int_ms=A, vips=(f"{VIP}/24",), extra=extra, **kw)
 
 
-def script(lab, name: str, body: str) -> str:
-    path = os.path.join(lab.workdir, name)
-    with open(path, "w") as f:
-        f.write("#!/bin/sh\n" + body + "\n")
-    os.chmod(path, 0o755)
-    return path
-
-
 def prios_after(tap, src: str, t: float) -> set[int]:
     return {e.priority for e in tap.adverts(51, src, after=t)}
 
@@ -42,7 +34,7 @@ def test_script_weight_moves_the_vip_and_back(lab):
     lan = Lan(lab, routers=2, client=False)
     flag = os.path.join(lab.workdir, "service-ok")
     open(flag, "w").close()
-    chk = script(lab, "chk.sh", f"test -f {flag}")
+    chk = lab.script("chk.sh", f"test -f {flag}")
     m = lan.router(1, "fastvrrp", [spec(200, "track_script {", "    chk", "}")])
     m.blocks = (
         f"vrrp_script chk {{\n    script {chk}\n    interval 1\n    weight -150\n    fall 1\n    rise 1\n}}\n"
@@ -73,8 +65,8 @@ def test_weight_zero_fault_and_notify_order_and_fifo(lab):
     open(flag, "w").close()
     out = os.path.join(lab.workdir, "notify.out")
     fifo = os.path.join(lab.workdir, "notify.fifo")
-    note = script(lab, "note.sh", f'echo "$@" >> {out}')
-    chk = script(lab, "chk0.sh", f"test -f {flag}")
+    note = lab.script("note.sh", f'echo "$@" >> {out}')
+    chk = lab.script("chk0.sh", f"test -f {flag}")
     m = lan.router(
         1,
         "fastvrrp",
@@ -198,7 +190,7 @@ def test_hung_script_is_killed_at_its_timeout(lab):
     lan = Lan(lab, routers=1, client=False)
     # /bin/sh may be dash, whose exec has no -a: the sleep's own argument marks the hung process
     marker = f"300.{os.getpid() % 10000}"
-    hang = script(lab, "hang.sh", f"exec sleep {marker}")
+    hang = lab.script("hang.sh", f"exec sleep {marker}")
     m = lan.router(1, "fastvrrp", [spec(200, "track_script {", "    hang", "}")])
     m.blocks = f"vrrp_script hang {{\n    script {hang}\n    interval 2\n    timeout 1\n    weight 0\n}}\n"
     m.start()
@@ -224,7 +216,7 @@ def test_hung_script_is_killed_at_its_timeout(lab):
 
 def test_script_security_refuses_a_script_others_can_modify(lab):
     lan = Lan(lab, routers=1, client=False)
-    bad = script(lab, "bad.sh", "exit 0")
+    bad = lab.script("bad.sh", "exit 0")
     nobody = 65534
     os.chown(bad, nobody, nobody)  # owned by a non-root user: that user could change what root runs
     os.chmod(bad, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
@@ -295,7 +287,7 @@ def test_notify_master_rx_lower_pri_is_rate_limited(lab):
 
     lan = Lan(lab, routers=2, client=False)
     out = os.path.join(lab.workdir, "lower.out")
-    note = script(lab, "lower.sh", f'echo "$@" >> {out}')
+    note = lab.script("lower.sh", f'echo "$@" >> {out}')
     m = lan.router(1, "fastvrrp", [spec(200, f'notify_master_rx_lower_pri "{note} low"')])
     m.start()
     m.wait_state("MASTER", timeout=10)
