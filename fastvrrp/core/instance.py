@@ -140,6 +140,14 @@ def _addr_int(addr: bytes) -> int:
 class VrrpInstance:
     """One virtual router (one VRID on one interface and family)."""
 
+    # Thousands of these live for the daemon's life: no per-object __dict__.
+    __slots__ = (
+        "config", "state", "owner", "priority", "tracked_priority", "drained", "preempt", "adver_int_us",
+        "preempt_delay_us", "master_adver_interval_us", "skew_us", "master_down_interval_us", "master_src",
+        "master_priority", "stats", "faulty", "_deadline", "_preempt_at_us", "_last_s9_us", "_s9_min_us",
+        "_addresses", "_own_addr", "_last_adv",
+    )  # fmt: skip
+
     def __init__(self, config: InstanceParams) -> None:
         _check_config(config)
         self.config = config

@@ -48,7 +48,7 @@ _FIRED = -2  # "the deadline changed": after a fire the engine slot holds no dea
 CLOCK_EVERY = 32  # handle(): events between two reads of the clock, when a clock is given
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class RunningInstance:
     """A running instance as the driver sees it."""
 
