@@ -95,6 +95,8 @@ class RxRow:
     family: int
     datagrams: int
     drops: Sequence[int] = ()
+    tx_sent: int = 0  # datagrams the link's transmit socket sent
+    tx_errors: int = 0  # datagrams the kernel refused (ENOBUFS, EAGAIN ...): counted and skipped
 
 
 @dataclass(slots=True)
@@ -262,6 +264,8 @@ _HEADERS.update(
             "counter",
             "Received datagrams dropped, by reason (codec validity and demux).",
         ),
+        "fastvrrp_tx_datagrams_total": ("counter", "Datagrams (adverts) sent by a VRRP transmit socket."),
+        "fastvrrp_tx_errors_total": ("counter", "Datagrams a VRRP transmit socket could not send (refused)."),
         "fastvrrp_tracker_state": ("gauge", "Tracker state: 1 up, 0 down, -1 no result yet."),
         "fastvrrp_tracker_value": ("gauge", "The value a track_file holds."),
         "fastvrrp_tracker_runs_total": ("counter", "Runs of a vrrp_script or vrrp_check."),
@@ -432,9 +436,13 @@ class Renderer:
     def _rx(self, rows: Sequence[RxRow]) -> None:
         dg = self.lines["fastvrrp_rx_datagrams_total"]
         drops = self.lines["fastvrrp_rx_drops_total"]
+        tx = self.lines["fastvrrp_tx_datagrams_total"]
+        tx_err = self.lines["fastvrrp_tx_errors_total"]
         for rx in rows:
             lbl = f'intf="{escape(rx.iface)}",family="{rx.family}"'
             dg.append(f"fastvrrp_rx_datagrams_total{{{lbl}}} {rx.datagrams}\n")
+            tx.append(f"fastvrrp_tx_datagrams_total{{{lbl}}} {rx.tx_sent}\n")
+            tx_err.append(f"fastvrrp_tx_errors_total{{{lbl}}} {rx.tx_errors}\n")
             for i, n in enumerate(rx.drops):
                 if 0 < i < len(DROP_REASONS):  # index 0 is "ok", not a drop
                     drops.append(f'fastvrrp_rx_drops_total{{{lbl},reason="{DROP_REASONS[i]}"}} {n}\n')

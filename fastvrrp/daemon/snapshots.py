@@ -184,13 +184,15 @@ class MetricsSource:
                 self._labels = {k: v for k, v in self._labels.items() if k in self.insts}
                 self._vips = {k: v for k, v in self._vips.items() if k in self.insts}
             yield metrics.Snapshot(rows)
-        rx = [
-            metrics.RxRow(
-                l.ifname, l.family, self.engine.rx_stats(l.rx_id)["datagrams"], self.engine.drops(l.rx_id)
-            )
-            for l in list(self.links.values())
-        ]
+        rx = [self._socket_row(l) for l in list(self.links.values())]
         yield metrics.Snapshot((), rx, tracker_rows(self.tracking()), {"instances": len(self.insts)})
+
+    def _socket_row(self, link: Link) -> metrics.RxRow:
+        """A link's receive counters and drops, and what its transmit socket sent and had refused."""
+        tx = self.engine.tx_stats(link.tx_id)
+        rx = self.engine.rx_stats(link.rx_id)["datagrams"]
+        drops = self.engine.drops(link.rx_id)
+        return metrics.RxRow(link.ifname, link.family, rx, drops, tx["sent"], tx["errors"])
 
     def row(self, i: RunningInstance, applied: tuple, since: tuple[float, str] | None) -> metrics.InstanceRow:
         cfg = i.io.cfg

@@ -71,6 +71,9 @@ def test_tracker_and_keepalived_families_follow_the_daemon(lab, promtool_bin):
     assert got["keepalived_up"] == 1 and got["process_resident_memory_bytes"] > 0
     assert any(k.startswith("fastvrrp_build_info{") for k in got)
     assert 'keepalived_script_state{name="chk"}' in got
+    # the master's transmit socket: its adverts sent, none refused
+    assert sum(v for k, v in got.items() if k.startswith("fastvrrp_tx_datagrams_total{")) >= 1
+    assert [v for k, v in got.items() if k.startswith("fastvrrp_tx_errors_total{")] == [0]
 
     # The service dies: the script fails, -150 applies, the peer takes over; every count shows it.
     os.unlink(flag)

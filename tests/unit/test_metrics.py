@@ -50,7 +50,8 @@ def test_exposition_text_exact():
     row.since, row.reason = 1700000000.25, "master down timer expired"
     row.trackers = (("interface", "eth0", 0, False), ("script", 'chk "x"', -20, False))
     tracker = metrics.TrackerRow("script", 'chk "x"', False, runs=9, failures={"exit": 4}, running=True)
-    snap = metrics.Snapshot([row], [metrics.RxRow("eth0", 4, 12, DROPS)], [tracker], {"instances": 1})
+    socket_row = metrics.RxRow("eth0", 4, 12, DROPS, tx_sent=40, tx_errors=2)
+    snap = metrics.Snapshot([row], [socket_row], [tracker], {"instances": 1})
     text = metrics.render(snap).decode()
     lbl = 'iname="VI_1",intf="eth0",vrid="51",family="4"'
     klbl = 'iname="VI_1",intf="eth0",vrid="51"'
@@ -78,6 +79,9 @@ def test_exposition_text_exact():
         'fastvrrp_rx_datagrams_total{intf="eth0",family="4"} 12',
         'fastvrrp_rx_drops_total{intf="eth0",family="4",reason="ttl"} 2',
         'fastvrrp_rx_drops_total{intf="eth0",family="4",reason="checksum"} 6',
+        "# TYPE fastvrrp_tx_datagrams_total counter",
+        'fastvrrp_tx_datagrams_total{intf="eth0",family="4"} 40',
+        'fastvrrp_tx_errors_total{intf="eth0",family="4"} 2',
         'fastvrrp_tracker_state{kind="script",tracker="chk \\"x\\""} 0',
         'fastvrrp_tracker_runs_total{kind="script",tracker="chk \\"x\\""} 9',
         'fastvrrp_tracker_failures_total{kind="script",tracker="chk \\"x\\"",reason="exit"} 4',
@@ -286,8 +290,8 @@ def test_scrape_time_for_1000_instances(n, own_loopback):
         srv.close()
     series = sum(1 for line in body.splitlines() if line.startswith((b"fastvrrp_", b"keepalived_")))
     # per instance: 15 fastvrrp families, 7 drop reasons, 15 keepalived counters, 1 keepalived_vrrp_state;
-    # per socket: datagrams and 16 drop reasons; build_info and keepalived_up
-    assert series == n * 38 + 16 + 16 * 16 + 2
+    # per socket: datagrams, 16 drop reasons, tx datagrams and errors; build_info and keepalived_up
+    assert series == n * 38 + 16 + 16 * 16 + 16 * 2 + 2
     assert b"process_cpu_seconds_total " in body and b"process_resident_memory_bytes " in body
     print(f"\n{n} instances: {series} series, {len(body) / 1024:.0f} KiB, scrape {min(times) * 1000:.1f} ms "
           f"(render {srv.last_render_s * 1000:.1f} ms)")  # fmt: skip
