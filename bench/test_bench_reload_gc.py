@@ -25,7 +25,7 @@ from dataclasses import replace
 import pytest
 
 from bench.conftest import print_table
-from fastvrrp.lab.density import DensityLan, largest_gaps, start_and_wait, wait_all_state
+from fastvrrp.lab.density import DensityLan, largest_gaps, start_pair
 from fastvrrp.lab.namespaces import wait_for
 from fastvrrp.lab.testbed import master_down_ms
 
@@ -66,14 +66,8 @@ def _reloads(lab) -> dict[str, object]:
         other[k] = replace(base[k], priority=190)
     r1 = net.router(1, "fastvrrp", base)
     r2 = net.router(2, "fastvrrp", net.instances(100, ADVER_INT_MS))
-    boot = max(60.0, COUNT / 20)
     with net.observer() as obs:
-        up1 = start_and_wait(r1, timeout=boot)
-        wait_all_state(up1.watch, "MASTER", timeout=boot)
-        converged = time.monotonic()
-        up2 = start_and_wait(r2, timeout=boot)
-        wait_all_state(up2.watch, "BACKUP", timeout=boot)
-        wait_for(lambda: time.monotonic() - converged >= 6.0, timeout=12, what="settling")
+        up1, up2 = start_pair(r1, r2, COUNT, settle_s=6.0)
         q0 = time.time()
         wait_for(lambda: time.time() - q0 >= WINDOW_S, timeout=WINDOW_S + 5, interval=0.05, what="quiet")
         q1 = time.time()

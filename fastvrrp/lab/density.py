@@ -596,6 +596,19 @@ def _window(
     return t0, t1, usage, sum(w.poll() for w in watches) - before
 
 
+def start_pair(master: Router, backup: Router, count: int, settle_s: float) -> tuple[Startup, Startup]:
+    """Start `master` and wait for every instance in MASTER, then `backup` and wait for every one in BACKUP,
+    then until `settle_s` seconds after the master converged."""
+    boot = max(60.0, count / 20)
+    up_m = start_and_wait(master, timeout=boot)
+    wait_all_state(up_m.watch, "MASTER", timeout=boot)
+    converged = time.monotonic()
+    up_b = start_and_wait(backup, timeout=boot)
+    wait_all_state(up_b.watch, "BACKUP", timeout=boot)
+    wait_for(lambda: time.monotonic() - converged >= settle_s, timeout=settle_s + 5, what="settling")
+    return up_m, up_b
+
+
 def run_pair(
     lab: Lab,
     kind: str,
@@ -619,14 +632,8 @@ def run_pair(
     backup = net.router(2, kind, net.instances(100, adver_int_ms), keepalived_bin=keepalived_bin)
     if scrape_window_s and kind == "fastvrrp":
         master.extra_args += ["--metrics", METRICS_ADDR]
-    boot = max(60.0, count / 20)
     with net.observer() as obs:
-        up_m = start_and_wait(master, timeout=boot)
-        wait_all_state(up_m.watch, "MASTER", timeout=boot)
-        converged = time.monotonic()
-        up_b = start_and_wait(backup, timeout=boot)
-        wait_all_state(up_b.watch, "BACKUP", timeout=boot)
-        wait_for(lambda: time.monotonic() - converged >= settle_s, timeout=settle_s + 5, what="settling")
+        up_m, up_b = start_pair(master, backup, count, settle_s)
         watches = (up_m.watch, up_b.watch)
         t0, t1, use, trans = _window(net, obs, (master, backup), watches, window_s)
         scraped = None

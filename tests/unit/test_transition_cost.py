@@ -96,6 +96,14 @@ async def _idle() -> None:
         await asyncio.sleep(0)
 
 
+def _take_addresses(port: DaemonPort, inst: Inst) -> Inst:
+    """`inst` is master and asks the port for its VIPs (as the driver does on becoming master)."""
+    inst.core.state = State.MASTER
+    inst.holds_addresses = True
+    port.addresses(inst, True)
+    return inst
+
+
 def _port(n: int, book: status.StatusBook, writes: list[int]) -> tuple[DaemonPort, dict[str, Inst], Worker]:
     loop = asyncio.get_running_loop()
     insts = {i.name: i for i in (Inst(k) for k in range(n))}
@@ -114,9 +122,7 @@ async def _one_takeover(n: int, tmp_path) -> tuple[int, int]:
     port, insts, nl = _port(n, book, writes)
     # Every other instance is master and holds its VIP: the ones a walk would visit.
     for inst in list(insts.values())[1:]:
-        inst.core.state = State.MASTER
-        inst.holds_addresses = True
-        port.addresses(inst, True)
+        _take_addresses(port, inst)
     await port.settle()
     target = insts["VI_0"]
     READS.clear()
@@ -179,10 +185,7 @@ def test_a_mass_takeover_is_one_address_batch(tmp_path):
 def test_a_vip_removed_behind_a_masters_back_goes_back_once(tmp_path):
     async def main():
         port, insts, nl = _port(3, status.StatusBook(str(tmp_path / "s.json")), [])
-        inst = insts["VI_1"]
-        inst.core.state = State.MASTER
-        inst.holds_addresses = True
-        port.addresses(inst, True)
+        inst = _take_addresses(port, insts["VI_1"])
         await port.settle()
         vip = inst.io.vips[0]
         port.on_addr(vip.ifindex, 2, vip.address, 32, False)  # someone else removed it
@@ -200,10 +203,7 @@ def test_a_vip_removed_behind_a_masters_back_goes_back_once(tmp_path):
 def test_removal_seen_while_our_change_is_in_flight_is_checked_once_idle(tmp_path):
     async def main():
         port, insts, nl = _port(2, status.StatusBook(str(tmp_path / "s.json")), [])
-        inst = insts["VI_0"]
-        inst.core.state = State.MASTER
-        inst.holds_addresses = True
-        port.addresses(inst, True)
+        inst = _take_addresses(port, insts["VI_0"])
         vip = inst.io.vips[0]
         port.on_addr(vip.ifindex, 2, vip.address, 32, False)  # while the add is still to go: no put-back
         assert port.put_back == 0
