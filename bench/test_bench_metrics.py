@@ -71,7 +71,8 @@ class Setup:
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # never read: its counters are zero
                 self.socks.append(s)
                 rx = self.engine.add_rx_socket(s.fileno(), 4)
-                link = Link(icfg.interface, len(self.links) + 2, 4, False, primary, None, rx, 0)  # type: ignore[arg-type]
+                tx = self.engine.add_tx_socket(s.fileno(), 4)  # never sent on: its counters are zero
+                link = Link(icfg.interface, len(self.links) + 2, 4, False, primary, None, rx, tx)  # type: ignore[arg-type]
                 self.links[key] = link
             slot = self.engine.add_slot(link.rx_id, icfg.virtual_router_id, 3)
             core = VrrpInstance(instance_config(icfg, primary))
