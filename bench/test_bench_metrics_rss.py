@@ -5,8 +5,10 @@ as Prometheus asks, every third one plain. RSS (VmRSS) is read before the first 
 the mappings that hold it (smaps: the brk heap, anonymous mappings, files) are reported before and after.
 
     python -m pytest -q -s bench/test_bench_metrics_rss.py
+    # 4,000 instances: FASTVRRP_RSS_INSTANCES=4000 FASTVRRP_RSS_INTERVAL_MS=100 before the same command
 
-Fails when RSS after the scrapes exceeds LIMIT_MIB, or grows more than 1 MiB from the 2nd scrape to the last.
+Fails when RSS after a scrape exceeds the issue's limit (LIMIT_MIB: 40 MiB with 1,000 instances, 64 MiB with
+4,000), or grows more than 1 MiB from the 2nd scrape to the last.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ pytestmark = [pytest.mark.netns]
 COUNT = int(os.environ.get("FASTVRRP_RSS_INSTANCES", "1000"))
 A_MS = int(os.environ.get("FASTVRRP_RSS_INTERVAL_MS", "10"))
 SCRAPES = int(os.environ.get("FASTVRRP_RSS_SCRAPES", "20"))
-LIMIT_MIB = 40.0  # issue 11: at most 40 MiB with 1,000 instances
+LIMIT_MIB = {1000: 40.0, 4000: 64.0}  # issue 11: at most 40 MiB with 1,000 instances, 64 MiB with 4,000
 GROWTH_KIB = 1024  # from the 2nd scrape to the last
 
 
@@ -109,4 +111,5 @@ def test_scraped_master_rss(lab, request):
     print_table(request, lines)
     grown = after[-1] - after[1]
     assert grown <= GROWTH_KIB, f"RSS grew {grown} KiB from the 2nd scrape to the last"
-    assert after[-1] <= LIMIT_MIB * 1024, f"RSS {after[-1] / 1024:.1f} MiB after {SCRAPES} scrapes"
+    limit = LIMIT_MIB.get(COUNT)
+    assert limit is None or max(after) <= limit * 1024, f"RSS {max(after) / 1024:.1f} MiB (limit {limit} MiB)"
