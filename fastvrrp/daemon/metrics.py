@@ -391,8 +391,10 @@ class Renderer:
             lines["fastvrrp_instance_tracker_fault"].append(
                 t["fastvrrp_instance_tracker_fault"] % tuple(int(x[3]) for x in applied)
             )
-        ts = lines["fastvrrp_last_transition_timestamp_seconds"]
-        info = lines["fastvrrp_last_transition_info"]
+        # One string per chunk, as for the other families: the per-instance lines die in this callback, so
+        # no small object of the scrape outlives it among what the loop allocates meanwhile (docs/costs.md).
+        ts: list[str] = []
+        info: list[str] = []
         for r in rows:
             if r.since is not None:
                 lbl = r.static.labels  # type: ignore[union-attr]
@@ -401,6 +403,9 @@ class Renderer:
                     f'fastvrrp_last_transition_info{{{lbl},state="{_STATE_NAMES[r.state]}",'
                     f'reason="{escape(r.reason)}"}} 1\n'
                 )
+        if ts:
+            lines["fastvrrp_last_transition_timestamp_seconds"].append("".join(ts))
+            lines["fastvrrp_last_transition_info"].append("".join(info))
         if self.keepalived:
             self._keepalived(rows, t)
 
