@@ -541,7 +541,7 @@ class MetricsServer:
     between chunks: a scrape of 1,000 instances is ~20 pieces of well under 1 ms instead of one ~15 ms stall,
     and it does not render in the HTTP thread either (a second thread holding the GIL would delay the loop
     by up to the interpreter's 5 ms switch interval). The HTTP thread only waits (GIL released) for
-    `snapshot_timeout_s` and sends the bytes.
+    `snapshot_timeout_s`, compresses the text (zlib releases the GIL too) and sends the bytes.
     """
 
     def __init__(
@@ -664,8 +664,12 @@ class MetricsServer:
                 trim_heap()
             if self.cache_s > 0:
                 self._cached = (time.monotonic(), packed)
-                if self.loop is not None:  # let the bytes go when they are stale, not at the next scrape
-                    self.loop.call_soon_threadsafe(self.loop.call_later, self.cache_s, self._expire, packed)
+                loop = self.loop
+                if loop is not None:  # let the bytes go when they are stale, not at the next scrape
+                    try:
+                        loop.call_soon_threadsafe(loop.call_later, self.cache_s, self._expire, packed)
+                    except RuntimeError:  # the loop is closed (the daemon is stopping)
+                        pass
             return packed
 
     @staticmethod
