@@ -23,6 +23,8 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 
+from fastvrrp.daemon.process_metrics import trim_heap
+
 MAX_REQUEST = 8192  # bytes of request line and headers
 READ_TIMEOUT_S = 10.0  # for the whole request, not per byte
 WRITE_TIMEOUT_S = 30.0  # for the whole response
@@ -140,6 +142,8 @@ class Packed:
         rest = d.flush()
         if rest:
             yield rest
+        del d, piece, rest
+        trim_heap()  # the decompressor's buffers, in this thread's malloc arena (process_metrics)
 
 
 def _send(
