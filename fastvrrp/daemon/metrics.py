@@ -575,6 +575,7 @@ class MetricsServer:
         self.last_render_s = 0.0  # wall time from the first chunk to the last, loop gaps included
         self.last_pieces = 0
         self.last_max_piece_s = 0.0  # the longest single loop callback of the last rendering on the loop
+        self.last_trim_s = 0.0  # malloc_trim after the last rendering (in the HTTP thread, GIL released)
         self.max_pieces: collections.deque[float] = collections.deque(maxlen=100)  # ... of the last 100
 
     def _pieces(self) -> Iterator[None]:
@@ -661,7 +662,9 @@ class MetricsServer:
                 packed = Packed(self._drain(body))  # compressed here: zlib lets the loop run meanwhile
             finally:
                 self._body = []
+                t1 = time.perf_counter()
                 trim_heap()
+                self.last_trim_s = time.perf_counter() - t1
             if self.cache_s > 0:
                 self._cached = (time.monotonic(), packed)
                 loop = self.loop
