@@ -71,7 +71,8 @@ class Setup:
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # never read: its counters are zero
                 self.socks.append(s)
                 rx = self.engine.add_rx_socket(s.fileno(), 4)
-                link = Link(icfg.interface, len(self.links) + 2, 4, False, primary, None, rx, 0)  # type: ignore[arg-type]
+                tx = self.engine.add_tx_socket(s.fileno(), 4)  # never sent on: its counters are zero
+                link = Link(icfg.interface, len(self.links) + 2, 4, False, primary, None, rx, tx)  # type: ignore[arg-type]
                 self.links[key] = link
             slot = self.engine.add_slot(link.rx_id, icfg.virtual_router_id, 3)
             core = VrrpInstance(instance_config(icfg, primary))
@@ -180,6 +181,7 @@ def _stall_run(setup: Setup) -> None:
         [sys.executable, "-c", SCRAPER, f"http://{host}:{port}/metrics"], stdin=subprocess.PIPE, text=True
     )
     renders: list[float] = []
+    trims: list[float] = []
     try:
         quiet = min(_largest_stall(loop, 1.0) for _ in range(3))
         assert scraper.stdin is not None
@@ -190,6 +192,7 @@ def _stall_run(setup: Setup) -> None:
         for _ in range(3):
             busy.append(_largest_stall(loop, 1.0))
             renders.append(srv.last_render_s)
+            trims.append(srv.last_trim_s)
         scraper.send_signal(signal.SIGTERM)
         scraper.wait(10)
     finally:
@@ -208,7 +211,8 @@ def _stall_run(setup: Setup) -> None:
         f"\nback-to-back scrapes: {scrapes}, {srv.last_pieces} chunks of instances each, scrape wall "
         f"{min(renders) * 1000:.1f} ms (min); longest loop callback of a scrape: best {pieces[0] * 1000:.2f} "
         f"ms, median {pieces[len(pieces) // 2] * 1000:.2f} ms; largest loop stall (best of 3 x 1 s) "
-        f"{quiet * 1000:.2f} ms quiet, {busy_min * 1000:.2f} ms while scraping (+{added * 1000:.2f} ms)"
+        f"{quiet * 1000:.2f} ms quiet, {busy_min * 1000:.2f} ms while scraping (+{added * 1000:.2f} ms); "
+        f"malloc_trim after a rendering {max(trims) * 1000:.2f} ms (largest of 3)"
     )
     assert scrapes >= 10
     # The loop is never held longer than one piece: the best scrape's longest piece is the structural bound

@@ -16,8 +16,9 @@ fastvrrp_* (ours: docs in README "Metrics, dashboard and alerts") and, unless tu
 1 BACKUP, 2 MASTER, 3 FAULT; script status 0 BAD, 1 GOOD; script state 0 idle, 1 running), so dashboards
 built on that exporter keep working. Nothing per advert source (unbounded).
 
-The server (metrics_http.py) is a small HTTP/1.1 server in its own daemon threads; the rendered bytes are
-cached for `cache_s` (1 s), so several scrapers cost one rendering.
+The server (metrics_http.py) is a small HTTP/1.1 server in its own daemon threads; the rendering is held
+gzip-encoded only, for `cache_s` (1 s), so several scrapers cost one rendering, and a scrape leaves nothing
+behind (docs/costs.md#memory).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from typing import Any
 from fastvrrp import __version__
 from fastvrrp._engine import DROP_REASONS  # the codec's reasons, then the engine's (rx_overflow)
 from fastvrrp.daemon.driver import advert_counts
-from fastvrrp.daemon.metrics_http import HttpServer
-from fastvrrp.daemon.process_metrics import process_text
+from fastvrrp.daemon.metrics_http import HttpServer, Packed
+from fastvrrp.daemon.process_metrics import fix_malloc_thresholds, process_text, trim_heap
 
 INSTANCE_LABELS = ("iname", "intf", "vrid", "family")
 
@@ -288,7 +289,7 @@ _HEADERS["keepalived_script_state"] = ("gauge", "Tracker Script State")
 @dataclass(frozen=True, slots=True, eq=False)
 class RowLabels:
     """What does not change between scrapes of one instance: its label strings, its VIPs and the names of
-    its trackers. MetricsSource keeps one per instance; the Renderer keys its templates on them."""
+    its trackers. MetricsSource keeps one per instance; the Renderer makes its templates from them."""
 
     labels: str  # iname, intf, vrid, family
     klabels: str  # iname, intf, vrid (keepalived-exporter's)
@@ -317,39 +318,38 @@ def _pct(text: str) -> str:
     return text.replace("%", "%%")
 
 
+def _joined(name: str, labels: Sequence[str], extra: str = "") -> str:
+    """`name{<label set><extra>} %d` for each of `labels` (already %-escaped), one C-level join."""
+    if not labels:
+        return ""
+    return f"{name}{{" + f"{extra}}} %d\n{name}{{".join(labels) + f"{extra}}} %d\n"
+
+
 def _templates(statics: Sequence[RowLabels], keepalived: bool) -> dict[str, str]:
     """One %-format string per family for a chunk of instances: rendering a chunk is then one C-level
-    `template % values` per family instead of one f-string per series."""
+    `template % values` per family instead of one f-string per series. Made again at each scrape (a few
+    joins per family and chunk): kept between scrapes they would hold ~3.4 MiB per 1,000 instances."""
     t: dict[str, str] = {}
+    labels = [_pct(s.labels) for s in statics]
     for name, _, _, _ in _INSTANCE_FAMILIES:
-        t[name] = "".join(f"{name}{{{_pct(s.labels)}}} %d\n" for s in statics)
-    t["fastvrrp_instance_drops_total"] = "".join(
-        f'fastvrrp_instance_drops_total{{{_pct(s.labels)},reason="{why}"}} %d\n'
-        for s in statics
-        for why in CORE_DROP_REASONS
-    )
-    t["fastvrrp_instance_tracker_weight"] = "".join(
-        f"fastvrrp_instance_tracker_weight{{{_pct(x)}}} %d\n" for s in statics for x in s.trackers
-    )
-    t["fastvrrp_instance_tracker_fault"] = "".join(
-        f"fastvrrp_instance_tracker_fault{{{_pct(x)}}} %d\n" for s in statics for x in s.trackers
-    )
+        t[name] = _joined(name, labels)
+    drops = "fastvrrp_instance_drops_total"
+    one = "".join(f'{drops}{{%(l)s,reason="{why}"}} %%d\n' for why in CORE_DROP_REASONS)
+    t[drops] = "".join([one % {"l": lbl} for lbl in labels])
+    trackers = [_pct(x) for s in statics for x in s.trackers]
+    t["fastvrrp_instance_tracker_weight"] = _joined("fastvrrp_instance_tracker_weight", trackers)
+    t["fastvrrp_instance_tracker_fault"] = _joined("fastvrrp_instance_tracker_fault", trackers)
     if keepalived:
+        klabels = [_pct(s.klabels) for s in statics]
         for name, _, _ in _KEEPALIVED_FAMILIES:
-            t[name] = "".join(f"{name}{{{_pct(s.klabels)}}} %d\n" for s in statics)
-        t["keepalived_vrrp_state"] = "".join(
-            f"keepalived_vrrp_state{{{_pct(x)}}} %d\n" for s in statics for x in s.vips
+            t[name] = _joined(name, klabels)
+        t["keepalived_vrrp_state"] = _joined(
+            "keepalived_vrrp_state", [_pct(x) for s in statics for x in s.vips]
         )
-        t["keepalived_vrrp_excluded_state"] = "".join(
-            f"keepalived_vrrp_excluded_state{{{_pct(x)}}} %d\n" for s in statics for x in s.excluded
+        t["keepalived_vrrp_excluded_state"] = _joined(
+            "keepalived_vrrp_excluded_state", [_pct(x) for s in statics for x in s.excluded]
         )
     return t
-
-
-# Templates by the identities of a chunk's RowLabels (the value keeps them alive, so ids stay unique). After
-# each rendering, entries no longer used are dropped once there are twice as many as that rendering used, so
-# instances removed or moved between chunks by reloads do not pile up (~3 MiB of templates per 1,000).
-_template_cache: dict[tuple[int, ...], tuple[Sequence[RowLabels], bool, dict[str, str]]] = {}
 
 
 class Renderer:
@@ -359,7 +359,6 @@ class Renderer:
         self.keepalived = keepalived
         self.lines: dict[str, list[str]] = {name: [] for name in _HEADERS}
         self.extra: dict[str, int] = {}
-        self.used: set[tuple[int, ...]] = set()  # template keys of this rendering
 
     def add(self, snap: Snapshot) -> None:
         if snap.instances:
@@ -374,14 +373,7 @@ class Renderer:
             if r.static is None or len(r.static.trackers) != len(r.trackers):
                 r.static = row_labels(r)
             statics.append(r.static)
-        key = tuple(map(id, statics))
-        self.used.add(key)
-        hit = _template_cache.get(key)
-        if hit is not None and hit[1] == self.keepalived:
-            return hit[2]
-        templates = _templates(statics, self.keepalived)
-        _template_cache[key] = (statics, self.keepalived, templates)
-        return templates
+        return _templates(statics, self.keepalived)
 
     def _instances(self, rows: Sequence[InstanceRow]) -> None:
         t = self._chunk_templates(rows)
@@ -399,8 +391,10 @@ class Renderer:
             lines["fastvrrp_instance_tracker_fault"].append(
                 t["fastvrrp_instance_tracker_fault"] % tuple(int(x[3]) for x in applied)
             )
-        ts = lines["fastvrrp_last_transition_timestamp_seconds"]
-        info = lines["fastvrrp_last_transition_info"]
+        # One string per chunk, as for the other families: the per-instance lines die in this callback, so
+        # no small object of the scrape outlives it among what the loop allocates meanwhile (docs/costs.md).
+        ts: list[str] = []
+        info: list[str] = []
         for r in rows:
             if r.since is not None:
                 lbl = r.static.labels  # type: ignore[union-attr]
@@ -409,6 +403,9 @@ class Renderer:
                     f'fastvrrp_last_transition_info{{{lbl},state="{_STATE_NAMES[r.state]}",'
                     f'reason="{escape(r.reason)}"}} 1\n'
                 )
+        if ts:
+            lines["fastvrrp_last_transition_timestamp_seconds"].append("".join(ts))
+            lines["fastvrrp_last_transition_info"].append("".join(info))
         if self.keepalived:
             self._keepalived(rows, t)
 
@@ -478,24 +475,35 @@ class Renderer:
     def finish(self) -> str:
         return "".join(self.family_texts())
 
-    def family_texts(self) -> Iterator[str]:
-        """The text family by family (each one string), so that the caller can encode it in pieces."""
-        if len(_template_cache) > 2 * len(self.used) + 16:
-            for gone in [k for k in _template_cache if k not in self.used]:
-                del _template_cache[gone]
+    def family_texts(self, piece: int = 1 << 30) -> Iterator[str]:
+        """The text in strings of about `piece` characters at most (a family is split between two of its
+        chunks' lines when it is longer), so that the caller can encode it in pieces; each family's lines are
+        let go once taken (the Renderer is spent afterwards)."""
         lines = self.lines
         lines["fastvrrp_build_info"].append(
             f'fastvrrp_build_info{{version="{escape(__version__)}",python="{platform.python_version()}"}} 1\n'
         )
         if self.keepalived:
             lines["keepalived_up"].append("keepalived_up 1\n")
-        for name, body in lines.items():
-            if body:
-                kind, doc = _HEADERS[name]
-                yield f"# HELP {name} {doc}\n# TYPE {name} {kind}\n" + "".join(body)
-        for key, value in sorted(self.extra.items()):
-            name = "fastvrrp_" + key
-            yield f"# HELP {name} {key.replace('_', ' ')}.\n# TYPE {name} gauge\n{name} {value}\n"
+        extra = [
+            (f"fastvrrp_{key}", ("gauge", f"{key.replace('_', ' ')}."), [f"fastvrrp_{key} {value}\n"])
+            for key, value in sorted(self.extra.items())
+        ]
+        group: list[str] = []
+        size = 0
+        for name, (kind, doc), body in chain(((n, _HEADERS[n], b) for n, b in lines.items()), extra):
+            if not body:
+                continue
+            group.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}\n")
+            for text in body:
+                if size + len(text) > piece and group:
+                    yield "".join(group)
+                    group, size = [], 0
+                group.append(text)
+                size += len(text)
+            body.clear()
+        if group:
+            yield "".join(group)
 
 
 _NO_DROPS = (0,) * len(CORE_DROP_REASONS)
@@ -520,20 +528,20 @@ def render(snap: Snapshot | Iterable[Snapshot], keepalived: bool = True) -> byte
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text exposition format 0.0.4
 
 
-ENCODE_PIECE = 256 * 1024  # characters joined and encoded per loop callback (~0.1 ms)
+ENCODE_PIECE = 128 * 1024  # characters joined and encoded per loop callback (~0.1 ms)
 
 Source = Callable[[], "Snapshot | Iterator[Snapshot]"]
 
 
 class MetricsServer:
-    """Serves /metrics from a thread; the rendered bytes are cached for `cache_s`.
+    """Serves /metrics from a thread; the rendering is held (gzip-encoded) for `cache_s`.
 
     `source()` returns a Snapshot or an iterator of partial Snapshots (chunks of instances). With `loop`,
     each chunk is taken *and rendered* in its own loop callback, so that the loop runs its timers and sockets
     between chunks: a scrape of 1,000 instances is ~20 pieces of well under 1 ms instead of one ~15 ms stall,
     and it does not render in the HTTP thread either (a second thread holding the GIL would delay the loop
     by up to the interpreter's 5 ms switch interval). The HTTP thread only waits (GIL released) for
-    `snapshot_timeout_s` and sends the bytes.
+    `snapshot_timeout_s`, compresses the text (zlib releases the GIL too) and sends the bytes.
     """
 
     def __init__(
@@ -558,7 +566,7 @@ class MetricsServer:
         self.process = process  # the process_* families (process_metrics.py)
         self._lock = threading.Lock()
         self._body: list[bytes] = []
-        self._cached: tuple[float, list[bytes]] | None = None
+        self._cached: tuple[float, Packed] | None = None
         self._httpd: HttpServer | None = None
         self._thread: threading.Thread | None = None
         # Plain counters about the endpoint itself.
@@ -567,6 +575,7 @@ class MetricsServer:
         self.last_render_s = 0.0  # wall time from the first chunk to the last, loop gaps included
         self.last_pieces = 0
         self.last_max_piece_s = 0.0  # the longest single loop callback of the last rendering on the loop
+        self.last_trim_s = 0.0  # malloc_trim after the last rendering (in the HTTP thread, GIL released)
         self.max_pieces: collections.deque[float] = collections.deque(maxlen=100)  # ... of the last 100
 
     def _pieces(self) -> Iterator[None]:
@@ -580,28 +589,23 @@ class MetricsServer:
             self.last_pieces += 1
             yield
         body: list[bytes] = []
-        group: list[str] = []
-        size = 0
-        for text in r.family_texts():
-            group.append(text)
-            size += len(text)
-            if size > ENCODE_PIECE:  # a few large parts: the HTTP thread writes each with one sendall
-                body.append("".join(group).encode())
-                group, size = [], 0
-                yield
-        body.append("".join(group).encode())
-        yield
+        for text in r.family_texts(ENCODE_PIECE):  # a few large parts, each joined and encoded in one step
+            body.append(text.encode())
+            del text
+            yield
         if self.process:
             body.append(process_text().encode())
         self._body = body
 
-    def render_now(self) -> bytes:
-        """The whole rendering at once, in the caller's thread (tests, benchmarks, no loop)."""
+    def render_now(self, join: bool = True) -> bytes:
+        """The whole rendering at once, in the caller's thread (tests, benchmarks, no loop); the text, or
+        b"" with `join` False (the parts are left in self._body)."""
         for _ in self._pieces():
             pass
-        return b"".join(self._body)
+        return b"".join(self._body) if join else b""
 
     def _render_on_loop(self, loop: asyncio.AbstractEventLoop) -> list[bytes]:
+        """Renders on `loop` (in pieces) and waits; the parts are in self._body."""
         fut: concurrent.futures.Future[list[bytes]] = concurrent.futures.Future()
         steps = self._pieces()
         self.last_max_piece_s = 0.0
@@ -632,25 +636,60 @@ class MetricsServer:
             fut.cancel()
             raise
 
-    def output(self) -> list[bytes]:
-        """The exposition bytes (in parts), from the cache if it is younger than cache_s."""
+    def output(self) -> Packed:
+        """The exposition text, gzip-encoded (Packed), from the cache if it is younger than cache_s.
+
+        Between scrapes only the gzip bytes are held (~400 KiB for 1,000 instances), and only for cache_s:
+        the text (~3.6 MiB) is let go as soon as it is compressed, and the heap it used is given back to
+        the kernel (process_metrics.trim_heap): RSS after a scrape is what it was before it
+        (docs/costs.md#memory).
+        """
         with self._lock:  # one rendering at a time; concurrent scrapers wait for it and share it
             now = time.monotonic()
             self.scrapes += 1
             if self._cached is not None and now - self._cached[0] < self.cache_s:
                 return self._cached[1]
+            self._cached = None
             t0 = time.perf_counter()
-            if self.loop is None:
-                self.render_now()
-                body = self._body
-            else:
-                body = self._render_on_loop(self.loop)
-            self.last_render_s = time.perf_counter() - t0
-            self.renders += 1
-            self._cached = (time.monotonic(), body)
-            return body
+            try:
+                if self.loop is None:
+                    self.render_now(join=False)
+                else:
+                    self._render_on_loop(self.loop)
+                self.last_render_s = time.perf_counter() - t0
+                self.renders += 1
+                body, self._body = self._body, []
+                packed = Packed(self._drain(body))  # compressed here: zlib lets the loop run meanwhile
+            finally:
+                self._body = []
+                t1 = time.perf_counter()
+                trim_heap()
+                self.last_trim_s = time.perf_counter() - t1
+            if self.cache_s > 0:
+                self._cached = (time.monotonic(), packed)
+                loop = self.loop
+                if loop is not None:  # let the bytes go when they are stale, not at the next scrape
+                    try:
+                        loop.call_soon_threadsafe(loop.call_later, self.cache_s, self._expire, packed)
+                    except RuntimeError:  # the loop is closed (the daemon is stopping)
+                        pass
+            return packed
 
-    def respond(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, str, Sequence[bytes]]:
+    @staticmethod
+    def _drain(body: list[bytes]) -> Iterator[bytes]:
+        """The parts of `body`, each let go once handed on."""
+        body.reverse()
+        while body:
+            yield body.pop()
+
+    def _expire(self, packed: Packed) -> None:
+        cached = self._cached
+        if cached is not None and cached[1] is packed:
+            self._cached = None
+
+    def respond(
+        self, method: str, path: str, headers: dict[str, str]
+    ) -> tuple[int, str, Sequence[bytes] | Packed]:
         """The answer to one request (metrics_http.handle calls it in the connection's thread)."""
         if path not in ("/", "/metrics"):
             return 404, "text/plain", [b"not found: try /metrics\n"]
@@ -664,6 +703,7 @@ class MetricsServer:
 
     def start(self) -> tuple[str, int]:
         """Bind and serve in a daemon thread; returns the bound (address, port) (port 0 = ephemeral)."""
+        fix_malloc_thresholds()  # docs/costs.md#memory: the text of a scrape goes back to the kernel
         self._httpd = HttpServer(self.addr, self.port, self.respond)
         self.port = self._httpd.server_address[1]
         self._httpd.start()

@@ -7,8 +7,9 @@ one more is answered 503 at once, without reading it. A slow or hostile client t
 for at most READ_TIMEOUT_S + WRITE_TIMEOUT_S and a few KiB. The http.server / wsgiref / email modules the
 standard library's servers pull in cost ~1.7 MiB per process with prometheus_client (docs/costs.md#imports).
 
-`respond(method, path, headers)` -> (status, content type, body parts) is the application: it runs in the
-connection's thread. The answer is gzip-encoded when the request's Accept-Encoding allows gzip.
+`respond(method, path, headers)` -> (status, content type, body) is the application: it runs in the
+connection's thread. The body is a sequence of byte strings or a `Packed` one (held gzip-encoded only). The
+answer is gzip-encoded when the request's Accept-Encoding allows gzip.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain
+
+from fastvrrp.daemon.process_metrics import trim_heap
 
 MAX_REQUEST = 8192  # bytes of request line and headers
 READ_TIMEOUT_S = 10.0  # for the whole request, not per byte
@@ -42,7 +46,8 @@ REASONS = {
 
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
-Respond = Callable[[str, str, dict[str, str]], tuple[int, str, Sequence[bytes]]]
+# The body: parts of the text, or a Packed one.
+Respond = Callable[[str, str, dict[str, str]], tuple[int, str, "Sequence[bytes] | Packed"]]
 
 
 class BadRequest(Exception):
@@ -101,28 +106,66 @@ def accepts_gzip(headers: dict[str, str]) -> bool:
     return False
 
 
-def _gzip(parts: Sequence[bytes]) -> bytes:
+def _gzip(parts: Iterable[bytes]) -> bytes:
     z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 16 + 15: a gzip member
     return b"".join([*(z.compress(p) for p in parts), z.flush()])
+
+
+UNPACK_PIECE = 256 * 1024  # bytes of plain text decompressed (and sent) at a time
+
+
+class Packed:
+    """A response body held only gzip-encoded (~1/9 of the text): sent as it is to a client that accepts
+    gzip, decompressed piece by piece (UNPACK_PIECE) while it is sent to one that does not. `size` is the
+    length of the plain text (its Content-Length)."""
+
+    __slots__ = ("gz", "size")
+
+    def __init__(self, parts: Iterable[bytes]) -> None:
+        size = 0
+
+        def counted() -> Iterator[bytes]:
+            nonlocal size
+            for p in parts:
+                size += len(p)
+                yield p
+
+        self.gz = _gzip(counted())
+        self.size = size
+
+    def plain(self) -> Iterator[bytes]:
+        d = zlib.decompressobj(31)
+        piece = d.decompress(self.gz, UNPACK_PIECE)
+        while piece:
+            yield piece
+            piece = d.decompress(d.unconsumed_tail, UNPACK_PIECE)
+        rest = d.flush()
+        if rest:
+            yield rest
+        del d, piece, rest
+        trim_heap()  # the decompressor's buffers, in this thread's malloc arena (process_metrics)
 
 
 def _send(
     conn: socket.socket,
     status: int,
     ctype: str,
-    parts: Sequence[bytes],
+    parts: Iterable[bytes],
     extra: str = "",
     head_only: bool = False,
+    size: int | None = None,
 ) -> None:
     deadline = time.monotonic() + WRITE_TIMEOUT_S
-    size = sum(map(len, parts))
+    if size is None:
+        parts = list(parts)
+        size = sum(map(len, parts))
     if head_only:
         parts = ()
     head = (
         f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\nContent-Type: {ctype}\r\n"
         f"Content-Length: {size}\r\n{extra}Connection: close\r\n\r\n"
     ).encode()
-    for chunk in (head, *parts):
+    for chunk in chain((head,), parts):
         left = deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("response not taken in time")
@@ -156,12 +199,17 @@ def handle(conn: socket.socket, respond: Respond, gzip_cache: GzipCache | None =
             status = exc.status
             _send(conn, status, "text/plain", [f"{exc}\n".encode()])
             return status
-        status, ctype, parts = respond(method, path, headers)
+        status, ctype, body = respond(method, path, headers)
         extra = "Allow: GET, HEAD\r\n" if status == 405 else ""
+        head_only = method == "HEAD"
         if status == 200 and accepts_gzip(headers):
             extra += "Content-Encoding: gzip\r\n"
-            parts = [(gzip_cache or GzipCache()).get(parts)]
-        _send(conn, status, ctype, parts, extra, head_only=method == "HEAD")
+            gz = body.gz if isinstance(body, Packed) else (gzip_cache or GzipCache()).get(body)
+            _send(conn, status, ctype, [gz], extra, head_only)
+        elif isinstance(body, Packed):
+            _send(conn, status, ctype, body.plain(), extra, head_only, body.size)
+        else:
+            _send(conn, status, ctype, body, extra, head_only)
         return status
     except OSError:  # the client went away or stopped reading: nothing more to do for it
         return status

@@ -150,8 +150,8 @@ class MetricsSource:
         self.operator = operator  # drain and offsets set through the control socket
         _import_metrics()
         self._vips: dict[str, tuple[Any, tuple, tuple]] = {}  # name -> (its cfg, vips, excluded vips)
-        # name -> (cfg, Tracking, tracker count, RowLabels): the rendered labels stay the same objects from
-        # scrape to scrape, so the Renderer's per-chunk templates are found again (metrics.Renderer).
+        # name -> (cfg, Tracking, tracker count, RowLabels): the rendered labels are made once, not at each
+        # scrape (the Renderer makes its per-chunk templates from them).
         self._labels: dict[str, tuple[Any, Any, int, metrics.RowLabels]] = {}
 
     def __call__(self) -> Iterator[metrics.Snapshot]:

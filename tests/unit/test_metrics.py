@@ -13,7 +13,7 @@ import uvloop
 from fastvrrp._wire import DROP_REASONS
 from fastvrrp.core.instance import VrrpInstance
 from fastvrrp.core.types import InstanceParams
-from fastvrrp.daemon import metrics
+from fastvrrp.daemon import metrics, metrics_http
 from fastvrrp.lab.namespaces import wait_for
 
 ROW = metrics.InstanceRow(
@@ -151,12 +151,17 @@ def test_promtool_check_metrics_finds_nothing(promtool_bin, own_loopback):
     assert out.returncode == 0 and not out.stdout.strip() and not out.stderr.strip(), (out.stdout, out.stderr)
 
 
-def test_template_cache_stays_bounded():
-    """Instances that come and go (reloads) do not make the template cache grow without bound."""
-    for gen in range(60):
-        rows = [metrics.InstanceRow(f"VI_{gen}_{i}", "eth0", 4, i + 1, 2, 100, 100) for i in range(3)]
-        metrics.render([metrics.Snapshot(rows[:1]), metrics.Snapshot(rows[1:])])
-    assert len(metrics._template_cache) <= 2 * 2 + 16
+def test_only_the_gzip_body_is_held_between_scrapes():
+    """A rendering leaves its text nowhere: the server keeps the gzip bytes (Packed) for cache_s, whose plain
+    form is the text render_now makes."""
+    rows = [metrics.InstanceRow(f"VI_{i}", "eth0", 4, i + 1, 2, 100, 100, adverts_rx=i) for i in range(300)]
+    srv = metrics.MetricsServer(lambda: iter([metrics.Snapshot(rows[:100]), metrics.Snapshot(rows[100:])]))
+    srv.process = False
+    packed = srv.output()
+    assert isinstance(packed, metrics_http.Packed) and srv._body == [] and srv.output() is packed
+    text = b"".join(packed.plain())
+    assert text == srv.render_now() and packed.size == len(text) and len(packed.gz) < len(text) / 5
+    assert text.count(b"fastvrrp_instance_drops_total{") == 300 * len(metrics.CORE_DROP_REASONS)
 
 
 def test_vip_text_as_keepalived_prints_it():

@@ -69,6 +69,28 @@ def test_head_has_the_length_and_no_body():
     assert status == 200 and body == b"" and int(h["content-length"]) == len(b"".join(BODY))
 
 
+def test_a_packed_body_is_sent_as_it_is_or_unpacked_in_pieces():
+    """A body held gzip-encoded (Packed) goes as it is to a gzip client; a plain client gets the text,
+    decompressed in pieces smaller than the whole, with the plain length."""
+    text = b"".join(f'x{{iname="VI_{i}"}} {i}\n'.encode() for i in range(60000))  # ~1.3 MB
+    packed = metrics_http.Packed(iter([text[:5000], text[5000:]]))
+    assert packed.size == len(text) and len(packed.gz) < len(text) / 4
+    pieces = list(packed.plain())
+    assert b"".join(pieces) == text and len(pieces) > 1
+    assert max(map(len, pieces)) <= metrics_http.UNPACK_PIECE
+
+    def respond(method, path, headers):
+        return 200, metrics.CONTENT_TYPE, packed
+
+    status, h, body, _ = _exchange(b"GET /metrics HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\n", respond)
+    assert status == 200 and h["content-encoding"] == "gzip" and body == packed.gz
+    status, h, body, _ = _exchange(b"GET /metrics HTTP/1.1\r\n\r\n", respond)
+    assert status == 200 and "content-encoding" not in h and body == text
+    assert int(h["content-length"]) == len(text)
+    status, h, body, _ = _exchange(b"HEAD /metrics HTTP/1.1\r\n\r\n", respond)
+    assert status == 200 and body == b"" and int(h["content-length"]) == len(text)
+
+
 @pytest.mark.parametrize(
     "request_bytes, expected",
     [
@@ -215,3 +237,12 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("prometheus_client", 
     env = {**os.environ, "PYTHONPATH": os.path.dirname(here)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_malloc_tuning_on_glibc():
+    """The endpoint holds glibc's thresholds fixed and trims the heap after a rendering (docs/costs.md);
+    on glibc (the supported systems) both calls take."""
+    assert process_metrics.fix_malloc_thresholds()
+    big = [bytes(64 * 1024) for _ in range(200)]  # 12.5 MiB below the mmap threshold: brk heap
+    del big[:-1]  # the last one stays: the heap cannot shrink from its top
+    assert process_metrics.trim_heap()  # the pages freed below it go back
