@@ -26,13 +26,15 @@ due deadline and every valid packet goes up, which is the reference for the diff
 The deadline structure is a 4-ary min-heap of (key_us, slot) in C arrays with a position index per slot.
 Keys are allowed to lag behind a slot's real deadline when the deadline only moved *later* (a backup pushed
 by its master's advert): the per-packet cost is then one store, and the stale key is repaired when it reaches
-the top of the heap (at most once per Master_Down_Interval per backup). A deadline that moves earlier is
-sifted up at once, so the heap top is never later than the true earliest deadline.
+the top of the heap within the horizon the caller asks about (`run`: what is due; `next_deadline`: the
+daemon passes its next read, so a backup's key is repaired about once per Master_Down_Interval, not once per
+advert). A deadline that moves earlier is sifted up at once, so the heap top is never later than the true
+earliest deadline.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.errno cimport EAGAIN, EBADF, EINTR, ENOTSOCK, errno
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
@@ -49,6 +51,7 @@ from fastvrrp._sys cimport (
     MSG_DONTWAIT,
     MSG_TRUNC,
     cmsghdr,
+    getsockopt,
     in6_pktinfo,
     iovec,
     mmsghdr,
@@ -80,7 +83,7 @@ from fastvrrp._wire import DROP_REASONS as _WIRE_REASONS
 EV_TIMER = 1
 EV_ADVERT = 2
 # The names of the drop counters engine.drops() returns, by index: the codec's reasons, then the engine's own
-# (rx_overflow: datagrams the kernel dropped because the socket's receive buffer was full, from SO_RXQ_OVFL).
+# (rx_overflow: datagrams the kernel dropped for want of receive buffer space: sk_drops, by SO_MEMINFO).
 DROP_REASONS = (*_WIRE_REASONS, "rx_overflow")
 
 cdef enum:
@@ -92,8 +95,17 @@ cdef enum:
     SEND_CHUNK = 256       # messages per sendmmsg call (the kernel caps vlen at UIO_MAXIOV = 1024)
     NDROPS = 32            # >= R_COUNT + 1
     R_RX_OVERFLOW = R_COUNT  # the kernel dropped datagrams: the socket's receive buffer was full
-    SOL_SOCKET_ = 1        # <sys/socket.h>: SOL_SOCKET / SO_RXQ_OVFL (the cumulative drop count as a cmsg)
-    SO_RXQ_OVFL_ = 40
+    SOL_SOCKET_ = 1        # <sys/socket.h>: SOL_SOCKET / SO_MEMINFO (the socket's memory counters and drops)
+    SO_MEMINFO_ = 55
+    SK_MEMINFO_DROPS_ = 8  # <linux/sock_diag.h>: index of sk_drops in SO_MEMINFO's u32 array
+    SK_MEMINFO_VARS_ = 16  # room for the array (9 entries on current kernels)
+    # the kernel fast path's table (io/kfilter.py): per VRID an entry of KT_ENTRY bytes
+    KT_HEARD_AT = 8        # u64: CLOCK_MONOTONIC ns of the last advert the filter absorbed
+    KT_COUNT_AT = 16       # u64: adverts absorbed
+    KT_DATA_AT = 24        # u32 words from the IP source address on, host order; the u32 at 0 says how many
+    KT_MAX_WORDS = 14
+    KT_ENTRY = 80          # KT_DATA_AT + 4 * KT_MAX_WORDS
+    KT_ENTRIES = 256
     MODE_IDLE = 0          # the deadline (if any) belongs to Python: firing it is an EV_TIMER
     MODE_MASTER = 1        # fast path: send adverts at each deadline and re-arm
     MODE_BACKUP = 2        # fast path: the current master's unchanged adverts push the deadline
@@ -150,6 +162,10 @@ cdef struct Slot:
     int64_t copy_delay_us
     int64_t copy_at_us
     uint64_t copies_sent
+    # the kernel fast path (set_kernel_table): the slot's entry while the filter absorbs its master's
+    # adverts (NULL: off), and the entry's count when it was turned on
+    uint8_t *kent
+    uint64_t kseen
 
 
 cdef struct RxSock:
@@ -163,6 +179,7 @@ cdef struct RxSock:
     uint64_t datagrams
     uint64_t batches
     uint64_t drains        # reads by run() before a non-master deadline fired
+    uint8_t *ktab          # the kernel fast path's table of this socket (IPv4), NULL: none
 
 
 cdef struct TxSock:
@@ -183,6 +200,54 @@ cdef inline int _alen_of(family) except -1:
     if family in (6, AF_INET6):
         return 16
     raise ValueError(f"family must be 4 or 6, not {family!r}")
+
+
+cdef extern from *:
+    void __sync_synchronize() nogil  # a full barrier: the filter may read an entry while it is rewritten
+
+
+cdef inline void _kernel_off(Slot *sl) noexcept nogil:
+    # The filter passes the slot's VRID from now on; what it absorbed counts as read by the fast path.
+    (<uint32_t *>sl.kent)[0] = 0
+    __sync_synchronize()
+    sl.rx_fast += (<uint64_t *>(sl.kent + KT_COUNT_AT))[0] - sl.kseen
+    sl.kent = NULL
+
+
+cdef inline void _kernel_heard(Slot *sl) noexcept nogil:
+    # An advert the filter absorbed pushes the deadline as one read at that time would (RFC 5798 6.4.2).
+    cdef uint64_t ns = (<uint64_t *>(sl.kent + KT_HEARD_AT))[0]
+    cdef int64_t d
+    if ns:
+        d = <int64_t>(ns // 1000) + sl.down_us
+        if d > sl.deadline_us:
+            sl.deadline_us = d
+
+
+cdef void _kernel_learn(Slot *sl, uint8_t *e, const uint8_t *pkt, Py_ssize_t n) noexcept nogil:
+    # The fast path absorbed this IPv4 datagram for sl: let the filter absorb the same bytes from now on.
+    cdef int nw, i
+    cdef uint32_t v[KT_MAX_WORDS]
+    cdef uint32_t *w = <uint32_t *>(e + KT_DATA_AT)
+    cdef bint same
+    if pkt[0] != 0x45 or n < 28 or n > 12 + 4 * KT_MAX_WORDS or (n & 3) != 0:
+        return  # IP options, or more addresses than an entry holds: the socket keeps them
+    nw = <int>((n - 12) >> 2)
+    same = (<uint32_t *>e)[0] == <uint32_t>nw
+    for i in range(nw):
+        # the words as the filter's packet loads see them (network order read into a host integer)
+        v[i] = (<uint32_t>pkt[12 + 4 * i] << 24) | (<uint32_t>pkt[13 + 4 * i] << 16) | \
+            (<uint32_t>pkt[14 + 4 * i] << 8) | pkt[15 + 4 * i]
+        same = same and w[i] == v[i]
+    if not same:
+        (<uint32_t *>e)[0] = 0  # off while it is rewritten
+        __sync_synchronize()
+        memcpy(w, v, nw * sizeof(uint32_t))
+        __sync_synchronize()
+        (<uint32_t *>e)[0] = <uint32_t>nw
+    if sl.kent != e:
+        sl.kent = e
+        sl.kseen = (<uint64_t *>(e + KT_COUNT_AT))[0]
 
 
 cdef class Engine:
@@ -223,6 +288,7 @@ cdef class Engine:
     cdef mmsghdr *smsgs
     cdef iovec *siov
     cdef list _sent
+    cdef dict _ktabs              # rx -> the buffer its ktab points into (kept exported while in use)
 
     def __cinit__(self, int max_slots=4096, int batch=64, bint fast_path=True, bint capture=False,
                   int max_sockets=256, bint rx_clock=False):
@@ -238,6 +304,7 @@ cdef class Engine:
         # (a stall, a long callback) still counts the adverts it finds as heard when it reads them.
         self.rx_clock = rx_clock
         self._sent = []
+        self._ktabs = {}
         self.slots = <Slot *>calloc(max_slots, sizeof(Slot))
         self.rxs = <RxSock *>calloc(max_sockets, sizeof(RxSock))
         self.txs = <TxSock *>calloc(max_sockets, sizeof(TxSock))
@@ -533,10 +600,41 @@ cdef class Engine:
     cdef inline void _set_mode(self, Slot *sl, uint8_t mode) noexcept nogil:
         self.masters += (mode == MODE_MASTER) - (sl.mode == MODE_MASTER)
         sl.mode = mode
+        if sl.kent != NULL:
+            _kernel_off(sl)  # any new mode (or master: backup()) is learnt again from the adverts read
+
+    # --- the kernel fast path (io/kfilter.py, docs/costs.md#kernel-fast-path) ---
+    def set_kernel_table(self, int rx, table):
+        """Let the eBPF filter on IPv4 socket rx absorb the adverts of the masters its backups follow:
+        `table` is the filter's map, mapped writable (KT_ENTRIES entries of KT_ENTRY bytes). A backup's
+        entry is written when its fast path absorbs an advert read from the socket, and turned off when the
+        slot leaves that state; the time the filter stores pushes the slot's deadline as a read advert
+        would. None: stop using the table (before the caller unmaps it)."""
+        self._check_rx(rx)
+        cdef RxSock *r = &self.rxs[rx]
+        cdef unsigned char[::1] view
+        cdef int s
+        for s in range(self.nslots_hint):
+            if self.slots[s].used and self.slots[s].rx == rx and self.slots[s].kent != NULL:
+                _kernel_off(&self.slots[s])
+        r.ktab = NULL
+        self._ktabs.pop(rx, None)
+        if table is None:
+            return
+        if r.alen != 4:
+            raise ValueError("the kernel fast path is for IPv4 sockets")
+        view = table
+        if view.shape[0] < KT_ENTRY * KT_ENTRIES:
+            raise ValueError(f"the table needs {KT_ENTRY * KT_ENTRIES} bytes")
+        self._ktabs[rx] = view
+        r.ktab = &view[0]
 
     def deadline(self, int s):
         """The slot's current deadline in us (after fast-path pushes and re-arms), -1 if none."""
-        return self._slot(s).deadline_us
+        cdef Slot *sl = self._slot(s)
+        if sl.kent != NULL:
+            _kernel_heard(sl)
+        return sl.deadline_us
 
     def mode(self, int s):
         """'idle', 'master' or 'backup'."""
@@ -674,9 +772,11 @@ cdef class Engine:
             raise MemoryError()
 
     # --- deadlines ---
-    def next_deadline(self):
-        """The earliest deadline over all slots in us, -1 if none."""
-        self._fix_top()
+    def next_deadline(self, long long horizon_us=INT64_MAX):
+        """The earliest deadline over all slots in us, -1 if none. Exact up to horizon_us; past it the value
+        may be early (a lower bound): a backup's key that its master's adverts have since pushed later is
+        repaired only once it comes within the horizon (see the module docstring)."""
+        self._fix_top(horizon_us)
         cdef int64_t c = self._copy_next() if self.cn > 0 else -1
         if self.hn > 0 and (c < 0 or self.hk[0] < c):
             return self.hk[0]
@@ -707,7 +807,7 @@ cdef class Engine:
         if self.cn > 0:
             self._run_copies(limit)  # advert copies first: the same order as when Python sends the advert
         while True:
-            self._fix_top()
+            self._fix_top(limit)
             if self.hn == 0 or self.hk[0] > limit:
                 break
             s = self.hs[0]
@@ -865,10 +965,16 @@ cdef class Engine:
             self._sift_up(i)
         # else: later than the key; repaired lazily by _fix_top (see the module docstring)
 
-    cdef inline void _fix_top(self) noexcept nogil:
+    cdef inline void _fix_top(self, int64_t horizon) noexcept nogil:
+        # Repair stale keys at the top while it is within the horizon: a key is never later than its slot's
+        # deadline, so a top key past the horizon means no deadline falls within it.
         cdef int64_t d
-        while self.hn > 0:
-            d = self.slots[self.hs[0]].deadline_us
+        cdef Slot *sl
+        while self.hn > 0 and self.hk[0] <= horizon:
+            sl = &self.slots[self.hs[0]]
+            if sl.kent != NULL:
+                _kernel_heard(sl)
+            d = sl.deadline_us
             if d == self.hk[0]:
                 return
             self.hk[0] = d
@@ -935,6 +1041,8 @@ cdef class Engine:
             if sl.hpos < 0:
                 self._set_deadline(s, sl.deadline_us)
             sl.rx_fast += 1
+            if r.ktab != NULL:
+                _kernel_learn(sl, r.ktab + <int>sl.vrid * KT_ENTRY, pkt, n)
             return 0
         sl.events += 1
         events.append((EV_ADVERT, s, make_packet(&adv, R_OK)))
@@ -961,14 +1069,29 @@ cdef class Engine:
     def close_rx(self, int rx):
         """The caller is closing rx's socket: never read it again (run() drains every open rx socket)."""
         self._check_rx(rx)
+        self.set_kernel_table(rx, None)
+        self._read_overflow(rx)  # the socket's last count of kernel drops stays in the counters
         self.rxs[rx].fd = -1
+
+    cdef void _read_overflow(self, int rx) noexcept:
+        # rx_overflow: the kernel's count of datagrams it dropped on this socket for want of buffer space
+        # (sk_drops, from SO_MEMINFO), read when the counters are asked for rather than carried by every
+        # datagram (docs/kernel-notes.md#receive-overflow-count).
+        cdef RxSock *r = &self.rxs[rx]
+        cdef uint32_t mem[SK_MEMINFO_VARS_]
+        cdef socklen_t n = sizeof(mem)
+        if r.fd < 0:
+            return
+        memset(mem, 0, sizeof(mem))
+        if getsockopt(r.fd, SOL_SOCKET_, SO_MEMINFO_, mem, &n) == 0 and n > SK_MEMINFO_DROPS_ * 4:
+            if mem[SK_MEMINFO_DROPS_] > r.drops[<int>R_RX_OVERFLOW]:
+                r.drops[<int>R_RX_OVERFLOW] = mem[SK_MEMINFO_DROPS_]
 
     cdef int _recv(self, int rx, int64_t now_us, list events, int max_events) except -1:
         # Read rx until the kernel has nothing more (or a short batch). Returns 0, or the errno of a real
         # socket error (EAGAIN and EINTR are not errors).
         cdef RxSock *r = &self.rxs[rx]
         cdef int fd = r.fd, batch = self.batch, got, i, e, hop
-        cdef uint32_t ovfl
         cdef timespec ts
         cdef int64_t t
         cdef mmsghdr *m
@@ -982,7 +1105,8 @@ cdef class Engine:
                 # IPv4 datagrams carry their IP header (the source is read there): no address to copy out
                 self.rmsgs[i].msg_hdr.msg_name = NULL if r.alen == 4 else &self.rnames[i]
                 self.rmsgs[i].msg_hdr.msg_namelen = 0 if r.alen == 4 else sizeof(sockaddr_in6)
-                self.rmsgs[i].msg_hdr.msg_controllen = CMSGBUF
+                # IPv4 asks for no cmsg at all (the kernel then skips its per-datagram cmsg work)
+                self.rmsgs[i].msg_hdr.msg_controllen = 0 if r.alen == 4 else CMSGBUF
                 self.rmsgs[i].msg_hdr.msg_flags = 0
             with nogil:
                 got = recvmmsg(fd, self.rmsgs, batch, MSG_DONTWAIT, NULL)
@@ -1005,9 +1129,7 @@ cdef class Engine:
             self.rx_datagrams += got
             for i in range(got):
                 m = &self.rmsgs[i]
-                # IPv6 raw sockets deliver no IP header: hop limit and destination come from cmsgs. Both
-                # families may carry SO_RXQ_OVFL: the socket's cumulative count of datagrams the kernel
-                # dropped for want of buffer space (attached once the count is not 0).
+                # IPv6 raw sockets deliver no IP header: hop limit and destination come from cmsgs.
                 hop = -1
                 memset(dst, 0, 16)
                 c = CMSG_FIRSTHDR(&m.msg_hdr) if m.msg_hdr.msg_controllen > 0 else NULL
@@ -1018,10 +1140,6 @@ cdef class Engine:
                         elif c.cmsg_type == IPV6_PKTINFO:
                             memcpy(&pi, CMSG_DATA(c), sizeof(in6_pktinfo))
                             memcpy(dst, pi.ipi6_addr.s6_addr, 16)
-                    elif c.cmsg_level == SOL_SOCKET_ and c.cmsg_type == SO_RXQ_OVFL_:
-                        memcpy(&ovfl, CMSG_DATA(c), sizeof(uint32_t))
-                        if ovfl > r.drops[<int>R_RX_OVERFLOW]:
-                            r.drops[<int>R_RX_OVERFLOW] = ovfl
                     c = CMSG_NXTHDR(&m.msg_hdr, c)
                 if m.msg_hdr.msg_flags & MSG_TRUNC:
                     r.drops[<int>R_LENGTH] += 1
@@ -1211,12 +1329,20 @@ cdef class Engine:
     def drops(self, int rx):
         """Drops on rx by reason: a list indexed like DROP_REASONS (_wire.Reason, then rx_overflow)."""
         self._check_rx(rx)
+        self._read_overflow(rx)
         return [self.rxs[rx].drops[i] for i in range(<int>R_COUNT + 1)]
 
     def rx_stats(self, int rx):
         self._check_rx(rx)
+        self._read_overflow(rx)
         cdef RxSock *r = &self.rxs[rx]
-        return {"datagrams": r.datagrams, "batches": r.batches, "drains": r.drains,
+        cdef uint64_t kernel = 0
+        cdef int v
+        if r.ktab != NULL:
+            for v in range(KT_ENTRIES):
+                kernel += (<uint64_t *>(r.ktab + v * KT_ENTRY + KT_COUNT_AT))[0]
+        # datagrams: read by the daemon or absorbed by the kernel fast path (kernel)
+        return {"datagrams": r.datagrams + kernel, "kernel": kernel, "batches": r.batches, "drains": r.drains,
                 "dropped": sum([r.drops[i] for i in range(<int>R_COUNT + 1)])}
 
     def tx_stats(self, int tx):
@@ -1230,7 +1356,10 @@ cdef class Engine:
         deadline fires, late fires (> 1 ms), the max lateness in us, master intervals skipped and the advert
         copies among the adverts sent."""
         cdef Slot *sl = self._slot(s)
-        return {"sent": sl.sent, "rx_fast": sl.rx_fast, "events": sl.events, "fires": sl.fires,
+        cdef uint64_t kernel = 0
+        if sl.kent != NULL:
+            kernel = (<uint64_t *>(sl.kent + KT_COUNT_AT))[0] - sl.kseen
+        return {"sent": sl.sent, "rx_fast": sl.rx_fast + kernel, "events": sl.events, "fires": sl.fires,
                 "late": sl.late, "max_late_us": sl.max_late_us, "skipped": sl.skipped,
                 "copies": sl.copies_sent}
 

@@ -1,6 +1,6 @@
 # Extern declarations of the Linux socket API that Cython's bundled .pxd files lack
 # (docs/kernel-notes.md#recvmmsg-and-sendmmsg): recvmmsg/sendmmsg, mmsghdr, the cmsg macros, sockaddr_in6 and
-# in6_pktinfo. Python.h defines _GNU_SOURCE, which glibc needs to expose mmsghdr and in6_pktinfo.
+# in6_pktinfo, getsockopt. Python.h defines _GNU_SOURCE, which glibc needs to expose mmsghdr and in6_pktinfo.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 
 
@@ -46,6 +46,7 @@ cdef extern from "<sys/socket.h>" nogil:
 
     int recvmmsg(int fd, mmsghdr *msgvec, unsigned int vlen, int flags, timespec *timeout)
     int sendmmsg(int fd, mmsghdr *msgvec, unsigned int vlen, int flags)
+    int getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
 
     enum:
         AF_INET

@@ -269,6 +269,12 @@ def _fastvrrp_options(p: argparse.ArgumentParser) -> None:
         help="leave out the keepalived_* families (mehdy/keepalived-exporter's names) from --metrics",
     )
     g.add_argument(
+        "--no-kernel-fast-path",
+        action="store_true",
+        help="read every advert from the receive sockets: no eBPF filter absorbing a followed master's "
+        "unchanged adverts in the kernel (docs/costs.md#kernel-fast-path)",
+    )
+    g.add_argument(
         "--status-file",
         metavar="FILE",
         help="where `fastvrrp status` reads the state (default /run/fastvrrp/status.json, with -s NAME "

@@ -239,9 +239,10 @@ class Driver:
                 del self.lower_prio_second[slot]
                 self._lower_prio_burst(self.insts[slot], now_ms)
 
-    def next_deadline(self) -> int:
-        """The earliest deadline in microseconds (engine slots and announcements), -1 if none."""
-        nd = self.engine.next_deadline()
+    def next_deadline(self, horizon_us: int = 2**63 - 1) -> int:
+        """The earliest deadline in microseconds (engine slots and announcements), -1 if none; past
+        horizon_us it may be early (Engine.next_deadline)."""
+        nd = self.engine.next_deadline(horizon_us)
         if self.announcing:
             dl = min(self.announcing.values()) * 1000
             if nd < 0 or dl < nd:

@@ -12,6 +12,7 @@ add_reader / remove_reader cost about ten.
 from __future__ import annotations
 
 import asyncio
+import logging
 import select
 import socket
 from collections.abc import Callable
@@ -20,8 +21,9 @@ from typing import Any
 
 from fastvrrp import _engine, _wire
 from fastvrrp.config import ConfigError, InstanceConfig, Problem
-from fastvrrp.io import announce, netlink, sockets
+from fastvrrp.io import announce, kfilter, netlink, sockets
 
+log = logging.getLogger("fastvrrp")
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 _ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
 
@@ -47,6 +49,7 @@ class Link:
     group: bytes = b""  # the multicast group (packed); RFC 5798's unless mcast_dst_ip / vrrp_mcast_group*
     users: int = 0
     closed: bool = False  # its sockets are closed (the daemon no longer lists it)
+    ktable: kfilter.KernelTable | None = None  # the kernel fast path of its receive socket (IPv4)
 
     @property
     def key(self) -> tuple[str, int, bool, bytes]:
@@ -63,8 +66,10 @@ class Links:
         engine: _engine.Engine,
         nl: netlink.NetlinkWorker,
         on_ready: Callable[[], None],
+        kernel_fast_path: bool = True,
     ) -> None:
         self.loop = loop
+        self.kernel_fast_path = kernel_fast_path  # io/kfilter.py on IPv4 receive sockets
         self.engine = engine
         self.nl = nl
         self.by_key: dict[tuple[str, int, bool, bytes], Link] = {}
@@ -109,9 +114,28 @@ class Links:
         )
         tx_id = self.engine.add_tx_socket(socks.tx.fileno(), fam)
         link = Link(ifname, ifindex, fam, unicast, packed, socks, rx_id, tx_id, group)
+        if fam == 4 and self.kernel_fast_path:
+            link.ktable = self._kernel_table(link)
         self.by_key[key] = link
         self.watch(link)
         return link
+
+    def _kernel_table(self, link: Link) -> kfilter.KernelTable | None:
+        """The kernel fast path for the link's receive socket; None (and no further try) where the kernel
+        refuses it: every advert is then read from the socket, as without it."""
+        try:
+            table = kfilter.KernelTable()
+        except OSError as exc:
+            log.info("kernel fast path unavailable (%s): backups read every advert", exc.strerror or exc)
+            self.kernel_fast_path = False
+            return None
+        try:
+            table.attach(link.socks.rx)
+            self.engine.set_kernel_table(link.rx_id, table.mem)
+        except BaseException:
+            table.close()
+            raise
+        return table
 
     def watch(self, link: Link) -> None:
         """Put the link's receive socket in the epoll set (link_for does it)."""
@@ -181,4 +205,7 @@ class Links:
             self._ep.unregister(fd)
         self.engine.close_rx(link.rx_id)  # the engine drains every open rx socket before a backup fires
         link.socks.close()
+        if link.ktable is not None:
+            link.ktable.close()  # after close_rx: the engine no longer points into it
+            link.ktable = None
         link.closed = True

@@ -175,6 +175,7 @@ async def _main(args: Any, cfg: Config, console: bool) -> int:
         metrics_keepalived=not getattr(args, "no_keepalived_metrics", False),
         control_path=getattr(args, "control", None)
         or default_control_socket(getattr(args, "namespace", None)),
+        kernel_fast_path=not getattr(args, "no_kernel_fast_path", False),
     )
     daemon.strict_config = bool(getattr(args, "strict_config", False))
     loop = asyncio.get_running_loop()

@@ -77,6 +77,7 @@ class Daemon:
         metrics_addr: tuple[str, int] | None = None,
         metrics_keepalived: bool = True,
         control_path: str | None = None,
+        kernel_fast_path: bool = True,
     ) -> None:
         self.cfg = cfg
         self.config_path = config_path
@@ -121,7 +122,13 @@ class Daemon:
             self.no_accept,
         )
         self.driver = Driver(self.engine, self.port)
-        self.links = Links(self.loop, self.engine, self.nl, self._on_rx_ready)
+        self.links = Links(
+            self.loop,
+            self.engine,
+            self.nl,
+            self._on_rx_ready,
+            kernel_fast_path=fast_path and kernel_fast_path,
+        )
         self.builder = InstanceBuilder(
             self.engine,
             self.nl,
@@ -414,7 +421,7 @@ class Daemon:
     def _send_due(self, now: int) -> None:
         """Adverts before everything else: when the earliest deadline is due, run the engine's deadlines (a
         master's adverts go out from here) before other work of the loop. Cheap when nothing is due."""
-        nd = self.engine.next_deadline()
+        nd = self.engine.next_deadline(now)
         if 0 <= nd <= now:
             self._guarded(self.driver.tick, now, now_us)
             self.engine.flush()
@@ -428,7 +435,8 @@ class Daemon:
     def _after(self, now: int) -> None:
         """Send what is queued, then re-arm the one loop timer to the earliest deadline."""
         self.engine.flush()
-        nd = self.driver.next_deadline()
+        # exact up to the next read; an early value past it only keeps the timer where it is (below)
+        nd = self.driver.next_deadline(now + RX_PERIOD_US)
         if self.watchdog is not None:
             # it rescues masters' adverts only: with no master it sleeps (no timerfd re-arm per wake-up)
             self.watchdog.feed(nd if self.engine.masters else -1)

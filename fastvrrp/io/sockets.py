@@ -38,7 +38,6 @@ IPV6_MULTICAST_ALL = 29
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
 SO_ATTACH_FILTER = 26
-SO_RXQ_OVFL = 40  # each datagram carries the socket's cumulative count of datagrams dropped for want of room
 
 RCVBUF_MIN = 256 * 1024
 RCVBUF_MAX = 64 * 1024 * 1024
@@ -118,8 +117,6 @@ def open_rx(
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
         _set_buf(s, SO_RCVBUFFORCE, socket.SO_RCVBUF, rcvbuf_bytes(instances))
-        # The engine counts the kernel's drops on this socket (a full buffer) as the rx_overflow reason.
-        s.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
         if family == socket.AF_INET:
             # Without IP_MULTICAST_ALL=0 a raw socket receives every group joined by anyone on the host.
             s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)

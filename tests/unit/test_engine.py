@@ -89,7 +89,7 @@ def test_demux_by_socket_and_vrid():
     assert (pkt.family, pkt.version, pkt.vrid, pkt.priority, pkt.adver_int_ms) == (4, 3, 1, 200, 1000)
     assert (pkt.src, pkt.dst, pkt.addresses, pkt.ttl) == (A2, GROUP4, (VIP,), 255)
     assert pkt.valid and pkt.reason is None and pkt.checksum_form == "pseudo"
-    assert eng.rx_stats(rx) == {"datagrams": 2, "batches": 1, "drains": 0, "dropped": 0}
+    assert eng.rx_stats(rx) == {"datagrams": 2, "kernel": 0, "batches": 1, "drains": 0, "dropped": 0}
     assert eng.slot_stats(s1)["events"] == 1
 
 
