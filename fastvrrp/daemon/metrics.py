@@ -98,6 +98,7 @@ class RxRow:
     drops: Sequence[int] = ()
     tx_sent: int = 0  # datagrams the link's transmit socket sent
     tx_errors: int = 0  # datagrams the kernel refused (ENOBUFS, EAGAIN ...): counted and skipped
+    kernel: int = 0  # of the datagrams, those the kernel fast path absorbed (io/kfilter.py)
 
 
 @dataclass(slots=True)
@@ -260,7 +261,14 @@ _HEADERS.update(
             "Priority change a tracker applies to the instance now (0 while it puts it in FAULT).",
         ),
         "fastvrrp_instance_tracker_fault": ("gauge", "1 while the tracker puts the instance in FAULT."),
-        "fastvrrp_rx_datagrams_total": ("counter", "Datagrams read from a VRRP receive socket."),
+        "fastvrrp_rx_datagrams_total": (
+            "counter",
+            "Datagrams received on a VRRP receive socket: read by the daemon or absorbed by the kernel.",
+        ),
+        "fastvrrp_rx_kernel_absorbed_total": (
+            "counter",
+            "Adverts of a followed master absorbed by the kernel fast path (eBPF): heard, not read.",
+        ),
         "fastvrrp_rx_drops_total": (
             "counter",
             "Received datagrams dropped, by reason (codec validity and demux).",
@@ -432,12 +440,14 @@ class Renderer:
 
     def _rx(self, rows: Sequence[RxRow]) -> None:
         dg = self.lines["fastvrrp_rx_datagrams_total"]
+        kern = self.lines["fastvrrp_rx_kernel_absorbed_total"]
         drops = self.lines["fastvrrp_rx_drops_total"]
         tx = self.lines["fastvrrp_tx_datagrams_total"]
         tx_err = self.lines["fastvrrp_tx_errors_total"]
         for rx in rows:
             lbl = f'intf="{escape(rx.iface)}",family="{rx.family}"'
             dg.append(f"fastvrrp_rx_datagrams_total{{{lbl}}} {rx.datagrams}\n")
+            kern.append(f"fastvrrp_rx_kernel_absorbed_total{{{lbl}}} {rx.kernel}\n")
             tx.append(f"fastvrrp_tx_datagrams_total{{{lbl}}} {rx.tx_sent}\n")
             tx_err.append(f"fastvrrp_tx_errors_total{{{lbl}}} {rx.tx_errors}\n")
             for i, n in enumerate(rx.drops):

@@ -190,9 +190,11 @@ class MetricsSource:
     def _socket_row(self, link: Link) -> metrics.RxRow:
         """A link's receive counters and drops, and what its transmit socket sent and had refused."""
         tx = self.engine.tx_stats(link.tx_id)
-        rx = self.engine.rx_stats(link.rx_id)["datagrams"]
+        rx = self.engine.rx_stats(link.rx_id)
         drops = self.engine.drops(link.rx_id)
-        return metrics.RxRow(link.ifname, link.family, rx, drops, tx["sent"], tx["errors"])
+        return metrics.RxRow(
+            link.ifname, link.family, rx["datagrams"], drops, tx["sent"], tx["errors"], rx["kernel"]
+        )
 
     def row(self, i: RunningInstance, applied: tuple, since: tuple[float, str] | None) -> metrics.InstanceRow:
         cfg = i.io.cfg
