@@ -91,34 +91,34 @@ class StatusWriter:
             self._later = None
         self._written_at = now
         self.writes += 1
-        rows = []
+        book.write(self._rows(book), __version__)
+
+    def _rows(self, book: status.StatusBook) -> Iterator[status.InstanceStatus]:
+        """The instances' rows, made one at a time while the file is written (status.write_status)."""
         offsets = self.operator.offsets if self.operator is not None else {}
         for i in list(self.insts.values()):
             since, reason = book.since.get(i.name, (time.time(), "starting"))
             core, io = i.core, i.io
             ms = core.master_src
             adverts_rx, adverts_tx = advert_counts(core.stats, self.engine.slot_stats(i.slot))
-            rows.append(
-                status.InstanceStatus(
-                    name=i.name,
-                    state=core.state.name,
-                    since=since,
-                    reason=reason,
-                    priority=core.priority,
-                    base_priority=io.cfg.priority,
-                    master=socket.inet_ntop(AF[io.link.family], ms) if ms else None,
-                    vips=[f"{v.address}/{v.prefixlen}" for v in io.vips],
-                    interface=io.link.ifname,
-                    family=io.link.family,
-                    vrid=io.cfg.virtual_router_id,
-                    vrrp_version=io.cfg.version,
-                    adverts_rx=adverts_rx,
-                    adverts_tx=adverts_tx,
-                    drained=core.drained,
-                    offset=offsets.get(i.name, 0),
-                )
+            yield status.InstanceStatus(
+                name=i.name,
+                state=core.state.name,
+                since=since,
+                reason=reason,
+                priority=core.priority,
+                base_priority=io.cfg.priority,
+                master=socket.inet_ntop(AF[io.link.family], ms) if ms else None,
+                vips=[f"{v.address}/{v.prefixlen}" for v in io.vips],
+                interface=io.link.ifname,
+                family=io.link.family,
+                vrid=io.cfg.virtual_router_id,
+                vrrp_version=io.cfg.version,
+                adverts_rx=adverts_rx,
+                adverts_tx=adverts_tx,
+                drained=core.drained,
+                offset=offsets.get(i.name, 0),
             )
-        book.write(rows, __version__)
 
 
 # What a tracker falling to down is counted as, for the trackers that have no runs (scripts and checks count

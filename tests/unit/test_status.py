@@ -52,6 +52,38 @@ def test_written_schema_round_trips(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["status.json"]  # no temporary left behind
 
 
+def test_streamed_text_is_the_one_json_document(tmp_path):
+    # The file is written a few rows at a time (docs/costs.md#memory): the text must be exactly what one
+    # json.dumps of the whole document gives, whatever the number of rows against the piece size.
+    n_piece = status.ROWS_PER_PIECE
+    for n in (0, 1, n_piece - 1, n_piece, n_piece + 1, 3 * n_piece + 5):
+        insts = [
+            _inst(name=f"VI_{k}", master=None if k % 2 else "192.0.2.1", vips=[], reason='r\u00e9"')
+            for k in range(n)
+        ]
+        path = tmp_path / f"status-{n}.json"
+        _write(path, insts, now=12.5)
+        whole = status.snapshot(insts, version="0.1", now=12.5)
+        whole["instances"] = list(whole["instances"])
+        assert path.read_text() == json.dumps(whole, separators=(",", ":")) + "\n"
+        assert [i["name"] for i in json.loads(path.read_text())["instances"]] == [i.name for i in insts]
+
+
+def test_rows_are_made_while_the_file_is_written():
+    made = []
+
+    def rows():
+        for k in range(5 * status.ROWS_PER_PIECE):
+            made.append(k)
+            yield _inst(name=f"VI_{k}")
+
+    pieces = status._text(status.snapshot(rows()))
+    next(pieces)  # the head
+    assert made == []
+    next(pieces)
+    assert len(made) == status.ROWS_PER_PIECE  # one piece of rows at a time, not the whole list
+
+
 def test_writes_are_atomic_for_a_concurrent_reader(tmp_path):
     path = tmp_path / "status.json"
     _write(path, [_inst()])
