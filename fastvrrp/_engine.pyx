@@ -100,7 +100,8 @@ cdef enum:
     SK_MEMINFO_DROPS_ = 8  # <linux/sock_diag.h>: index of sk_drops in SO_MEMINFO's u32 array
     SK_MEMINFO_VARS_ = 16  # room for the array (9 entries on current kernels)
     # the kernel fast path's table (io/kfilter.py): per VRID an entry of KT_ENTRY bytes
-    KT_HEARD_AT = 8        # u64: CLOCK_MONOTONIC ns of the last advert the filter absorbed
+    KT_SEQ_AT = 4          # u32: odd while the engine rewrites the entry (the filter then passes)
+    KT_HEARD_AT = 8        # u64: CLOCK_MONOTONIC ns (the host's) of the last advert the filter absorbed
     KT_COUNT_AT = 16       # u64: adverts absorbed
     KT_DATA_AT = 24        # u32 words from the IP source address on, host order; the u32 at 0 says how many
     KT_MAX_WORDS = 14
@@ -214,12 +215,13 @@ cdef inline void _kernel_off(Slot *sl) noexcept nogil:
     sl.kent = NULL
 
 
-cdef inline void _kernel_heard(Slot *sl) noexcept nogil:
+cdef inline void _kernel_heard(Slot *sl, int64_t offset_us) noexcept nogil:
     # An advert the filter absorbed pushes the deadline as one read at that time would (RFC 5798 6.4.2).
+    # offset_us: the time namespace's CLOCK_MONOTONIC offset (the filter's clock is the host's).
     cdef uint64_t ns = (<uint64_t *>(sl.kent + KT_HEARD_AT))[0]
     cdef int64_t d
     if ns:
-        d = <int64_t>(ns // 1000) + sl.down_us
+        d = <int64_t>(ns // 1000) + offset_us + sl.down_us
         if d > sl.deadline_us:
             sl.deadline_us = d
 
@@ -239,15 +241,18 @@ cdef void _kernel_learn(Slot *sl, uint8_t *e, const uint8_t *pkt, Py_ssize_t n) 
         v[i] = (<uint32_t>pkt[12 + 4 * i] << 24) | (<uint32_t>pkt[13 + 4 * i] << 16) | \
             (<uint32_t>pkt[14 + 4 * i] << 8) | pkt[15 + 4 * i]
         same = same and w[i] == v[i]
-    if not same:
-        (<uint32_t *>e)[0] = 0  # off while it is rewritten
-        __sync_synchronize()
-        memcpy(w, v, nw * sizeof(uint32_t))
-        __sync_synchronize()
-        (<uint32_t *>e)[0] = <uint32_t>nw
     if sl.kent != e:
+        sl.kseen = (<uint64_t *>(e + KT_COUNT_AT))[0]  # before the filter can count for this slot
         sl.kent = e
-        sl.kseen = (<uint64_t *>(e + KT_COUNT_AT))[0]
+    if not same:
+        # a sequence lock: the filter passes while the count is odd, and when it changed under its compare
+        (<uint32_t *>(e + KT_SEQ_AT))[0] += 1
+        __sync_synchronize()
+        (<uint32_t *>e)[0] = 0
+        memcpy(w, v, nw * sizeof(uint32_t))
+        (<uint32_t *>e)[0] = <uint32_t>nw
+        __sync_synchronize()
+        (<uint32_t *>(e + KT_SEQ_AT))[0] += 1
 
 
 cdef class Engine:
@@ -289,6 +294,7 @@ cdef class Engine:
     cdef iovec *siov
     cdef list _sent
     cdef dict _ktabs              # rx -> the buffer its ktab points into (kept exported while in use)
+    cdef int64_t koffset_us       # the time namespace's CLOCK_MONOTONIC offset (set_kernel_table)
 
     def __cinit__(self, int max_slots=4096, int batch=64, bint fast_path=True, bint capture=False,
                   int max_sockets=256, bint rx_clock=False):
@@ -343,6 +349,10 @@ cdef class Engine:
 
     def __dealloc__(self):
         cdef int i
+        if self.slots != NULL:
+            for i in range(self.nslots_hint):
+                if self.slots[i].used and self.slots[i].kent != NULL:
+                    _kernel_off(&self.slots[i])  # the filter stops absorbing for an engine that is gone
         if self.txs != NULL:
             for i in range(self.ntx):
                 self._drop_queue(i)
@@ -604,12 +614,14 @@ cdef class Engine:
             _kernel_off(sl)  # any new mode (or master: backup()) is learnt again from the adverts read
 
     # --- the kernel fast path (io/kfilter.py, docs/costs.md#kernel-fast-path) ---
-    def set_kernel_table(self, int rx, table):
+    def set_kernel_table(self, int rx, table, long long clock_offset_ns=0):
         """Let the eBPF filter on IPv4 socket rx absorb the adverts of the masters its backups follow:
         `table` is the filter's map, mapped writable (KT_ENTRIES entries of KT_ENTRY bytes). A backup's
         entry is written when its fast path absorbs an advert read from the socket, and turned off when the
         slot leaves that state; the time the filter stores pushes the slot's deadline as a read advert
-        would. None: stop using the table (before the caller unmaps it)."""
+        would. clock_offset_ns: what this process's CLOCK_MONOTONIC is ahead of the host's, whose time the
+        filter stores (a time namespace's offset, io/kfilter.py). None: stop using the table (before the
+        caller unmaps it)."""
         self._check_rx(rx)
         cdef RxSock *r = &self.rxs[rx]
         cdef unsigned char[::1] view
@@ -627,13 +639,14 @@ cdef class Engine:
         if view.shape[0] < KT_ENTRY * KT_ENTRIES:
             raise ValueError(f"the table needs {KT_ENTRY * KT_ENTRIES} bytes")
         self._ktabs[rx] = view
+        self.koffset_us = clock_offset_ns // 1000
         r.ktab = &view[0]
 
     def deadline(self, int s):
         """The slot's current deadline in us (after fast-path pushes and re-arms), -1 if none."""
         cdef Slot *sl = self._slot(s)
         if sl.kent != NULL:
-            _kernel_heard(sl)
+            _kernel_heard(sl, self.koffset_us)
         return sl.deadline_us
 
     def mode(self, int s):
@@ -973,7 +986,7 @@ cdef class Engine:
         while self.hn > 0 and self.hk[0] <= horizon:
             sl = &self.slots[self.hs[0]]
             if sl.kent != NULL:
-                _kernel_heard(sl)
+                _kernel_heard(sl, self.koffset_us)
             d = sl.deadline_us
             if d == self.hk[0]:
                 return
@@ -1038,6 +1051,8 @@ cdef class Engine:
                 and adv.adver_int_ms == sl.master_adver_int_ms and memcmp(adv.src, sl.master_src, alen) == 0):
             # RFC 5798 6.4.2: the current master, unchanged: reset Master_Down_Timer, nothing else changes.
             sl.deadline_us = now + sl.down_us
+            if sl.kent != NULL:
+                _kernel_heard(sl, self.koffset_us)  # never earlier than an absorbed advert set it
             if sl.hpos < 0:
                 self._set_deadline(s, sl.deadline_us)
             sl.rx_fast += 1

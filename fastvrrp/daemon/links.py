@@ -12,6 +12,7 @@ add_reader / remove_reader cost about ten.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import select
 import socket
@@ -25,6 +26,8 @@ from fastvrrp.io import announce, kfilter, netlink, sockets
 
 log = logging.getLogger("fastvrrp")
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
+# the kernel's answers that mean no eBPF here at all (no capability, not built in, not this architecture)
+_NO_BPF = {errno.EPERM, errno.EACCES, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
 _ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
 
 
@@ -123,18 +126,22 @@ class Links:
     def _kernel_table(self, link: Link) -> kfilter.KernelTable | None:
         """The kernel fast path for the link's receive socket; None (and no further try) where the kernel
         refuses it: every advert is then read from the socket, as without it."""
+        table = None
         try:
             table = kfilter.KernelTable()
-        except OSError as exc:
-            log.info("kernel fast path unavailable (%s): backups read every advert", exc.strerror or exc)
-            self.kernel_fast_path = False
-            return None
-        try:
             table.attach(link.socks.rx)
-            self.engine.set_kernel_table(link.rx_id, table.mem)
-        except BaseException:
-            table.close()
-            raise
+            self.engine.set_kernel_table(link.rx_id, table.mem, kfilter.monotonic_offset_ns())
+        except OSError as exc:
+            if table is not None:
+                table.close()
+            log.warning(
+                "kernel fast path unavailable on %s (%s): its backups read every advert",
+                link.ifname,
+                exc.strerror or exc,
+            )
+            if exc.errno in _NO_BPF:
+                self.kernel_fast_path = False  # the same answer for every link: no further try
+            return None
         return table
 
     def watch(self, link: Link) -> None:

@@ -16,8 +16,10 @@ The table is a BPF array map of 256 entries (one per VRID) that the daemon maps 
 (BPF_F_MMAPABLE): no system call to read or write it. An entry:
 
     offset  0  u32  words   the words to compare, 0: the entry is off (the filter passes the VRID)
-    offset  4  u32  (pad)
-    offset  8  u64  heard   CLOCK_MONOTONIC ns of the last advert absorbed (written by the filter)
+    offset  4  u32  seq     odd while the engine rewrites the entry; the filter passes a datagram when it
+                            is odd or changed while the filter compared (a sequence lock)
+    offset  8  u64  heard   CLOCK_MONOTONIC ns of the last advert absorbed (written by the filter; the
+                            host's clock: a time namespace's offset is added by the engine)
     offset 16  u64  count   adverts absorbed (atomic add by the filter)
     offset 24  u32  word[MAX_WORDS]  the datagram from its IP source address on, as 32-bit words in host
                                      order (what the filter's packet loads return)
@@ -33,6 +35,7 @@ import ctypes
 import errno
 import mmap
 import os
+import platform
 import socket
 import struct
 
@@ -41,7 +44,7 @@ MAX_WORDS = 14  # IP source and destination + a VRRP message of up to 48 bytes (
 ENTRY_SIZE = 24 + 4 * MAX_WORDS
 TABLE_BYTES = ENTRIES * ENTRY_SIZE
 
-_SYS_BPF = 321  # x86_64
+_SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine())  # elsewhere: unavailable
 _BPF_MAP_CREATE, _BPF_PROG_LOAD = 0, 5
 _BPF_MAP_TYPE_ARRAY = 2
 _BPF_F_MMAPABLE = 1 << 10
@@ -57,6 +60,8 @@ _libc.syscall.restype = ctypes.c_long
 
 
 def _bpf(cmd: int, attr: bytes) -> int:
+    if _SYS_BPF is None:
+        raise OSError(errno.ENOSYS, f"bpf() is not known on {platform.machine()}")
     buf = ctypes.create_string_buffer(attr, _ATTR_SIZE)
     fd = _libc.syscall(_SYS_BPF, cmd, buf, _ATTR_SIZE)
     if fd < 0:
@@ -99,6 +104,7 @@ def program(map_fd: int) -> bytes:
     op(0xBF, R7, R0)  # r7 = the entry
     op(0x61, R8, R7, 0)  # r8 = words
     op(0x15, R8, 0, PASS, 0)
+    op(0x25, R8, 0, PASS, MAX_WORDS)  # more than an entry holds (the engine never writes that)
     op(0xBF, R9, R8)  # (the packet loads clobber r1-r5)
     op(0x67, R9, imm=2)
     op(0x07, R9, imm=12)  # the datagram's length when it matches: 12 + 4 * words
@@ -106,12 +112,16 @@ def program(map_fd: int) -> bytes:
     op(0x5D, R0, R9, PASS)
     op(0x28, imm=2)  # IP total length (ntohs)
     op(0x5D, R0, R9, PASS)
+    op(0x61, R9, R7, 4)  # r9 = seq (the sequence lock, see the module docstring)
+    op(0x45, R9, 0, PASS, 1)  # odd: being rewritten
     for i in range(MAX_WORDS):
         op(0xB5, R8, 0, MATCH, i)  # words <= i: all compared
         op(0x20, imm=12 + 4 * i)  # r0 = word i of the datagram (ntohl)
         op(0x61, R1, R7, 24 + 4 * i)
         op(0x5D, R0, R1, PASS)
     code.append(MATCH)
+    op(0x61, R1, R7, 4)
+    op(0x5D, R1, R9, PASS)  # rewritten while compared
     op(0x85, imm=_HELPER_KTIME)
     op(0x7B, R7, R0, 8)  # entry.heard = now
     op(0xB7, R1, imm=1)
@@ -168,6 +178,20 @@ def _load(insns: bytes, lic: bytes) -> int:
         except OSError:
             why = log.value.decode(errors="replace")[-2000:]
             raise OSError(exc.errno, f"the verifier refused the filter: {why}") from exc
+
+
+def monotonic_offset_ns() -> int:
+    """How far this process's CLOCK_MONOTONIC is ahead of the host's (a time namespace's offset; 0 outside
+    one): the filter's times are the host's."""
+    try:
+        with open("/proc/self/timens_offsets") as f:
+            for line in f:
+                name, sec, nsec = line.split()
+                if name == "monotonic":
+                    return int(sec) * 1_000_000_000 + int(nsec)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 class KernelTable:

@@ -485,3 +485,123 @@ def test_fast_path_matches_python_reference():
     assert len(timers) == 1 and timers[0][1] == 1
     assert SEC - 250_000 + 360_937 - 500 <= timers[0][0] <= SEC + 360_937 + 250_000
     assert {p for _, k, _, p in seen if k == EV_ADVERT} == {150}
+
+
+# --- the kernel fast path's table (set_kernel_table; io/kfilter.py writes the same layout from eBPF) --------
+KT_ENTRY, KT_ENTRIES = 80, 256
+DOWN = 3_609_375  # Master_Down_Interval at 1 s, priority 100
+
+
+def kt_entry(table: bytearray, vrid: int) -> tuple[int, int, int, int, tuple[int, ...]]:
+    """(words, seq, heard_ns, count, data words) of vrid's entry."""
+    off = vrid * KT_ENTRY
+    words, seq, heard, count = struct.unpack_from("=IIQQ", table, off)
+    return words, seq, heard, count, struct.unpack_from(f"={words}I", table, off + 24)
+
+
+def kt_absorb(table: bytearray, vrid: int, heard_us: int, n: int = 1) -> None:
+    """What the filter does for n absorbed adverts: the time of the last one, the count."""
+    off = vrid * KT_ENTRY
+    (count,) = struct.unpack_from("=Q", table, off + 16)
+    struct.pack_into("=QQ", table, off + 8, heard_us * 1000, count + n)
+
+
+def kt_engine():
+    eng, rx, tx = engine(rx_clock=False)
+    table = bytearray(KT_ENTRY * KT_ENTRIES)
+    eng.set_kernel_table(rx, table)
+    s = eng.add_slot(rx, 1, 3)
+    eng.backup(s, A2, 200, 1000, DOWN, DOWN)
+    return eng, rx, s, table
+
+
+def test_kernel_table_learns_the_absorbed_advert_in_host_order_words():
+    eng, rx, s, table = kt_engine()
+    pkt = adv4(prio=200)
+    assert eng.feed(rx, 1_000_000, [pkt]) == []  # the fast path absorbs it ...
+    words, seq, _heard, _count, data = kt_entry(table, 1)
+    assert words == (len(pkt) - 12) // 4 and seq % 2 == 0 and seq > 0  # ... and writes the entry
+    assert data == struct.unpack(f"!{words}I", pkt[12:])  # the filter's loads read network order into ints
+    assert kt_entry(table, 2)[0] == 0  # other VRIDs stay off
+    # A changed advert (another priority) goes up and leaves the entry as it was.
+    assert kinds(eng.feed(rx, 1_100_000, [adv4(prio=150)])) == [(EV_ADVERT, s)]
+    assert kt_entry(table, 1)[4] == data
+
+
+def test_kernel_times_push_the_deadline_and_count_as_heard():
+    eng, rx, s, table = kt_engine()
+    eng.feed(rx, 1_000_000, [adv4(prio=200)])
+    assert eng.deadline(s) == 1_000_000 + DOWN
+    kt_absorb(table, 1, 3_000_000, n=3)  # three adverts absorbed, the last at 3 s
+    assert eng.run(1_000_000 + DOWN) == []  # not due: the kernel heard the master since
+    assert eng.deadline(s) == 3_000_000 + DOWN and eng.next_deadline() == 3_000_000 + DOWN
+    assert eng.slot_stats(s)["rx_fast"] == 1 + 3
+    assert eng.rx_stats(rx)["kernel"] == 3 and eng.rx_stats(rx)["datagrams"] == 1 + 3
+    # A datagram read after an absorbed one never takes the deadline back (the later time wins).
+    kt_absorb(table, 1, 5_000_000)
+    eng.feed(rx, 4_000_000, [adv4(prio=200)])
+    assert eng.deadline(s) == 5_000_000 + DOWN
+    eng._check_heap()
+    # The master falls silent: Master_Down fires one interval after the last absorbed advert.
+    assert kinds(eng.run(5_000_000 + DOWN - 600)) == []
+    assert eng.run(5_000_000 + DOWN) == [(EV_TIMER, s, 5_000_000 + DOWN)]
+
+
+def test_kernel_time_namespace_offset_is_added():
+    eng, rx, _tx = engine(rx_clock=False)
+    table = bytearray(KT_ENTRY * KT_ENTRIES)
+    eng.set_kernel_table(rx, table, clock_offset_ns=-1_000_000_000)  # this clock is 1 s behind the host's
+    s = eng.add_slot(rx, 1, 3)
+    eng.backup(s, A2, 200, 1000, DOWN, DOWN)
+    eng.feed(rx, 1_000_000, [adv4(prio=200)])
+    kt_absorb(table, 1, 3_000_000)  # the host's time
+    assert eng.deadline(s) == 2_000_000 + DOWN
+
+
+@pytest.mark.parametrize("leave", ["timer", "master", "backup", "remove", "detach"])
+def test_kernel_entry_goes_off_when_the_slot_leaves_the_backup_fast_path(leave):
+    eng, rx, s, table = kt_engine()
+    eng.feed(rx, 1_000_000, [adv4(prio=200)])
+    kt_absorb(table, 1, 2_000_000, n=5)
+    if leave == "timer":
+        eng.timer(s, 9_000_000)
+    elif leave == "master":
+        eng.master(s, 1_000_000, 9_000_000)
+    elif leave == "backup":  # following again (another master): learnt again from the adverts read
+        eng.backup(s, A1, 220, 1000, DOWN, 9_000_000)
+    elif leave == "remove":
+        stats = eng.slot_stats(s)
+        eng.remove_slot(s)
+    else:
+        stats = eng.slot_stats(s)
+        eng.set_kernel_table(rx, None)
+    assert kt_entry(table, 1)[0] == 0  # the filter passes VRID 1 from now on
+    if leave in ("remove", "detach"):
+        assert stats["rx_fast"] == 1 + 5
+    else:
+        assert eng.slot_stats(s)["rx_fast"] == 1 + 5  # what the kernel absorbed stays counted
+        kt_absorb(table, 1, 9_500_000)  # a late write by a filter run already past the check: ignored
+        assert eng.deadline(s) == 9_000_000
+
+
+def test_kernel_table_is_for_ipv4_and_big_enough():
+    eng = Engine(capture=True)
+    rx6 = eng.add_rx_socket(-1, 6)
+    rx4 = eng.add_rx_socket(-1, 4)
+    with pytest.raises(ValueError):
+        eng.set_kernel_table(rx6, bytearray(KT_ENTRY * KT_ENTRIES))
+    with pytest.raises(ValueError):
+        eng.set_kernel_table(rx4, bytearray(KT_ENTRY * KT_ENTRIES - 1))
+
+
+def test_next_deadline_within_a_horizon_is_exact_and_early_past_it():
+    eng, rx, _tx = engine(rx_clock=False)
+    slots = [eng.add_slot(rx, v, 3) for v in (1, 2)]
+    for s in slots:
+        eng.backup(s, A2, 200, 1000, DOWN, DOWN)
+    eng.feed(rx, 2_000_000, [adv4(vrid=1, prio=200)])  # slot 1's deadline moves later: its key goes stale
+    eng.timer(slots[1], -1)
+    assert eng.next_deadline(0) == DOWN  # past the horizon: slot 1's stale key, a lower bound ...
+    assert eng.next_deadline(DOWN) == 2_000_000 + DOWN  # ... repaired once the horizon reaches it
+    assert eng.next_deadline(0) == 2_000_000 + DOWN
+    eng._check_heap()
