@@ -175,7 +175,10 @@ async def _main(args: Any, cfg: Config, console: bool) -> int:
         metrics_keepalived=not getattr(args, "no_keepalived_metrics", False),
         control_path=getattr(args, "control", None)
         or default_control_socket(getattr(args, "namespace", None)),
-        kernel_fast_path=not getattr(args, "no_kernel_fast_path", False),
+        # FASTVRRP_KERNEL_FAST_PATH=0 as --no-kernel-fast-path (for labs that cannot pass options, as
+        # FASTVRRP_FAST_PATH=0 for the whole fast path)
+        kernel_fast_path=not getattr(args, "no_kernel_fast_path", False)
+        and os.environ.get("FASTVRRP_KERNEL_FAST_PATH", "1") != "0",
     )
     daemon.strict_config = bool(getattr(args, "strict_config", False))
     loop = asyncio.get_running_loop()
