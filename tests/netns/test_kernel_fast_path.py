@@ -9,8 +9,9 @@ has the eBPF filter on its receive socket.
   runt; and every advert once the slot leaves the backup fast path.
 - When the master stops, Master_Down fires one Master_Down_Interval after the last advert the kernel absorbed.
 - The daemon: a fastvrrp backup behind a fastvrrp (or keepalived) master shows the absorbed adverts on
-  /metrics (fastvrrp_rx_kernel_absorbed_total) and takes over when the master is killed; with --no-kernel-fast-path,
-  or started without the capabilities to load eBPF (the daemon logs why), the counter stays 0.
+  /metrics (fastvrrp_rx_kernel_absorbed_total) and takes over when the master is killed; with
+  --no-kernel-fast-path, or started without the capabilities to load eBPF (the daemon logs why), the
+  counter stays 0.
 """
 
 from __future__ import annotations
