@@ -90,7 +90,7 @@ async def vip_specs(nl: netlink.NetlinkWorker, icfg: InstanceConfig) -> list[net
 
 async def remove_stale_vips(nl: netlink.NetlinkWorker, cfg: Config) -> None:
     """Addresses a crashed earlier run left behind would make two nodes hold the same VIP: remove them before
-    any instance starts (keepalived leaves them in place)."""
+    any instance starts."""
     stale: list[netlink.VipSpec] = []
     for icfg in cfg.instances:
         stale.extend(await vip_specs(nl, icfg))
