@@ -11,6 +11,7 @@ import pytest
 
 from fastvrrp import _engine, _wire
 from fastvrrp._engine import EV_ADVERT, EV_TIMER, Engine
+from fastvrrp.io import kfilter
 
 GROUP4 = socket.inet_aton("224.0.0.18")
 GROUP6 = socket.inet_pton(socket.AF_INET6, "ff02::12")
@@ -488,7 +489,7 @@ def test_fast_path_matches_python_reference():
 
 
 # --- the kernel fast path's table (set_kernel_table; io/kfilter.py writes the same layout from eBPF) --------
-KT_ENTRY, KT_ENTRIES = 80, 256
+KT_ENTRY, KT_ENTRIES = kfilter.ENTRY_SIZE, kfilter.ENTRIES  # the layout the filter and the engine share
 DOWN = 3_609_375  # Master_Down_Interval at 1 s, priority 100
 
 
