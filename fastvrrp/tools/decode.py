@@ -102,8 +102,8 @@ def ipv4_vrrp(data: bytes) -> bytes | None:
         return None
     total = int.from_bytes(data[2:4], "big")
     # Ethernet pads short frames to 60 bytes; the IP total length says where the packet ends. A total
-    # length beyond the data is left for the codec to judge.
-    if (data[0] & 0x0F) * 4 <= total < len(data):
+    # length beyond the data, or one shorter than the fixed header, is left for the codec to judge.
+    if max(20, (data[0] & 0x0F) * 4) <= total < len(data):
         return data[:total]
     return data
 

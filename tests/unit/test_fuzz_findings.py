@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import struct
 import subprocess
 import sys
@@ -47,6 +48,25 @@ def test_decode_prints_a_packet_whose_time_is_past_year_9999(tmp_path, capsys):
     assert (rc, err) == (0, "")
     assert out.startswith("@18446744073709.551615 192.0.2.1 > 224.0.0.18 VRRPv3 vrid 7 prio 100 ")
     assert decode.time_text(-(10**30), 9).startswith("@-")
+
+
+@pytest.mark.parametrize("ihl,total", [(0, 4), (1, 8), (4, 16), (5, 12)])
+def test_decode_ip_total_length_under_the_fixed_header(tmp_path, capsys, ihl, total):
+    """A padded frame whose IPv4 total length is under 20 bytes: decode once cut the packet to that length
+    and then read the TTL and addresses past its end (IndexError). The header is now judged by the codec
+    ("ip") with the addresses and TTL shown as sent."""
+    msg = bytes([0x31, 7, 100, 1, 0, 100, 0, 0]) + bytes([192, 0, 2, 100])
+    src, dst = bytes([192, 0, 2, 1]), bytes([224, 0, 0, 18])
+    ip = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, total, 0, 0, 255, 112, 0, src, dst)
+    frame = bytes(6) + bytes(6) + b"\x08\x00" + ip + msg + bytes(20)  # link padding after the packet
+    path = tmp_path / "short.pcapng"
+    path.write_bytes(_pcapng_at(0, frame))
+    rc = cli.main(["decode", "--json", str(path)])
+    out, err = capsys.readouterr()
+    (g,) = [json.loads(line) for line in out.splitlines()]
+    assert (rc, err) == (0, "")
+    got = (g["valid"], g["reason"], g["src"], g["dst"], g["ttl"])
+    assert got == (False, "ip", "192.0.2.1", "224.0.0.18", 255)
 
 
 # --- HTTP check: what a server may answer -------------------------------------------------------------
