@@ -81,6 +81,26 @@ class Later:
             self.budget_s = budget
 
 
+# Deferred work that can outrun the loop (docs/costs.md#under-sustained-churn): a peer flapping every
+# instance, or a starved loop, makes transitions and lower-priority bursts faster than `Later` runs them.
+# Each instance keeps at most this many transition reports waiting; a later transition is folded into the
+# last one waiting (its end state, reason and time, and a count), so the backlog is bounded by the instance
+# count, not by the length of the storm, and the last report always names the state the instance is in.
+REPORTS_WAITING = 3
+
+
+class _Report:
+    """A transition report waiting in `Later` (mutable: a later transition of its instance folds into it)."""
+
+    __slots__ = ("change", "priority", "wall", "folded")
+
+    def __init__(self, change: StateChanged, priority: int, wall: float) -> None:
+        self.change = change
+        self.priority = priority
+        self.wall = wall
+        self.folded = 0
+
+
 class DaemonPort:
     def __init__(
         self,
@@ -120,6 +140,12 @@ class DaemonPort:
         self._pacing: dict[object, tuple[asyncio.TimerHandle, float] | None] = {}
         self.batches = 0  # batches handed to the worker
         self.put_back = 0  # VIPs put back after someone else removed them
+        # What waits in `later`, per instance: (reports waiting, the last of them); the announcement frames
+        # waiting (announcer epoch, frames); the lower-priority report waiting ([priority, ours, count]).
+        self._reports: dict[RunningInstance, tuple[int, _Report]] = {}
+        self._frames: dict[RunningInstance, tuple[int, list[bytes]]] = {}
+        self._lower: dict[RunningInstance, list[int]] = {}
+        self.folded = {"report": 0, "announce": 0, "lower_priority": 0}  # folded into work already waiting
 
     # --- the driver's calls ------------------------------------------------------------------------------
 
@@ -140,9 +166,19 @@ class DaemonPort:
         # takeover advert goes before the gratuitous ARPs (RFC 5798 6.4.2 order) and a mass takeover sends
         # every instance's advert before anyone's ARPs. With an interval on the interface, the frames join
         # its Pacer's queue, drained by the loop's timer one frame per interval across all instances.
+        # Frames of the same mastership (announcer epoch) still waiting say what these would: the new ones
+        # are folded into them (a master hearing lower priorities faster than it can send, 2.3 of
+        # docs/costs.md#under-sustained-churn); those of an earlier mastership are stale and replaced.
+        epoch = inst.announcer.epoch
         pace = inst.io.pace
         if pace is None or not (pace[1] or pace[2]):
-            self.later.add(self._announce_now, inst, frames)
+            waiting = self._frames.get(inst)
+            if waiting is not None and waiting[0] == epoch:
+                self.folded["announce"] += 1
+                return
+            self._frames[inst] = (epoch, frames)
+            if waiting is None:
+                self.later.add(self._announce_now, inst)
             return
         key, arp_ms, na_ms = pace
         pacer = self.pacers.get(key)
@@ -150,7 +186,10 @@ class DaemonPort:
             pacer = self.pacers[key] = announce_io.Pacer(arp_ms, na_ms)
         elif pacer.gaps_ms != (arp_ms, na_ms):
             pacer.set_gaps(arp_ms, na_ms)  # a reload changed the interval
-        pacer.push(inst, inst.announcer.epoch, frames)
+        if pacer.waiting(inst, epoch):
+            self.folded["announce"] += 1
+            return
+        pacer.push(inst, epoch, frames)
         if key in self._pacing:
             timer = self._pacing[key]
             dl = pacer.deadline()
@@ -187,8 +226,10 @@ class DaemonPort:
         self._pacing[key] = None
         self.later.add(self._drain, key)
 
-    def _announce_now(self, inst: RunningInstance, frames: list[bytes]) -> None:
-        if inst.announcer.active:  # still master: a backup must not announce (RFC 5798 6.4.2)
+    def _announce_now(self, inst: RunningInstance) -> None:
+        epoch, frames = self._frames.pop(inst, (-1, []))
+        a = inst.announcer
+        if a.active and a.epoch == epoch:  # still master, the same time: a backup must not announce (6.4.2)
             self.engine.flush()  # no-op unless an advert was queued since the turn's end
             inst.io.sender.send(frames)
 
@@ -199,15 +240,38 @@ class DaemonPort:
         wall = time.time()
         if inst.changed_us > 0:
             wall -= (time.monotonic_ns() // 1000 - inst.changed_us) / 1e6
-        self.later.add(self._report, inst, change, inst.core.priority, wall)
+        waiting = self._reports.get(inst)
+        if waiting is not None and waiting[0] >= REPORTS_WAITING:
+            last = waiting[1]
+            last.change = StateChanged(last.change.old, change.new, change.reason)
+            last.priority, last.wall = inst.core.priority, wall
+            last.folded += 1
+            self.folded["report"] += 1
+            return
+        rec = _Report(change, inst.core.priority, wall)
+        self._reports[inst] = (1 if waiting is None else waiting[0] + 1, rec)
+        self.later.add(self._report, inst, rec)
 
-    def _report(self, inst: RunningInstance, change: StateChanged, priority: int, wall: float) -> None:
+    def _report(self, inst: RunningInstance, rec: _Report) -> None:
+        waiting = self._reports.get(inst)
+        if waiting is not None:
+            if waiting[0] > 1:
+                self._reports[inst] = (waiting[0] - 1, waiting[1])
+            else:
+                del self._reports[inst]
+        change, priority, wall = rec.change, rec.priority, rec.wall
         if change.new is State.INIT:
             log.info("(%s) Stopped", inst.name)
             word = "STOP"
         else:
             log.info("(%s) Entering %s STATE", inst.name, change.new.name)
             word = change.new.name
+        if rec.folded:
+            log.warning(
+                "(%s) %d more transition(s) folded into this report: the daemon fell behind a storm of them",
+                inst.name,
+                rec.folded,
+            )
         if log.isEnabledFor(logging.DEBUG):
             decided = datetime.fromtimestamp(wall).isoformat(" ", "microseconds")
             log.debug(
@@ -231,10 +295,22 @@ class DaemonPort:
         self.write_status()
 
     def lower_priority(self, inst: RunningInstance, priority: int) -> None:
-        self.later.add(self._report_lower, inst, priority, inst.core.priority)
+        waiting = self._lower.get(inst)
+        if waiting is not None:  # one report per instance waits; later ones update it
+            waiting[0], waiting[1] = priority, inst.core.priority
+            waiting[2] += 1
+            self.folded["lower_priority"] += 1
+            return
+        self._lower[inst] = [priority, inst.core.priority, 0]
+        self.later.add(self._report_lower, inst)
 
-    def _report_lower(self, inst: RunningInstance, priority: int, ours: int) -> None:
-        log.info("(%s) received lower priority (%d) advert", inst.name, priority)
+    def _report_lower(self, inst: RunningInstance) -> None:
+        priority, ours, folded = self._lower.pop(inst, (0, 0, 0))
+        if folded:
+            log.info("(%s) received lower priority (%d) advert (%d more since the last report)", inst.name,
+                     priority, folded)  # fmt: skip
+        else:
+            log.info("(%s) received lower priority (%d) advert", inst.name, priority)
         self.notifier.instance_event(inst.name, inst.io.scripts, "MASTER_RX_LOWER_PRI", ours)
 
     # --- addresses taken away behind our back (the link monitor) --------------------------------------------

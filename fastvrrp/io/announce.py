@@ -65,6 +65,8 @@ def announcement_frames(
     return arp, na
 
 
+_NONE = [-1, 0]  # (Pacer._owners' entry of an owner with nothing current queued)
+
 ETH_ARP = b"\x08\x06"  # the EtherType of a gratuitous ARP frame (bytes 12..13); anything else is an NA
 
 
@@ -79,11 +81,18 @@ class _Lane:
         self.next_ms = -math.inf  # when the next frame may go
         self.sent_now = False  # the last due() took a frame from this lane
 
-    def due(self, now_ms: float, alive: Callable[[Any, int], bool], out: list[tuple[Any, bytes]]) -> None:
+    def due(
+        self,
+        now_ms: float,
+        alive: Callable[[Any, int], bool],
+        out: list[tuple[Any, bytes]],
+        gone: Callable[[Any, int], None],
+    ) -> None:
         self.sent_now = False
         q = self.queue
         while q and now_ms >= self.next_ms:
             owner, epoch, frame = q.popleft()
+            gone(owner, epoch)
             if not alive(owner, epoch):
                 continue  # its instance resigned (or was removed) before the frame went: no slot spent
             out.append((owner, frame))
@@ -109,7 +118,7 @@ class Pacer:
     the clock read after the send: the next frame of that family goes no sooner than `gap` after it, however
     late the send ran (spacing is never compressed to catch up)."""
 
-    __slots__ = ("_arp", "_na", "sent", "dropped")
+    __slots__ = ("_arp", "_na", "sent", "dropped", "_owners", "_stale")
 
     def __init__(self, arp_gap_ms: float = 0, na_gap_ms: float = 0) -> None:
         if arp_gap_ms < 0 or na_gap_ms < 0:
@@ -118,6 +127,12 @@ class Pacer:
         self._na = _Lane(na_gap_ms)
         self.sent = 0
         self.dropped = 0
+        # Per owner with frames queued: [the epoch of its newest frames, how many of those are queued].
+        # Frames of an owner's earlier epochs are stale (due() skips them); `_stale` counts them, and the
+        # queues are compacted when they are most of what is queued, so an instance flapping while a long
+        # paced queue drains cannot grow it without end.
+        self._owners: dict[Any, list[int]] = {}
+        self._stale = 0
 
     @property
     def gaps_ms(self) -> tuple[float, float]:
@@ -129,15 +144,48 @@ class Pacer:
 
     def push(self, owner: Any, epoch: int, frames: Iterable[bytes]) -> None:
         arp, na = self._arp.queue, self._na.queue
+        n = 0
         for f in frames:
             (arp if f[12:14] == ETH_ARP else na).append((owner, epoch, f))
+            n += 1
+        mine = self._owners.get(owner)
+        if mine is None:
+            self._owners[owner] = [epoch, n]
+        elif mine[0] == epoch:
+            mine[1] += n
+        else:
+            self._stale += mine[1]
+            mine[0], mine[1] = epoch, n
+        if self._stale > 64 and 2 * self._stale > len(self):
+            self._compact()
+
+    def waiting(self, owner: Any, epoch: int) -> bool:
+        """Frames of `owner`'s announcement `epoch` are still queued."""
+        mine = self._owners.get(owner)
+        return mine is not None and mine[0] == epoch and mine[1] > 0
+
+    def _gone(self, owner: Any, epoch: int) -> None:
+        mine = self._owners.get(owner)
+        if mine is None or mine[0] != epoch:
+            self._stale -= 1
+        elif mine[1] > 1:
+            mine[1] -= 1
+        else:
+            del self._owners[owner]
+
+    def _compact(self) -> None:
+        owners = self._owners
+        for lane in (self._arp, self._na):
+            lane.queue = collections.deque(e for e in lane.queue if owners.get(e[0], _NONE)[0] == e[1])
+        self.dropped += self._stale
+        self._stale = 0
 
     def due(self, now_ms: float, alive: Callable[[Any, int], bool]) -> list[tuple[Any, bytes]]:
         """(owner, frame) to send now, in order: every due ARP then every due NA."""
         out: list[tuple[Any, bytes]] = []
         before = len(self._arp.queue) + len(self._na.queue)
-        self._arp.due(now_ms, alive, out)
-        self._na.due(now_ms, alive, out)
+        self._arp.due(now_ms, alive, out, self._gone)
+        self._na.due(now_ms, alive, out, self._gone)
         self.sent += len(out)
         self.dropped += before - len(self._arp.queue) - len(self._na.queue) - len(out)
         return out
@@ -153,6 +201,11 @@ class Pacer:
         """Forget every queued frame of `owner` (an instance removed by a reload)."""
         self._arp.drop(owner)
         self._na.drop(owner)
+        self._owners.pop(owner, None)
+        owners = self._owners
+        self._stale = sum(
+            1 for lane in (self._arp, self._na) for o, ep, _f in lane.queue if owners.get(o, _NONE)[0] != ep
+        )
 
     def deadline(self) -> float | None:
         """When `due` has something to return (None: nothing queued)."""

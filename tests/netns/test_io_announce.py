@@ -121,6 +121,28 @@ def test_pacer_drops_the_frames_of_an_instance_that_resigned():
     assert len(p) == 0 and p.deadline() is None
 
 
+def test_pacer_knows_what_waits_and_forgets_stale_frames_of_a_flapping_instance():
+    p = Pacer(arp_gap_ms=10)
+    p.push("b", 0, [GARP_B] * 100)  # a long paced queue ahead
+    p.push("a", 0, [GARP_A] * 2)
+    assert p.waiting("a", 0) and not p.waiting("a", 1) and not p.waiting("c", 0)
+    # "a" flaps 1,000 times while the queue drains one frame per 10 ms: its earlier masterships' frames are
+    # stale, and the queue is compacted instead of growing by two frames a flap.
+    for epoch in range(1, 1001):
+        p.push("a", epoch, [GARP_A] * 2)
+        assert len(p) <= 2 * (100 + 2) + 64
+    assert p.waiting("a", 1000) and not p.waiting("a", 999)
+    out = []
+    t = 0
+    while len(p):  # (the daemon's alive() says which epoch is current, as here)
+        out += p.due(t, lambda owner, epoch: owner != "a" or epoch == 1000)
+        p.restamp(t)
+        t += 10
+    assert out == [("b", GARP_B)] * 100 + [("a", GARP_A)] * 2  # only the current mastership's frames
+    assert p.sent == 102 and p.dropped == 2000
+    assert not p.waiting("a", 1000) and not p.waiting("b", 0)
+
+
 def test_pacer_with_no_interval_sends_back_to_back():
     p = Pacer()
     p.push("a", 0, [GARP_A, NA_A, GARP_B])

@@ -12,7 +12,7 @@ import pytest
 
 from fastvrrp.core.types import State, StateChanged
 from fastvrrp.daemon import notify, status
-from fastvrrp.daemon.port import DaemonPort, Later
+from fastvrrp.daemon.port import REPORTS_WAITING, DaemonPort, Later
 from fastvrrp.io import netlink
 
 READS = collections.Counter()
@@ -56,6 +56,7 @@ class Sender(Counted):
 class Announcer(Counted):
     def __init__(self) -> None:
         self.active = False
+        self.epoch = 0
 
 
 class Inst(Counted):
@@ -248,3 +249,44 @@ def test_the_vip_index_holds_only_what_masters_hold(n, tmp_path):
     held, after = asyncio.run(main())
     assert list(held) == [(2, "198.51.100.1")]
     assert after == {}
+
+
+def test_a_storm_is_folded_per_instance_not_queued_without_end(tmp_path, caplog):
+    """A peer flapping every instance, or a loop too starved to run its deferred work, makes transitions,
+    announcements and lower-priority reports faster than `Later` runs them: each instance keeps a bounded
+    number waiting, later ones are folded in, and the last report names the state the instance ended in."""
+
+    async def main():
+        book = status.StatusBook(str(tmp_path / "s.json"))
+        port, insts, _nl = _port(10, book, [])
+        states = (State.BACKUP, State.MASTER)
+        for k in range(1001):  # no loop turn in between: nothing deferred runs; it ends MASTER
+            for inst in insts.values():
+                inst.core.state = states[(k + 1) % 2]
+                inst.announcer.active = inst.core.state is State.MASTER
+                inst.announcer.epoch = k // 2
+                port.transition(inst, StateChanged(states[k % 2], states[(k + 1) % 2], f"change {k}"))
+                port.announce(inst, [b"garp", b"garp"])
+                port.lower_priority(inst, 50 + k % 7)
+        waiting = len(port.later.items)
+        await port.settle()
+        return port, insts, book, waiting
+
+    with caplog.at_level("INFO", logger="fastvrrp"):
+        port, insts, book, waiting = asyncio.run(main())
+    # 10 instances: REPORTS_WAITING reports, one announcement and one lower-priority report each
+    assert waiting == 10 * (REPORTS_WAITING + 2)
+    assert port.folded == {
+        "report": 10 * (1001 - REPORTS_WAITING),
+        "announce": 10 * 500,
+        "lower_priority": 10000,
+    }
+    assert not port._reports and not port._frames and not port._lower
+    for inst in insts.values():
+        assert book.since[inst.name][1] == "change 1000"  # the last transition's reason and state
+        assert inst.io.sender.frames == 2  # the frames of the last mastership (epoch 500), once
+    log = caplog.text
+    entering = [line for line in log.splitlines() if "(VI_3) Entering" in line]
+    assert len(entering) == REPORTS_WAITING and entering[-1].endswith("Entering MASTER STATE")
+    assert f"(VI_3) {1001 - REPORTS_WAITING} more transition(s) folded into this report" in log
+    assert "(VI_3) received lower priority (56) advert (1000 more since the last report)" in log
