@@ -120,6 +120,7 @@ class Snapshot:
     rx: Sequence[RxRow] = ()
     trackers: Sequence[TrackerRow] = ()
     extra: dict[str, int] = field(default_factory=dict)  # fastvrrp_<key> gauges without labels
+    folded: dict[str, int] = field(default_factory=dict)  # deferred work folded, by kind (DaemonPort.folded)
 
 
 def vip_text(address: str, prefixlen: int) -> str:
@@ -282,6 +283,10 @@ _HEADERS.update(
             "counter",
             "Failures by reason: failed runs of scripts and checks, falls to down of the other trackers.",
         ),
+        "fastvrrp_deferred_folded_total": (
+            "counter",
+            "Deferred work folded into the same instance's waiting work (the loop fell behind), by kind.",
+        ),
         "fastvrrp_build_info": ("gauge", "fastvrrp's version (value 1)."),
         "keepalived_up": ("gauge", "Status"),
         "keepalived_vrrp_state": ("gauge", "State of vrrp"),
@@ -374,6 +379,9 @@ class Renderer:
         self._rx(snap.rx)
         self._trackers(snap.trackers)
         self.extra.update(snap.extra)
+        folded = self.lines["fastvrrp_deferred_folded_total"]
+        for kind, n in sorted(snap.folded.items()):
+            folded.append(f'fastvrrp_deferred_folded_total{{kind="{kind}"}} {n}\n')
 
     def _chunk_templates(self, rows: Sequence[InstanceRow]) -> dict[str, str]:
         statics = []

@@ -167,7 +167,7 @@ class DaemonPort:
         # every instance's advert before anyone's ARPs. With an interval on the interface, the frames join
         # its Pacer's queue, drained by the loop's timer one frame per interval across all instances.
         # Frames of the same mastership (announcer epoch) still waiting say what these would: the new ones
-        # are folded into them (a master hearing lower priorities faster than it can send, 2.3 of
+        # are folded into them (a master hearing lower priorities faster than it can send, case 2 of
         # docs/costs.md#under-sustained-churn); those of an earlier mastership are stale and replaced.
         epoch = inst.announcer.epoch
         pace = inst.io.pace

@@ -202,6 +202,7 @@ class Daemon:
                 lambda: self.tracking,
                 self.status.book,
                 operator=self.operator,
+                folded=self.port.folded,
             )
             self.metrics = MetricsServer(
                 source, *self.metrics_addr, loop=self.loop, keepalived=self.metrics_keepalived

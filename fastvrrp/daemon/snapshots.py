@@ -140,10 +140,12 @@ class MetricsSource:
         book: status.StatusBook | None = None,
         chunk: int = 50,
         operator: Operator | None = None,
+        folded: dict[str, int] | None = None,
     ) -> None:
         self.engine = engine
         self.insts = insts
         self.links = links
+        self.folded = folded  # DaemonPort.folded (the same dict, counted on)
         self.tracking = tracking
         self.book = book
         self.chunk = chunk
@@ -185,7 +187,9 @@ class MetricsSource:
                 self._vips = {k: v for k, v in self._vips.items() if k in self.insts}
             yield metrics.Snapshot(rows)
         rx = [self._socket_row(l) for l in list(self.links.values())]
-        yield metrics.Snapshot((), rx, tracker_rows(self.tracking()), {"instances": len(self.insts)})
+        yield metrics.Snapshot(
+            (), rx, tracker_rows(self.tracking()), {"instances": len(self.insts)}, dict(self.folded or {})
+        )
 
     def _socket_row(self, link: Link) -> metrics.RxRow:
         """A link's receive counters and drops, and what its transmit socket sent and had refused."""

@@ -74,6 +74,8 @@ def test_tracker_and_keepalived_families_follow_the_daemon(lab, promtool_bin):
     # the master's transmit socket: its adverts sent, none refused
     assert sum(v for k, v in got.items() if k.startswith("fastvrrp_tx_datagrams_total{")) >= 1
     assert [v for k, v in got.items() if k.startswith("fastvrrp_tx_errors_total{")] == [0]
+    # a calm pair: the loop keeps up, nothing deferred is folded
+    assert [got[f'fastvrrp_deferred_folded_total{{kind="{k}"}}'] for k in ("report", "announce")] == [0, 0]
 
     # The service dies: the script fails, -150 applies, the peer takes over; every count shows it.
     os.unlink(flag)

@@ -51,7 +51,8 @@ def test_exposition_text_exact():
     row.trackers = (("interface", "eth0", 0, False), ("script", 'chk "x"', -20, False))
     tracker = metrics.TrackerRow("script", 'chk "x"', False, runs=9, failures={"exit": 4}, running=True)
     socket_row = metrics.RxRow("eth0", 4, 12, DROPS, tx_sent=40, tx_errors=2)
-    snap = metrics.Snapshot([row], [socket_row], [tracker], {"instances": 1})
+    folded = {"report": 3, "announce": 0, "lower_priority": 12}
+    snap = metrics.Snapshot([row], [socket_row], [tracker], {"instances": 1}, folded)
     text = metrics.render(snap).decode()
     lbl = 'iname="VI_1",intf="eth0",vrid="51",family="4"'
     klbl = 'iname="VI_1",intf="eth0",vrid="51"'
@@ -86,6 +87,10 @@ def test_exposition_text_exact():
         'fastvrrp_tracker_runs_total{kind="script",tracker="chk \\"x\\""} 9',
         'fastvrrp_tracker_failures_total{kind="script",tracker="chk \\"x\\"",reason="exit"} 4',
         "fastvrrp_instances 1",
+        "# TYPE fastvrrp_deferred_folded_total counter",
+        'fastvrrp_deferred_folded_total{kind="announce"} 0',
+        'fastvrrp_deferred_folded_total{kind="lower_priority"} 12',
+        'fastvrrp_deferred_folded_total{kind="report"} 3',
         # mehdy/keepalived-exporter's names, labels and values
         "keepalived_up 1",
         'keepalived_vrrp_state{iname="VI_1",intf="eth0",vrid="51",ip_address="192.0.2.1"} 2',
