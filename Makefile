@@ -24,9 +24,10 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# Cython is pinned: the compiled code, and so the figures of `make bench-gate`, depend on its version (README).
 $(VENV)/.stamp: pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip 'setuptools>=77' wheel 'Cython>=3.0.11,<4'
+	$(PIP) install -q --upgrade pip 'setuptools>=77' wheel 'Cython==3.3.2'
 	$(PIP) install -q -e '.[test,lint]'
 	touch $@
 
