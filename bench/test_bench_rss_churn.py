@@ -23,7 +23,7 @@ import pytest
 
 from bench.conftest import print_table
 from bench.test_bench_metrics_rss import scrape
-from bench.test_bench_rss_soak import _slope_per_hour
+from bench.test_bench_rss_soak import summarise
 from fastvrrp.io.nsexec import call_in_netns
 from fastvrrp.lab.density import METRICS_ADDR, DensityLan, byte_compile, start_and_wait, wait_all_state
 from fastvrrp.lab.namespaces import wait_for
@@ -38,7 +38,6 @@ A_MS = 10
 SHARE = 0.2  # of one core, per 100 ms
 SAMPLE_S = 5.0
 WARM_S = 30.0
-GROWTH_KIB = 1024
 MIN_TRANSITIONS = 10_000
 
 
@@ -82,20 +81,7 @@ def test_rss_flat_under_a_storm_of_transitions(lab, request):
     folded = {
         name: _folded(call_in_netns(r.ns, scrape, METRICS_ADDR, True)) for name, r in (("r1", r1), ("r2", r2))
     }
-    rows, failures = [], []
-    for name, got in samples.items():
-        warm = [s for s in got if s[0] >= WARM_S] or got
-        first, last, top = warm[0][1], warm[-1][1], max(k for _, k in warm)
-        rows.append(
-            [
-                name,
-                f"{len(got)}",
-                *(f"{k / 1024:.1f}" for k in (first, last, top)),
-                f"{_slope_per_hour(warm):+.0f}",
-            ]
-        )
-        if top - first > GROWTH_KIB:
-            failures.append(f"{name} grew {(top - first) / 1024:.1f} MiB after warm-up")
+    rows, failures, _top = summarise(samples, WARM_S)
     print_table(
         request,
         [
