@@ -4,7 +4,7 @@ send_due() is called from the daemon's advert thread (io/timer.py Watchdog) whil
 about to call run(), flush() or receive(). If send_due() let go of the GIL while it sends, a loop call could
 start in the middle of it: both would use the same send buffers and queues, and the loop call, saving and
 restoring the busy flag it found set, could leave the engine marked busy for good, so that every later
-rescue is refused (docs/costs.md#the-advert-watchdog). The sockets are AF_UNIX datagram sockets: the engine
+rescue is refused (docs/costs.md#advert-precedence). The sockets are AF_UNIX datagram sockets: the engine
 really calls sendmmsg (the kernel refuses the IPv4 destination, which the engine counts), nothing leaves the
 machine.
 """
