@@ -278,6 +278,35 @@ class CpuQuota:
         wait_for(lambda: _rmdir(self.path), timeout=10, what=f"rmdir {self.path}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process has run so far, all its threads (the scheduler's nanoseconds from
+    /proc/PID/task/*/schedstat, not clock ticks)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            total += int(f.read().split()[0])
+    return total / 1e9
+
+
+def cpu_need(pid: int, seconds: float = 2.0) -> float:
+    """The share of a core the process used over the next `seconds` (0.02 = 2 %)."""
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    wait_for(lambda: time.monotonic() > t0 + seconds, timeout=seconds + 5, what="the CPU sample")
+    return (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+
+
+def quota_below(need: float, fraction: float, period_us: int) -> tuple[int, int]:
+    """(quota_us, period_us) granting `fraction` of a measured `need` (share of a core): the kernel takes no
+    quota under 1 ms nor a period over 1 s, so a small grant lengthens the period instead of rounding the
+    quota up to the need. A fixed quota goes stale as the daemon gets cheaper (it once stopped throttling at
+    all); one drawn from the need keeps the starvation what the test says it is."""
+    share = need * fraction
+    quota = int(period_us * share)
+    if quota < 1000:
+        quota, period_us = 1000, min(1_000_000, int(1000 / share)) if share > 0 else 1_000_000
+    return quota, period_us
+
+
 def _rmdir(path: str) -> bool:
     try:
         os.rmdir(path)
