@@ -12,6 +12,7 @@ from .addresses import static_route, static_rule, vaddr
 from .blocks import Kw, Schema, bool_kw, entries, ignored, secs_kw, special, walk, words_block_kw
 from .lexer import Node
 from .model import GarpGroup, Script, SyncGroupConfig, TrackRef
+from .route_lines import STATIC_TRACK_GROUP
 from .values import Reporter
 
 # --- vrrp_sync_group
@@ -151,13 +152,13 @@ def read_garp_group(r: Any, n: Node, st: Any, kw: Kw) -> None:
 
 # --- blocks of values: static addresses, routes and rules, linkbeat, up/down delays
 def read_static_ipaddress(r: Any, n: Node, st: Any, kw: Kw) -> None:
-    # keepalived adds these addresses at start and removes them at stop; fastvrrp's daemon does not yet.
-    r.unsupported(n, "adding static addresses")
+    """Addresses the daemon adds at start and removes at stop (daemon/static_addresses.py)."""
     for k in entries(r, n):
         a = vaddr(r, k, static=True)
         if a is not None:
             r.static_ipaddress.append(a)
             if a.track_group:
+                r.unsupported(k, STATIC_TRACK_GROUP)
                 r.static_track_groups.append((a.track_group, k))
 
 

@@ -106,6 +106,16 @@ def _missing_on_lines(
 
 def _static_interfaces(cfg: Config, names: set[str], out: HostFindings) -> None:
     _missing_on_lines("static_ipaddress: ", "address", cfg.static_ipaddress, names, out)
+    dflt = cfg.global_defs.default_interface
+    for a in cfg.static_ipaddress:
+        if a.dev is None and dflt not in names:
+            # keepalived 2.2.7: "Static address 192.0.2.21/24 requires either an interface or default
+            # interface must exist" (and it refuses the file)
+            msg = (
+                f"static_ipaddress: address {a.address} names no interface and the default interface "
+                f"{dflt} does not exist here: left out"
+            )
+            out.worked_around.append(Problem(a.file, a.line, msg))
     _missing_on_lines("static_routes: ", "route", cfg.static_routes, names, out)
     _missing_on_lines("static_rules: ", "rule", cfg.static_rules, names, out)
 

@@ -305,6 +305,12 @@ class GlobalDefs:
     # str, tuple of str), keyed by keyword.
     other: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def default_interface(self) -> str:
+        """The interface of a static address line that names none (keepalived's default_interface,
+        eth0 unless set)."""
+        return str(self.other.get("default_interface") or "eth0")
+
 
 @dataclass(frozen=True, slots=True)
 class InstanceConfig:

@@ -443,14 +443,14 @@ def _rule(r: Reporter, n: Node, static: bool) -> Rule:
 
 
 _TRACKING = "tracking of virtual routes and rules (keepalived leaves MASTER when one is deleted)"
-_STATIC_TRACK_GROUP = "track_group of static routes and rules"
+STATIC_TRACK_GROUP = "track_group of static addresses, routes and rules"
 
 
 def _not_tracked(r: Reporter, n: Node, f: dict[str, Any], static: bool) -> None:
     """What fastvrrp does not do with a route or rule: a note (one per feature) rather than silence. A
     static line's track_group must still name a track_group (checked with the static addresses')."""
     if static and f.get("track_group") is not None:
-        r.unsupported(n, _STATIC_TRACK_GROUP)
+        r.unsupported(n, STATIC_TRACK_GROUP)
         groups = getattr(r, "static_track_groups", None)  # the Reader's list (config/reader.py)
         if groups is not None:
             groups.append((f["track_group"], n))

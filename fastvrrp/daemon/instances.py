@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastvrrp import _engine, _wire
-from fastvrrp.config import Config, InstanceConfig
+from fastvrrp.config import Config, InstanceConfig, VirtualAddress
 from fastvrrp.config.to_core import instance_config
 from fastvrrp.core.instance import VrrpInstance
 from fastvrrp.core.syncgroup import SyncMember
@@ -65,27 +65,36 @@ async def vip_specs(nl: netlink.NetlinkWorker, icfg: InstanceConfig) -> list[net
     specs = []
     for va in (*icfg.virtual_ipaddress, *icfg.virtual_ipaddress_excluded):
         dev = va.dev or icfg.interface
-        ifindex = await nl.link_index(dev) if dev else None
-        if ifindex is None:
+        spec = await address_spec(nl, va, dev)
+        if spec is None:
             log.error("(%s) interface %s of %s does not exist", icfg.name, dev, va.address)
-            continue
-        brd = None
-        if va.address.version == 4 and va.brd == "+":
-            brd = str(ipaddress.ip_network(f"{va.address}/{va.prefixlen}", strict=False).broadcast_address)
-        elif va.address.version == 4 and va.brd not in (None, "-"):
-            brd = va.brd
-        scope = va.scope or "global"
-        specs.append(
-            netlink.VipSpec(
-                address=str(va.address),
-                prefixlen=va.prefixlen,
-                ifindex=ifindex,
-                label=va.label,
-                scope=int(scope) if scope.isdigit() else SCOPES.get(scope, 0),
-                broadcast=brd,
-            )
-        )
+        else:
+            specs.append(spec)
     return specs
+
+
+async def address_spec(
+    nl: netlink.NetlinkWorker, va: VirtualAddress, dev: str | None
+) -> netlink.VipSpec | None:
+    """One address line (virtual or static) on interface `dev` as netlink wants it; None if there is no
+    such interface."""
+    ifindex = await nl.link_index(dev) if dev else None
+    if ifindex is None:
+        return None
+    brd = None
+    if va.address.version == 4 and va.brd == "+":
+        brd = str(ipaddress.ip_network(f"{va.address}/{va.prefixlen}", strict=False).broadcast_address)
+    elif va.address.version == 4 and va.brd not in (None, "-"):
+        brd = va.brd
+    scope = va.scope or "global"
+    return netlink.VipSpec(
+        address=str(va.address),
+        prefixlen=va.prefixlen,
+        ifindex=ifindex,
+        label=va.label,
+        scope=int(scope) if scope.isdigit() else SCOPES.get(scope, 0),
+        broadcast=brd,
+    )
 
 
 async def remove_stale_vips(nl: netlink.NetlinkWorker, cfg: Config) -> None:

@@ -27,6 +27,7 @@ from fastvrrp.daemon.no_accept import NoAccept
 from fastvrrp.daemon.port import DaemonPort
 from fastvrrp.daemon.reload import apply_config, read_config
 from fastvrrp.daemon.snapshots import MetricsSource, StatusWriter
+from fastvrrp.daemon.static_addresses import StaticAddresses
 from fastvrrp.daemon.sync_groups import SyncGroupNotices
 from fastvrrp.daemon.sysctls import Sysctls
 from fastvrrp.daemon.tracking import Tracking
@@ -110,6 +111,7 @@ class Daemon:
         self.sysctls = Sysctls()
         self.vmacs = VmacInterfaces(self.nl, self.sysctls)
         self.no_accept = NoAccept(self.nl)
+        self.static_addrs = StaticAddresses(self.nl)
         self.port = DaemonPort(
             self.loop,
             self.engine,
@@ -167,6 +169,7 @@ class Daemon:
         await self.notifier.start()
         await self.nl.start()
         await remove_stale_vips(self.nl, cfg)
+        await self.static_addrs.start(cfg)
         await virtual_routes.apply_static(self.nl, virtual_routes.static_specs(cfg), True)
         self.monitor = netlink.LinkMonitor(self.loop, self._on_link, self.port.on_addr, self.port.on_resync)
         self.monitor.start()
@@ -237,8 +240,10 @@ class Daemon:
 
     async def leave(self) -> None:
         """Stop without resigning (keepalived -V, --dont-release-vrrp): no priority-0 advert, and the VIPs,
-        virtual routes and VMAC interfaces stay for the daemon that comes next; kernel settings go back."""
+        virtual routes and VMAC interfaces stay for the daemon that comes next; the static routes, rules and
+        addresses go and kernel settings go back, as keepalived -V does."""
         self.tracking.stop()
+        await self._remove_static()
         self.sysctls.restore()
         self.no_accept.teardown()
         await self.notifier.close(timeout_s=5)
@@ -246,12 +251,17 @@ class Daemon:
         self.close()
 
     async def _undo_kernel_changes(self) -> None:
-        """On exit: VMACs we made go, static routes and rules go, kernel settings go back, the no_accept
-        table goes."""
+        """On exit: VMACs we made go, static routes, rules and addresses go, kernel settings go back, the
+        no_accept table goes."""
         await self.vmacs.delete_all()
-        await virtual_routes.apply_static(self.nl, virtual_routes.static_specs(self.cfg), False)
+        await self._remove_static()
         self.sysctls.restore()
         self.no_accept.teardown()
+
+    async def _remove_static(self) -> None:
+        """static_routes and static_rules, then static_ipaddress (a route may use one as its source)."""
+        await virtual_routes.apply_static(self.nl, virtual_routes.static_specs(self.cfg), False)
+        await self.static_addrs.stop()
 
     def close(self) -> None:
         """Release the timers, sockets and threads at once (no resignation: `stop` does that first)."""

@@ -1,7 +1,7 @@
 """virtual_routes and virtual_rules: turned into netlink arguments once per instance, added after its
 addresses and removed before them while it is MASTER (a route or rule may use a VIP as its source). The
-netlink calls are io/routes.py's. static_routes and static_rules: added at start and removed at a graceful
-stop (kept by a stop that leaves the VIPs), as keepalived does; a reload adds and removes the difference.
+netlink calls are io/routes.py's. static_routes and static_rules: added at start and removed at every stop
+(one that leaves the VIPs, -V, included), as keepalived 2.2.7 does; a reload adds and removes the difference.
 """
 
 from __future__ import annotations

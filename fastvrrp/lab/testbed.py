@@ -241,6 +241,7 @@ class Router:
         self.global_lines = list(global_lines)
         self.blocks = ""  # top-level blocks appended to the config (vrrp_script, vrrp_sync_group ...)
         self.extra_args: list[str] = []  # more fastvrrp command-line options (--metrics ...)
+        self.keepalived_args: list[str] = []  # more keepalived command-line options (-V ...)
         self.env: dict[str, str] = {}  # more environment for the daemon (NOTIFY_SOCKET ...)
         # How its Python starts fastvrrp: fastvrrp.lab.faulty runs it with a fault put in on purpose.
         self.main: list[str] = ["-m", "fastvrrp"]
@@ -297,6 +298,7 @@ class Router:
                 "-c",
                 cpid,
                 "--vrrp",
+                *self.keepalived_args,
             ]
         status_file = os.path.join(self.lab.workdir, f"{self.name}.status.json")
         # -G as for keepalived above: the log is the console's; the host's syslog gets nothing from tests.

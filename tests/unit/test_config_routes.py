@@ -471,6 +471,7 @@ def test_what_fastvrrp_does_not_do_is_noted(tmp_path):
     p.write_text(
         "track_group G {\n group {\n  A\n }\n}\n"
         "static_routes {\n 198.51.100.0/24 dev eth0 track_group G\n}\n"
+        "static_ipaddress {\n 192.0.2.99/24 dev eth0 track_group G\n}\n"
         "static_rules {\n from 192.0.2.1 table 1 priority 5 track_group G\n}\n"
         "vrrp_instance A {\n interface eth0\n virtual_router_id 5\n"
         " virtual_ipaddress {\n  192.0.2.10/24\n }\n"
@@ -480,9 +481,9 @@ def test_what_fastvrrp_does_not_do_is_noted(tmp_path):
     cfg, problems, unsupported = check(str(p))
     assert cfg is not None, problems
     assert [(u.line, u.message) for u in unsupported] == [
-        (7, "'198.51.100.0/24': track_group of static routes and rules not implemented by fastvrrp, ignored"
-            " (and 1 more place)"),
-        (19, "'203.0.113.0/24': tracking of virtual routes and rules (keepalived leaves MASTER when one is"
+        (7, "'198.51.100.0/24': track_group of static addresses, routes and rules not implemented by "
+            "fastvrrp, ignored (and 2 more places)"),
+        (22, "'203.0.113.0/24': tracking of virtual routes and rules (keepalived leaves MASTER when one is"
              " deleted) not implemented by fastvrrp, ignored (and 1 more place)"),
     ]  # fmt: skip
     p.write_text("static_routes {\n 198.51.100.0/24 dev eth0 track_group NOPE\n}\n")
