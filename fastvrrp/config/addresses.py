@@ -76,6 +76,18 @@ def vaddr(r: Reporter, n: Node, static: bool = False) -> VirtualAddress | None:
         else:
             r.err(n, f"unknown option '{w}' for address {n.kw}")
             return None
+    if f.get("peer") is not None:
+        if plen != maxlen:
+            # keepalived 2.2.7: "Cannot specify address prefix when specifying peer address - ignoring"
+            r.adjust(n, f"prefix length of {text} with a peer: /{maxlen} is used, as keepalived does")
+            plen = maxlen
+        if f.get("brd") not in (None, "+", "-"):
+            # keepalived 2.2.7: "Cannot specify broadcast and peer addresses - ignoring broadcast address"
+            r.adjust(n, f"broadcast address of {text} with a peer: ignored, as keepalived does")
+            del f["brd"]
+    if f.get("brd") in ("+", "-") and addr.version == 4 and plen > 30:
+        # keepalived 2.2.7: "Address prefix length 32 too long for broadcast"
+        r.adjust(n, f"'brd {f['brd']}' on a /{plen}: no broadcast address, as keepalived does")
     return VirtualAddress(addr, plen, flags=tuple(flags), file=n.file, line=n.line, **f)
 
 
@@ -96,10 +108,19 @@ def _addr_option(r: Reporter, n: Node, w: str, v: str, addr: Any, static: bool, 
             return False
         f["scope"] = v
     elif w == "peer":
-        p = r.ip(n, v, "peer address")
-        if p is None:
-            return False
-        f["peer"] = p
+        # keepalived 2.2.7 takes a bare address of the same family ("Invalid peer address 192.0.2.9/30",
+        # "Peer address ... does not match address family": the line is kept without a peer)
+        try:
+            p = parse_ip(v)
+        except ValueError:
+            p = None
+        if p is None or p.version != addr.version:
+            msg = (
+                f"peer '{v}' of {n.kw} is no address of its family: added without a peer, as keepalived does"
+            )
+            r.adjust(n, msg)
+        else:
+            f["peer"] = p
     elif w == "track_group":
         if not static:
             r.err(n, "'track_group' only applies to static addresses")

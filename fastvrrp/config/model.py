@@ -80,6 +80,30 @@ class VirtualAddress:
     file: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)
 
+    def broadcast_address(self) -> str | None:
+        """The IPv4 broadcast address the line asks for: `brd +` / `brd -` set / clear the host bits up to /30
+        (a line with a peer is a /32), an address as written; None otherwise."""
+        if self.address.version != 4 or self.brd is None:
+            return None
+        if self.brd not in ("+", "-"):
+            return self.brd
+        if self.prefixlen > 30:
+            return None
+        net = ipaddress.ip_network(f"{self.address}/{self.prefixlen}", strict=False)
+        return str(net.broadcast_address if self.brd == "+" else net.network_address)
+
+    def preferred_seconds(self) -> int | None:
+        """IPv6: the seconds the address is preferred as a source, None for ever; a /128 line that does not
+        say is not preferred at all (0, "deprecated"), as keepalived 2.2.7 adds it. None for IPv4 (keepalived
+        sets no lifetime on an IPv4 address)."""
+        if self.address.version != 6:
+            return None
+        if self.preferred_lft is None:
+            return 0 if self.prefixlen == 128 else None
+        if self.preferred_lft == "forever" or int(self.preferred_lft) >= 0xFFFFFFFF:
+            return None
+        return int(self.preferred_lft)
+
     @property
     def family(self) -> int:
         return self.address.version

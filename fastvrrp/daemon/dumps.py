@@ -184,14 +184,27 @@ def _uid_gid(user: str | None, group: str | None) -> str:
 
 
 def _address_text(va: Any, default_dev: str, installed: bool) -> str:
-    """`192.0.2.100/24 dev eth0 scope global set`: keepalived leaves out a host prefix, and adds
-    `preferred_lft forever` to IPv6 addresses."""
+    """`192.0.2.100/24 brd 192.0.2.255 dev eth0 scope global label eth0:1 set`, in keepalived's order: it
+    leaves out a host prefix, and ends an IPv6 address with its preferred lifetime (`deprecated` for 0)."""
     addr = ipaddress.ip_address(va.address)
     host = 32 if addr.version == 4 else 128
     text = str(addr) if va.prefixlen == host else f"{addr}/{va.prefixlen}"
+    brd = va.broadcast_address()
+    if brd:
+        text += f" brd {brd}"
     text += f" dev {va.dev or default_dev} scope {va.scope or 'global'}"
+    if va.label:
+        text += f" label {va.label}"
+    if va.peer is not None:
+        text += f" peer {va.peer}/{va.prefixlen}"
+    for word in ("home", "-nodad", "mngtmpaddr", "noprefixroute", "autojoin"):
+        if word in va.flags:
+            text += f" {word}"
+    if va.no_track:
+        text += " no_track"
     if addr.version == 6:
-        text += f" preferred_lft {va.preferred_lft or 'forever'}"
+        lft = va.preferred_seconds()
+        text += " deprecated" if lft == 0 else f" preferred_lft {'forever' if lft is None else lft}"
     return text + (" set" if installed else "")
 
 

@@ -6,7 +6,6 @@ VIPs a crashed earlier run left behind.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -81,11 +80,6 @@ async def address_spec(
     ifindex = await nl.link_index(dev) if dev else None
     if ifindex is None:
         return None
-    brd = None
-    if va.address.version == 4 and va.brd == "+":
-        brd = str(ipaddress.ip_network(f"{va.address}/{va.prefixlen}", strict=False).broadcast_address)
-    elif va.address.version == 4 and va.brd not in (None, "-"):
-        brd = va.brd
     scope = va.scope or "global"
     return netlink.VipSpec(
         address=str(va.address),
@@ -93,7 +87,11 @@ async def address_spec(
         ifindex=ifindex,
         label=va.label,
         scope=int(scope) if scope.isdigit() else SCOPES.get(scope, 0),
-        broadcast=brd,
+        broadcast=va.broadcast_address(),
+        peer=str(va.peer) if va.peer is not None else None,
+        flags=sum(netlink.ADDRESS_FLAGS.get(w, 0) for w in set(va.flags)),
+        dad="-nodad" in va.flags,
+        preferred_lft=va.preferred_seconds(),
     )
 
 

@@ -65,20 +65,33 @@ IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_LABEL = 3
 IFA_BROADCAST = 4
+IFA_CACHEINFO = 6
 IFA_FLAGS = 8
 IFA_F_SECONDARY = 0x01
 IFA_F_NODAD = 0x02
+IFA_F_HOMEADDRESS = 0x10
 IFA_F_TENTATIVE = 0x40
+IFA_F_MANAGETEMPADDR = 0x100
 IFA_F_NOPREFIXROUTE = 0x200
+IFA_F_MCAUTOJOIN = 0x400
+INFINITY_LIFE_TIME = 0xFFFFFFFF
 IFLA_IFNAME = 3
 IFF_UP = 0x1
 IFF_RUNNING = 0x40
 IFNAMSIZ = 16  # labels are at most 15 characters (the kernel answers ERANGE beyond)
 
 SCOPES = {"global": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
+#: the flag words of an address line (keepalived.conf(5)) and the IFA_F_ flag each sets
+ADDRESS_FLAGS = {
+    "home": IFA_F_HOMEADDRESS,
+    "mngtmpaddr": IFA_F_MANAGETEMPADDR,
+    "noprefixroute": IFA_F_NOPREFIXROUTE,
+    "autojoin": IFA_F_MCAUTOJOIN,
+}
 
 _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _IFADDRMSG = struct.Struct("=BBBBi")  # family, prefixlen, flags, scope, index
+_IFA_CACHEINFO = struct.Struct("=IIII")  # preferred, valid, cstamp, tstamp
 _IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
 _RTATTR = struct.Struct("=HH")
 _NLMSGERR = struct.Struct("=i")
@@ -138,7 +151,7 @@ _OWN_PORTS: set[tuple[int, int]] = set()
 
 @dataclass(frozen=True, slots=True)
 class VipSpec:
-    """One virtual address as configured (keepalived `virtual_ipaddress` entry)."""
+    """One address as configured (a `virtual_ipaddress` or `static_ipaddress` line), as the kernel gets it."""
 
     address: str
     prefixlen: int
@@ -146,6 +159,10 @@ class VipSpec:
     label: str | None = None
     scope: int = 0  # SCOPES values
     broadcast: str | None = None  # IPv4 only
+    peer: str | None = None  # the other end of a point-to-point address (`peer`)
+    flags: int = 0  # ADDRESS_FLAGS values (home, mngtmpaddr, noprefixroute, autojoin)
+    dad: bool = False  # IPv6: run duplicate address detection (`-nodad`); by default the address skips it
+    preferred_lft: int | None = None  # IPv6: seconds the address is preferred as a source; None: forever
 
     def __post_init__(self) -> None:
         ip = ipaddress.ip_address(self.address)
@@ -155,6 +172,10 @@ class VipSpec:
             raise ValueError(f"address label {self.label!r} must be 1..15 bytes")
         if self.broadcast is not None and ip.version != 4:
             raise ValueError("a broadcast address only exists for IPv4")
+        if self.peer is not None and ipaddress.ip_address(self.peer).version != ip.version:
+            raise ValueError(f"peer {self.peer} is not of the family of {self.address}")
+        if self.preferred_lft is not None and not 0 <= self.preferred_lft < INFINITY_LIFE_TIME:
+            raise ValueError(f"preferred_lft {self.preferred_lft} out of range")
 
     @property
     def family(self) -> int:
@@ -169,28 +190,39 @@ class VipSpec:
 
 
 def encode_addr(spec: VipSpec, op: int, seq: int = 0) -> bytes:
-    """The RTM_NEWADDR (create, exclusive, ACK) or RTM_DELADDR request for one VIP, as bytes."""
+    """The RTM_NEWADDR (create, exclusive, ACK) or RTM_DELADDR request for one address, as bytes."""
     v6 = spec.family == socket.AF_INET6
-    # RFC 5798 8.2 (IPv6): a VIP must be usable at once; DAD would leave it tentative for ~1 s
-    # (docs/kernel-notes.md#ipv6-dad).
-    flags = IFA_F_NODAD if (v6 and op == RTM_NEWADDR) else 0
-    body = _IFADDRMSG.pack(spec.family, spec.prefixlen, flags & 0xFF, spec.scope, spec.ifindex)
-    addr = spec.packed
-    attrs = [_rtattr(IFA_LOCAL, addr), _rtattr(IFA_ADDRESS, addr)]
+    local = spec.packed
+    # IFA_ADDRESS is the peer of a point-to-point address (the kernel matches a removal on it too)
+    attrs = [_rtattr(IFA_LOCAL, local), _rtattr(IFA_ADDRESS, _peer(spec) or local)]
+    flags = 0
     if op == RTM_NEWADDR:
+        flags = spec.flags
+        if v6 and not spec.dad:
+            # RFC 5798 8.2 (IPv6): a VIP must be usable at once; DAD would leave it tentative for ~1 s
+            # (docs/kernel-notes.md#ipv6-dad).
+            flags |= IFA_F_NODAD
         if spec.label:
             attrs.append(_rtattr(IFA_LABEL, spec.label.encode() + b"\0"))
         if spec.broadcast:
             attrs.append(_rtattr(IFA_BROADCAST, socket.inet_aton(spec.broadcast)))
         if flags:
             attrs.append(_rtattr(IFA_FLAGS, struct.pack("=I", flags)))
+        if v6 and spec.preferred_lft is not None:
+            life = _IFA_CACHEINFO.pack(spec.preferred_lft, INFINITY_LIFE_TIME, 0, 0)
+            attrs.append(_rtattr(IFA_CACHEINFO, life))
         mflags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
     elif op == RTM_DELADDR:
         mflags = NLM_F_REQUEST | NLM_F_ACK
     else:
         raise ValueError(f"not an address operation: {op}")
+    body = _IFADDRMSG.pack(spec.family, spec.prefixlen, flags & 0xFF, spec.scope, spec.ifindex)
     payload = body + b"".join(attrs)
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(payload), op, mflags, seq, 0) + payload
+
+
+def _peer(spec: VipSpec) -> bytes | None:
+    return socket.inet_pton(spec.family, spec.peer) if spec.peer else None
 
 
 @dataclass(slots=True)
@@ -424,28 +456,11 @@ class NetlinkWorker:
         finally:
             self._executor.shutdown(wait=True)
 
-    # --- per-call pyroute2 (config-time, reconcile, small changes) ------------------------------------------
+    # --- addresses one call at a time (static addresses, tests) ---------------------------------------------
     def _addr_call(self, op: int, specs: Sequence[VipSpec]) -> ApplyResult:
-        from pyroute2.netlink.exceptions import NetlinkError
-
-        result = ApplyResult()
-        for s in specs:
-            kw: dict[str, Any] = {"index": s.ifindex, "address": s.address, "prefixlen": s.prefixlen}
-            if op == RTM_NEWADDR:
-                if s.label:
-                    kw["label"] = s.label
-                if s.scope:
-                    kw["scope"] = s.scope
-                if s.broadcast:
-                    kw["broadcast"] = s.broadcast
-                if s.family == socket.AF_INET6:
-                    kw["flags"] = IFA_F_NODAD
-            try:
-                self._ipr.addr("add" if op == RTM_NEWADDR else "del", **kw)
-                result.record(s, op, 0)
-            except NetlinkError as exc:
-                result.record(s, op, exc.code)
-        return result
+        """The same requests a failover sends (encode_addr), one ACK each: a VIP and a static address are
+        added alike."""
+        return self._require_batcher().apply(op, specs, [encode_addr(s, op) for s in specs])
 
     async def add_addresses(self, specs: Sequence[VipSpec]) -> ApplyResult:
         return await self._run(self._addr_call, RTM_NEWADDR, list(specs))

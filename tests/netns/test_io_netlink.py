@@ -154,6 +154,10 @@ def test_fast_batch_vs_pyroute2_speed_1000_vips(one):
     lab, a, _b, idx = one
     specs = [netlink.VipSpec(f"198.51.{100 + i // 250}.{i % 250 + 1}", 32, idx) for i in range(1000)]
 
+    def per_call(ipr, op, specs):  # one pyroute2 request per address, in the worker's thread
+        for s in specs:
+            ipr.addr(op, index=s.ifindex, address=s.address, prefixlen=s.prefixlen)
+
     async def main():
         w = netlink.NetlinkWorker(netns=a)
         try:
@@ -162,10 +166,10 @@ def test_fast_batch_vs_pyroute2_speed_1000_vips(one):
             batch = netlink.AddrBatch(specs)
             t_enc = time.perf_counter() - t0
             t0 = time.perf_counter()
-            assert (await w.add_addresses(specs)).ok
+            await w.call(per_call, "add", specs)
             t_add_call = time.perf_counter() - t0
             t0 = time.perf_counter()
-            assert (await w.remove_addresses(specs)).ok
+            await w.call(per_call, "del", specs)
             t_del_call = time.perf_counter() - t0
             t0 = time.perf_counter()
             r = await w.fast_add(batch)
