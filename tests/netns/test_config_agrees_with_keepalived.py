@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -315,3 +316,39 @@ def test_dynamic_interfaces(keepalived_ns, tmp_path):
     assert _keepalived_starts(exe, ns, workdir, conf)[0]
     rc, err = _fastvrrp_t(ns, conf)
     assert rc == 4 and "interface nosuch0 does not exist here" in err, err
+
+
+ADDRESS_LENIENCIES = """vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 5
+    virtual_ipaddress {
+        192.0.2.5/24
+    }
+    virtual_ipaddress_excluded {
+        198.51.100.11/32 peer 198.51.100.200/30 brd + dev eth0
+        2001:db8:d::11 peer 2001:db8:d::99/128 dev eth0
+        198.51.100.13/24 peer 198.51.100.202 dev eth0
+        198.51.100.14 peer 2001:db8::9 dev eth0
+        198.51.100.15 peer 198.51.100.203 brd 198.51.100.255 dev eth0
+        203.0.113.1/31 brd - dev eth0
+        198.51.100.16 peer 198.51.100.204 noprefixroute dev eth0
+    }
+}
+"""
+
+
+def test_address_lines_keepalived_works_around(keepalived_ns, tmp_path):
+    """keepalived 2.2.7 -t on peers with a prefix or of the other family, a prefix or a broadcast address
+    with a peer, `brd -` on a /31: a finding at each of those lines and exit 5, the last line clean; fastvrrp
+    -t names the same lines and exits 5 (docs/keepalived-config.md#address-options)."""
+    exe, ns, _workdir = keepalived_ns
+    conf = tmp_path / "k.conf"
+    conf.write_text(ADDRESS_LENIENCIES)
+    ka, log = _keepalived_t(exe, ns, conf)
+    assert ka == 5, log
+    rc, err = _fastvrrp_t(ns, conf)
+    assert rc == 5, err
+    _names_file_and_line(err, conf)
+    ka_lines = {int(m) for m in re.findall(rf"\({re.escape(str(conf))}: Line (\d+)\)", log)}
+    fv_lines = {int(x.split(":")[1]) for x in err.splitlines()[:-1]}
+    assert ka_lines == fv_lines == {8, 9, 10, 11, 12, 13}, (log, err)
