@@ -586,8 +586,14 @@ def topology_text(
     return "".join(line + "\n" for line in out)
 
 
-def data_head(global_defs: Any) -> str:
-    return "".join(line + "\n" for line in [*_global_lines(global_defs), "------< VRRP Topology >------"])
+def data_head(global_defs: Any, static_addresses: Sequence[Any] = ()) -> str:
+    """`Global definitions`, `Static Addresses` (all set while the daemon runs) and the topology's title."""
+    lines = _global_lines(global_defs)
+    if static_addresses:
+        dev = global_defs.default_interface
+        lines += ["------< Static Addresses >------"]
+        lines += [f"     {_address_text(va, dev, True)}" for va in static_addresses]
+    return "".join(line + "\n" for line in [*lines, "------< VRRP Topology >------"])
 
 
 def data_tail(
@@ -625,13 +631,14 @@ def render_data(
     scripts: Sequence[ScriptDump] = (),
     sync_groups: Mapping[str, Any] | None = None,
     files: Sequence[ScriptDump] = (),
+    static_addresses: Sequence[Any] = (),
 ) -> str:
-    """/tmp/keepalived.data: `Global definitions` (the part fastvrrp has), `VRRP Topology` with one
-    `VRRP Instance = NAME` section per instance, `VRRP Sync groups`, `VRRP Scripts` and `VRRP Track
-    files`."""
+    """/tmp/keepalived.data: `Global definitions` (the part fastvrrp has), `Static Addresses`, `VRRP
+    Topology` with one `VRRP Instance = NAME` section per instance, `VRRP Sync groups`, `VRRP Scripts` and
+    `VRRP Track files`."""
     by_name = {s.cfg.name: s.cfg for s in scripts}
     return (
-        data_head(global_defs)
+        data_head(global_defs, static_addresses)
         + topology_text(rows, by_name, {f.cfg.name: f.cfg for f in files})
         + data_tail(rows, global_defs, scripts, sync_groups or {}, files)
     )

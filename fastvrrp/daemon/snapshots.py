@@ -389,7 +389,7 @@ class DumpWriter:
         cfg = d.cfg
         scripts = script_rows(cfg, d.tracking)
         by_name = {s.cfg.name: s.cfg for s in scripts}
-        parts = [dumps.data_head(cfg.global_defs)]
+        parts = [dumps.data_head(cfg.global_defs, cfg.static_ipaddress)]
         files = script_rows(cfg, d.tracking, "file")
         parts += await _in_chunks(rows, lambda chunk: dumps.topology_text(chunk, by_name, cfg.track_files))
         parts.append(dumps.data_tail(rows, cfg.global_defs, scripts, cfg.sync_groups, files))

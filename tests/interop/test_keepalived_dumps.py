@@ -45,6 +45,7 @@ SCRIPTS = (
     'vrrp_script chk_ok {\n    script "/bin/true"\n    interval 1\n    weight 3\n}\n'
     'vrrp_script chk_bad {\n    script "/bin/false"\n    interval 1\n}\n'
 )
+STATIC = "static_ipaddress {\n    203.0.113.40/24 brd + dev eth0\n    2001:db8:2::1/64\n}\n"
 SYNC = "vrrp_sync_group G1 {\n    group {\n        VI_52\n    }\n    notify /bin/true\n}\n"
 
 
@@ -64,7 +65,12 @@ def instances() -> list[InstanceSpec]:
                 "notify_backup /bin/true",
                 "preempt_delay 1",
                 "garp_master_refresh 10",
-                "virtual_ipaddress_excluded {\n        203.0.113.5/32\n    }",
+                "virtual_ipaddress_excluded {\n        203.0.113.5/32\n"
+                # the options of an address line, as the dump writes them
+                "        192.0.2.102/24 brd + dev eth0 label eth0:v noprefixroute\n"
+                "        198.51.100.9 peer 198.51.100.10 dev eth0\n"
+                "        2001:db8:1::5/128 dev eth0\n"
+                "        2001:db8:1::6/64 dev eth0 preferred_lft 30 -nodad home no_track\n    }",
                 "virtual_routes {\n        203.0.113.0/24 via 192.0.2.254\n    }",
             ),
         ),
@@ -178,7 +184,7 @@ def run_and_dump(lab: Lab, lan: Lan, kind: str, keepalived_bin: str) -> dict[str
     track_file = os.path.join(lab.workdir, "tf")
     with open(track_file, "w") as f:
         f.write("0\n")  # a value of 0: no change to the priority
-    r.blocks_before = SCRIPTS + f"vrrp_track_file tf {{\n    file {track_file}\n}}\n"
+    r.blocks_before = SCRIPTS + f"vrrp_track_file tf {{\n    file {track_file}\n}}\n" + STATIC
     r.blocks = SYNC
     if kind == "fastvrrp":
         out_dir = os.path.join(lab.workdir, "dumps")
@@ -359,6 +365,7 @@ def test_data_instance_sections_match_keepalived(both_dumps):
     assert steady(fv_s["VRRP Topology"]) == steady(ka_s["VRRP Topology"])
     assert fv_s["VRRP Sync groups"] == ka_s["VRRP Sync groups"]
     assert fv_s["VRRP Scripts"] == ka_s["VRRP Scripts"]
+    assert fv_s["Static Addresses"] == ka_s["Static Addresses"]
     # The global settings fastvrrp writes are keepalived's lines (it writes fewer of them).
     ka_global = {line for line in ka_s["Global definitions"] if not line.startswith(" Router ID")}
     missing = [x for x in fv_s["Global definitions"] if not x.startswith(" Router ID") and x not in ka_global]
