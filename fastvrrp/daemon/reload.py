@@ -20,9 +20,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fastvrrp")
 # A full collection after a reload once this many instances were removed or rebuilt since the last one
-# (collect_after_reload); _SINCE_FULL counts them.
+# (collect_after_reload); the daemon's removed_since_full counts them.
 FULL_AFTER_REMOVED = 1000
-_SINCE_FULL = [0]
 
 
 def read_config(path: str, config_id: str | None, strict: bool = False) -> Config | None:
@@ -89,8 +88,11 @@ async def apply_config(daemon: Daemon, new: Config, now: int) -> int:
     daemon.set_sync_groups(new)
     daemon.links.close_unused()
     log.info("reload: applied in %.1f ms", (time.perf_counter() - t0) * 1000)
-    _SINCE_FULL[0] += removed
-    collect_after_reload(full=had_trackers or _SINCE_FULL[0] >= FULL_AFTER_REMOVED)
+    daemon.removed_since_full += removed
+    full = had_trackers or daemon.removed_since_full >= FULL_AFTER_REMOVED
+    collect_after_reload(full=full)
+    if full:
+        daemon.removed_since_full = 0
     return started
 
 
@@ -134,7 +136,6 @@ def collect_after_reload(full: bool) -> float:
     if full:
         gc.unfreeze()
         found = gc.collect()
-        _SINCE_FULL[0] = 0
     gc.freeze()
     held = time.perf_counter() - t0
     log.info(

@@ -112,6 +112,7 @@ class Daemon:
         self.vmacs = VmacInterfaces(self.nl, self.sysctls)
         self.no_accept = NoAccept(self.nl)
         self.static_addrs = StaticAddresses(self.nl)
+        self.removed_since_full = 0  # instances a reload removed since the last full collection (reload.py)
         self.port = DaemonPort(
             self.loop,
             self.engine,

@@ -121,18 +121,23 @@ class Watchdog:
 
     def feed(self, deadline_us: int) -> None:
         """The loop ran; its next deadline is deadline_us (-1: none, the watchdog sleeps)."""
-        self._arm(deadline_us + self.grace_us if deadline_us >= 0 else 0)
+        self._arm(deadline_us + self.grace_us if deadline_us >= 0 else 0, self._spec)
 
-    def _arm(self, at_us: int) -> None:
+    def _arm(self, at_us: int, spec: _Itimerspec) -> None:
+        """Arm the timerfd at at_us. The loop and the watchdog's thread each fill a struct of their own, so a
+        thread switch between the two fields cannot arm a time made of both. The two may still race on
+        `_at_us`: the timer then stays at the watchdog's time, and the worst is one rescue more, which sends
+        only what is due."""
         if at_us == self._at_us:
             return
         self._at_us = at_us
         sec, usec = divmod(at_us, 1_000_000)
-        self._spec.it_value.tv_sec = sec
-        self._spec.it_value.tv_nsec = usec * 1000
-        _libc.timerfd_settime(self.fd, TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None)
+        spec.it_value.tv_sec = sec
+        spec.it_value.tv_nsec = usec * 1000
+        _libc.timerfd_settime(self.fd, TFD_TIMER_ABSTIME, ctypes.byref(spec), None)
 
     def _run(self) -> None:
+        spec = _Itimerspec()  # this thread's own (see _arm)
         poller = select.poll()
         poller.register(self.fd, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
@@ -145,7 +150,7 @@ class Watchdog:
             except BlockingIOError:
                 continue
             now = time.monotonic_ns() // 1000
-            self._arm(now + self.grace_us)  # again after grace_us unless the loop feeds us first
+            self._arm(now + self.grace_us, spec)  # again after grace_us unless the loop feeds us first
             self.rescues += 1
             try:
                 self.rescue(now)
