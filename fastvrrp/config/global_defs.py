@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
@@ -129,6 +130,47 @@ def _mcast_group(r: Reporter, n: Node, st: GlobalState, kw: Kw) -> None:
     setattr(st, kw.field, v)
 
 
+def _int_word(w: str) -> int | None:
+    try:
+        return int(w)
+    except ValueError:
+        return None
+
+
+def _process_setting(r: Reporter, n: Node, st: GlobalState, kw: Kw) -> None:
+    """The VRRP process's scheduling keywords (daemon/scheduling.py), read as keepalived 2.2.7 reads them: a
+    value it works around is an adjustment naming the line, and `other` holds the value it then uses."""
+    k, a = n.kw, n.args
+    if k == "max_auto_priority" and not a:
+        st.other[k] = 99  # the highest realtime priority
+        return
+    if k == "vrrp_cpu_affinity":
+        online = os.sysconf("SC_NPROCESSORS_ONLN")
+        cpus = [_int_word(w) for w in a]
+        if not a or any(c is None or not 0 <= c < online for c in cpus):
+            r.adjust(n, f"'{k}' needs CPUs 0..{online - 1} of this machine: not set, as keepalived does")
+            return
+        st.other[k] = tuple(sorted(set(cpus)))  # type: ignore[type-var]
+        return
+    v = _int_word(a[0]) if len(a) == 1 else None
+    if k == "vrrp_rt_priority" and v is not None and not 1 <= v <= 99:
+        r.adjust(n, f"vrrp_rt_priority {v} outside 1..99: {min(max(v, 1), 99)} is used, as keepalived does")
+        v = min(max(v, 1), 99)
+    lo, hi, then = {
+        "vrrp_rt_priority": (1, 99, "not set"),
+        "vrrp_priority": (-20, 19, "not set"),
+        "vrrp_rlimit_rttime": (1, 2**32 - 1, "no realtime CPU limit"),
+        "max_auto_priority": (-1, 99, "not set"),
+        "min_auto_priority_delay": (1, 10_000_000, "not set"),
+    }[k]
+    if v is None or not lo <= v <= hi:
+        r.adjust(n, f"'{k}' needs one number in [{lo}, {hi}]: {then}, as keepalived does")
+        if k == "vrrp_rlimit_rttime":
+            st.other[k] = 0
+        return
+    st.other[k] = max(v, 2) if k == "vrrp_rlimit_rttime" else max(v, 0) if k == "max_auto_priority" else v
+
+
 _READERS = {
     "flag": read_flag,
     "bool": read_bool,
@@ -146,6 +188,17 @@ _SPECIAL = {
     "dynamic_interfaces": _dynamic_interfaces,
     "vrrp_mcast_group4": _mcast_group,
     "vrrp_mcast_group6": _mcast_group,
+    **dict.fromkeys(
+        (
+            "vrrp_rt_priority",
+            "vrrp_priority",
+            "vrrp_rlimit_rttime",
+            "vrrp_cpu_affinity",
+            "max_auto_priority",
+            "min_auto_priority_delay",
+        ),
+        _process_setting,
+    ),
 }
 
 

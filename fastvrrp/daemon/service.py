@@ -26,6 +26,7 @@ from fastvrrp.daemon.links import Links
 from fastvrrp.daemon.no_accept import NoAccept
 from fastvrrp.daemon.port import DaemonPort
 from fastvrrp.daemon.reload import apply_config, read_config
+from fastvrrp.daemon.scheduling import ProcessScheduling, Settings
 from fastvrrp.daemon.snapshots import MetricsSource, StatusWriter
 from fastvrrp.daemon.static_addresses import StaticAddresses
 from fastvrrp.daemon.sync_groups import SyncGroupNotices
@@ -113,6 +114,7 @@ class Daemon:
         self.no_accept = NoAccept(self.nl)
         self.static_addrs = StaticAddresses(self.nl)
         self.removed_since_full = 0  # instances a reload removed since the last full collection (reload.py)
+        self.scheduling = ProcessScheduling(self.loop.add_signal_handler)
         self.port = DaemonPort(
             self.loop,
             self.engine,
@@ -221,6 +223,7 @@ class Daemon:
         self.watchdog = Watchdog(self.engine.send_due, WATCHDOG_GRACE_US)
         self._after(now_us())
         # Every instance has its sockets and its initial state (or is held: vrrp_startup_delay, trackers).
+        self.scheduling.apply(Settings.from_globals(cfg.global_defs.other))  # every thread exists now
         self.systemd.ready()
 
     async def stop(self) -> None:
@@ -427,6 +430,8 @@ class Daemon:
 
     def _on_timer(self) -> None:
         now = now_us()
+        if now - self.timer.fired_us > self.scheduling.late_us:
+            self.scheduling.late(self.timer.fired_us, now)  # max_auto_priority (daemon/scheduling.py)
         self._guarded(self.driver.tick, now, now_us)
         self._after(now)
 
@@ -455,6 +460,8 @@ class Daemon:
         if nd < 0:
             return
         armed = self.timer.armed_us
+        if 0 <= armed < now - self.scheduling.late_us:
+            self.scheduling.late(armed, now)  # woken late, by something else than its timer
         if 0 <= armed <= nd and (armed == nd or armed > now + RX_PERIOD_US):
             # armed early enough; firing early is harmless (nothing due is a no-op). A backup's deadlines move
             # later with every advert: a fire due before the next read would be a wake-up for nothing, so
@@ -496,6 +503,7 @@ class Daemon:
         self.systemd.reloading()
         new = None
         try:
+            self.scheduling.normal()  # no realtime priority while the file is read (daemon/scheduling.py)
             new = read_config(self.config_path, self.config_id, self.strict_config)
             if new is not None:
                 started = await apply_config(self, new, now_us())
@@ -503,6 +511,7 @@ class Daemon:
                 self._after(now_us())
                 log.info("reloaded %s (%d instances, %d started)", self.config_path, len(self.insts), started)
         finally:
+            self.scheduling.apply(Settings.from_globals(self.cfg.global_defs.other))
             self.systemd.reloaded(refused=new is None)  # the new configuration is in charge, or refused
 
 

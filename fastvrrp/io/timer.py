@@ -56,6 +56,7 @@ class PreciseTimer:
         self.loop = loop
         self.callback = callback
         self.armed_us = -1  # the deadline armed now, -1 if none
+        self.fired_us = 0  # the deadline of the last fire (the callback can tell how late it runs)
         self.fires = 0
         self._spec = _Itimerspec()
         loop.add_reader(fd, self._on_readable)
@@ -86,6 +87,7 @@ class PreciseTimer:
             os.read(self.fd, 8)  # the expiry count; reading it re-enables the fd
         except BlockingIOError:
             return
+        self.fired_us = self.armed_us
         self.armed_us = -1
         self.fires += 1
         self.callback()

@@ -352,3 +352,40 @@ def test_address_lines_keepalived_works_around(keepalived_ns, tmp_path):
     ka_lines = {int(m) for m in re.findall(rf"\({re.escape(str(conf))}: Line (\d+)\)", log)}
     fv_lines = {int(x.split(":")[1]) for x in err.splitlines()[:-1]}
     assert ka_lines == fv_lines == {8, 9, 10, 11, 12, 13}, (log, err)
+
+
+PROCESS_SETTINGS = [
+    "vrrp_rt_priority 120",
+    "vrrp_rt_priority 0",
+    "vrrp_rt_priority 5",
+    "max_auto_priority 200",
+    "max_auto_priority x",
+    "max_auto_priority -1",
+    "max_auto_priority",
+    f"vrrp_cpu_affinity {os.sysconf('SC_NPROCESSORS_ONLN')}",
+    "vrrp_cpu_affinity 0",
+    "vrrp_priority 30",
+    "vrrp_priority -5",
+    "vrrp_rlimit_rttime 0",
+    "vrrp_rlimit_rttime 1",
+    "min_auto_priority_delay 0",
+    "min_auto_priority_delay 5000",
+]
+
+
+@pytest.mark.parametrize("line", PROCESS_SETTINGS)
+def test_process_settings_judged_as_keepalived(keepalived_ns, tmp_path, line):
+    """The scheduling keywords of global_defs (docs/keepalived-config.md#process-settings): keepalived -t's
+    exit code, and a finding at the line where it has one."""
+    exe, ns, _workdir = keepalived_ns
+    conf = tmp_path / "k.conf"
+    conf.write_text(
+        f"global_defs {{\n    {line}\n}}\n"
+        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 5\n"
+        "    virtual_ipaddress {\n        192.0.2.5/24\n    }\n}\n"
+    )
+    ka, log = _keepalived_t(exe, ns, conf)
+    rc, err = _fastvrrp_t(ns, conf)
+    assert rc == ka, (log, err)
+    if rc == 5:
+        assert err.startswith(f"{conf}:2: warning: "), err
