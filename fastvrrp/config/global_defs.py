@@ -138,8 +138,9 @@ def _int_word(w: str) -> int | None:
 
 
 def _process_setting(r: Reporter, n: Node, st: GlobalState, kw: Kw) -> None:
-    """The VRRP process's scheduling keywords (daemon/scheduling.py), read as keepalived 2.2.7 reads them: a
-    value it works around is an adjustment naming the line, and `other` holds the value it then uses."""
+    """The process's scheduling keywords (daemon/scheduling.py) and the timeouts of the startup and shutdown
+    scripts, read as keepalived 2.2.7 reads them: a value it works around is an adjustment naming the line,
+    and `other` holds the value it then uses."""
     k, a = n.kw, n.args
     if k == "max_auto_priority" and not a:
         st.other[k] = 99  # the highest realtime priority
@@ -157,6 +158,8 @@ def _process_setting(r: Reporter, n: Node, st: GlobalState, kw: Kw) -> None:
         r.adjust(n, f"vrrp_rt_priority {v} outside 1..99: {min(max(v, 1), 99)} is used, as keepalived does")
         v = min(max(v, 1), 99)
     lo, hi, then = {
+        "startup_script_timeout": (1, 1000, "10 s"),
+        "shutdown_script_timeout": (1, 1000, "10 s"),
         "vrrp_rt_priority": (1, 99, "not set"),
         "vrrp_priority": (-20, 19, "not set"),
         "vrrp_rlimit_rttime": (1, 2**32 - 1, "no realtime CPU limit"),
@@ -196,6 +199,8 @@ _SPECIAL = {
             "vrrp_cpu_affinity",
             "max_auto_priority",
             "min_auto_priority_delay",
+            "startup_script_timeout",
+            "shutdown_script_timeout",
         ),
         _process_setting,
     ),

@@ -198,6 +198,9 @@ def _scripts(cfg: Config, out: HostFindings) -> None:
     for kw in ("vrrp_notify_fifo_script", "notify_fifo_script"):
         if _runs_as_root(getattr(gd, kw), user):
             first = first or ("", 0, f"global_defs {kw}")
+    for kw in ("startup_script", "shutdown_script"):
+        if _runs_as_root(gd.other.get(kw), user):
+            first = first or ("", 0, f"global_defs {kw}")
     if first is not None:
         file, line, what = first
         out.script_security.append(

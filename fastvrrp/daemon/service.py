@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from fastvrrp import _engine
 from fastvrrp.config import Config
 from fastvrrp.core.priority import PRIO_OWNER, Effective
-from fastvrrp.daemon import notify, sdnotify, status, virtual_routes
+from fastvrrp.daemon import lifecycle_scripts, notify, sdnotify, status, virtual_routes
 from fastvrrp.daemon.control import ControlServer, Operator
 from fastvrrp.daemon.driver import Driver, RunningInstance
 from fastvrrp.daemon.instances import InstanceBuilder, remove_stale_vips
@@ -169,6 +169,7 @@ class Daemon:
             sock, self._control_inode = unix_socket.open_private_socket(self.control_path)
             self.control = ControlServer(self, sock)
         self.systemd.start_watchdog()
+        await lifecycle_scripts.run(self.runner, cfg.global_defs.other, "startup")
         await self.notifier.start()
         await self.nl.start()
         await remove_stale_vips(self.nl, cfg)
@@ -239,6 +240,7 @@ class Daemon:
         await self.port.settle()
         await self._undo_kernel_changes()
         await self.notifier.close(timeout_s=5)
+        await lifecycle_scripts.run(self.runner, self.cfg.global_defs.other, "shutdown")
         self.status.write(force=True)
         self.close()
 
@@ -251,6 +253,7 @@ class Daemon:
         self.sysctls.restore()
         self.no_accept.teardown()
         await self.notifier.close(timeout_s=5)
+        await lifecycle_scripts.run(self.runner, self.cfg.global_defs.other, "shutdown")
         self.status.write(force=True)
         self.close()
 

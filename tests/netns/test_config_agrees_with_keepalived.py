@@ -389,3 +389,28 @@ def test_process_settings_judged_as_keepalived(keepalived_ns, tmp_path, line):
     assert rc == ka, (log, err)
     if rc == 5:
         assert err.startswith(f"{conf}:2: warning: "), err
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "startup_script /bin/true",
+        "shutdown_script /bin/true",
+        "startup_script /nonexistent/x",
+        "startup_script_timeout 0",
+        "shutdown_script_timeout 20",
+    ],
+)
+def test_startup_and_shutdown_scripts_judged_as_keepalived(keepalived_ns, tmp_path, line):
+    """keepalived 2.2.7 -t: 6 for a start or stop script that would run as root without
+    enable_script_security (one whose program is missing does not count), 5 for a timeout out of range."""
+    exe, ns, _workdir = keepalived_ns
+    conf = tmp_path / "k.conf"
+    conf.write_text(
+        f"global_defs {{\n    {line}\n}}\n"
+        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 5\n"
+        "    virtual_ipaddress {\n        192.0.2.5/24\n    }\n}\n"
+    )
+    ka, log = _keepalived_t(exe, ns, conf)
+    rc, err = _fastvrrp_t(ns, conf)
+    assert rc == ka, (log, err)
