@@ -43,7 +43,7 @@ GLOBAL_FIELDS = {
     ).split()
 }
 
-# Keywords keepalived also allows outside global_defs.
+# Global settings keepalived 2.2.7 takes at the top level, and only there.
 TOP_LEVEL_GLOBALS = (
     "net_namespace",
     "namespace_with_ipsets",
@@ -219,10 +219,12 @@ def _keyword(keyword: str, spec: tuple) -> Kw:
     )
 
 
+# keepalived 2.2.7 takes these at the top level only: inside global_defs they are unknown keywords there
+TOP_GLOBALS = {k: _keyword(k, GLOBAL_KEYWORDS[k]) for k in TOP_LEVEL_GLOBALS}
 GLOBAL_DEFS = Schema(
     "global_defs",
     GlobalState,
-    {k: _keyword(k, spec) for k, spec in GLOBAL_KEYWORDS.items()},
+    {k: _keyword(k, spec) for k, spec in GLOBAL_KEYWORDS.items() if k not in TOP_GLOBALS},
     unsupported=GLOBAL_UNSUPPORTED,
 )
 
@@ -235,8 +237,8 @@ def read_global_defs(r: Any, n: Node, st: Any, kw: Kw) -> None:
 
 
 def global_at_top(r: Any, n: Node, st: Any, kw: Kw) -> None:
-    """A global_defs keyword keepalived also takes outside global_defs."""
-    g = GLOBAL_DEFS.keywords[n.kw]
+    """A keyword of the global settings keepalived takes at the top level (TOP_GLOBALS)."""
+    g = TOP_GLOBALS[n.kw]
     g.handle(r, n, r.globals, g)
 
 

@@ -39,6 +39,16 @@ def run(args: Any) -> int:
     console = logs.has_console(handlers)
     log.info("Starting fastvrrp %s", __version__)
     log.info("Command line: %s", shlex.join(["fastvrrp", *sys.argv[1:]]))
+    # Read before the namespace is entered (reading does not depend on it): keepalived's `net_namespace NAME`
+    # in the file is -s NAME when the command line gives none.
+    cfg = _read_config(args, console)
+    if cfg is None:
+        return 1
+    if not netns and cfg.global_defs.other.get("net_namespace"):
+        netns = args.namespace = cfg.global_defs.other["net_namespace"]
+        handlers = logs.setup(args, netns)  # the syslog ident names the namespace, as with -s
+        console = logs.has_console(handlers)
+        log.info("net_namespace %s: running inside it", netns)
     if netns:
         from fastvrrp.io.process_netns import NoSuchNamespace, enter_process_netns
 
@@ -55,9 +65,6 @@ def run(args: Any) -> int:
             pidfile.check_free(path)
     except pidfile.PidFileHeld as e:
         _fatal(str(e), console)
-        return 1
-    cfg = _read_config(args, console)
-    if cfg is None:
         return 1
     if not getattr(args, "dont_fork", False):
         _daemonize()  # after the checks, so whoever started us sees why we do not run, and the exit code

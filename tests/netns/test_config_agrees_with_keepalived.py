@@ -373,6 +373,9 @@ PROCESS_SETTINGS = [
 ]
 
 
+PROCESS_SETTINGS += ["net_namespace blue", "use_pid_dir", "child_wait_time 5"]  # top level only: unknown here
+
+
 @pytest.mark.parametrize("line", PROCESS_SETTINGS)
 def test_process_settings_judged_as_keepalived(keepalived_ns, tmp_path, line):
     """The scheduling keywords of global_defs (docs/keepalived-config.md#process-settings): keepalived -t's

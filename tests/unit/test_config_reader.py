@@ -67,7 +67,8 @@ def test_globals_resolve_into_instances(tmp_path):
     g = (
         "global_defs {\n vrrp_version 3\n vrrp_garp_master_delay 2\n vrrp_garp_master_repeat 3\n"
         " vrrp_lower_prio_no_advert\n vrrp_startup_delay 1.5\n script_user nobody nogroup\n"
-        " notification_email {\n  a@example.com\n }\n child_wait_time 7\n}\n"
+        " notification_email {\n  a@example.com\n }\n}\n"
+        "child_wait_time 7\n"  # keepalived 2.2.7 takes it at the top level only
     )
     (cfg, probs, unsup), _ = cfg_of(tmp_path, g + inst(" advert_int 0.25\n garp_master_repeat 9"))
     assert probs == []
@@ -383,3 +384,12 @@ def test_static_address_with_undefined_track_group_is_located(tmp_path):
     (cfg, probs, _), path = cfg_of(tmp_path, text)
     assert cfg is None
     assert probs == [Problem(path, 10, "no track_group 'TG'")]
+
+
+def test_top_level_settings_are_unknown_inside_global_defs(tmp_path):
+    """keepalived 2.2.7: "Unknown keyword 'net_namespace'" inside global_defs (skipped; -t exits 5); at the
+    top level it is a setting (as are use_pid_dir, child_wait_time, instance ...)."""
+    (cfg, probs, _), path = cfg_of(tmp_path, "global_defs {\n net_namespace blue\n}\n" + inst(""))
+    assert probs == [] and "net_namespace" not in cfg.global_defs.other
+    (cfg, probs, _), path = cfg_of(tmp_path, "net_namespace blue\n" + inst(""))
+    assert probs == [] and cfg.global_defs.other["net_namespace"] == "blue"
