@@ -374,12 +374,21 @@ PROCESS_SETTINGS = [
 
 
 PROCESS_SETTINGS += ["net_namespace blue", "use_pid_dir", "child_wait_time 5"]  # top level only: unknown here
+# start and stop scripts: 6 for one that would run as root without enable_script_security (one whose
+# program is missing does not count), 5 for a timeout out of range
+SCRIPTS = [
+    "startup_script /bin/true",
+    "shutdown_script /bin/true",
+    "startup_script /nonexistent/x",
+    "startup_script_timeout 0",
+    "shutdown_script_timeout 20",
+]
 
 
-@pytest.mark.parametrize("line", PROCESS_SETTINGS)
-def test_process_settings_judged_as_keepalived(keepalived_ns, tmp_path, line):
-    """The scheduling keywords of global_defs (docs/keepalived-config.md#process-settings): keepalived -t's
-    exit code, and a finding at the line where it has one."""
+@pytest.mark.parametrize("line", PROCESS_SETTINGS + SCRIPTS)
+def test_global_settings_judged_as_keepalived(keepalived_ns, tmp_path, line):
+    """The process settings and start / stop scripts of global_defs (docs/keepalived-config.md): keepalived
+    -t's exit code, and a finding at the line where it has one."""
     exe, ns, _workdir = keepalived_ns
     conf = tmp_path / "k.conf"
     conf.write_text(
@@ -392,28 +401,3 @@ def test_process_settings_judged_as_keepalived(keepalived_ns, tmp_path, line):
     assert rc == ka, (log, err)
     if rc == 5:
         assert err.startswith(f"{conf}:2: warning: "), err
-
-
-@pytest.mark.parametrize(
-    "line",
-    [
-        "startup_script /bin/true",
-        "shutdown_script /bin/true",
-        "startup_script /nonexistent/x",
-        "startup_script_timeout 0",
-        "shutdown_script_timeout 20",
-    ],
-)
-def test_startup_and_shutdown_scripts_judged_as_keepalived(keepalived_ns, tmp_path, line):
-    """keepalived 2.2.7 -t: 6 for a start or stop script that would run as root without
-    enable_script_security (one whose program is missing does not count), 5 for a timeout out of range."""
-    exe, ns, _workdir = keepalived_ns
-    conf = tmp_path / "k.conf"
-    conf.write_text(
-        f"global_defs {{\n    {line}\n}}\n"
-        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 5\n"
-        "    virtual_ipaddress {\n        192.0.2.5/24\n    }\n}\n"
-    )
-    ka, log = _keepalived_t(exe, ns, conf)
-    rc, err = _fastvrrp_t(ns, conf)
-    assert rc == ka, (log, err)

@@ -16,14 +16,6 @@ pytestmark = pytest.mark.netns
 A = 100  # ms
 
 
-def script(lab, name: str, body: str) -> str:
-    path = os.path.join(lab.workdir, name)
-    with open(path, "w") as f:
-        f.write("#!/bin/sh\n" + body + "\n")
-    os.chmod(path, 0o755)
-    return path
-
-
 def routers(lab, keepalived_bin, lines_of):
     lan = Lan(lab, routers=2, client=False)
     out = []
@@ -38,8 +30,8 @@ def routers(lab, keepalived_bin, lines_of):
 def test_startup_before_the_vip_and_shutdown_after_it_as_keepalived(lab, keepalived_bin):
     def lines(r):
         out = os.path.join(lab.workdir, r.name)
-        start = script(lab, f"{r.name}-start.sh", f"/usr/sbin/ip -o addr show dev eth0 > {out}.start")
-        stop = script(lab, f"{r.name}-stop.sh", f"/usr/sbin/ip -o addr show dev eth0 > {out}.stop")
+        start = lab.script(f"{r.name}-start.sh", f"/usr/sbin/ip -o addr show dev eth0 > {out}.start")
+        stop = lab.script(f"{r.name}-stop.sh", f"/usr/sbin/ip -o addr show dev eth0 > {out}.stop")
         return [f"startup_script {start}", f"shutdown_script {stop}"]
 
     pair = routers(lab, keepalived_bin, lines)
@@ -61,7 +53,7 @@ def test_startup_before_the_vip_and_shutdown_after_it_as_keepalived(lab, keepali
 def test_a_startup_script_past_its_timeout_is_killed_and_the_start_goes_on(lab, keepalived_bin):
     def lines(r):
         pid_file = os.path.join(lab.workdir, f"{r.name}.sleeper")
-        slow = script(lab, f"{r.name}-slow.sh", f"echo $$ > {pid_file}\nexec sleep 60")
+        slow = lab.script(f"{r.name}-slow.sh", f"echo $$ > {pid_file}\nexec sleep 60")
         return [f"startup_script {slow}", "startup_script_timeout 1"]
 
     pair = routers(lab, keepalived_bin, lines)
