@@ -85,6 +85,11 @@ def vaddr(r: Reporter, n: Node, static: bool = False) -> VirtualAddress | None:
             # keepalived 2.2.7: "Cannot specify broadcast and peer addresses - ignoring broadcast address"
             r.adjust(n, f"broadcast address of {text} with a peer: ignored, as keepalived does")
             del f["brd"]
+    if addr.version == 6:
+        for k in ("scope", "label"):
+            if f.pop(k, None) is not None:
+                # keepalived 2.2.7: "Cannot specify scope for IPv6 addresses (...) - ignoring scope"
+                r.adjust(n, f"{k} of the IPv6 address {text}: ignored, as keepalived does")
     if f.get("brd") in ("+", "-") and addr.version == 4 and plen > 30:
         # keepalived 2.2.7: "Address prefix length 32 too long for broadcast"
         r.adjust(n, f"'brd {f['brd']}' on a /{plen}: no broadcast address, as keepalived does")
@@ -103,10 +108,11 @@ def _addr_option(r: Reporter, n: Node, w: str, v: str, addr: Any, static: bool, 
                 return False
         f["brd"] = v
     elif w == "scope":
-        if v not in _SCOPES and not v.isdigit():
-            r.err(n, f"unknown scope '{v}' (site, link, host, nowhere, global)")
-            return False
-        f["scope"] = v
+        if v in _SCOPES or (v.isdigit() and int(v) <= 255):
+            f["scope"] = v
+        else:
+            # keepalived 2.2.7: "Invalid scope '300' specified for 192.0.2.7/24 - ignoring"
+            r.adjust(n, f"invalid scope '{v}' of {n.kw}: ignored, as keepalived does")
     elif w == "peer":
         # keepalived 2.2.7 takes a bare address of the same family ("Invalid peer address 192.0.2.9/30",
         # "Peer address ... does not match address family": the line is kept without a peer)
@@ -121,16 +127,21 @@ def _addr_option(r: Reporter, n: Node, w: str, v: str, addr: Any, static: bool, 
             r.adjust(n, msg)
         else:
             f["peer"] = p
+    elif w == "label" and len(v.encode()) >= 16:
+        # keepalived 2.2.7: "Address label ... is longer than maximum length 15 - removing address"
+        r.adjust(n, f"label '{v}' of {n.kw} is longer than 15 characters: line skipped, as keepalived does")
+        return False
     elif w == "track_group":
         if not static:
             r.err(n, "'track_group' only applies to static addresses")
             return False
         f["track_group"] = v
     elif w == "preferred_lft":
-        if v != "forever" and not v.isdigit():
-            r.err(n, f"preferred_lft '{v}' is not a number of seconds or 'forever'")
-            return False
-        f["preferred_lft"] = v
+        if v == "forever" or (v.isdigit() and int(v) <= 0xFFFFFFFF):
+            f["preferred_lft"] = v
+        else:
+            # keepalived 2.2.7: "preferred_lft abc is invalid" (the line is kept)
+            r.adjust(n, f"invalid preferred_lft '{v}' of {n.kw}: ignored, as keepalived does")
     else:
         f[w] = v
     return True

@@ -110,12 +110,9 @@ def _static_interfaces(cfg: Config, names: set[str], out: HostFindings) -> None:
     for a in cfg.static_ipaddress:
         if a.dev is None and dflt not in names:
             # keepalived 2.2.7: "Static address 192.0.2.21/24 requires either an interface or default
-            # interface must exist" (and it refuses the file)
-            msg = (
-                f"static_ipaddress: address {a.address} names no interface and the default interface "
-                f"{dflt} does not exist here: left out"
-            )
-            out.worked_around.append(Problem(a.file, a.line, msg))
+            # interface must exist" (a fatal error: -t exits 4, the daemon refuses the file)
+            msg = f"static_ipaddress: address {a.address} names no interface and {dflt} is not here"
+            out.unusable.append(Problem(a.file, a.line, msg))
     _missing_on_lines("static_routes: ", "route", cfg.static_routes, names, out)
     _missing_on_lines("static_rules: ", "rule", cfg.static_rules, names, out)
 

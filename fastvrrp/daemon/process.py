@@ -205,6 +205,7 @@ async def _main(args: Any, cfg: Config, console: bool) -> int:
     except ConfigError as e:  # what only the running system shows, such as a missing interface
         for p in e.problems:
             _fatal(str(p), console)
+        await daemon.undo_kernel_changes()  # the static addresses and routes added before the refusal
         daemon.close()
         return 1
     except PrivateSocketError as e:

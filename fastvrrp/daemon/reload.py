@@ -59,8 +59,7 @@ async def apply_config(daemon: Daemon, new: Config, now: int) -> int:
     t0 = time.perf_counter()
     old = daemon.cfg
     daemon.cfg = daemon.groups.config = new
-    await daemon.static_addrs.reload(new)
-    await virtual_routes.reload_static(daemon.nl, old, new)
+    await virtual_routes.reload_static(daemon.nl, old, new, lambda: daemon.static_addrs.reload(new))
     wanted = {i.name: i for i in new.instances}
     # Trackers follow the new config: stop the old ones; the new set starts once instances are in.
     had_trackers = bool(daemon.tracking.by_key)  # running trackers may leave cycles: collect them below

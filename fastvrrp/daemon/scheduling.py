@@ -2,8 +2,10 @@
 process (docs/keepalived-config.md#process-settings):
 
 - `vrrp_rt_priority N`: realtime round-robin scheduling at priority N, not passed on to scripts (reset on
-  fork), with `vrrp_rlimit_rttime US` (default 10,000) as RLIMIT_RTTIME: SIGXCPU (logged) after half of it
-  without a blocking system call, SIGKILL after all of it;
+  fork), with `vrrp_rlimit_rttime US` (default 10,000) as RLIMIT_RTTIME: the kernel sends SIGXCPU after half
+  of it without a blocking system call and SIGKILL after all of it. keepalived logs the SIGXCPU (and its
+  parent restarts a killed VRRP process); fastvrrp, which has no such parent, logs it and goes back to
+  normal scheduling at once, so the limit cannot kill it (the next reload applies the settings again);
 - `vrrp_priority N` (without a realtime priority): the nice value;
 - `vrrp_no_swap`: every page locked in memory once touched (mlockall, current, future, on fault);
 - `vrrp_cpu_affinity CPU...`: the CPUs the daemon runs on;
@@ -13,8 +15,10 @@ process (docs/keepalived-config.md#process-settings):
 
 Each setting applies to every thread the daemon has when it starts (Linux schedules threads, not
 processes); threads started later inherit the nice value and the CPUs, not a realtime policy. A setting
-the system refuses is logged and left. A reload reads its configuration at normal priority (a long read at
-a realtime priority could hit the RLIMIT_RTTIME kill) and takes the new settings afterwards.
+the system refuses is logged and left. A reload reads its configuration at normal scheduling (a long read
+at a realtime priority could reach the RLIMIT_RTTIME limit) and then takes the new file's settings; a
+setting the new file drops goes back to what the daemon started with (nice value, CPUs, realtime limit,
+memory unlocked), as keepalived's reset does.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import logging
 import os
 import resource
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,28 +71,43 @@ def _threads() -> list[int]:
 
 
 class ProcessScheduling:
-    """Applies Settings to the running daemon; `late(us)` is the loop's report of a late wake-up."""
+    """Applies Settings to the running daemon; `late` is the loop's report of a late wake-up. Nothing here
+    raises: a refusal of the system is logged."""
 
-    def __init__(self, add_signal_handler: Callable[..., Any] | None = None) -> None:
+    def __init__(self) -> None:
         self.settings = Settings()
         self.rt_priority = 0  # the realtime priority in force (0: normal scheduling)
         self.raised = 0  # realtime steps taken by max_auto_priority
         self.late_us = NEVER  # a wake-up this late after a deadline calls `late` (NEVER: nothing to raise)
         self._deadline_us = -1  # the late deadline `late` last acted on
-        self._add_signal_handler = add_signal_handler
         self._locked = False
         self._xcpu = False
+        self._origin: tuple[int, set[int], tuple[int, int]] | None = None  # nice, CPUs, RLIMIT_RTTIME
 
     def apply(self, settings: Settings) -> None:
+        """Make the daemon run as `settings` say (at start, and after a reload's `normal`)."""
+        try:
+            self._apply(settings)
+        except OSError as e:  # /proc unreadable ...: the daemon runs on as it is
+            log.warning("process settings not applied: %s", e)
+
+    def _apply(self, settings: Settings) -> None:
+        if self._origin is None:
+            self._origin = (
+                os.getpriority(os.PRIO_PROCESS, 0),
+                os.sched_getaffinity(0),
+                resource.getrlimit(resource.RLIMIT_RTTIME),
+            )
+        nice0, cpus0, rttime0 = self._origin
         self.settings = settings
-        if settings.cpus:
-            self._affinity(settings.cpus)
+        self._affinity(set(settings.cpus) or cpus0)
         if settings.rt_priority:
             self._realtime(settings.rt_priority)
-        elif settings.nice is not None:
-            self._set_nice(settings.nice)
-        if settings.no_swap and not self._locked:
-            self._lock_memory()
+        else:
+            self._set_nice(nice0 if settings.nice is None else settings.nice)
+            self._set_rlimit(rttime0)
+        if settings.no_swap != self._locked:
+            self._lock_memory(settings.no_swap)
         self._arm_auto()
 
     def _arm_auto(self) -> None:
@@ -109,19 +128,34 @@ class ProcessScheduling:
             return
         step = self.rt_priority + 1 if self.rt_priority else os.sched_get_priority_min(os.SCHED_RR)
         log.warning("the loop's timer fired %.6f s late: raising the realtime priority", late_us / 1e6)
-        if self._realtime(step):
-            self.raised += 1
+        try:
+            if self._realtime(step):
+                self.raised += 1
+        except OSError as e:
+            log.warning("cannot raise the realtime priority: %s", e)
         self._arm_auto()
 
     def normal(self) -> None:
-        """Back to normal scheduling for a while (a reload's reading of its file); `apply` restores."""
+        """Normal scheduling until the next `apply` (a reload's reading of its file; a SIGXCPU)."""
+        self.late_us = NEVER
+        if not self.rt_priority:
+            return
+        for tid in _threads():
+            try:
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+            except OSError:
+                pass  # a thread that ended meanwhile
+        self.rt_priority = 0
+
+    def _on_xcpu(self, signum: int, frame: Any) -> None:
+        """SIGXCPU: half of vrrp_rlimit_rttime used without blocking. A Python-level handler, so that it runs
+        in the middle of the long turn of the loop that caused it, before the kernel's SIGKILL."""
         if self.rt_priority:
-            for tid in _threads():
-                try:
-                    os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-                except OSError:
-                    pass
-            self.rt_priority = 0
+            self.normal()
+            log.warning(
+                "SIGXCPU: %d us of CPU at a realtime priority without blocking: back to normal scheduling",
+                self.settings.rlimit_rttime_us // 2,
+            )
 
     # --- the system calls ---------------------------------------------------------------------------------
     def _realtime(self, priority: int) -> bool:
@@ -138,22 +172,23 @@ class ProcessScheduling:
         self.rt_priority = priority
         log.info("realtime priority %d", priority)
         limit = self.settings.rlimit_rttime_us
-        if not limit:
-            return True  # vrrp_rlimit_rttime given wrong: keepalived then sets no limit
-        if not self._xcpu and self._add_signal_handler is not None:
-            self._add_signal_handler(signal.SIGXCPU, self._on_xcpu)
-            self._xcpu = True
-        try:
-            resource.setrlimit(resource.RLIMIT_RTTIME, (limit // 2, limit))
-        except (OSError, ValueError) as e:
-            log.warning("cannot set the realtime CPU limit to %d us: %s", limit, e)
+        if limit:  # 0: vrrp_rlimit_rttime given wrong, and keepalived then sets no limit
+            if not self._xcpu:
+                signal.signal(signal.SIGXCPU, self._on_xcpu)
+                self._xcpu = True
+            self._set_rlimit((limit // 2, limit))
         return True
 
-    def _on_xcpu(self) -> None:
-        limit = self.settings.rlimit_rttime_us
-        log.warning("SIGXCPU: %d us of CPU at realtime priority unblocked (killed at %d)", limit // 2, limit)
+    def _set_rlimit(self, limits: tuple[int, int]) -> None:
+        try:
+            if resource.getrlimit(resource.RLIMIT_RTTIME) != limits:
+                resource.setrlimit(resource.RLIMIT_RTTIME, limits)
+        except (OSError, ValueError) as e:
+            log.warning("cannot set the realtime CPU limit to %s us: %s", limits, e)
 
     def _set_nice(self, nice: int) -> None:
+        if os.getpriority(os.PRIO_PROCESS, 0) == nice:
+            return
         try:
             for tid in _threads():
                 try:
@@ -165,7 +200,9 @@ class ProcessScheduling:
             return
         log.info("process priority (nice) %d", nice)
 
-    def _affinity(self, cpus: tuple[int, ...]) -> None:
+    def _affinity(self, cpus: set[int]) -> None:
+        if os.sched_getaffinity(0) == cpus:
+            return
         try:
             for tid in _threads():
                 try:
@@ -173,14 +210,15 @@ class ProcessScheduling:
                 except ProcessLookupError:
                     pass
         except OSError as e:
-            log.warning("cannot set the CPU affinity to %s: %s", list(cpus), e.strerror)
+            log.warning("cannot set the CPU affinity to %s: %s", sorted(cpus), e.strerror)
             return
-        log.info("CPU affinity %s", ",".join(map(str, cpus)))
+        log.info("CPU affinity %s", ",".join(map(str, sorted(cpus))))
 
-    def _lock_memory(self) -> None:
+    def _lock_memory(self, lock: bool) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
-        if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE | _MCL_ONFAULT) != 0:
-            log.warning("cannot lock the process in memory: %s", os.strerror(ctypes.get_errno()))
+        if (libc.mlockall(_MCL_CURRENT | _MCL_FUTURE | _MCL_ONFAULT) if lock else libc.munlockall()) != 0:
+            why = os.strerror(ctypes.get_errno())
+            log.warning("cannot %s the process in memory: %s", "lock" if lock else "unlock", why)
             return
-        self._locked = True
-        log.info("process locked in memory")
+        self._locked = lock
+        log.info("process %s memory", "locked in" if lock else "unlocked from")

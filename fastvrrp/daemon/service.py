@@ -114,7 +114,7 @@ class Daemon:
         self.no_accept = NoAccept(self.nl)
         self.static_addrs = StaticAddresses(self.nl)
         self.removed_since_full = 0  # instances a reload removed since the last full collection (reload.py)
-        self.scheduling = ProcessScheduling(self.loop.add_signal_handler)
+        self.scheduling = ProcessScheduling()
         self.port = DaemonPort(
             self.loop,
             self.engine,
@@ -238,7 +238,7 @@ class Daemon:
                 self.driver.shutdown(inst, now)
         self.engine.flush()
         await self.port.settle()
-        await self._undo_kernel_changes()
+        await self.undo_kernel_changes()
         await self.notifier.close(timeout_s=5)
         await lifecycle_scripts.run(self.runner, self.cfg.global_defs.other, "shutdown")
         self.status.write(force=True)
@@ -257,7 +257,7 @@ class Daemon:
         self.status.write(force=True)
         self.close()
 
-    async def _undo_kernel_changes(self) -> None:
+    async def undo_kernel_changes(self) -> None:
         """On exit: VMACs we made go, static routes, rules and addresses go, kernel settings go back, the
         no_accept table goes."""
         await self.vmacs.delete_all()

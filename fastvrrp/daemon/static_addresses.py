@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Sequence
 
-from fastvrrp.config import Config
+from fastvrrp.config import Config, ConfigError, Problem
 from fastvrrp.daemon.instances import address_spec
 from fastvrrp.io import netlink
 
@@ -30,13 +30,18 @@ class StaticAddresses:
         self.nl = nl
         self.specs: tuple[netlink.VipSpec, ...] = ()
 
-    async def specs_of(self, cfg: Config) -> tuple[netlink.VipSpec, ...]:
+    async def specs_of(self, cfg: Config, strict: bool = False) -> tuple[netlink.VipSpec, ...]:
         """The file's static_ipaddress lines as netlink wants them (a line without `dev` on the default
-        interface); a line whose interface does not exist (-t names those) is logged and left out."""
+        interface); a line whose interface does not exist (-t names those) is logged and left out. `strict`
+        (the start): a line without `dev` when the default interface does not exist refuses the file, as
+        keepalived 2.2.7 does ("Static address ... requires either an interface or default interface")."""
         out = []
         for va in cfg.static_ipaddress:
             dev = va.dev or cfg.global_defs.default_interface
             spec = await address_spec(self.nl, va, dev)
+            if spec is None and strict and va.dev is None:
+                msg = f"static_ipaddress: address {va.address} names no interface and {dev} is not here"
+                raise ConfigError([Problem(va.file, va.line, msg)])
             if spec is None:
                 log.error("static address %s/%d: interface %s does not exist", va.address, va.prefixlen, dev)
             elif spec not in out:
@@ -44,7 +49,7 @@ class StaticAddresses:
         return tuple(out)
 
     async def start(self, cfg: Config) -> None:
-        self.specs = await self.specs_of(cfg)
+        self.specs = await self.specs_of(cfg, strict=True)
         await self._apply(self.specs, True)
 
     async def reload(self, cfg: Config) -> None:

@@ -7,6 +7,7 @@ netlink calls are io/routes.py's. static_routes and static_rules: added at start
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastvrrp.config import Config, InstanceConfig
 from fastvrrp.daemon.driver import RunningInstance
@@ -47,8 +48,13 @@ async def apply_static(nl: netlink.NetlinkWorker, specs: tuple[routes.NetSpec, .
         log.error("cannot %s static %s '%s': %s", verb, spec.kind, spec.text, why)
 
 
-async def reload_static(nl: netlink.NetlinkWorker, old: Config, new: Config) -> None:
-    """A reload: the static routes and rules the new file drops go, the ones it adds come."""
+async def reload_static(
+    nl: netlink.NetlinkWorker, old: Config, new: Config, addresses: Callable[[], Awaitable[None]]
+) -> None:
+    """A reload: the static routes and rules the new file drops go, then `addresses` changes the static
+    addresses, then every static route and rule of the new file is put in place (those already there stay
+    as they are; one that went with an address it used as its source comes back)."""
     before, after = static_specs(old), static_specs(new)
     await apply_static(nl, tuple(s for s in before if s not in after), False)
-    await apply_static(nl, tuple(s for s in after if s not in before), True)
+    await addresses()
+    await apply_static(nl, after, True)

@@ -332,6 +332,14 @@ ADDRESS_LENIENCIES = """vrrp_instance VI_1 {
         198.51.100.15 peer 198.51.100.203 brd 198.51.100.255 dev eth0
         203.0.113.1/31 brd - dev eth0
         198.51.100.16 peer 198.51.100.204 noprefixroute dev eth0
+        192.0.2.7/24 dev eth0 label eth0:abcdefghijklmn
+        192.0.2.8/24 dev eth0 scope 300
+        192.0.2.9/24 dev eth0 scope bogus
+        2001:db8::7/64 dev eth0 scope link
+        2001:db8::8/64 dev eth0 label eth0:x
+        2001:db8::9/64 dev eth0 preferred_lft abc
+        2001:db8::10/64 dev eth0 preferred_lft 4294967296
+        192.0.2.10/24 dev eth0 scope 200
     }
 }
 """
@@ -339,8 +347,9 @@ ADDRESS_LENIENCIES = """vrrp_instance VI_1 {
 
 def test_address_lines_keepalived_works_around(keepalived_ns, tmp_path):
     """keepalived 2.2.7 -t on peers with a prefix or of the other family, a prefix or a broadcast address
-    with a peer, `brd -` on a /31: a finding at each of those lines and exit 5, the last line clean; fastvrrp
-    -t names the same lines and exits 5 (docs/keepalived-config.md#address-options)."""
+    with a peer, `brd -` on a /31, a label over 15 characters, a scope it does not know, a scope or label
+    on IPv6, a preferred_lft that is no 32-bit number: a finding at each of those lines and exit 5, the
+    others clean; fastvrrp -t names the same lines and exits 5 (docs/keepalived-config.md#address-options)."""
     exe, ns, _workdir = keepalived_ns
     conf = tmp_path / "k.conf"
     conf.write_text(ADDRESS_LENIENCIES)
@@ -351,7 +360,7 @@ def test_address_lines_keepalived_works_around(keepalived_ns, tmp_path):
     _names_file_and_line(err, conf)
     ka_lines = {int(m) for m in re.findall(rf"\({re.escape(str(conf))}: Line (\d+)\)", log)}
     fv_lines = {int(x.split(":")[1]) for x in err.splitlines()[:-1]}
-    assert ka_lines == fv_lines == {8, 9, 10, 11, 12, 13}, (log, err)
+    assert ka_lines == fv_lines == {8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21}, (log, err)
 
 
 PROCESS_SETTINGS = [
@@ -401,3 +410,19 @@ def test_global_settings_judged_as_keepalived(keepalived_ns, tmp_path, line):
     assert rc == ka, (log, err)
     if rc == 5:
         assert err.startswith(f"{conf}:2: warning: "), err
+
+
+def test_static_address_without_interface_refuses_the_file(keepalived_ns, tmp_path):
+    """A static address without `dev` when the default interface is missing: keepalived 2.2.7's fatal
+    "Static address ... requires either an interface or default interface must exist", -t exits 4."""
+    exe, ns, _workdir = keepalived_ns
+    conf = tmp_path / "k.conf"
+    conf.write_text(
+        "global_defs {\n    default_interface nosuch9\n}\nstatic_ipaddress {\n    192.0.2.44/24\n}\n"
+        "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 5\n"
+        "    virtual_ipaddress {\n        192.0.2.5/24\n    }\n}\n"
+    )
+    ka, log = _keepalived_t(exe, ns, conf)
+    rc, err = _fastvrrp_t(ns, conf)
+    assert ka == rc == 4, (log, err)
+    assert err.startswith(f"{conf}:5: "), err

@@ -35,8 +35,12 @@ def test_net_namespace_runs_the_daemon_in_that_namespace_as_keepalived(lab, keep
     for i, kind in enumerate(("keepalived", "fastvrrp"), 1):
         spec = InstanceSpec(vrid=50 + i, priority=150, advert_int_ms=A, vips=(f"192.0.2.{100 + i}/24",))
         r = lan.router(i, kind, [spec], keepalived_bin=keepalived_bin)
+        # the namespace it is started in could run it too (an eth0 with an address): a daemon that ignored
+        # net_namespace would become master there
         home = lab.ns(f"home{i}")
+        lab.veth(home, "eth0", home, "eth1")
         lab.sh(home, "ip link set lo up")
+        lab.addr(home, "eth0", f"192.0.2.{240 + i}/24")
         started_elsewhere(r, home)
         pair.append((r, home))
     for r, home in pair:

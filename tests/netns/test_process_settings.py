@@ -94,6 +94,12 @@ def test_realtime_priority_and_its_cpu_limit_as_keepalived(lab, keepalived_bin):
     assert (
         os.sched_getscheduler(pid) == os.sched_getscheduler(vrrp_pid(ka)) == SCHED_RR | os.SCHED_RESET_ON_FORK
     )
+    # SIGXCPU (the kernel's warning at half of vrrp_rlimit_rttime): keepalived logs it and stays realtime,
+    # to be killed at the limit and restarted by its parent; fastvrrp, which has no parent to restart it,
+    # goes back to normal scheduling (docs/keepalived-config.md#process-settings)
+    os.kill(pid, signal.SIGXCPU)
+    wait_for(lambda: task_settings(pid)["policy"] == 0, timeout=10, what="fastvrrp at normal scheduling")
+    assert "SIGXCPU" in fv.log() and fv.alive()
 
 
 def stall(r, pid: int, seconds: float) -> None:
@@ -139,5 +145,7 @@ def test_max_auto_priority_raises_a_late_daemon_step_by_step(lab, keepalived_bin
             want = task_settings(vrrp_pid(ka))
             assert task_settings(pid) == want
             assert os.sched_getscheduler(pid) == os.sched_getscheduler(vrrp_pid(ka))
+        fv.ctl("status")  # served after the resumed loop handled its late timer
     assert (want["policy"], want["rttime"]) == (SCHED_RR, ("5000", "10000"))
+    assert task_settings(pid)["rt_priority"] == 3
     assert fv.log().count("late: raising the realtime priority") == 3

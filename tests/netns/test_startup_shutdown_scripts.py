@@ -43,11 +43,11 @@ def test_startup_before_the_vip_and_shutdown_after_it_as_keepalived(lab, keepali
         wait_for(lambda r=r: r.has_vip(r.instances[0].vip_addrs[0]), timeout=10, what=f"{r.kind}'s VIP")
         with open(os.path.join(lab.workdir, f"{r.name}.start")) as f:
             seen = f.read()
-        assert r.addr4 in seen and vip not in seen, (r.kind, seen)  # the script ran before the VIP came
+        assert f"{r.addr4}/24" in seen and f"{vip}/24" not in seen, (r.kind, seen)  # before the VIP came
         assert r.stop() == 0
         with open(os.path.join(lab.workdir, f"{r.name}.stop")) as f:
             seen = f.read()
-        assert r.addr4 in seen and vip not in seen, (r.kind, seen)  # and after it went
+        assert f"{r.addr4}/24" in seen and f"{vip}/24" not in seen, (r.kind, seen)  # and after it went
 
 
 def test_a_startup_script_past_its_timeout_is_killed_and_the_start_goes_on(lab, keepalived_bin):

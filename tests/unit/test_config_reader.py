@@ -210,7 +210,7 @@ def test_vip_errors(tmp_path):
         ),
         (8, "invalid prefix length '33' of 192.0.2.7/33: using /32, as keepalived does" + STRICT),
         (9, "unknown option 'colour' for address 192.0.2.8"),
-        (10, "unknown scope 'galaxy' (site, link, host, nowhere, global)"),
+        (10, "invalid scope 'galaxy' of 192.0.2.9: ignored, as keepalived does" + STRICT),
     ]
 
 
