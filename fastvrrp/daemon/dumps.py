@@ -192,7 +192,8 @@ def _address_text(va: Any, default_dev: str, installed: bool) -> str:
     brd = va.broadcast_address()
     if brd:
         text += f" brd {brd}"
-    text += f" dev {va.dev or default_dev} scope {va.scope or 'global'}"
+    text += f" dev {va.dev or default_dev}" + (" use_vmac" if va.use_vmac else "")
+    text += f" scope {va.scope or 'global'}"
     if va.label:
         text += f" label {va.label}"
     if va.peer is not None:
@@ -202,6 +203,8 @@ def _address_text(va: Any, default_dev: str, installed: bool) -> str:
             text += f" {word}"
     if va.no_track:
         text += " no_track"
+    if va.track_group:
+        text += f" track_group {va.track_group}"
     if addr.version == 6:
         lft = va.preferred_seconds()
         text += " deprecated" if lft == 0 else f" preferred_lft {'forever' if lft is None else lft}"

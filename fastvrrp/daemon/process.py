@@ -39,23 +39,19 @@ def run(args: Any) -> int:
     console = logs.has_console(handlers)
     log.info("Starting fastvrrp %s", __version__)
     log.info("Command line: %s", shlex.join(["fastvrrp", *sys.argv[1:]]))
-    # Read before the namespace is entered (reading does not depend on it): keepalived's `net_namespace NAME`
-    # in the file is -s NAME when the command line gives none.
+    if netns and not _enter_netns(netns, console):
+        return 1
     cfg = _read_config(args, console)
     if cfg is None:
         return 1
     if not netns and cfg.global_defs.other.get("net_namespace"):
+        # keepalived's top-level `net_namespace NAME` is -s NAME when the command line gives none (reading
+        # the file does not depend on the namespace)
         netns = args.namespace = cfg.global_defs.other["net_namespace"]
         handlers = logs.setup(args, netns)  # the syslog ident names the namespace, as with -s
         console = logs.has_console(handlers)
         log.info("net_namespace %s: running inside it", netns)
-    if netns:
-        from fastvrrp.io.process_netns import NoSuchNamespace, enter_process_netns
-
-        try:
-            enter_process_netns(netns)  # before any socket, netlink channel or thread exists
-        except (NoSuchNamespace, OSError) as e:
-            _fatal(str(e), console)
+        if not _enter_netns(netns, console):
             return 1
     pid_files = [getattr(args, "pid_file", None) or pidfile.default_pid_file(netns)]
     if getattr(args, "vrrp_pid_file", None):
@@ -82,6 +78,17 @@ def run(args: Any) -> int:
         for path in pid_files:
             pidfile.remove(path)
         log.info("Stopped fastvrrp %s", __version__)
+
+
+def _enter_netns(netns: str, console: bool) -> bool:
+    from fastvrrp.io.process_netns import NoSuchNamespace, enter_process_netns
+
+    try:
+        enter_process_netns(netns)  # before any socket, netlink channel or thread exists
+    except (NoSuchNamespace, OSError) as e:
+        _fatal(str(e), console)
+        return False
+    return True
 
 
 def default_status_file(netns: str | None) -> str:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 log = logging.getLogger("fastvrrp.health.runner")
 
 _HAVE_PIDFD = hasattr(os, "pidfd_open") and hasattr(os, "posix_spawn")
+_DEFAULTED = tuple(sorted(signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +271,10 @@ class ScriptRunner:
                     (os.POSIX_SPAWN_DUP2, wfd, 2),
                 ],
                 setsid=True,
+                # the script starts with no signal blocked and none ignored, whatever the spawning thread's
+                # mask was at that moment (a CI run once caught it with every signal blocked)
+                setsigmask=(),
+                setsigdef=_DEFAULTED,
             )
         except OSError as e:
             os.close(rfd)
