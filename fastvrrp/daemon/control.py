@@ -204,7 +204,7 @@ class ControlServer:
         op = req["op"]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RELOAD_WAIT_S
-        while self.daemon._reloading:  # the instances are being rebuilt: wait for the new set
+        while self.daemon.reloader.running:  # the instances are being rebuilt: wait for the new set
             if loop.time() > deadline:
                 raise RequestError("a reload is still running; try again")
             await asyncio.sleep(0.05)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastvrrp.config import Config, ConfigError, InstanceConfig, check
 from fastvrrp.daemon import virtual_routes
+from fastvrrp.daemon.scheduling import Settings
 from fastvrrp.daemon.tracking import Tracking
 
 if TYPE_CHECKING:
@@ -22,6 +23,47 @@ log = logging.getLogger("fastvrrp")
 # A full collection after a reload once this many instances were removed or rebuilt since the last one
 # (collect_after_reload); the daemon's removed_since_full counts them.
 FULL_AFTER_REMOVED = 1000
+
+
+class Reloader:
+    """SIGHUP: apply a new config; unchanged instances keep their state and adverts, without a gap. A SIGHUP
+    that arrives while a reload is being applied is not lost: the file is read again once the running reload
+    is done (one more reload however many SIGHUPs came in the meantime)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.running = False  # a reload is being applied (the control API waits for it)
+        self._again = False
+
+    async def __call__(self) -> None:
+        if self.running:
+            self._again = True
+            return
+        self.running = True
+        try:
+            again = True
+            while again:
+                self._again = False
+                await self._once()
+                again = self._again
+        finally:
+            self.running = False
+
+    async def _once(self) -> None:
+        d = self.daemon
+        d.systemd.reloading()
+        new = None
+        try:
+            d.scheduling.normal()  # no realtime priority while the file is read (daemon/scheduling.py)
+            new = read_config(d.config_path, d.config_id, d.strict_config)
+            if new is not None:
+                started = await apply_config(d, new, time.monotonic_ns() // 1000)  # the daemon's clock
+                d.operator.keep_only(d.insts)  # drains and offsets of instances that still exist
+                d.rearm()
+                log.info("reloaded %s (%d instances, %d started)", d.config_path, len(d.insts), started)
+        finally:
+            d.scheduling.apply(Settings.from_globals(d.cfg.global_defs.other))
+            d.systemd.reloaded(refused=new is None)  # the new configuration is in charge, or refused
 
 
 def read_config(path: str, config_id: str | None, strict: bool = False) -> Config | None:

@@ -25,7 +25,7 @@ from fastvrrp.daemon.instances import InstanceBuilder, remove_stale_vips
 from fastvrrp.daemon.links import Links
 from fastvrrp.daemon.no_accept import NoAccept
 from fastvrrp.daemon.port import DaemonPort
-from fastvrrp.daemon.reload import apply_config, read_config
+from fastvrrp.daemon.reload import Reloader
 from fastvrrp.daemon.scheduling import ProcessScheduling, Settings
 from fastvrrp.daemon.snapshots import MetricsSource, StatusWriter
 from fastvrrp.daemon.static_addresses import StaticAddresses
@@ -115,6 +115,7 @@ class Daemon:
         self.static_addrs = StaticAddresses(self.nl)
         self.removed_since_full = 0  # instances a reload removed since the last full collection (reload.py)
         self.scheduling = ProcessScheduling()
+        self.reloader = Reloader(self)
         self.port = DaemonPort(
             self.loop,
             self.engine,
@@ -149,8 +150,6 @@ class Daemon:
         self.tracking = Tracking(cfg, self.runner, self.on_effective)
         self.monitor: netlink.LinkMonitor | None = None
         self.metrics: MetricsServer | None = None
-        self._reloading = False
-        self._reload_again = False
         self._link_up: dict[int, bool] = {}
         self._startup_delay: asyncio.TimerHandle | None = None  # vrrp_startup_delay still running
         self._building = True  # start(): instances are being built; those not started wait for all of them
@@ -486,36 +485,12 @@ class Daemon:
     # --- reload ------------------------------------------------------------------------------------------
 
     async def reload(self) -> None:
-        """SIGHUP: apply a new config; unchanged instances keep their state and adverts, without a gap.
-        A SIGHUP that arrives while a reload is being applied is not lost: the file is read again once the
-        running reload is done (one more reload however many SIGHUPs came in the meantime)."""
-        if self._reloading:
-            self._reload_again = True
-            return
-        self._reloading = True
-        try:
-            again = True
-            while again:
-                self._reload_again = False
-                await self._reload_once()
-                again = self._reload_again
-        finally:
-            self._reloading = False
+        """SIGHUP: apply a new config (daemon/reload.py Reloader)."""
+        await self.reloader()
 
-    async def _reload_once(self) -> None:
-        self.systemd.reloading()
-        new = None
-        try:
-            self.scheduling.normal()  # no realtime priority while the file is read (daemon/scheduling.py)
-            new = read_config(self.config_path, self.config_id, self.strict_config)
-            if new is not None:
-                started = await apply_config(self, new, now_us())
-                self.operator.keep_only(self.insts)  # drains and offsets of instances that still exist
-                self._after(now_us())
-                log.info("reloaded %s (%d instances, %d started)", self.config_path, len(self.insts), started)
-        finally:
-            self.scheduling.apply(Settings.from_globals(self.cfg.global_defs.other))
-            self.systemd.reloaded(refused=new is None)  # the new configuration is in charge, or refused
+    def rearm(self) -> None:
+        """Send what is queued and set the loop timer to the earliest deadline (after a reload)."""
+        self._after(now_us())
 
 
 def early_owners(cfg: Config) -> list[Any]:
