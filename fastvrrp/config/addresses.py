@@ -127,7 +127,7 @@ def _addr_option(r: Reporter, n: Node, w: str, v: str, addr: Any, static: bool, 
             r.adjust(n, msg)
         else:
             f["peer"] = p
-    elif w == "label" and len(v.encode()) >= 16:
+    elif w == "label" and len(v.encode("utf-8", "surrogateescape")) >= 16:
         # keepalived 2.2.7: "Address label ... is longer than maximum length 15 - removing address"
         r.adjust(n, f"label '{v}' of {n.kw} is longer than 15 characters: line skipped, as keepalived does")
         return False

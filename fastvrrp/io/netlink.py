@@ -168,7 +168,7 @@ class VipSpec:
         ip = ipaddress.ip_address(self.address)
         if not 0 <= self.prefixlen <= ip.max_prefixlen:
             raise ValueError(f"prefix length {self.prefixlen} out of range for {self.address}")
-        if self.label is not None and not 0 < len(self.label.encode()) < IFNAMSIZ:
+        if self.label is not None and not 0 < len(self.label.encode("utf-8", "surrogateescape")) < IFNAMSIZ:
             raise ValueError(f"address label {self.label!r} must be 1..15 bytes")
         if self.broadcast is not None and ip.version != 4:
             raise ValueError("a broadcast address only exists for IPv4")
@@ -203,7 +203,7 @@ def encode_addr(spec: VipSpec, op: int, seq: int = 0) -> bytes:
             # (docs/kernel-notes.md#ipv6-dad).
             flags |= IFA_F_NODAD
         if spec.label:
-            attrs.append(_rtattr(IFA_LABEL, spec.label.encode() + b"\0"))
+            attrs.append(_rtattr(IFA_LABEL, spec.label.encode("utf-8", "surrogateescape") + b"\0"))
         if spec.broadcast:
             attrs.append(_rtattr(IFA_BROADCAST, socket.inet_aton(spec.broadcast)))
         if flags:

@@ -98,8 +98,8 @@ def test_realtime_priority_and_its_cpu_limit_as_keepalived(lab, keepalived_bin):
     # to be killed at the limit and restarted by its parent; fastvrrp, which has no parent to restart it,
     # goes back to normal scheduling (docs/keepalived-config.md#process-settings)
     os.kill(pid, signal.SIGXCPU)
-    wait_for(lambda: task_settings(pid)["policy"] == 0, timeout=10, what="fastvrrp at normal scheduling")
-    assert "SIGXCPU" in fv.log() and fv.alive()
+    wait_for(lambda: "SIGXCPU" in fv.log(), timeout=10, what="the SIGXCPU logged")  # logged after the drop
+    assert task_settings(pid)["policy"] == 0 and fv.alive()
 
 
 def stall(r, pid: int, seconds: float) -> None:

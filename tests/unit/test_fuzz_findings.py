@@ -187,6 +187,27 @@ def test_config_password_that_is_not_utf8_is_its_bytes(tmp_path):
     assert instance_config(cfg.instance("VI_1"), "192.0.2.2").auth_data == b"\xe9" * 8
 
 
+def test_config_address_label_that_is_not_utf8_is_its_bytes(tmp_path):
+    """The label length check (15 bytes, as keepalived) encoded the label strictly and raised
+    UnicodeEncodeError on a file that is not UTF-8 (found by make test's smoke run of the config harness);
+    the label is the file's bytes, to the check and to the kernel."""
+    from fastvrrp.io import netlink
+
+    path = tmp_path / "keepalived.conf"
+    head = b"vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    virtual_ipaddress {\n"
+    path.write_bytes(head + b"        192.0.2.10/24 dev eth0 label e\x8c\x97\xcf\xc5\n    }\n}\n")
+    cfg, problems, _w = config.check(str(path), instance_id="t", env={})  # raised UnicodeEncodeError
+    assert problems == [] and cfg is not None
+    label = cfg.instance("VI_1").virtual_ipaddress[0].label
+    spec = netlink.VipSpec("192.0.2.10", 24, 1, label=label)
+    assert b"e\x8c\x97\xcf\xc5\0" in netlink.encode_addr(spec, netlink.RTM_NEWADDR)
+    path.write_bytes(
+        head + b"        192.0.2.10/24 dev eth0 label e\x8c\x97\xcf\xc5" + b"\xff" * 11 + b"\n    }\n}\n"
+    )
+    cfg, problems, warnings = config.check(str(path), instance_id="t", env={})
+    assert cfg is not None and any("longer than 15 characters" in w.message for w in warnings)  # 16 bytes
+
+
 # --- keepalived.conf: a few lines that used to take all the memory ---------------------------------------
 
 BLOWUPS = {
