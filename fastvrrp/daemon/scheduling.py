@@ -28,7 +28,7 @@ import logging
 import os
 import resource
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,8 +66,14 @@ class Settings:
         )
 
 
-def _threads() -> list[int]:
-    return [int(t) for t in os.listdir("/proc/self/task")]
+def _each_thread(call: Callable[..., Any], *args: Any) -> None:
+    """call(tid, *args) for every thread of the daemon (Linux schedules threads, not processes); a thread
+    that ended meanwhile is skipped, any other refusal raises OSError."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            call(int(tid), *args)
+        except ProcessLookupError:
+            pass
 
 
 class ProcessScheduling:
@@ -77,7 +83,6 @@ class ProcessScheduling:
     def __init__(self) -> None:
         self.settings = Settings()
         self.rt_priority = 0  # the realtime priority in force (0: normal scheduling)
-        self.raised = 0  # realtime steps taken by max_auto_priority
         self.late_us = NEVER  # a wake-up this late after a deadline calls `late` (NEVER: nothing to raise)
         self._deadline_us = -1  # the late deadline `late` last acted on
         self._locked = False
@@ -129,8 +134,7 @@ class ProcessScheduling:
         step = self.rt_priority + 1 if self.rt_priority else os.sched_get_priority_min(os.SCHED_RR)
         log.warning("the loop's timer fired %.6f s late: raising the realtime priority", late_us / 1e6)
         try:
-            if self._realtime(step):
-                self.raised += 1
+            self._realtime(step)
         except OSError as e:
             log.warning("cannot raise the realtime priority: %s", e)
         self._arm_auto()
@@ -140,11 +144,10 @@ class ProcessScheduling:
         self.late_us = NEVER
         if not self.rt_priority:
             return
-        for tid in _threads():
-            try:
-                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-            except OSError:
-                pass  # a thread that ended meanwhile
+        try:
+            _each_thread(os.sched_setscheduler, os.SCHED_OTHER, os.sched_param(0))
+        except OSError as e:
+            log.warning("cannot go back to normal scheduling: %s", e.strerror)
         self.rt_priority = 0
 
     def _on_xcpu(self, signum: int, frame: Any) -> None:
@@ -161,11 +164,7 @@ class ProcessScheduling:
     def _realtime(self, priority: int) -> bool:
         policy = os.SCHED_RR | os.SCHED_RESET_ON_FORK
         try:
-            for tid in _threads():
-                try:
-                    os.sched_setscheduler(tid, policy, os.sched_param(priority))
-                except ProcessLookupError:
-                    pass  # a thread that ended meanwhile
+            _each_thread(os.sched_setscheduler, policy, os.sched_param(priority))
         except OSError as e:
             log.warning("cannot set realtime priority %d: %s", priority, e.strerror)
             return False
@@ -190,11 +189,7 @@ class ProcessScheduling:
         if os.getpriority(os.PRIO_PROCESS, 0) == nice:
             return
         try:
-            for tid in _threads():
-                try:
-                    os.setpriority(os.PRIO_PROCESS, tid, nice)
-                except ProcessLookupError:
-                    pass
+            _each_thread(lambda tid: os.setpriority(os.PRIO_PROCESS, tid, nice))
         except OSError as e:
             log.warning("cannot set the process priority to %d: %s", nice, e.strerror)
             return
@@ -204,11 +199,7 @@ class ProcessScheduling:
         if os.sched_getaffinity(0) == cpus:
             return
         try:
-            for tid in _threads():
-                try:
-                    os.sched_setaffinity(tid, cpus)
-                except ProcessLookupError:
-                    pass
+            _each_thread(os.sched_setaffinity, cpus)
         except OSError as e:
             log.warning("cannot set the CPU affinity to %s: %s", sorted(cpus), e.strerror)
             return

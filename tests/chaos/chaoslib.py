@@ -278,9 +278,10 @@ class CpuQuota:
         wait_for(lambda: _rmdir(self.path), timeout=10, what=f"rmdir {self.path}")
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time the process has run so far, all its threads (the scheduler's nanoseconds from
-    /proc/PID/task/*/schedstat, not clock ticks)."""
+def run_seconds(pid: int) -> float:
+    """CPU time the process has run so far, all its threads, in the scheduler's nanoseconds
+    (/proc/PID/task/*/schedstat): testbed.cpu_seconds counts clock ticks of 10 ms, too coarse for a need of
+    about 1 % of a core sampled over 2 s."""
     total = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
         with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/task/{tid}/schedstat") as f:
@@ -290,9 +291,9 @@ def cpu_seconds(pid: int) -> float:
 
 def cpu_need(pid: int, seconds: float = 2.0) -> float:
     """The share of a core the process used over the next `seconds` (0.02 = 2 %)."""
-    c0, t0 = cpu_seconds(pid), time.monotonic()
+    c0, t0 = run_seconds(pid), time.monotonic()
     wait_for(lambda: time.monotonic() > t0 + seconds, timeout=seconds + 5, what="the CPU sample")
-    return (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+    return (run_seconds(pid) - c0) / (time.monotonic() - t0)
 
 
 def quota_below(need: float, fraction: float, period_us: int) -> tuple[int, int]:
